@@ -1,0 +1,39 @@
+# The two set-up commands: `make run` and `make test`. Both install what is missing first.
+BUILD ?= build/release
+PRESET ?= release
+DATA_DIR ?= ./data
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: deps build run test test-asan bench format check-format clean
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	cmake --preset $(PRESET) >/dev/null
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j$$(nproc)
+
+run: build
+	$(BUILD)/src/cli/redrive serve --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+test: build
+	@scripts/check-format.sh
+	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 600
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: deps
+	cmake --preset debug >/dev/null
+	cmake --build build/debug -j$$(nproc)
+	cd build/debug && ctest --output-on-failure -j2 --timeout 900
+
+bench: build
+	@scripts/deps.sh --bench
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf build

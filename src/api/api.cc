@@ -1,0 +1,699 @@
+#include "api/api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <chrono>
+#include <sstream>
+
+#include "api/json_io.h"
+#include "common/text.h"
+
+namespace redrive::api {
+namespace {
+
+using engine::Principal;
+using http::Request;
+using http::Response;
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.emplace_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+Response Json(int status, const json& body) {
+  Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+Response NoContent() {
+  Response r;
+  r.status = 204;
+  r.content_type = "application/json";
+  return r;
+}
+
+Status RequireJsonBody(const Request& req) {
+  std::string_view ct = req.Header("content-type");
+  if (ct.substr(0, 16) != "application/json") {
+    return Status(ErrorCode::kUnsupportedMediaType,
+                  "send the body as application/json (Content-Type header)");
+  }
+  return Status::Ok();
+}
+
+Result<json> Body(const Request& req) {
+  REDRIVE_RETURN_IF_ERROR(RequireJsonBody(req));
+  return ParseObject(req.body);
+}
+
+// Rejects query parameters the route does not take.
+Status OnlyQuery(const Request& req, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [k, v] : req.query) {
+    bool known = false;
+    for (auto a : allowed) known = known || k == a;
+    if (!known) return Status(ErrorCode::kUnknownField, "unknown query parameter '" + k + "'");
+  }
+  return Status::Ok();
+}
+
+// Bodies are bytes: valid UTF-8 goes as a JSON string, anything else as base64 with a flag.
+void PutBody(json& j, const std::string& body) {
+  if (IsValidUtf8(body)) {
+    j["body"] = body;
+    j["base64"] = false;
+  } else {
+    j["body"] = Base64Encode(body);
+    j["base64"] = true;
+  }
+}
+
+json AttributesJson(const store::Attributes& a) {
+  json j = json::object();
+  for (const auto& [k, v] : a) j[k] = v;
+  return j;
+}
+
+json OptTime(TimeMs t) { return t ? json(FormatTime(t)) : json(nullptr); }
+
+json JournalJson(const store::Journal& journal) {
+  json attempts = json::array();
+  for (const auto& a : journal.attempts) {
+    attempts.push_back({{"at", FormatTime(a.at)},
+                        {"consumer", a.consumer},
+                        {"outcome", a.outcome},
+                        {"reason", a.reason},
+                        {"error", a.error}});
+  }
+  return attempts;
+}
+
+json DeliveryJson(const engine::Delivery& d) {
+  const auto& m = d.message;
+  json j = {{"id", m.id}, {"receipt", d.receipt}};
+  PutBody(j, m.body);
+  j["attributes"] = AttributesJson(m.attributes);
+  j["idempotencyKey"] = m.idempotency_key.empty() ? json(nullptr) : json(m.idempotency_key);
+  j["deliveryCount"] = m.delivery_count;
+  j["publishedAt"] = FormatTime(m.published_at);
+  j["enqueuedAt"] = FormatTime(m.enqueued_at);
+  j["firstDeliveredAt"] = OptTime(m.first_delivered_at);
+  j["leaseExpiresAt"] = FormatTime(m.visible_at);
+  return j;
+}
+
+json DeadLetterJson(const store::DeadLetterRecord& d) {
+  json j = {{"id", d.id},
+            {"deadLetterQueue", d.dlq},
+            {"origin", d.origin},
+            {"reason", d.reason},
+            {"cause", d.cause}};
+  PutBody(j, d.body);
+  j["attributes"] = AttributesJson(d.attributes);
+  j["idempotencyKey"] = d.idempotency_key.empty() ? json(nullptr) : json(d.idempotency_key);
+  j["deliveryCount"] = d.delivery_count;
+  j["publishedAt"] = FormatTime(d.published_at);
+  j["firstDeliveredAt"] = OptTime(d.first_delivered_at);
+  j["lastDeliveredAt"] = OptTime(d.last_delivered_at);
+  j["deadLetteredAt"] = FormatTime(d.dead_lettered_at);
+  j["expiresAt"] = OptTime(d.retain_until);
+  j["attempts"] = JournalJson(d.journal);
+  j["attemptsOmitted"] = d.journal.omitted;
+  return j;
+}
+
+json QueueJson(const engine::QueueInfo& q) {
+  bool dlq = q.kind == store::QueueKind::kDeadLetter;
+  json j = {{"name", q.name},
+            {"kind", dlq ? "dead-letter" : "standard"},
+            {"depth",
+             {{"ready", q.depth.ready},
+              {"delayed", q.depth.delayed},
+              {"leased", q.depth.leased},
+              {"deadLettered", q.depth.dead_lettered}}},
+            {"createdAt", FormatTime(q.created_at)},
+            {"updatedAt", FormatTime(q.updated_at)}};
+  j["attributes"] = dlq ? json(nullptr) : engine::QueueConfigToJson(q.config);
+  return j;
+}
+
+json TokenJson(const engine::TokenInfo& t) {
+  return {{"id", t.id},
+          {"tenant", t.tenant.empty() ? json(nullptr) : json(t.tenant)},
+          {"label", t.label},
+          {"scopes", t.scopes},
+          {"createdAt", FormatTime(t.created_at)},
+          {"revokedAt", OptTime(t.revoked_at)}};
+}
+
+json TenantJson(const engine::TenantInfo& t) {
+  return {{"name", t.name}, {"createdAt", FormatTime(t.created_at)}};
+}
+
+// Per-item results of a batch call: HTTP 200 with each item's outcome.
+json ItemResults(const std::vector<std::string>& receipts, const std::vector<Status>& results) {
+  json items = json::array();
+  int64_t ok = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    json item = {{"receipt", receipts[i]}};
+    if (results[i].ok()) {
+      item["status"] = "ok";
+      ++ok;
+    } else {
+      item["status"] = "error";
+      item["error"] = {{"code", GetErrorInfo(results[i].code()).wire_code},
+                       {"message", results[i].message()}};
+    }
+    items.push_back(std::move(item));
+  }
+  return {
+      {"succeeded", ok}, {"failed", static_cast<int64_t>(results.size()) - ok}, {"results", items}};
+}
+
+Result<std::vector<std::string>> ReceiptList(const json& body) {
+  auto it = body.find("receipts");
+  if (it == body.end()) return Status(ErrorCode::kMissingField, "'receipts' is required");
+  if (!it->is_array()) return Status(ErrorCode::kInvalidArgument, "'receipts' must be an array");
+  std::vector<std::string> out;
+  for (const auto& r : *it) {
+    if (!r.is_string()) {
+      return Status(ErrorCode::kInvalidArgument, "'receipts' must hold strings");
+    }
+    out.push_back(r.get<std::string>());
+  }
+  return out;
+}
+
+Result<std::string> RequiredString(const json& body, const char* field) {
+  REDRIVE_ASSIGN_OR_RETURN(auto v, GetString(body, field));
+  if (!v) return Status(ErrorCode::kMissingField, "'" + std::string(field) + "' is required");
+  return *v;
+}
+
+Result<int> IntQuery(const Request& req, const char* name, int def) {
+  bool found = false;
+  std::string_view v = req.Query(name, &found);
+  if (!found) return def;
+  int n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size()) {
+    return Status(ErrorCode::kInvalidQuery, "'" + std::string(name) + "' must be an integer");
+  }
+  return n;
+}
+
+}  // namespace
+
+const std::string& PathParams::Get(std::string_view name) const {
+  static const std::string kEmpty;
+  for (const auto& [k, v] : values) {
+    if (k == name) return v;
+  }
+  return kEmpty;
+}
+
+void LatencyHistogram::Observe(double seconds) {
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  ++buckets_[i];
+  ++count_;
+  sum_micros_ += static_cast<int64_t>(seconds * 1e6);
+}
+
+void LatencyHistogram::Render(const std::string& labels, std::string* out) const {
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += buckets_[i];
+    std::ostringstream le;
+    le << kBounds[i];
+    *out += "redrive_http_request_duration_seconds_bucket{" + labels + ",le=\"" + le.str() +
+            "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += buckets_[kBounds.size()];
+  *out += "redrive_http_request_duration_seconds_bucket{" + labels + ",le=\"+Inf\"} " +
+          std::to_string(cumulative) + "\n";
+  std::ostringstream sum;
+  sum << static_cast<double>(sum_micros_) / 1e6;
+  *out += "redrive_http_request_duration_seconds_sum{" + labels + "} " + sum.str() + "\n";
+  *out += "redrive_http_request_duration_seconds_count{" + labels + "} " + std::to_string(count_) +
+          "\n";
+}
+
+Response StatusResponse(const Status& status) {
+  const auto& info = GetErrorInfo(status.code());
+  if (status.code() == ErrorCode::kInternal || status.code() == ErrorCode::kStoreFailed) {
+    spdlog::error("request failed: {}", status.ToString());
+  }
+  return http::ErrorResponse(info.http_status, info.wire_code, status.message());
+}
+
+void RestApi::Add(std::string method, std::string pattern, std::string name,
+                  std::vector<std::string> scopes, RouteHandler handler) {
+  Route r;
+  r.segments = SplitPath(pattern);
+  r.info = RouteInfo{std::move(method), std::move(pattern), std::move(name), std::move(scopes)};
+  r.handler = std::move(handler);
+  r.latency = std::make_unique<LatencyHistogram>();
+  routes_.push_back(std::move(r));
+}
+
+std::vector<RouteInfo> RestApi::Routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& r : routes_) out.push_back(r.info);
+  return out;
+}
+
+RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
+  using namespace engine;  // NOLINT: scope names
+  const std::vector<std::string> kQueueReaders = {kScopeAdmin, kScopePublish, kScopeConsume,
+                                                  kScopeDlqRead};
+
+  // ---- probes and metrics
+  Add("GET", "/healthz", "healthz", {}, [](Request&, const PathParams&, const Principal&) {
+    return Result<Response>(Json(200, {{"status", "ok"}}));
+  });
+  Add("GET", "/readyz", "readyz", {}, [this](Request&, const PathParams&, const Principal&) {
+    if (!ready_) {
+      return Result<Response>(StatusResponse(Status(ErrorCode::kShuttingDown, "draining")));
+    }
+    return Result<Response>(Json(200, {{"status", "ready"}}));
+  });
+  Add("GET", "/metrics", "metrics", {kScopeOperator},
+      [this](Request&, const PathParams&, const Principal&) -> Result<Response> {
+        Response r;
+        r.content_type = "text/plain; version=0.0.4";
+        r.body = RenderMetrics();
+        return r;
+      });
+
+  // ---- tenants (operator)
+  Add("POST", "/v1/tenants", "tenant_create", {kScopeOperator},
+      [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateTenant(name));
+        return Json(201, TenantJson(t));
+      });
+  Add("GET", "/v1/tenants", "tenant_list", {kScopeOperator},
+      [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListTenants());
+        json items = json::array();
+        for (const auto& t : list) items.push_back(TenantJson(t));
+        return Json(200, {{"tenants", items}});
+      });
+  Add("GET", "/v1/tenants/{tenant}", "tenant_get", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.GetTenant(p.Get("tenant")));
+        return Json(200, TenantJson(t));
+      });
+
+  // ---- tokens
+  Add("POST", "/v1/tenants/{tenant}/tokens", "token_create", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"label", "scopes"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string label, RequiredString(body, "label"));
+        std::vector<std::string> scopes;
+        if (auto it = body.find("scopes"); it != body.end()) {
+          if (!it->is_array()) {
+            return Status(ErrorCode::kInvalidArgument, "'scopes' must be an array of strings");
+          }
+          for (const auto& s : *it) {
+            if (!s.is_string()) {
+              return Status(ErrorCode::kInvalidArgument, "'scopes' must be an array of strings");
+            }
+            scopes.push_back(s.get<std::string>());
+          }
+          if (scopes.empty()) {
+            return Status(ErrorCode::kInvalidArgument, "'scopes' must not be empty");
+          }
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateToken(p.Get("tenant"), label, scopes));
+        json j = TokenJson(t.info);
+        j["token"] = t.secret;
+        return Json(201, j);
+      });
+  Add("GET", "/v1/tenants/{tenant}/tokens", "token_list", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListTokens(p.Get("tenant")));
+        json items = json::array();
+        for (const auto& t : list) items.push_back(TokenJson(t));
+        return Json(200, {{"tokens", items}});
+      });
+  Add("DELETE", "/v1/tenants/{tenant}/tokens/{token}", "token_revoke", {kScopeAdmin},
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.RevokeToken(p.Get("tenant"), p.Get("token")));
+        return NoContent();
+      });
+
+  // ---- queues
+  Add("POST", "/v1/tenants/{tenant}/queues", "queue_create", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name", "attributes"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
+        engine::QueueConfig config;
+        if (auto it = body.find("attributes"); it != body.end()) {
+          REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.CreateQueue(p.Get("tenant"), name, config));
+        return Json(201, QueueJson(q));
+      });
+  Add("GET", "/v1/tenants/{tenant}/queues", "queue_list", kQueueReaders,
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListQueues(p.Get("tenant")));
+        json items = json::array();
+        for (const auto& q : list) items.push_back(QueueJson(q));
+        return Json(200, {{"queues", items}});
+      });
+  Add("GET", "/v1/tenants/{tenant}/queues/{queue}", "queue_get", kQueueReaders,
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.GetQueue(p.Get("tenant"), p.Get("queue")));
+        return Json(200, QueueJson(q));
+      });
+  Add("PATCH", "/v1/tenants/{tenant}/queues/{queue}", "queue_update", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"attributes"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto current, engine_.GetQueue(p.Get("tenant"), p.Get("queue")));
+        engine::QueueConfig config = current.config;
+        if (auto it = body.find("attributes"); it != body.end()) {
+          REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto q,
+                                 engine_.UpdateQueue(p.Get("tenant"), p.Get("queue"), config));
+        return Json(200, QueueJson(q));
+      });
+  Add("DELETE", "/v1/tenants/{tenant}/queues/{queue}", "queue_delete", {kScopeAdmin},
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.DeleteQueue(p.Get("tenant"), p.Get("queue")));
+        return NoContent();
+      });
+
+  // ---- messages
+  Add("POST", "/v1/tenants/{tenant}/queues/{queue}/messages", "publish", {kScopePublish},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"messages"}));
+        auto it = body.find("messages");
+        if (it == body.end()) return Status(ErrorCode::kMissingField, "'messages' is required");
+        if (!it->is_array()) {
+          return Status(ErrorCode::kInvalidArgument, "'messages' must be an array");
+        }
+        std::vector<engine::NewMessage> messages;
+        messages.reserve(it->size());
+        size_t i = 0;
+        for (auto& m : *it) {
+          std::string where = "messages[" + std::to_string(i++) + "].";
+          if (!m.is_object()) {
+            return Status(ErrorCode::kInvalidArgument, where + " must be an object");
+          }
+          REDRIVE_RETURN_IF_ERROR(
+              OnlyFields(m, {"body", "base64", "attributes", "idempotencyKey", "delay"}, where));
+          engine::NewMessage nm;
+          auto b = m.find("body");
+          if (b == m.end() || !b->is_string()) {
+            return Status(ErrorCode::kMissingField, "'" + where + "body' must be a string");
+          }
+          REDRIVE_ASSIGN_OR_RETURN(auto is_b64, GetBool(m, "base64"));
+          if (is_b64.value_or(false)) {
+            REDRIVE_ASSIGN_OR_RETURN(nm.body, Base64Decode(b->get_ref<const std::string&>()));
+          } else {
+            nm.body = std::move(b->get_ref<std::string&>());
+          }
+          if (auto a = m.find("attributes"); a != m.end() && !a->is_null()) {
+            if (!a->is_object()) {
+              return Status(ErrorCode::kInvalidArgument,
+                            "'" + where + "attributes' must be an object of strings");
+            }
+            for (auto kv = a->begin(); kv != a->end(); ++kv) {
+              if (!kv->is_string()) {
+                return Status(ErrorCode::kInvalidArgument,
+                              "'" + where + "attributes' values must be strings");
+              }
+              nm.attributes.emplace(kv.key(), kv->get<std::string>());
+            }
+          }
+          REDRIVE_ASSIGN_OR_RETURN(auto key, GetString(m, "idempotencyKey"));
+          nm.idempotency_key = key.value_or("");
+          REDRIVE_ASSIGN_OR_RETURN(nm.delay, GetDuration(m, "delay"));
+          messages.push_back(std::move(nm));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto outcomes, engine_.Publish(p.Get("tenant"), p.Get("queue"), std::move(messages)));
+        json items = json::array();
+        for (const auto& o : outcomes) {
+          items.push_back({{"id", o.id}, {"duplicate", o.duplicate}});
+        }
+        return Json(201, {{"messages", items}});
+      });
+  Add("POST", "/v1/tenants/{tenant}/queues/{queue}/receive", "receive", {kScopeConsume},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(
+            OnlyFields(body, {"maxMessages", "wait", "visibilityTimeout", "consumer"}));
+        engine::ReceiveOptions opt;
+        REDRIVE_ASSIGN_OR_RETURN(auto max, GetInt(body, "maxMessages"));
+        if (max) {
+          if (*max < 1 || *max > 1'000'000) {
+            return Status(ErrorCode::kInvalidArgument, "'maxMessages' is out of range");
+          }
+          opt.max_messages = static_cast<int>(*max);
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(body, "wait"));
+        opt.wait = wait.value_or(0);
+        REDRIVE_ASSIGN_OR_RETURN(opt.visibility_timeout, GetDuration(body, "visibilityTimeout"));
+        REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(body, "consumer"));
+        opt.consumer = consumer.value_or(who.token_id);
+        if (opt.consumer.size() > 256) {
+          return Status(ErrorCode::kInvalidArgument, "'consumer' is longer than 256 bytes");
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto deliveries,
+                                 engine_.Receive(p.Get("tenant"), p.Get("queue"), opt));
+        json items = json::array();
+        for (const auto& d : deliveries) items.push_back(DeliveryJson(d));
+        return Json(200, {{"messages", items}});
+      });
+  Add("POST", "/v1/tenants/{tenant}/queues/{queue}/ack", "ack", {kScopeConsume},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"receipts"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto receipts, ReceiptList(body));
+        REDRIVE_ASSIGN_OR_RETURN(auto results,
+                                 engine_.Ack(p.Get("tenant"), p.Get("queue"), receipts));
+        return Json(200, ItemResults(receipts, results));
+      });
+  Add("POST", "/v1/tenants/{tenant}/queues/{queue}/nack", "nack", {kScopeConsume},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"nacks"}));
+        auto it = body.find("nacks");
+        if (it == body.end()) return Status(ErrorCode::kMissingField, "'nacks' is required");
+        if (!it->is_array()) return Status(ErrorCode::kInvalidArgument, "'nacks' must be an array");
+        std::vector<engine::NackRequest> nacks;
+        std::vector<std::string> receipts;
+        size_t i = 0;
+        for (const auto& n : *it) {
+          std::string where = "nacks[" + std::to_string(i++) + "].";
+          if (!n.is_object()) {
+            return Status(ErrorCode::kInvalidArgument, where + " must be an object");
+          }
+          REDRIVE_RETURN_IF_ERROR(OnlyFields(
+              n, {"receipt", "reason", "error", "delay", "deadLetter", "consumer"}, where));
+          engine::NackRequest nr;
+          REDRIVE_ASSIGN_OR_RETURN(nr.receipt, RequiredString(n, "receipt"));
+          REDRIVE_ASSIGN_OR_RETURN(auto reason, GetString(n, "reason"));
+          nr.reason = reason.value_or("");
+          REDRIVE_ASSIGN_OR_RETURN(auto error, GetString(n, "error"));
+          nr.error = error.value_or("");
+          REDRIVE_ASSIGN_OR_RETURN(nr.delay, GetDuration(n, "delay"));
+          REDRIVE_ASSIGN_OR_RETURN(auto dl, GetBool(n, "deadLetter"));
+          nr.dead_letter = dl.value_or(false);
+          REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(n, "consumer"));
+          nr.consumer = consumer.value_or(who.token_id);
+          if (nr.dead_letter && nr.delay) {
+            return Status(ErrorCode::kInvalidArgument,
+                          "'" + where + "delay' and 'deadLetter' exclude each other");
+          }
+          receipts.push_back(nr.receipt);
+          nacks.push_back(std::move(nr));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto results,
+                                 engine_.Nack(p.Get("tenant"), p.Get("queue"), nacks));
+        return Json(200, ItemResults(receipts, results));
+      });
+  Add("POST", "/v1/tenants/{tenant}/queues/{queue}/extend", "extend", {kScopeConsume},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"receipts", "visibilityTimeout"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto receipts, ReceiptList(body));
+        REDRIVE_ASSIGN_OR_RETURN(auto vt, GetDuration(body, "visibilityTimeout"));
+        if (!vt) return Status(ErrorCode::kMissingField, "'visibilityTimeout' is required");
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto results, engine_.ExtendLeases(p.Get("tenant"), p.Get("queue"), receipts, *vt));
+        return Json(200, ItemResults(receipts, results));
+      });
+
+  // ---- dead letters
+  Add("GET", "/v1/tenants/{tenant}/dead-letters", "dead_letter_list", {kScopeDlqRead},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {"queue", "origin", "reason", "limit", "cursor"}));
+        engine::DeadLetterFilter f;
+        f.dlq = std::string(req.Query("queue"));
+        f.origin = std::string(req.Query("origin"));
+        f.reason = std::string(req.Query("reason"));
+        REDRIVE_ASSIGN_OR_RETURN(int limit, IntQuery(req, "limit", 100));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto page,
+            engine_.ListDeadLetters(p.Get("tenant"), f, std::string(req.Query("cursor")), limit));
+        json items = json::array();
+        for (const auto& d : page.items) items.push_back(DeadLetterJson(d));
+        return Json(200, {{"deadLetters", items},
+                          {"nextCursor",
+                           page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}});
+      });
+  Add("GET", "/v1/tenants/{tenant}/dead-letters/{id}", "dead_letter_get", {kScopeDlqRead},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
+        REDRIVE_ASSIGN_OR_RETURN(auto d, engine_.GetDeadLetter(p.Get("tenant"), p.Get("id")));
+        return Json(200, DeadLetterJson(d));
+      });
+}
+
+Response RestApi::Handle(Request& req) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> segments = SplitPath(req.path);
+  Route* match = nullptr;
+  bool path_matched = false;
+  PathParams params;
+  for (auto& r : routes_) {
+    if (r.segments.size() != segments.size()) continue;
+    PathParams candidate;
+    bool ok = true;
+    for (size_t i = 0; i < segments.size() && ok; ++i) {
+      const std::string& s = r.segments[i];
+      if (s.size() > 2 && s.front() == '{' && s.back() == '}') {
+        candidate.values.emplace_back(s.substr(1, s.size() - 2), segments[i]);
+      } else {
+        ok = s == segments[i];
+      }
+    }
+    if (!ok) continue;
+    path_matched = true;
+    if (r.info.method == req.method) {
+      match = &r;
+      params = std::move(candidate);
+      break;
+    }
+  }
+  if (!match) {
+    return path_matched ? StatusResponse(Status(ErrorCode::kMethodNotAllowed,
+                                                req.method + " is not allowed on " + req.path))
+                        : StatusResponse(Status(ErrorCode::kNotFound, "no route " + req.path));
+  }
+
+  Response resp;
+  engine::Principal principal;
+  Status auth;
+  if (!match->info.scopes.empty()) {
+    std::string_view header = req.Header("authorization");
+    std::string_view token;
+    if (header.substr(0, 7) == "Bearer ") token = header.substr(7);
+    auto who = engine_.Authenticate(token);
+    if (!who.ok()) {
+      auth = who.status();
+    } else {
+      principal = std::move(who).value();
+      const std::string& tenant = params.Get("tenant");
+      auth = Status(ErrorCode::kForbidden, "");
+      for (const auto& scope : match->info.scopes) {
+        auth = engine_.Authorize(principal, tenant, scope);
+        if (auth.ok() || auth.code() != ErrorCode::kForbidden) break;
+      }
+      if (auth.code() == ErrorCode::kForbidden && tenant.empty()) {
+        auth = Status(ErrorCode::kForbidden, "this route needs an operator token");
+      }
+    }
+  }
+  if (!auth.ok()) {
+    resp = StatusResponse(auth);
+    if (auth.code() == ErrorCode::kUnauthenticated) {
+      resp.headers.emplace_back("WWW-Authenticate", "Bearer");
+    }
+  } else {
+    Result<Response> r = match->handler(req, params, principal);
+    resp = r.ok() ? std::move(r).value() : StatusResponse(r.status());
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  match->latency->Observe(secs);
+  return resp;
+}
+
+std::string RestApi::RenderMetrics() {
+  const auto& c = engine_.counters();
+  std::string out;
+  auto counter = [&](const char* name, const char* help, int64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(v) + "\n";
+  };
+  counter("redrive_messages_published_total", "Messages stored by publish.", c.published);
+  counter("redrive_messages_duplicate_total", "Publishes answered from the idempotency window.",
+          c.duplicates);
+  counter("redrive_messages_delivered_total", "Deliveries handed to consumers.", c.delivered);
+  counter("redrive_messages_acked_total", "Messages acked.", c.acked);
+  counter("redrive_messages_nacked_total", "Nacks received.", c.nacked);
+  counter("redrive_lease_timeouts_total", "Leases that ended without ack or nack.",
+          c.lease_timeouts);
+  counter("redrive_messages_dropped_total", "Messages dropped (exhausted action drop, retention).",
+          c.dropped);
+  out +=
+      "# HELP redrive_messages_dead_lettered_total Messages dead-lettered, by reason.\n"
+      "# TYPE redrive_messages_dead_lettered_total counter\n";
+  const auto& reasons = engine::DeadLetterReasons();
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    out += "redrive_messages_dead_lettered_total{reason=\"" + reasons[i] + "\"} " +
+           std::to_string(c.dead_lettered[i].load()) + "\n";
+  }
+  auto depths = engine_.AllDepths();
+  if (depths.ok()) {
+    out +=
+        "# HELP redrive_queue_depth Messages in a queue, by state.\n"
+        "# TYPE redrive_queue_depth gauge\n";
+    for (const auto& row : depths.value()) {
+      std::string l = "tenant=\"" + row.tenant + "\",queue=\"" + row.queue + "\"";
+      out += "redrive_queue_depth{" + l + ",state=\"ready\"} " + std::to_string(row.depth.ready) +
+             "\n";
+      out += "redrive_queue_depth{" + l + ",state=\"delayed\"} " +
+             std::to_string(row.depth.delayed) + "\n";
+      out += "redrive_queue_depth{" + l + ",state=\"leased\"} " + std::to_string(row.depth.leased) +
+             "\n";
+      out += "redrive_queue_depth{" + l + ",state=\"dead_lettered\"} " +
+             std::to_string(row.depth.dead_lettered) + "\n";
+    }
+  }
+  out +=
+      "# HELP redrive_http_request_duration_seconds Request latency by route.\n"
+      "# TYPE redrive_http_request_duration_seconds histogram\n";
+  for (const auto& r : routes_) r.latency->Render("route=\"" + r.info.name + "\"", &out);
+  return out;
+}
+
+}  // namespace redrive::api

@@ -1,0 +1,75 @@
+// RestApi: the native REST API under /v1 plus /healthz, /readyz and /metrics. It translates
+// HTTP and JSON into Engine calls and Engine results back; it holds no rule of its own.
+// Every route is a row of the route table (method, pattern, scopes), which tests walk.
+//
+// Thread-safety: Handle is called concurrently from connection threads.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "http/http.h"
+
+namespace redrive::api {
+
+// Path parameters captured by a route pattern such as /v1/tenants/{tenant}.
+struct PathParams {
+  std::vector<std::pair<std::string, std::string>> values;
+  const std::string& Get(std::string_view name) const;
+};
+
+struct RouteInfo {
+  std::string method;
+  std::string pattern;
+  std::string name;                 // metric label
+  std::vector<std::string> scopes;  // any one suffices; empty = no token needed
+};
+
+// Request latency, per route, Prometheus-style cumulative buckets. Thread-safe.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                     0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  void Observe(double seconds);
+  void Render(const std::string& labels, std::string* out) const;
+
+ private:
+  std::array<std::atomic<int64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<int64_t> count_{0};
+  std::atomic<int64_t> sum_micros_{0};
+};
+
+class RestApi {
+ public:
+  explicit RestApi(engine::Engine& engine);
+  http::Response Handle(http::Request& request);
+  std::vector<RouteInfo> Routes() const;
+  // Readiness: false while draining.
+  void SetReady(bool ready) { ready_ = ready; }
+
+ private:
+  using RouteHandler = std::function<Result<http::Response>(http::Request&, const PathParams&,
+                                                            const engine::Principal&)>;
+  struct Route {
+    RouteInfo info;
+    std::vector<std::string> segments;
+    RouteHandler handler;
+    std::unique_ptr<LatencyHistogram> latency;
+  };
+  void Add(std::string method, std::string pattern, std::string name,
+           std::vector<std::string> scopes, RouteHandler handler);
+  std::string RenderMetrics();
+
+  engine::Engine& engine_;
+  std::vector<Route> routes_;
+  std::atomic<bool> ready_{true};
+};
+
+// Maps an engine Status to the HTTP error response of its catalogue row.
+http::Response StatusResponse(const Status& status);
+
+}  // namespace redrive::api

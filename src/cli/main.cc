@@ -1,0 +1,36 @@
+// `redrive`: the server (`redrive serve`) and the command-line client in one binary.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "server/serve.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"redrive: a message queue whose centre is what happens when delivery fails"};
+  app.require_subcommand(1);
+  std::string config_path, listen, data_dir, store, log_level, port_file;
+  auto* serve = app.add_subcommand("serve", "Run the server");
+  serve->add_option("-c,--config", config_path, "TOML config file")->envname("REDRIVE_CONFIG");
+  serve->add_option("--listen", listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
+  serve->add_option("--data-dir", data_dir, "Data directory (default ./data)");
+  serve->add_option("--store", store, "Store URI (default sqlite:<data-dir>/redrive.db)");
+  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  serve->add_option("--port-file", port_file, "Write the bound port to this file");
+  CLI11_PARSE(app, argc, argv);
+  if (serve->parsed()) {
+    // Defaults, then the file, then the environment, then flags.
+    redrive::server::ServerConfig config;
+    redrive::Status st;
+    if (!config_path.empty()) st = redrive::server::LoadConfigFile(config_path, &config);
+    if (st.ok()) st = redrive::server::ApplyEnvironment(&config);
+    if (st.ok() && !listen.empty()) st = redrive::server::ApplyListen(listen, &config);
+    if (!st.ok()) {
+      std::fprintf(stderr, "redrive: %s\n", st.message().c_str());
+      return 2;
+    }
+    if (!data_dir.empty()) config.data_dir = data_dir;
+    if (!store.empty()) config.store = store;
+    if (!log_level.empty()) config.log_level = log_level;
+    return redrive::server::RunServer(config, port_file);
+  }
+  return 0;
+}

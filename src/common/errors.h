@@ -1,0 +1,74 @@
+// The error catalogue: every error redrive can answer with, as data.
+//
+// Each row gives the enum, the stable wire code (never renamed once shipped), the HTTP status it
+// maps to, and a one-line description. The REST layer maps errors through this table only, and
+// docs/errors.md is checked against it by errors_test, so the docs cannot drift.
+#pragma once
+
+#include <string_view>
+
+namespace redrive {
+
+// X(Enum, "wire-code", http_status, "description")
+#define REDRIVE_ERROR_CODES(X)                                                                   \
+  X(kOk, "ok", 200, "Success.")                                                                  \
+  X(kInvalidArgument, "invalid-argument", 400, "A field has a value outside what it accepts.")   \
+  X(kInvalidJson, "invalid-json", 400, "The request body is not valid JSON.")                    \
+  X(kJsonTooDeep, "json-too-deep", 400, "The request body nests JSON deeper than allowed.")      \
+  X(kUnknownField, "unknown-field", 400, "The request has a field the endpoint does not know.")  \
+  X(kMissingField, "missing-field", 400, "A required field is absent.")                          \
+  X(kInvalidName, "invalid-name", 400, "A tenant, queue or token name breaks the name syntax.")  \
+  X(kInvalidDuration, "invalid-duration", 400, "A duration is not like 250ms, 30s, 5m, 2h, 7d.") \
+  X(kInvalidBase64, "invalid-base64", 400, "A body flagged base64 does not decode.")             \
+  X(kBatchTooLarge, "batch-too-large", 400, "A batch has more entries than allowed.")            \
+  X(kEmptyBatch, "empty-batch", 400, "A batch has no entries.")                                  \
+  X(kTooManyAttributes, "too-many-attributes", 400, "A message has too many attributes.")        \
+  X(kAttributeTooLarge, "attribute-too-large", 400,                                              \
+    "An attribute name or value is longer than allowed.")                                        \
+  X(kInvalidReceipt, "invalid-receipt", 400, "A receipt handle is malformed.")                   \
+  X(kInvalidQuery, "invalid-query", 400, "A query parameter is malformed.")                      \
+  X(kUnauthenticated, "unauthenticated", 401, "No valid bearer token was presented.")            \
+  X(kForbidden, "forbidden", 403, "The token lacks the scope this operation needs.")             \
+  X(kNotFound, "not-found", 404, "No such route.")                                               \
+  X(kTenantNotFound, "tenant-not-found", 404, "No such tenant (or not visible to this token).")  \
+  X(kQueueNotFound, "queue-not-found", 404, "No such queue in this tenant.")                     \
+  X(kTokenNotFound, "token-not-found", 404, "No such token in this tenant.")                     \
+  X(kDeadLetterNotFound, "dead-letter-not-found", 404, "No such dead letter in this tenant.")    \
+  X(kMethodNotAllowed, "method-not-allowed", 405, "The route exists but not for this method.")   \
+  X(kRequestTimeout, "request-timeout", 408, "The client was too slow to send its request.")     \
+  X(kAlreadyExists, "already-exists", 409, "A resource with that name already exists.")          \
+  X(kLeaseLost, "lease-lost", 409,                                                               \
+    "The receipt no longer holds the message: the lease expired, or it was acked or nacked.")    \
+  X(kQueueFull, "queue-full", 409,                                                               \
+    "The queue is at its max length and its overflow policy is reject-publish.")                 \
+  X(kDeadLetterQueueReadOnly, "dead-letter-queue-read-only", 409,                                \
+    "Dead-letter queues are written by redrive only; use the dead-letter API to read them.")     \
+  X(kRequestTooLarge, "request-too-large", 413, "The request body is larger than allowed.")      \
+  X(kMessageTooLarge, "message-too-large", 413, "A message body exceeds the queue's limit.")     \
+  X(kUnsupportedMediaType, "unsupported-media-type", 415, "The body must be application/json.")  \
+  X(kHeadersTooLarge, "headers-too-large", 431, "The request line or headers are too large.")    \
+  X(kInternal, "internal", 500, "An unexpected server error; the server log has the details.")   \
+  X(kStoreFailed, "store-failed", 503,                                                           \
+    "The store failed to write durably and refuses writes until the server is restarted.")       \
+  X(kShuttingDown, "shutting-down", 503, "The server is shutting down.")
+
+enum class ErrorCode {
+#define REDRIVE_ERROR_ENUM(name, code, http, desc) name,
+  REDRIVE_ERROR_CODES(REDRIVE_ERROR_ENUM)
+#undef REDRIVE_ERROR_ENUM
+};
+
+struct ErrorInfo {
+  ErrorCode code;
+  std::string_view wire_code;
+  int http_status;
+  std::string_view description;
+};
+
+// The row of the catalogue for `code`.
+const ErrorInfo& GetErrorInfo(ErrorCode code);
+
+// Every row, in declaration order (for docs checks and listing).
+const ErrorInfo* AllErrors(size_t* count);
+
+}  // namespace redrive

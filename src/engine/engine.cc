@@ -1,0 +1,865 @@
+#include "engine/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "common/text.h"
+#include "engine/retry_policy.h"
+
+namespace redrive::engine {
+namespace {
+
+using store::QueueKind;
+
+std::string CacheKey(const std::string& tenant, const std::string& name) {
+  return tenant + "/" + name;
+}
+
+Status QueueNotFound(const std::string& name) {
+  return Status(ErrorCode::kQueueNotFound, "queue '" + name + "' not found");
+}
+
+Status TenantNotFound(const std::string& name) {
+  return Status(ErrorCode::kTenantNotFound, "tenant '" + name + "' not found");
+}
+
+// Receipt handles are "<seq>.<lease token>"; the token is 24 hex characters.
+std::string EncodeReceipt(int64_t seq, const std::string& token) {
+  return std::to_string(seq) + "." + token;
+}
+
+bool DecodeReceipt(const std::string& text, store::Receipt* out) {
+  auto dot = text.find('.');
+  if (dot == std::string::npos || dot == 0 || dot > 19) return false;
+  int64_t seq = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + dot, seq);
+  if (ec != std::errc() || p != text.data() + dot || seq <= 0) return false;
+  std::string token = text.substr(dot + 1);
+  if (token.size() != 24) return false;
+  for (char c : token) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  out->seq = seq;
+  out->lease_token = std::move(token);
+  return true;
+}
+
+Status InvalidReceipt() {
+  return Status(ErrorCode::kInvalidReceipt, "receipt handle is malformed");
+}
+
+Status LeaseLost() {
+  return Status(ErrorCode::kLeaseLost,
+                "the receipt no longer holds the message (lease expired, acked or nacked)");
+}
+
+std::string Truncate(std::string s, size_t n) {
+  if (s.size() > n) s.resize(n);
+  return s;
+}
+
+}  // namespace
+
+const std::vector<std::string>& TenantScopes() {
+  static const std::vector<std::string> kScopes = {kScopePublish,  kScopeConsume,   kScopeDlqRead,
+                                                   kScopeDlqWrite, kScopeDlqExport, kScopeAdmin};
+  return kScopes;
+}
+
+const std::vector<std::string>& DeadLetterReasons() {
+  static const std::vector<std::string> kReasons = {kReasonMaxDeliveries, kReasonRejected,
+                                                    kReasonExpired, kReasonOverflow};
+  return kReasons;
+}
+
+bool Principal::HasScope(std::string_view scope) const {
+  return std::find(scopes.begin(), scopes.end(), scope) != scopes.end();
+}
+
+Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions options)
+    : store_(store), clock_(clock), random_(random), options_(options) {}
+
+Engine::~Engine() { Stop(); }
+
+void Engine::Start() {
+  std::lock_guard<std::mutex> l(stop_mu_);
+  if (sweeper_.joinable()) return;
+  stopping_ = false;
+  stopping_flag_ = false;
+  sweeper_ = std::thread([this] { SweeperLoop(); });
+}
+
+void Engine::Stop() {
+  {
+    std::lock_guard<std::mutex> l(stop_mu_);
+    stopping_ = true;
+    stopping_flag_ = true;
+  }
+  stop_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> l(signal_mu_);
+    for (auto& [id, sig] : signals_) {
+      std::lock_guard<std::mutex> sl(sig->mu);
+      sig->cv.notify_all();
+    }
+  }
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+// ------------------------------------------------------------------ auth
+
+Result<Principal> Engine::Authenticate(std::string_view bearer) {
+  if (bearer.empty() || bearer.size() > 256) {
+    return Status(ErrorCode::kUnauthenticated, "a bearer token is required");
+  }
+  std::string hash = Sha256Hex(bearer);
+  TimeMs now = clock_.Now();
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = principals_.find(hash);
+    if (it != principals_.end() && now - it->second.fetched_at < options_.token_cache_ttl) {
+      return it->second.principal;
+    }
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto record, store_.FindTokenByHash(hash));
+  if (!record || record->revoked_at != 0) {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    principals_.erase(hash);
+    return Status(ErrorCode::kUnauthenticated, "the token is unknown or revoked");
+  }
+  Principal p{record->id, record->tenant, record->scopes};
+  std::lock_guard<std::mutex> l(cache_mu_);
+  if (principals_.size() > 10'000) principals_.clear();
+  principals_[hash] = CachedPrincipal{p, now};
+  return p;
+}
+
+Status Engine::Authorize(const Principal& p, const std::string& tenant, std::string_view scope) {
+  if (p.HasScope(kScopeOperator)) {
+    if (tenant.empty()) return Status::Ok();
+    return EnsureTenant(tenant);
+  }
+  // A tenant token never learns whether another tenant exists.
+  if (tenant.empty() || p.tenant != tenant) return TenantNotFound(tenant);
+  if (!p.HasScope(scope)) {
+    return Status(ErrorCode::kForbidden, "this token lacks the '" + std::string(scope) + "' scope");
+  }
+  return Status::Ok();
+}
+
+Result<NewToken> Engine::IssueToken(const std::string& tenant, const std::string& label,
+                                    const std::vector<std::string>& scopes) {
+  TimeMs now = clock_.Now();
+  NewToken t;
+  t.info.id = "tok_" + NewUlid(now, random_);
+  t.info.tenant = tenant;
+  t.info.label = label;
+  t.info.scopes = scopes;
+  t.info.created_at = now;
+  t.secret = "rdt_" + HexEncode(random_.Bytes(24));
+  store::TokenRecord rec{t.info.id, tenant, label, Sha256Hex(t.secret), scopes, now, 0};
+  REDRIVE_RETURN_IF_ERROR(store_.CreateToken(rec));
+  return t;
+}
+
+Result<NewToken> Engine::CreateOperatorToken(const std::string& label) {
+  REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
+  return IssueToken("", label, {kScopeOperator});
+}
+
+namespace {
+TokenInfo ToInfo(const store::TokenRecord& r) {
+  return TokenInfo{r.id, r.tenant, r.label, r.scopes, r.created_at, r.revoked_at};
+}
+}  // namespace
+
+Result<std::vector<TokenInfo>> Engine::ListOperatorTokens() {
+  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(""));
+  std::vector<TokenInfo> out;
+  for (const auto& r : records) out.push_back(ToInfo(r));
+  return out;
+}
+
+// ------------------------------------------------------------------ tenants
+
+Status Engine::EnsureTenant(const std::string& tenant) {
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    if (tenants_.count(tenant)) return Status::Ok();
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto t, store_.GetTenant(tenant));
+  if (!t) return TenantNotFound(tenant);
+  std::lock_guard<std::mutex> l(cache_mu_);
+  tenants_[tenant] = true;
+  return Status::Ok();
+}
+
+Result<TenantInfo> Engine::CreateTenant(const std::string& name) {
+  REDRIVE_RETURN_IF_ERROR(ValidateName(name, "tenant"));
+  TenantInfo info{name, clock_.Now()};
+  Status st = store_.CreateTenant(store::TenantRecord{name, info.created_at});
+  if (st.code() == ErrorCode::kAlreadyExists) {
+    return Status(ErrorCode::kAlreadyExists, "tenant '" + name + "' already exists");
+  }
+  REDRIVE_RETURN_IF_ERROR(st);
+  return info;
+}
+
+Result<std::vector<TenantInfo>> Engine::ListTenants() {
+  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTenants());
+  std::vector<TenantInfo> out;
+  for (const auto& r : records) out.push_back(TenantInfo{r.name, r.created_at});
+  return out;
+}
+
+Result<TenantInfo> Engine::GetTenant(const std::string& name) {
+  REDRIVE_ASSIGN_OR_RETURN(auto t, store_.GetTenant(name));
+  if (!t) return TenantNotFound(name);
+  return TenantInfo{t->name, t->created_at};
+}
+
+Result<NewToken> Engine::CreateToken(const std::string& tenant, const std::string& label,
+                                     const std::vector<std::string>& scopes) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
+  std::vector<std::string> chosen = scopes.empty() ? TenantScopes() : scopes;
+  for (const auto& s : chosen) {
+    const auto& all = TenantScopes();
+    if (std::find(all.begin(), all.end(), s) == all.end()) {
+      return Status(ErrorCode::kInvalidArgument, "unknown scope '" + s + "'");
+    }
+  }
+  std::sort(chosen.begin(), chosen.end());
+  chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  return IssueToken(tenant, label, chosen);
+}
+
+Result<std::vector<TokenInfo>> Engine::ListTokens(const std::string& tenant) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(tenant));
+  std::vector<TokenInfo> out;
+  for (const auto& r : records) out.push_back(ToInfo(r));
+  return out;
+}
+
+Status Engine::RevokeToken(const std::string& tenant, const std::string& token_id) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(bool revoked, store_.RevokeToken(tenant, token_id, clock_.Now()));
+  if (!revoked) {
+    return Status(ErrorCode::kTokenNotFound, "no active token '" + token_id + "' in this tenant");
+  }
+  // Forget cached principals so the revocation takes effect on this node at once.
+  std::lock_guard<std::mutex> l(cache_mu_);
+  for (auto it = principals_.begin(); it != principals_.end();) {
+    it = it->second.principal.token_id == token_id ? principals_.erase(it) : std::next(it);
+  }
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------------ queues
+
+Result<std::shared_ptr<const Engine::CachedQueue>> Engine::LookupQueue(const std::string& tenant,
+                                                                       const std::string& name) {
+  std::string key = CacheKey(tenant, name);
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = queues_.find(key);
+    if (it != queues_.end()) return it->second;
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
+  if (!rec) return QueueNotFound(name);
+  auto cached = std::make_shared<CachedQueue>();
+  cached->record = *rec;
+  if (rec->kind == QueueKind::kStandard) {
+    nlohmann::json j = nlohmann::json::parse(rec->config_json, nullptr, false);
+    Status st = ApplyQueueConfigJson(j, &cached->config);
+    if (!st.ok()) {
+      return Status(ErrorCode::kInternal,
+                    "stored config of queue " + name + " is unreadable: " + st.message());
+    }
+  }
+  std::lock_guard<std::mutex> l(cache_mu_);
+  queues_[key] = cached;
+  return std::shared_ptr<const CachedQueue>(cached);
+}
+
+Result<std::shared_ptr<const Engine::CachedQueue>> Engine::LookupQueueById(int64_t id) {
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueueById(id));
+  if (!rec) return Status(ErrorCode::kQueueNotFound, "queue was deleted");
+  return LookupQueue(rec->tenant, rec->name);
+}
+
+void Engine::ForgetQueue(const std::string& tenant, const std::string& name) {
+  std::lock_guard<std::mutex> l(cache_mu_);
+  queues_.erase(CacheKey(tenant, name));
+}
+
+Status Engine::EnsureDeadLetterQueue(const std::string& tenant, const std::string& name) {
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, store_.GetQueue(tenant, name));
+  if (existing) {
+    if (existing->kind != QueueKind::kDeadLetter) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "'deadLetterQueue' names '" + name + "', which is a standard queue");
+    }
+    return Status::Ok();
+  }
+  TimeMs now = clock_.Now();
+  store::QueueRecord rec{0, tenant, name, QueueKind::kDeadLetter, "{}", now, now};
+  auto created = store_.CreateQueue(rec);
+  // Another request may have created it at the same moment: that is fine.
+  if (!created.ok() && created.status().code() != ErrorCode::kAlreadyExists) {
+    return created.status();
+  }
+  return Status::Ok();
+}
+
+Result<QueueInfo> Engine::MakeQueueInfo(const store::QueueRecord& record) {
+  QueueInfo info;
+  info.tenant = record.tenant;
+  info.name = record.name;
+  info.kind = record.kind;
+  info.created_at = record.created_at;
+  info.updated_at = record.updated_at;
+  if (record.kind == QueueKind::kStandard) {
+    REDRIVE_ASSIGN_OR_RETURN(auto cached, LookupQueue(record.tenant, record.name));
+    info.config = cached->config;
+  }
+  REDRIVE_ASSIGN_OR_RETURN(info.depth, store_.GetDepth(record.id, clock_.Now()));
+  return info;
+}
+
+Result<QueueInfo> Engine::CreateQueue(const std::string& tenant, const std::string& name,
+                                      const QueueConfig& config) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_RETURN_IF_ERROR(ValidateName(name, "queue"));
+  REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
+  if (config.dead_letter_queue == name) {
+    return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, store_.GetQueue(tenant, name));
+  if (existing) {
+    return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
+  }
+  REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
+  TimeMs now = clock_.Now();
+  store::QueueRecord rec{0,   tenant, name, QueueKind::kStandard, QueueConfigToJson(config).dump(),
+                         now, now};
+  auto id = store_.CreateQueue(rec);
+  if (!id.ok()) {
+    if (id.status().code() == ErrorCode::kAlreadyExists) {
+      return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
+    }
+    return id.status();
+  }
+  rec.id = id.value();
+  ForgetQueue(tenant, name);
+  return MakeQueueInfo(rec);
+}
+
+Result<QueueInfo> Engine::UpdateQueue(const std::string& tenant, const std::string& name,
+                                      const QueueConfig& config) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
+  if (!rec) return QueueNotFound(name);
+  if (rec->kind == QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + name + "' is a dead-letter queue; it has no attributes to change");
+  }
+  REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
+  if (config.dead_letter_queue == name) {
+    return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
+  }
+  REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
+  rec->config_json = QueueConfigToJson(config).dump();
+  rec->updated_at = clock_.Now();
+  REDRIVE_ASSIGN_OR_RETURN(bool updated, store_.UpdateQueue(*rec));
+  ForgetQueue(tenant, name);
+  if (!updated) return QueueNotFound(name);
+  return MakeQueueInfo(*rec);
+}
+
+Result<QueueInfo> Engine::GetQueue(const std::string& tenant, const std::string& name) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto cached, LookupQueue(tenant, name));
+  return MakeQueueInfo(cached->record);
+}
+
+Result<std::vector<QueueInfo>> Engine::ListQueues(const std::string& tenant) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListQueues(tenant));
+  std::vector<QueueInfo> out;
+  for (const auto& r : records) {
+    REDRIVE_ASSIGN_OR_RETURN(auto info, MakeQueueInfo(r));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Status Engine::DeleteQueue(const std::string& tenant, const std::string& name) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
+  if (!rec) return QueueNotFound(name);
+  if (rec->kind == QueueKind::kDeadLetter) {
+    // Deleting a dead-letter queue would delete dead letters: that belongs to the dead-letter
+    // API (purge), which records what it removed.
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + name + "' is a dead-letter queue; purge it through the dead-letter API");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(bool deleted, store_.DeleteQueue(rec->id));
+  ForgetQueue(tenant, name);
+  if (!deleted) return QueueNotFound(name);
+  Notify(rec->id);
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------------ messages
+
+Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& tenant,
+                                                           const std::string& queue,
+                                                           std::vector<NewMessage> messages) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  if (q->record.kind == QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + queue + "' is a dead-letter queue; only redrive writes to it");
+  }
+  if (messages.empty()) return Status(ErrorCode::kEmptyBatch, "no messages to publish");
+  if (messages.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " messages per publish");
+  }
+  const QueueConfig& cfg = q->config;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    std::string where = "message " + std::to_string(i) + ": ";
+    if (static_cast<int64_t>(m.body.size()) > cfg.max_message_size) {
+      return Status(ErrorCode::kMessageTooLarge,
+                    where + "body of " + std::to_string(m.body.size()) +
+                        " bytes exceeds the queue's maxMessageSize of " +
+                        std::to_string(cfg.max_message_size));
+    }
+    if (m.attributes.size() > static_cast<size_t>(options_.max_attributes)) {
+      return Status(ErrorCode::kTooManyAttributes,
+                    where + "at most " + std::to_string(options_.max_attributes) + " attributes");
+    }
+    for (const auto& [k, v] : m.attributes) {
+      if (k.empty() || k.size() > options_.max_attribute_name ||
+          v.size() > options_.max_attribute_value) {
+        return Status(ErrorCode::kAttributeTooLarge,
+                      where + "attribute names are 1-" +
+                          std::to_string(options_.max_attribute_name) + " bytes, values at most " +
+                          std::to_string(options_.max_attribute_value));
+      }
+    }
+    if (m.idempotency_key.size() > options_.max_idempotency_key) {
+      return Status(ErrorCode::kInvalidArgument, where + "idempotencyKey is longer than " +
+                                                     std::to_string(options_.max_idempotency_key) +
+                                                     " bytes");
+    }
+    if (m.delay && (*m.delay < 0 || *m.delay > kMaxDelay)) {
+      return Status(ErrorCode::kInvalidArgument, where + "delay must be between 0s and 7d");
+    }
+  }
+
+  TimeMs now = clock_.Now();
+  store::PublishRequest req;
+  req.queue_id = q->record.id;
+  req.tenant = tenant;
+  req.queue_name = queue;
+  req.now = now;
+  req.dedup_window = cfg.dedup_window;
+  req.max_length = cfg.max_length;
+  req.evict_oldest = cfg.overflow == OverflowPolicy::kDeadLetterOldest;
+  req.overflow_death = store::DeathInfo{
+      cfg.dead_letter_queue, kReasonOverflow,
+      "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length), now,
+      now + options_.dead_letter_retention};
+  req.messages.reserve(messages.size());
+  for (auto& m : messages) {
+    store::MessageRecord r;
+    r.id = NewUlid(now, random_);
+    r.body = std::move(m.body);
+    r.attributes = std::move(m.attributes);
+    r.idempotency_key = std::move(m.idempotency_key);
+    r.published_at = now;
+    r.enqueued_at = now;
+    r.visible_at = now + (m.delay ? *m.delay : cfg.delivery_delay);
+    r.expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
+    r.retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+    req.messages.push_back(std::move(r));
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto result, store_.Publish(req));
+  int64_t dup = 0;
+  for (const auto& o : result.outcomes) dup += o.duplicate ? 1 : 0;
+  counters_.published += static_cast<int64_t>(result.outcomes.size()) - dup;
+  counters_.duplicates += dup;
+  for (const auto& id : result.evicted_ids) {
+    CountDeadLetter(kReasonOverflow);
+    spdlog::info("dead-lettered message {} from {}/{}: overflow", id, tenant, queue);
+  }
+  if (static_cast<int64_t>(result.outcomes.size()) > dup) Notify(q->record.id);
+  return std::move(result.outcomes);
+}
+
+std::string Engine::NewLeaseToken() { return HexEncode(random_.Bytes(12)); }
+
+Result<std::vector<Delivery>> Engine::Receive(const std::string& tenant, const std::string& queue,
+                                              const ReceiveOptions& opt) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  if (q->record.kind == QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + queue + "' is a dead-letter queue; read it through the dead-letter API");
+  }
+  if (opt.max_messages < 1 || opt.max_messages > options_.max_receive) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "maxMessages must be between 1 and " + std::to_string(options_.max_receive));
+  }
+  if (opt.wait < 0 || opt.wait > options_.max_wait) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "wait must be between 0s and " + FormatDuration(options_.max_wait));
+  }
+  DurationMs vt = opt.visibility_timeout.value_or(q->config.visibility_timeout);
+  if (vt < 1000 || vt > kMaxVisibilityTimeout) {
+    return Status(ErrorCode::kInvalidArgument, "visibilityTimeout must be between 1s and 12h");
+  }
+
+  auto signal = SignalFor(q->record.id);
+  TimeMs deadline = clock_.Now() + opt.wait;
+  for (;;) {
+    uint64_t epoch;
+    {
+      std::lock_guard<std::mutex> l(signal->mu);
+      epoch = signal->epoch;
+    }
+    TimeMs now = clock_.Now();
+    store::LeaseRequest req;
+    req.queue_id = q->record.id;
+    req.now = now;
+    req.lease_until = now + vt;
+    req.consumer = opt.consumer;
+    req.lease_tokens.reserve(static_cast<size_t>(opt.max_messages));
+    for (int i = 0; i < opt.max_messages; ++i) req.lease_tokens.push_back(NewLeaseToken());
+    REDRIVE_ASSIGN_OR_RETURN(auto leased, store_.Lease(req));
+    if (!leased.empty() || now >= deadline || stopping_flag_) {
+      std::vector<Delivery> out;
+      out.reserve(leased.size());
+      for (auto& m : leased) {
+        std::string receipt = EncodeReceipt(m.seq, m.lease_token);
+        out.push_back(Delivery{std::move(m), std::move(receipt)});
+      }
+      counters_.delivered += static_cast<int64_t>(out.size());
+      return out;
+    }
+    // Wait for a publish or requeue on this queue. Delayed messages and backoffs become visible
+    // by time alone, so the wait is also bounded by a short slice.
+    std::unique_lock<std::mutex> l(signal->mu);
+    if (signal->epoch == epoch && !stopping_flag_) {
+      clock_.WaitFor(signal->cv, l, std::min<DurationMs>(deadline - now, 500));
+    }
+  }
+}
+
+Result<std::vector<Status>> Engine::Ack(const std::string& tenant, const std::string& queue,
+                                        const std::vector<std::string>& receipts) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
+  }
+  std::vector<Status> out(receipts.size());
+  std::vector<store::Receipt> valid;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    store::Receipt r;
+    if (!DecodeReceipt(receipts[i], &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    valid.push_back(std::move(r));
+    index.push_back(i);
+  }
+  if (!valid.empty()) {
+    REDRIVE_ASSIGN_OR_RETURN(auto acked, store_.Ack(q->record.id, valid));
+    for (size_t k = 0; k < valid.size(); ++k) {
+      if (acked[k]) {
+        ++counters_.acked;
+      } else {
+        out[index[k]] = LeaseLost();
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::string& queue,
+                                         const std::vector<NackRequest>& nacks) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  if (nacks.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (nacks.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
+  }
+  for (const auto& n : nacks) {
+    if (n.delay && (*n.delay < 0 || *n.delay > kMaxDelay)) {
+      return Status(ErrorCode::kInvalidArgument, "delay must be between 0s and 7d");
+    }
+    if (n.reason.size() > options_.max_reason) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "reason is longer than " + std::to_string(options_.max_reason) + " bytes");
+    }
+  }
+  std::vector<Status> out(nacks.size());
+  TimeMs now = clock_.Now();
+  for (size_t i = 0; i < nacks.size(); ++i) {
+    const auto& n = nacks[i];
+    store::Receipt r;
+    if (!DecodeReceipt(n.receipt, &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q->record.id, r.seq));
+    if (!msg || !msg->leased || msg->lease_token != r.lease_token) {
+      out[i] = LeaseLost();
+      continue;
+    }
+    store::Attempt attempt{now, n.consumer.empty() ? msg->consumer : n.consumer,
+                           n.dead_letter ? "rejected" : "nack", n.reason,
+                           Truncate(n.error, options_.max_error)};
+    REDRIVE_ASSIGN_OR_RETURN(bool held, HandleFailure(*q, *msg, r, std::move(attempt), n.delay,
+                                                      n.dead_letter ? kReasonRejected : ""));
+    if (!held) {
+      out[i] = LeaseLost();
+      continue;
+    }
+    ++counters_.nacked;
+  }
+  return out;
+}
+
+Result<bool> Engine::HandleFailure(const CachedQueue& q, const store::MessageRecord& msg,
+                                   const store::Receipt& receipt, store::Attempt attempt,
+                                   std::optional<DurationMs> delay,
+                                   const std::string& force_reason) {
+  store::Journal journal = msg.journal;
+  std::string cause = !attempt.error.empty() ? attempt.error : attempt.reason;
+  AppendAttempt(&journal, std::move(attempt));
+  if (!force_reason.empty()) {
+    return TakeExhaustedAction(q, msg, receipt, journal, force_reason, cause);
+  }
+  if (IsExhausted(q.config.retry, msg.delivery_count)) {
+    return TakeExhaustedAction(q, msg, receipt, journal, kReasonMaxDeliveries, cause);
+  }
+  DurationMs wait =
+      delay ? *delay : BackoffDelay(q.config.retry.backoff, msg.delivery_count, random_);
+  REDRIVE_ASSIGN_OR_RETURN(bool held,
+                           store_.Requeue(q.record.id, receipt, clock_.Now() + wait, journal));
+  if (held && wait == 0) Notify(q.record.id);
+  return held;
+}
+
+Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::MessageRecord& msg,
+                                         const store::Receipt& receipt,
+                                         const store::Journal& journal, const std::string& reason,
+                                         const std::string& cause) {
+  TimeMs now = clock_.Now();
+  if (q.config.retry.on_exhausted == ExhaustedAction::kDrop) {
+    REDRIVE_ASSIGN_OR_RETURN(bool dropped, store_.Drop(q.record.id, receipt));
+    if (dropped) {
+      ++counters_.dropped;
+      spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
+                   q.record.tenant, q.record.name, msg.delivery_count, reason, cause);
+    }
+    return dropped;
+  }
+  store::DeathInfo death{q.config.dead_letter_queue, reason, cause, now,
+                         now + options_.dead_letter_retention};
+  REDRIVE_ASSIGN_OR_RETURN(bool moved, store_.DeadLetter(q.record.id, receipt, journal, death));
+  if (moved) {
+    CountDeadLetter(reason);
+    spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})", msg.id,
+                 q.record.tenant, q.record.name, death.dlq, msg.delivery_count, reason, cause);
+  }
+  return moved;
+}
+
+void Engine::CountDeadLetter(const std::string& reason) {
+  const auto& reasons = DeadLetterReasons();
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    if (reasons[i] == reason) ++counters_.dead_lettered[i];
+  }
+}
+
+Result<std::vector<Status>> Engine::ExtendLeases(const std::string& tenant,
+                                                 const std::string& queue,
+                                                 const std::vector<std::string>& receipts,
+                                                 DurationMs visibility_timeout) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
+  }
+  if (visibility_timeout < 1000 || visibility_timeout > kMaxVisibilityTimeout) {
+    return Status(ErrorCode::kInvalidArgument, "visibilityTimeout must be between 1s and 12h");
+  }
+  std::vector<Status> out(receipts.size());
+  TimeMs now = clock_.Now();
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    store::Receipt r;
+    if (!DecodeReceipt(receipts[i], &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    REDRIVE_ASSIGN_OR_RETURN(bool held,
+                             store_.ExtendLease(q->record.id, r, now, now + visibility_timeout));
+    if (!held) out[i] = LeaseLost();
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ dead letters
+
+Result<DeadLetterPage> Engine::ListDeadLetters(const std::string& tenant,
+                                               const DeadLetterFilter& filter,
+                                               const std::string& cursor, int limit) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  if (limit < 1 || limit > 1000) {
+    return Status(ErrorCode::kInvalidQuery, "limit must be between 1 and 1000");
+  }
+  store::DeadLetterQuery q;
+  q.tenant = tenant;
+  q.dlq = filter.dlq;
+  q.origin = filter.origin;
+  q.reason = filter.reason;
+  q.limit = limit + 1;  // one more tells whether there is a next page
+  if (!cursor.empty()) {
+    auto decoded = Base64Decode(cursor);
+    int64_t seq = 0;
+    bool ok = decoded.ok() && decoded->rfind("dl:", 0) == 0;
+    if (ok) {
+      auto [p, ec] = std::from_chars(decoded->data() + 3, decoded->data() + decoded->size(), seq);
+      ok = ec == std::errc() && p == decoded->data() + decoded->size() && seq > 0;
+    }
+    if (!ok) return Status(ErrorCode::kInvalidQuery, "cursor is not one this server issued");
+    q.after_seq = seq;
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto items, store_.ListDeadLetters(q));
+  DeadLetterPage page;
+  if (items.size() > static_cast<size_t>(limit)) {
+    items.resize(static_cast<size_t>(limit));
+    page.next_cursor = Base64Encode("dl:" + std::to_string(items.back().seq));
+  }
+  page.items = std::move(items);
+  return page;
+}
+
+Result<store::DeadLetterRecord> Engine::GetDeadLetter(const std::string& tenant,
+                                                      const std::string& id) {
+  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(tenant, id));
+  if (!d) return Status(ErrorCode::kDeadLetterNotFound, "dead letter '" + id + "' not found");
+  return std::move(*d);
+}
+
+// ------------------------------------------------------------------ background
+
+Result<int64_t> Engine::SweepOnce() {
+  int64_t done = 0;
+  TimeMs now = clock_.Now();
+
+  // Leases that ended without an ack or nack count as failed deliveries.
+  REDRIVE_ASSIGN_OR_RETURN(auto leases, store_.ExpiredLeases(now, options_.sweep_batch));
+  for (const auto& m : leases) {
+    auto q = LookupQueueById(m.queue_id);
+    if (!q.ok()) continue;  // queue deleted meanwhile
+    store::Attempt attempt{m.visible_at, m.consumer, "lease-timeout", "lease-timeout",
+                           "lease expired after " +
+                               FormatDuration(m.visible_at - m.last_delivered_at) +
+                               " without ack or nack"};
+    REDRIVE_ASSIGN_OR_RETURN(bool held,
+                             HandleFailure(*q.value(), m, store::Receipt{m.seq, m.lease_token},
+                                           std::move(attempt), std::nullopt, ""));
+    if (held) {
+      ++counters_.lease_timeouts;
+      ++done;
+    }
+  }
+
+  // Messages past their TTL leave by the exhausted action with reason "expired".
+  REDRIVE_ASSIGN_OR_RETURN(auto expired, store_.ExpiredMessages(now, options_.sweep_batch));
+  for (const auto& m : expired) {
+    auto q = LookupQueueById(m.queue_id);
+    if (!q.ok()) continue;
+    std::string cause = "message TTL of " + FormatDuration(q.value()->config.message_ttl) +
+                        " passed before it was consumed";
+    store::Journal journal = m.journal;
+    AppendAttempt(&journal, store::Attempt{now, "", "expired", kReasonExpired, cause});
+    REDRIVE_ASSIGN_OR_RETURN(bool moved,
+                             TakeExhaustedAction(*q.value(), m, store::Receipt{m.seq, ""}, journal,
+                                                 kReasonExpired, cause));
+    done += moved ? 1 : 0;
+  }
+
+  // Retention: the queue's limit on how long any message is kept.
+  REDRIVE_ASSIGN_OR_RETURN(auto retained, store_.DeleteRetained(now, options_.sweep_batch));
+  for (const auto& m : retained) {
+    spdlog::warn("dropped message {} (queue id {}): past the queue's retention", m.id, m.queue_id);
+  }
+  counters_.retention_deleted += static_cast<int64_t>(retained.size());
+  counters_.dropped += static_cast<int64_t>(retained.size());
+  done += static_cast<int64_t>(retained.size());
+
+  REDRIVE_ASSIGN_OR_RETURN(int64_t dl, store_.DeleteRetainedDeadLetters(now, options_.sweep_batch));
+  done += dl;
+  REDRIVE_ASSIGN_OR_RETURN(int64_t keys,
+                           store_.DeleteExpiredIdempotencyKeys(now, options_.sweep_batch));
+  (void)keys;
+  return done;
+}
+
+void Engine::SweeperLoop() {
+  std::unique_lock<std::mutex> l(stop_mu_);
+  while (!stopping_) {
+    l.unlock();
+    auto r = SweepOnce();
+    if (!r.ok()) spdlog::error("sweeper: {}", r.status().ToString());
+    l.lock();
+    // Under load a pass that did a full batch runs again at once.
+    if (r.ok() && r.value() >= options_.sweep_batch) continue;
+    clock_.WaitFor(stop_cv_, l, options_.sweep_interval);
+  }
+}
+
+std::shared_ptr<Engine::QueueSignal> Engine::SignalFor(int64_t queue_id) {
+  std::lock_guard<std::mutex> l(signal_mu_);
+  auto& s = signals_[queue_id];
+  if (!s) s = std::make_shared<QueueSignal>();
+  return s;
+}
+
+void Engine::Notify(int64_t queue_id) {
+  std::shared_ptr<QueueSignal> s;
+  {
+    std::lock_guard<std::mutex> l(signal_mu_);
+    auto it = signals_.find(queue_id);
+    if (it == signals_.end()) return;  // nobody has ever waited on it
+    s = it->second;
+  }
+  std::lock_guard<std::mutex> l(s->mu);
+  ++s->epoch;
+  s->cv.notify_all();
+}
+
+Result<std::vector<store::QueueDepthRow>> Engine::AllDepths() {
+  return store_.AllDepths(clock_.Now());
+}
+
+}  // namespace redrive::engine

@@ -1,0 +1,191 @@
+#include "engine/queue_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/text.h"
+
+namespace redrive::engine {
+namespace {
+
+using nlohmann::json;
+
+Status Bad(const std::string& field, const std::string& why) {
+  return Status(ErrorCode::kInvalidArgument, "'" + field + "' " + why);
+}
+
+Status ReadDuration(const json& v, const std::string& field, DurationMs* out) {
+  if (v.is_number_unsigned()) {
+    *out = static_cast<DurationMs>(v.get<uint64_t>());
+    return Status::Ok();
+  }
+  if (!v.is_string()) return Bad(field, "must be a duration string like \"30s\"");
+  auto d = ParseDuration(v.get<std::string>());
+  if (!d.ok())
+    return Status(ErrorCode::kInvalidDuration, "'" + field + "': " + d.status().message());
+  *out = d.value();
+  return Status::Ok();
+}
+
+Status ReadInt(const json& v, const std::string& field, int64_t lo, int64_t hi, int64_t* out) {
+  if (!v.is_number_integer()) return Bad(field, "must be an integer");
+  int64_t n = v.get<int64_t>();
+  if (n < lo || n > hi) {
+    return Bad(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  *out = n;
+  return Status::Ok();
+}
+
+Status ReadDouble(const json& v, const std::string& field, double lo, double hi, double* out) {
+  if (!v.is_number()) return Bad(field, "must be a number");
+  double d = v.get<double>();
+  if (!(d >= lo && d <= hi)) {
+    return Bad(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  *out = d;
+  return Status::Ok();
+}
+
+Status Unknown(const std::string& field) {
+  return Status(ErrorCode::kUnknownField, "unknown field '" + field + "'");
+}
+
+Status ApplyBackoff(const json& j, Backoff* b) {
+  if (!j.is_object()) return Bad("retryPolicy.backoff", "must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const std::string f = "retryPolicy.backoff." + k;
+    if (k == "initial") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, f, &b->initial));
+    } else if (k == "multiplier") {
+      REDRIVE_RETURN_IF_ERROR(ReadDouble(*it, f, 1.0, 100.0, &b->multiplier));
+    } else if (k == "max") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, f, &b->max));
+    } else if (k == "jitter") {
+      REDRIVE_RETURN_IF_ERROR(ReadDouble(*it, f, 0.0, 1.0, &b->jitter));
+    } else {
+      return Unknown(f);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ApplyRetry(const json& j, RetryPolicy* r) {
+  if (!j.is_object()) return Bad("retryPolicy", "must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    if (k == "maxDeliveries") {
+      int64_t n;
+      REDRIVE_RETURN_IF_ERROR(ReadInt(*it, "retryPolicy.maxDeliveries", -1, 1'000'000, &n));
+      r->max_deliveries = static_cast<int>(n);
+    } else if (k == "backoff") {
+      REDRIVE_RETURN_IF_ERROR(ApplyBackoff(*it, &r->backoff));
+    } else if (k == "onExhausted") {
+      std::string v = it->is_string() ? it->get<std::string>() : "";
+      if (v == "dead-letter") {
+        r->on_exhausted = ExhaustedAction::kDeadLetter;
+      } else if (v == "drop") {
+        r->on_exhausted = ExhaustedAction::kDrop;
+      } else {
+        return Bad("retryPolicy.onExhausted", "must be \"dead-letter\" or \"drop\"");
+      }
+    } else {
+      return Unknown("retryPolicy." + k);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ApplyQueueConfigJson(const json& j, QueueConfig* c) {
+  if (!j.is_object())
+    return Status(ErrorCode::kInvalidArgument, "queue attributes must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    if (k == "visibilityTimeout") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->visibility_timeout));
+    } else if (k == "retention") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->retention));
+    } else if (k == "deliveryDelay") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->delivery_delay));
+    } else if (k == "maxMessageSize") {
+      REDRIVE_RETURN_IF_ERROR(ReadInt(*it, k, 1, kMaxMessageSizeLimit, &c->max_message_size));
+    } else if (k == "maxLength") {
+      REDRIVE_RETURN_IF_ERROR(ReadInt(*it, k, 0, int64_t{1} << 40, &c->max_length));
+    } else if (k == "overflow") {
+      std::string v = it->is_string() ? it->get<std::string>() : "";
+      if (v == "reject-publish") {
+        c->overflow = OverflowPolicy::kRejectPublish;
+      } else if (v == "dead-letter-oldest") {
+        c->overflow = OverflowPolicy::kDeadLetterOldest;
+      } else {
+        return Bad(k, "must be \"reject-publish\" or \"dead-letter-oldest\"");
+      }
+    } else if (k == "messageTtl") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->message_ttl));
+    } else if (k == "dedupWindow") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->dedup_window));
+    } else if (k == "deadLetterQueue") {
+      if (!it->is_string()) return Bad(k, "must be a queue name");
+      c->dead_letter_queue = it->get<std::string>();
+    } else if (k == "retryPolicy") {
+      REDRIVE_RETURN_IF_ERROR(ApplyRetry(*it, &c->retry));
+    } else {
+      return Unknown(k);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateQueueConfig(const QueueConfig& c) {
+  if (c.visibility_timeout < 1000 || c.visibility_timeout > kMaxVisibilityTimeout) {
+    return Bad("visibilityTimeout", "must be between 1s and 12h");
+  }
+  if (c.delivery_delay > kMaxDelay) return Bad("deliveryDelay", "must be at most 7d");
+  if (c.retention != 0 && c.retention < 60'000) {
+    return Bad("retention", "must be 0 (keep until consumed) or at least 1m");
+  }
+  if (c.message_ttl != 0 && c.message_ttl < 1000) {
+    return Bad("messageTtl", "must be 0 (never expire) or at least 1s");
+  }
+  if (c.dedup_window > 7 * 86'400'000LL) return Bad("dedupWindow", "must be at most 7d");
+  if (c.retry.backoff.max < c.retry.backoff.initial) {
+    return Bad("retryPolicy.backoff.max", "must not be less than retryPolicy.backoff.initial");
+  }
+  if (c.retry.backoff.max > kMaxDelay) return Bad("retryPolicy.backoff.max", "must be at most 7d");
+  REDRIVE_RETURN_IF_ERROR(ValidateName(c.dead_letter_queue, "deadLetterQueue"));
+  return Status::Ok();
+}
+
+json QueueConfigToJson(const QueueConfig& c) {
+  return json{
+      {"visibilityTimeout", FormatDuration(c.visibility_timeout)},
+      {"retention", FormatDuration(c.retention)},
+      {"deliveryDelay", FormatDuration(c.delivery_delay)},
+      {"maxMessageSize", c.max_message_size},
+      {"maxLength", c.max_length},
+      {"overflow", OverflowPolicyName(c.overflow)},
+      {"messageTtl", FormatDuration(c.message_ttl)},
+      {"dedupWindow", FormatDuration(c.dedup_window)},
+      {"deadLetterQueue", c.dead_letter_queue},
+      {"retryPolicy",
+       {{"maxDeliveries", c.retry.max_deliveries},
+        {"backoff",
+         {{"initial", FormatDuration(c.retry.backoff.initial)},
+          {"multiplier", c.retry.backoff.multiplier},
+          {"max", FormatDuration(c.retry.backoff.max)},
+          {"jitter", c.retry.backoff.jitter}}},
+        {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)}}},
+  };
+}
+
+std::string_view OverflowPolicyName(OverflowPolicy p) {
+  return p == OverflowPolicy::kRejectPublish ? "reject-publish" : "dead-letter-oldest";
+}
+
+std::string_view ExhaustedActionName(ExhaustedAction a) {
+  return a == ExhaustedAction::kDeadLetter ? "dead-letter" : "drop";
+}
+
+}  // namespace redrive::engine

@@ -1,0 +1,62 @@
+// QueueConfig: the attributes of a queue, with defaults, validation and the JSON form used by
+// the REST API, the config file and the store (as an opaque column). Thread-safe (values).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace redrive::engine {
+
+enum class OverflowPolicy { kRejectPublish, kDeadLetterOldest };
+enum class ExhaustedAction { kDeadLetter, kDrop };
+
+struct Backoff {
+  DurationMs initial = 1000;
+  double multiplier = 2.0;
+  DurationMs max = 300'000;
+  double jitter = 0.1;  // the delay varies by up to +/- this share
+};
+
+struct RetryPolicy {
+  // -1 = retry forever; 0 = never retry (the first failure is final); N = at most N deliveries.
+  int max_deliveries = 10;
+  Backoff backoff;
+  ExhaustedAction on_exhausted = ExhaustedAction::kDeadLetter;
+};
+
+inline constexpr char kDefaultDeadLetterQueue[] = "dead-letters";
+
+struct QueueConfig {
+  DurationMs visibility_timeout = 30'000;
+  DurationMs retention = 4 * 86'400'000LL;  // 0 = keep until consumed
+  DurationMs delivery_delay = 0;
+  int64_t max_message_size = 256 * 1024;
+  int64_t max_length = 0;  // 0 = unlimited
+  OverflowPolicy overflow = OverflowPolicy::kRejectPublish;
+  DurationMs message_ttl = 0;  // 0 = messages never expire
+  DurationMs dedup_window = 5 * 60'000;
+  std::string dead_letter_queue = kDefaultDeadLetterQueue;
+  RetryPolicy retry;
+};
+
+// Hard limits on attribute values, shared by validation and the docs.
+inline constexpr int64_t kMaxMessageSizeLimit = 16 * 1024 * 1024;
+inline constexpr DurationMs kMaxVisibilityTimeout = 12 * 3'600'000LL;
+inline constexpr DurationMs kMaxDelay = 7 * 86'400'000LL;
+
+// Applies the fields present in `j` (a JSON object) to `*config`. Unknown fields, wrong types
+// and out-of-range values are errors (kUnknownField, kInvalidArgument, kInvalidDuration) that
+// name the field; on error `*config` may be partly changed, so apply to a copy.
+Status ApplyQueueConfigJson(const nlohmann::json& j, QueueConfig* config);
+// Checks ranges and combinations. Errors: kInvalidArgument.
+Status ValidateQueueConfig(const QueueConfig& config);
+// The full JSON form (every field, durations as strings like "30s").
+nlohmann::json QueueConfigToJson(const QueueConfig& config);
+
+std::string_view OverflowPolicyName(OverflowPolicy p);
+std::string_view ExhaustedActionName(ExhaustedAction a);
+
+}  // namespace redrive::engine

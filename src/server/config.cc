@@ -1,0 +1,188 @@
+#include "server/config.h"
+
+#include <toml++/toml.h>
+
+#include <cstdlib>
+
+#include "common/text.h"
+
+namespace redrive::server {
+namespace {
+
+using nlohmann::json;
+
+Status Bad(const std::string& key, const std::string& why) {
+  return Status(ErrorCode::kInvalidArgument, "config: '" + key + "' " + why);
+}
+
+// TOML values to the JSON the REST API takes, so queue attributes have one decoder.
+json ToJson(const toml::node& node) {
+  if (auto t = node.as_table()) {
+    json j = json::object();
+    for (const auto& [k, v] : *t) j[std::string(k.str())] = ToJson(v);
+    return j;
+  }
+  if (auto a = node.as_array()) {
+    json j = json::array();
+    for (const auto& v : *a) j.push_back(ToJson(v));
+    return j;
+  }
+  if (auto s = node.as_string()) return s->get();
+  if (auto i = node.as_integer()) return i->get();
+  if (auto f = node.as_floating_point()) return f->get();
+  if (auto b = node.as_boolean()) return b->get();
+  return nullptr;
+}
+
+Status ReadDurationKey(const toml::table& t, const char* key, const std::string& where,
+                       int* out_ms) {
+  auto node = t.get(key);
+  if (!node) return Status::Ok();
+  auto s = node->value<std::string>();
+  if (!s) return Bad(where + key, "must be a duration string like \"30s\"");
+  auto d = ParseDuration(*s);
+  if (!d.ok()) return Bad(where + key, d.status().message());
+  *out_ms = static_cast<int>(d.value());
+  return Status::Ok();
+}
+
+template <typename T>
+Status ReadIntKey(const toml::table& t, const char* key, const std::string& where, int64_t lo,
+                  int64_t hi, T* out) {
+  auto node = t.get(key);
+  if (!node) return Status::Ok();
+  auto v = node->value<int64_t>();
+  if (!v || *v < lo || *v > hi) {
+    return Bad(where + key,
+               "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  *out = static_cast<T>(*v);
+  return Status::Ok();
+}
+
+Status OnlyKeys(const toml::table& t, std::initializer_list<std::string_view> allowed,
+                const std::string& where) {
+  for (const auto& [k, v] : t) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || k.str() == a;
+    if (!ok) return Bad(where + std::string(k.str()), "is not a known setting");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string ServerConfig::StoreUri() const {
+  return store.empty() ? "sqlite:" + data_dir + "/redrive.db" : store;
+}
+
+Status ApplyListen(const std::string& listen, ServerConfig* c) {
+  std::string host = c->http.host;
+  std::string port = listen;
+  auto colon = listen.rfind(':');
+  if (colon != std::string::npos) {
+    if (colon > 0) host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+  }
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
+    return Bad("listen", "must look like 127.0.0.1:8080");
+  }
+  c->http.host = host;
+  c->http.port = static_cast<int>(p);
+  return Status::Ok();
+}
+
+Status LoadConfigFile(const std::string& path, ServerConfig* c) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return Status(ErrorCode::kInvalidArgument, "config " + path + ":" +
+                                                   std::to_string(e.source().begin.line) + ": " +
+                                                   std::string(e.description()));
+  }
+  REDRIVE_RETURN_IF_ERROR(OnlyKeys(root, {"server", "limits", "tenants"}, ""));
+  if (auto server = root["server"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(
+        OnlyKeys(*server,
+                 {"listen", "data_dir", "store", "log_level", "max_connections", "request_timeout",
+                  "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes"},
+                 "server."));
+    if (auto v = (*server)["listen"].value<std::string>()) {
+      REDRIVE_RETURN_IF_ERROR(ApplyListen(*v, c));
+    }
+    if (auto v = (*server)["data_dir"].value<std::string>()) c->data_dir = *v;
+    if (auto v = (*server)["store"].value<std::string>()) c->store = *v;
+    if (auto v = (*server)["log_level"].value<std::string>()) c->log_level = *v;
+    REDRIVE_RETURN_IF_ERROR(
+        ReadIntKey(*server, "max_connections", "server.", 1, 100'000, &c->http.max_connections));
+    REDRIVE_RETURN_IF_ERROR(ReadIntKey(*server, "max_body_bytes", "server.", 1024,
+                                       int64_t{256} << 20, &c->http.max_body_bytes));
+    REDRIVE_RETURN_IF_ERROR(ReadIntKey(*server, "max_header_bytes", "server.", 1024,
+                                       int64_t{1} << 20, &c->http.max_header_bytes));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadDurationKey(*server, "request_timeout", "server.", &c->http.request_timeout_ms));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadDurationKey(*server, "idle_timeout", "server.", &c->http.idle_timeout_ms));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadDurationKey(*server, "drain_timeout", "server.", &c->drain_timeout_ms));
+  } else if (root.contains("server")) {
+    return Bad("server", "must be a table");
+  }
+  if (auto limits = root["limits"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(
+        OnlyKeys(*limits, {"max_batch", "max_receive", "max_attributes", "dead_letter_retention"},
+                 "limits."));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadIntKey(*limits, "max_batch", "limits.", 1, 10'000, &c->engine.max_batch));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadIntKey(*limits, "max_receive", "limits.", 1, 10'000, &c->engine.max_receive));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadIntKey(*limits, "max_attributes", "limits.", 0, 1000, &c->engine.max_attributes));
+    if (auto v = (*limits)["dead_letter_retention"].value<std::string>()) {
+      auto d = ParseDuration(*v);
+      if (!d.ok()) return Bad("limits.dead_letter_retention", d.status().message());
+      c->engine.dead_letter_retention = d.value();
+    }
+  }
+  if (auto tenants = root["tenants"].as_array()) {
+    for (size_t i = 0; i < tenants->size(); ++i) {
+      std::string where = "tenants[" + std::to_string(i) + "].";
+      auto t = (*tenants)[i].as_table();
+      if (!t) return Bad(where, "must be a table");
+      REDRIVE_RETURN_IF_ERROR(OnlyKeys(*t, {"name", "queues"}, where));
+      DeclaredTenant dt;
+      auto name = (*t)["name"].value<std::string>();
+      if (!name) return Bad(where + "name", "is required");
+      dt.name = *name;
+      if (auto queues = (*t)["queues"].as_array()) {
+        for (size_t k = 0; k < queues->size(); ++k) {
+          auto q = (*queues)[k].as_table();
+          std::string qwhere = where + "queues[" + std::to_string(k) + "].";
+          if (!q) return Bad(qwhere, "must be a table");
+          auto qname = (*q)["name"].value<std::string>();
+          if (!qname) return Bad(qwhere + "name", "is required");
+          json attrs = ToJson(*q);
+          attrs.erase("name");
+          dt.queues.push_back(DeclaredQueue{*qname, attrs});
+        }
+      }
+      c->tenants.push_back(std::move(dt));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ApplyEnvironment(ServerConfig* c) {
+  if (const char* v = std::getenv("REDRIVE_LISTEN"); v && *v) {
+    REDRIVE_RETURN_IF_ERROR(ApplyListen(v, c));
+  }
+  if (const char* v = std::getenv("REDRIVE_DATA_DIR"); v && *v) c->data_dir = v;
+  if (const char* v = std::getenv("REDRIVE_STORE"); v && *v) c->store = v;
+  if (const char* v = std::getenv("REDRIVE_LOG_LEVEL"); v && *v) c->log_level = v;
+  return Status::Ok();
+}
+
+}  // namespace redrive::server

@@ -1,0 +1,897 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include "store/codec.h"
+
+namespace redrive::store::sqlite {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS tenants(
+  name TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  label TEXT NOT NULL,
+  secret_hash TEXT NOT NULL UNIQUE,
+  scopes TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS tokens_tenant ON tokens(tenant);
+CREATE TABLE IF NOT EXISTS queues(
+  id INTEGER PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  config TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE(tenant, name));
+CREATE TABLE IF NOT EXISTS messages(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  queue_id INTEGER NOT NULL,
+  state INTEGER NOT NULL,            -- 0 ready (or delayed), 1 leased
+  visible_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  retain_until INTEGER NOT NULL,
+  delivery_count INTEGER NOT NULL,
+  lease_token TEXT NOT NULL,
+  consumer TEXT NOT NULL,
+  first_delivered_at INTEGER NOT NULL,
+  last_delivered_at INTEGER NOT NULL,
+  published_at INTEGER NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  idem_key TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  journal TEXT NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages(queue_id, state, visible_at);
+CREATE INDEX IF NOT EXISTS messages_leases ON messages(visible_at) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS messages_expiry ON messages(expires_at) WHERE expires_at > 0;
+CREATE INDEX IF NOT EXISTS messages_retention ON messages(retain_until) WHERE retain_until > 0;
+CREATE TABLE IF NOT EXISTS idempotency(
+  queue_id INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY(queue_id, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency(expires_at);
+CREATE TABLE IF NOT EXISTS dead_letters(
+  seq INTEGER PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  id TEXT NOT NULL,
+  dlq TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  cause TEXT NOT NULL,
+  body BLOB NOT NULL,
+  attributes TEXT NOT NULL,
+  idem_key TEXT NOT NULL,
+  published_at INTEGER NOT NULL,
+  dead_lettered_at INTEGER NOT NULL,
+  retain_until INTEGER NOT NULL,
+  delivery_count INTEGER NOT NULL,
+  first_delivered_at INTEGER NOT NULL,
+  last_delivered_at INTEGER NOT NULL,
+  journal TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
+CREATE INDEX IF NOT EXISTS dead_letters_origin ON dead_letters(tenant, origin, reason);
+CREATE INDEX IF NOT EXISTS dead_letters_dlq ON dead_letters(tenant, dlq, seq);
+CREATE INDEX IF NOT EXISTS dead_letters_retention ON dead_letters(retain_until)
+  WHERE retain_until > 0;
+)sql";
+
+#define MESSAGE_COLUMNS                                                                       \
+  "seq, id, queue_id, state, visible_at, expires_at, retain_until, delivery_count, "          \
+  "lease_token, consumer, first_delivered_at, last_delivered_at, published_at, enqueued_at, " \
+  "idem_key, attributes, journal, body"
+
+MessageRecord ReadMessage(Stmt& s) {
+  MessageRecord m;
+  m.seq = s.Int(0);
+  m.id = s.Text(1);
+  m.queue_id = s.Int(2);
+  m.leased = s.Int(3) == 1;
+  m.visible_at = s.Int(4);
+  m.expires_at = s.Int(5);
+  m.retain_until = s.Int(6);
+  m.delivery_count = static_cast<int32_t>(s.Int(7));
+  m.lease_token = s.Text(8);
+  m.consumer = s.Text(9);
+  m.first_delivered_at = s.Int(10);
+  m.last_delivered_at = s.Int(11);
+  m.published_at = s.Int(12);
+  m.enqueued_at = s.Int(13);
+  m.idempotency_key = s.Text(14);
+  m.attributes = DecodeAttributes(s.Text(15));
+  m.journal = DecodeJournal(s.Text(16));
+  m.body = s.Text(17);
+  return m;
+}
+
+#define DEAD_LETTER_COLUMNS                                                                 \
+  "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
+  "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
+  "journal"
+
+DeadLetterRecord ReadDeadLetter(Stmt& s) {
+  DeadLetterRecord d;
+  d.seq = s.Int(0);
+  d.tenant = s.Text(1);
+  d.id = s.Text(2);
+  d.dlq = s.Text(3);
+  d.origin = s.Text(4);
+  d.reason = s.Text(5);
+  d.cause = s.Text(6);
+  d.body = s.Text(7);
+  d.attributes = DecodeAttributes(s.Text(8));
+  d.idempotency_key = s.Text(9);
+  d.published_at = s.Int(10);
+  d.dead_lettered_at = s.Int(11);
+  d.retain_until = s.Int(12);
+  d.delivery_count = static_cast<int32_t>(s.Int(13));
+  d.first_delivered_at = s.Int(14);
+  d.last_delivered_at = s.Int(15);
+  d.journal = DecodeJournal(s.Text(16));
+  return d;
+}
+
+#define QUEUE_COLUMNS "id, tenant, name, kind, config, created_at, updated_at"
+
+QueueRecord ReadQueue(Stmt& s) {
+  QueueRecord q;
+  q.id = s.Int(0);
+  q.tenant = s.Text(1);
+  q.name = s.Text(2);
+  q.kind = static_cast<QueueKind>(s.Int(3));
+  q.config_json = s.Text(4);
+  q.created_at = s.Int(5);
+  q.updated_at = s.Int(6);
+  return q;
+}
+
+#define TOKEN_COLUMNS "id, tenant, label, secret_hash, scopes, created_at, revoked_at"
+
+TokenRecord ReadToken(Stmt& s) {
+  TokenRecord t;
+  t.id = s.Text(0);
+  t.tenant = s.Text(1);
+  t.label = s.Text(2);
+  t.secret_hash = s.Text(3);
+  t.scopes = SplitScopes(s.Text(4));
+  t.created_at = s.Int(5);
+  t.revoked_at = s.Int(6);
+  return t;
+}
+
+// Moves one message to dead_letters. `journal` null keeps the stored journal. An empty lease
+// token matches any state. Sets *moved.
+Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const Journal* journal,
+                        const DeathInfo& death, bool* moved) {
+  std::string journal_text = journal ? EncodeJournal(*journal) : std::string();
+  auto ins = db.Prepare(
+      "INSERT INTO dead_letters(tenant, id, dlq, origin, reason, cause, body, attributes, "
+      "idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
+      "first_delivered_at, last_delivered_at, journal) "
+      "SELECT q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, m.attributes, m.idem_key, "
+      "m.published_at, ?4, ?5, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
+      "CASE WHEN ?6 THEN ?7 ELSE m.journal END "
+      "FROM messages m JOIN queues q ON q.id = m.queue_id "
+      "WHERE m.seq = ?8 AND m.queue_id = ?9 AND (?10 = '' OR (m.state = 1 AND m.lease_token = "
+      "?10))");
+  ins.Bind(1, death.dlq)
+      .Bind(2, death.reason)
+      .Bind(3, death.cause)
+      .Bind(4, death.at)
+      .Bind(5, death.retain_until)
+      .Bind(6, int64_t{journal != nullptr})
+      .Bind(7, journal_text)
+      .Bind(8, receipt.seq)
+      .Bind(9, queue_id)
+      .Bind(10, receipt.lease_token);
+  REDRIVE_RETURN_IF_ERROR(ins.Run());
+  *moved = ins.Changes() == 1;
+  if (!*moved) return Status::Ok();
+  auto del = db.Prepare("DELETE FROM messages WHERE seq = ?1");
+  del.Bind(1, receipt.seq);
+  return del.Run();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path));
+  REDRIVE_RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+Status SqliteStore::Init() {
+  writer_db_ = std::make_unique<Db>();
+  REDRIVE_RETURN_IF_ERROR(writer_db_->Open(path_, /*read_only=*/false));
+  // WAL with synchronous=FULL: every commit fsyncs the log before it returns, so a 2xx after a
+  // commit survives a power cut. Group commit amortises that fsync across requests.
+  Status st = writer_db_->Exec(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+      "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF;");
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
+  {
+    auto v = writer_db_->Prepare("PRAGMA user_version");
+    if (v.Step() != SQLITE_ROW) return Status(ErrorCode::kStoreFailed, "cannot read version");
+    int64_t version = v.Int(0);
+    if (version > kSchemaVersion) {
+      return Status(ErrorCode::kStoreFailed, "database schema version " + std::to_string(version) +
+                                                 " is newer than this redrive understands (" +
+                                                 std::to_string(kSchemaVersion) + ")");
+    }
+  }
+  st = writer_db_->Exec(kSchema);
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
+  st = writer_db_->Exec("PRAGMA user_version=1");
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
+  writer_ = std::thread([this] { WriterLoop(); });
+  return Status::Ok();
+}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void SqliteStore::WriterLoop() {
+  std::vector<std::unique_ptr<WriteJob>> batch;
+  std::vector<Status> results;
+  for (;;) {
+    Status sticky;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty() && stopping_) return;
+      batch.swap(pending_);
+      sticky = background_error_;
+    }
+    results.assign(batch.size(), Status::Ok());
+    Db& db = *writer_db_;
+    if (sticky.ok()) {
+      Status begin = db.Exec("BEGIN IMMEDIATE");
+      if (!begin.ok()) {
+        sticky = Status(ErrorCode::kStoreFailed, "cannot begin transaction: " + begin.message());
+      } else {
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!db.Exec("SAVEPOINT job").ok()) {
+            results[i] = Status(ErrorCode::kStoreFailed, "cannot open savepoint");
+            continue;
+          }
+          results[i] = batch[i]->fn(db);
+          if (!results[i].ok()) (void)db.Exec("ROLLBACK TO job");
+          (void)db.Exec("RELEASE job");
+          if (results[i].code() == ErrorCode::kStoreFailed) sticky = results[i];
+        }
+        Status commit = sticky.ok() ? db.Exec("COMMIT") : Status(ErrorCode::kStoreFailed, "");
+        if (!commit.ok()) {
+          (void)db.Exec("ROLLBACK");
+          if (sticky.ok()) {
+            sticky = Status(ErrorCode::kStoreFailed, "commit failed: " + commit.message());
+          }
+        }
+      }
+      if (!sticky.ok()) {
+        std::lock_guard<std::mutex> l(mu_);
+        if (background_error_.ok()) background_error_ = sticky;
+        sticky = background_error_;
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->done.set_value(sticky.ok() ? results[i] : sticky);
+    }
+    batch.clear();
+  }
+}
+
+Status SqliteStore::Write(std::function<Status(Db&)> fn) {
+  auto job = std::make_unique<WriteJob>();
+  job->fn = std::move(fn);
+  auto done = job->done.get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!background_error_.ok()) return background_error_;
+    if (stopping_) return Status(ErrorCode::kShuttingDown, "store is closing");
+    pending_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return done.get();
+}
+
+Status SqliteStore::Read(const std::function<Status(Db&)>& fn) {
+  std::unique_ptr<Db> db;
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    if (!readers_.empty()) {
+      db = std::move(readers_.back());
+      readers_.pop_back();
+    }
+  }
+  if (!db) {
+    db = std::make_unique<Db>();
+    REDRIVE_RETURN_IF_ERROR(db->Open(path_, /*read_only=*/false));
+    REDRIVE_RETURN_IF_ERROR(db->Exec("PRAGMA query_only=1; PRAGMA cache_size=-16384;"));
+  }
+  Status st = fn(*db);
+  std::lock_guard<std::mutex> l(pool_mu_);
+  if (readers_.size() < 16) readers_.push_back(std::move(db));
+  return st;
+}
+
+// ---------------------------------------------------------------- tenants and tokens
+
+Status SqliteStore::CreateTenant(const TenantRecord& tenant) {
+  return Write([&](Db& db) {
+    auto s = db.Prepare("INSERT INTO tenants(name, created_at) VALUES(?1, ?2)");
+    s.Bind(1, tenant.name).Bind(2, tenant.created_at);
+    return s.Run();
+  });
+}
+
+Result<std::optional<TenantRecord>> SqliteStore::GetTenant(const std::string& name) {
+  std::optional<TenantRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT name, created_at FROM tenants WHERE name = ?1");
+    s.Bind(1, name);
+    if (s.Step() == SQLITE_ROW) out = TenantRecord{s.Text(0), s.Int(1)};
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<TenantRecord>> SqliteStore::ListTenants() {
+  std::vector<TenantRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT name, created_at FROM tenants ORDER BY name");
+    while (s.Step() == SQLITE_ROW) out.push_back(TenantRecord{s.Text(0), s.Int(1)});
+    return s.Error();
+  }));
+  return out;
+}
+
+Status SqliteStore::CreateToken(const TokenRecord& t) {
+  std::string scopes = JoinScopes(t.scopes);
+  return Write([&](Db& db) {
+    auto s = db.Prepare(
+        "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    s.Bind(1, t.id)
+        .Bind(2, t.tenant)
+        .Bind(3, t.label)
+        .Bind(4, t.secret_hash)
+        .Bind(5, scopes)
+        .Bind(6, t.created_at)
+        .Bind(7, t.revoked_at);
+    return s.Run();
+  });
+}
+
+Result<std::optional<TokenRecord>> SqliteStore::FindTokenByHash(const std::string& hash) {
+  std::optional<TokenRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " TOKEN_COLUMNS " FROM tokens WHERE secret_hash = ?1");
+    s.Bind(1, hash);
+    if (s.Step() == SQLITE_ROW) out = ReadToken(s);
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<TokenRecord>> SqliteStore::ListTokens(const std::string& tenant) {
+  std::vector<TokenRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " TOKEN_COLUMNS
+                        " FROM tokens WHERE tenant = ?1 ORDER BY created_at, id");
+    s.Bind(1, tenant);
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadToken(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<bool> SqliteStore::RevokeToken(const std::string& tenant, const std::string& id, TimeMs at) {
+  bool changed = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "UPDATE tokens SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0");
+    s.Bind(1, tenant).Bind(2, id).Bind(3, at);
+    Status st = s.Run();
+    changed = s.Changes() == 1;
+    return st;
+  }));
+  return changed;
+}
+
+// ---------------------------------------------------------------- queues
+
+Result<int64_t> SqliteStore::CreateQueue(const QueueRecord& q) {
+  int64_t id = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "INSERT INTO queues(tenant, name, kind, config, created_at, updated_at) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    s.Bind(1, q.tenant)
+        .Bind(2, q.name)
+        .Bind(3, static_cast<int64_t>(q.kind))
+        .Bind(4, q.config_json)
+        .Bind(5, q.created_at)
+        .Bind(6, q.updated_at);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    id = sqlite3_last_insert_rowid(db.raw());
+    return Status::Ok();
+  }));
+  return id;
+}
+
+Result<bool> SqliteStore::UpdateQueue(const QueueRecord& q) {
+  bool changed = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare("UPDATE queues SET config = ?2, updated_at = ?3 WHERE id = ?1");
+    s.Bind(1, q.id).Bind(2, q.config_json).Bind(3, q.updated_at);
+    Status st = s.Run();
+    changed = s.Changes() == 1;
+    return st;
+  }));
+  return changed;
+}
+
+Result<std::optional<QueueRecord>> SqliteStore::GetQueue(const std::string& tenant,
+                                                         const std::string& name) {
+  std::optional<QueueRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE tenant = ?1 AND name = ?2");
+    s.Bind(1, tenant).Bind(2, name);
+    if (s.Step() == SQLITE_ROW) out = ReadQueue(s);
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::optional<QueueRecord>> SqliteStore::GetQueueById(int64_t id) {
+  std::optional<QueueRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1");
+    s.Bind(1, id);
+    if (s.Step() == SQLITE_ROW) out = ReadQueue(s);
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<QueueRecord>> SqliteStore::ListQueues(const std::string& tenant) {
+  std::vector<QueueRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE tenant = ?1 ORDER BY name");
+    s.Bind(1, tenant);
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadQueue(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<bool> SqliteStore::DeleteQueue(int64_t queue_id) {
+  bool deleted = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto q = db.Prepare("DELETE FROM queues WHERE id = ?1");
+    q.Bind(1, queue_id);
+    REDRIVE_RETURN_IF_ERROR(q.Run());
+    deleted = q.Changes() == 1;
+    if (!deleted) return Status::Ok();
+    auto m = db.Prepare("DELETE FROM messages WHERE queue_id = ?1");
+    m.Bind(1, queue_id);
+    REDRIVE_RETURN_IF_ERROR(m.Run());
+    auto i = db.Prepare("DELETE FROM idempotency WHERE queue_id = ?1");
+    i.Bind(1, queue_id);
+    return i.Run();
+  }));
+  return deleted;
+}
+
+namespace {
+
+Status CountDepth(Db& db, int64_t queue_id, TimeMs now, QueueDepth* d) {
+  auto s = db.Prepare(
+      "SELECT COALESCE(SUM(state = 0 AND visible_at <= ?2), 0), "
+      "COALESCE(SUM(state = 0 AND visible_at > ?2), 0), COALESCE(SUM(state = 1), 0) "
+      "FROM messages WHERE queue_id = ?1");
+  s.Bind(1, queue_id).Bind(2, now);
+  if (s.Step() == SQLITE_ROW) {
+    d->ready = s.Int(0);
+    d->delayed = s.Int(1);
+    d->leased = s.Int(2);
+  }
+  REDRIVE_RETURN_IF_ERROR(s.Error());
+  // For a standard queue: dead letters that came from it. For a dead-letter queue: what it
+  // holds, which is also its ready depth.
+  auto dl = db.Prepare(
+      "SELECT q.kind, (SELECT COUNT(*) FROM dead_letters d WHERE d.tenant = q.tenant AND "
+      "  CASE q.kind WHEN 1 THEN d.dlq ELSE d.origin END = q.name) "
+      "FROM queues q WHERE q.id = ?1");
+  dl.Bind(1, queue_id);
+  if (dl.Step() == SQLITE_ROW) {
+    d->dead_lettered = dl.Int(1);
+    if (dl.Int(0) == static_cast<int64_t>(QueueKind::kDeadLetter)) d->ready = dl.Int(1);
+  }
+  return dl.Error();
+}
+
+}  // namespace
+
+Result<QueueDepth> SqliteStore::GetDepth(int64_t queue_id, TimeMs now) {
+  QueueDepth d;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) { return CountDepth(db, queue_id, now, &d); }));
+  return d;
+}
+
+Result<std::vector<QueueDepthRow>> SqliteStore::AllDepths(TimeMs now) {
+  std::vector<QueueDepthRow> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    std::vector<std::pair<int64_t, QueueDepthRow>> queues;
+    auto s = db.Prepare("SELECT id, tenant, name FROM queues ORDER BY tenant, name");
+    while (s.Step() == SQLITE_ROW) {
+      queues.push_back({s.Int(0), QueueDepthRow{s.Text(1), s.Text(2), {}}});
+    }
+    REDRIVE_RETURN_IF_ERROR(s.Error());
+    for (auto& [id, row] : queues) {
+      REDRIVE_RETURN_IF_ERROR(CountDepth(db, id, now, &row.depth));
+      out.push_back(std::move(row));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---------------------------------------------------------------- messages
+
+Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
+  PublishResult result;
+  std::vector<std::string> attrs;
+  attrs.reserve(req.messages.size());
+  for (const auto& m : req.messages) attrs.push_back(EncodeAttributes(m.attributes));
+
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    result = PublishResult();
+    std::vector<bool> duplicate(req.messages.size(), false);
+    std::vector<std::string> original(req.messages.size());
+    size_t fresh = 0;
+    for (size_t i = 0; i < req.messages.size(); ++i) {
+      const auto& key = req.messages[i].idempotency_key;
+      if (key.empty() || req.dedup_window <= 0) {
+        ++fresh;
+        continue;
+      }
+      auto s = db.Prepare(
+          "SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
+          "expires_at > ?3");
+      s.Bind(1, req.queue_id).Bind(2, key).Bind(3, req.now);
+      if (s.Step() == SQLITE_ROW) {
+        duplicate[i] = true;
+        original[i] = s.Text(0);
+      } else {
+        // A key repeated inside the batch is a duplicate of its first occurrence.
+        for (size_t k = 0; k < i; ++k) {
+          if (!duplicate[k] && req.messages[k].idempotency_key == key) {
+            duplicate[i] = true;
+            original[i] = req.messages[k].id;
+            break;
+          }
+        }
+        if (!duplicate[i]) ++fresh;
+      }
+      REDRIVE_RETURN_IF_ERROR(s.Error());
+    }
+
+    if (req.max_length > 0 && fresh > 0) {
+      auto c = db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1");
+      c.Bind(1, req.queue_id);
+      int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
+      REDRIVE_RETURN_IF_ERROR(c.Error());
+      int64_t excess = depth + static_cast<int64_t>(fresh) - req.max_length;
+      if (excess > 0 && req.evict_oldest && static_cast<int64_t>(fresh) <= req.max_length) {
+        auto oldest = db.Prepare(
+            "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
+            "LIMIT ?2");
+        oldest.Bind(1, req.queue_id).Bind(2, excess);
+        std::vector<std::pair<int64_t, std::string>> victims;
+        while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
+        REDRIVE_RETURN_IF_ERROR(oldest.Error());
+        for (const auto& [seq, id] : victims) {
+          bool moved = false;
+          REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
+                                                   req.overflow_death, &moved));
+          if (moved) {
+            result.evicted_ids.push_back(id);
+            --excess;
+          }
+        }
+      }
+      if (excess > 0) {
+        return Status(ErrorCode::kQueueFull, "queue " + req.queue_name +
+                                                 " is at its max length of " +
+                                                 std::to_string(req.max_length) + " messages");
+      }
+    }
+
+    for (size_t i = 0; i < req.messages.size(); ++i) {
+      const auto& m = req.messages[i];
+      if (duplicate[i]) {
+        result.outcomes.push_back(PublishOutcome{original[i], true});
+        continue;
+      }
+      auto s = db.Prepare(
+          "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
+          "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
+          "published_at, enqueued_at, idem_key, attributes, journal, body) "
+          "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+      std::string journal = EncodeJournal(m.journal);
+      s.Bind(1, m.id)
+          .Bind(2, req.queue_id)
+          .Bind(3, m.visible_at)
+          .Bind(4, m.expires_at)
+          .Bind(5, m.retain_until)
+          .Bind(6, int64_t{m.delivery_count})
+          .Bind(7, m.first_delivered_at)
+          .Bind(8, m.last_delivered_at)
+          .Bind(9, m.published_at)
+          .Bind(10, m.enqueued_at)
+          .Bind(11, m.idempotency_key)
+          .Bind(12, attrs[i])
+          .Bind(13, journal)
+          .BindBlob(14, m.body);
+      REDRIVE_RETURN_IF_ERROR(s.Run());
+      if (!m.idempotency_key.empty() && req.dedup_window > 0) {
+        auto k = db.Prepare(
+            "INSERT OR REPLACE INTO idempotency(queue_id, key, message_id, expires_at) "
+            "VALUES(?1, ?2, ?3, ?4)");
+        k.Bind(1, req.queue_id)
+            .Bind(2, m.idempotency_key)
+            .Bind(3, m.id)
+            .Bind(4, req.now + req.dedup_window);
+        REDRIVE_RETURN_IF_ERROR(k.Run());
+      }
+      result.outcomes.push_back(PublishOutcome{m.id, false});
+    }
+    return Status::Ok();
+  }));
+  return result;
+}
+
+Result<std::vector<MessageRecord>> SqliteStore::Lease(const LeaseRequest& req) {
+  std::vector<MessageRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    out.clear();
+    std::vector<int64_t> seqs;
+    {
+      auto s = db.Prepare(
+          "SELECT seq FROM messages WHERE queue_id = ?1 AND state = 0 AND visible_at <= ?2 "
+          "AND (expires_at = 0 OR expires_at > ?2) ORDER BY visible_at, seq LIMIT ?3");
+      s.Bind(1, req.queue_id).Bind(2, req.now).Bind(3, int64_t(req.lease_tokens.size()));
+      while (s.Step() == SQLITE_ROW) seqs.push_back(s.Int(0));
+      REDRIVE_RETURN_IF_ERROR(s.Error());
+    }
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      auto u = db.Prepare(
+          "UPDATE messages SET state = 1, visible_at = ?2, lease_token = ?3, consumer = ?4, "
+          "delivery_count = delivery_count + 1, last_delivered_at = ?5, "
+          "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN ?5 ELSE "
+          "first_delivered_at END WHERE seq = ?1 RETURNING " MESSAGE_COLUMNS);
+      u.Bind(1, seqs[i])
+          .Bind(2, req.lease_until)
+          .Bind(3, req.lease_tokens[i])
+          .Bind(4, req.consumer)
+          .Bind(5, req.now);
+      if (u.Step() == SQLITE_ROW) out.push_back(ReadMessage(u));
+      REDRIVE_RETURN_IF_ERROR(u.Run());
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::optional<MessageRecord>> SqliteStore::GetMessage(int64_t queue_id, int64_t seq) {
+  std::optional<MessageRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s =
+        db.Prepare("SELECT " MESSAGE_COLUMNS " FROM messages WHERE seq = ?1 AND queue_id = ?2");
+    s.Bind(1, seq).Bind(2, queue_id);
+    if (s.Step() == SQLITE_ROW) out = ReadMessage(s);
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<bool>> SqliteStore::Ack(int64_t queue_id, const std::vector<Receipt>& receipts) {
+  std::vector<bool> out;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    out.assign(receipts.size(), false);
+    for (size_t i = 0; i < receipts.size(); ++i) {
+      auto s = db.Prepare(
+          "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND "
+          "lease_token = ?3");
+      s.Bind(1, receipts[i].seq).Bind(2, queue_id).Bind(3, receipts[i].lease_token);
+      REDRIVE_RETURN_IF_ERROR(s.Run());
+      out[i] = s.Changes() == 1;
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<bool> SqliteStore::Requeue(int64_t queue_id, const Receipt& r, TimeMs visible_at,
+                                  const Journal& journal) {
+  bool changed = false;
+  std::string journal_text = EncodeJournal(journal);
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "UPDATE messages SET state = 0, visible_at = ?4, lease_token = '', journal = ?5 "
+        "WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND lease_token = ?3");
+    s.Bind(1, r.seq)
+        .Bind(2, queue_id)
+        .Bind(3, r.lease_token)
+        .Bind(4, visible_at)
+        .Bind(5, journal_text);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    changed = s.Changes() == 1;
+    return Status::Ok();
+  }));
+  return changed;
+}
+
+Result<bool> SqliteStore::ExtendLease(int64_t queue_id, const Receipt& r, TimeMs now,
+                                      TimeMs until) {
+  bool changed = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "UPDATE messages SET visible_at = ?5 WHERE seq = ?1 AND queue_id = ?2 AND state = 1 "
+        "AND lease_token = ?3 AND visible_at > ?4");
+    s.Bind(1, r.seq).Bind(2, queue_id).Bind(3, r.lease_token).Bind(4, now).Bind(5, until);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    changed = s.Changes() == 1;
+    return Status::Ok();
+  }));
+  return changed;
+}
+
+Result<bool> SqliteStore::DeadLetter(int64_t queue_id, const Receipt& receipt,
+                                     const Journal& journal, const DeathInfo& death) {
+  bool moved = false;
+  REDRIVE_RETURN_IF_ERROR(Write(
+      [&](Db& db) { return MoveToDeadLetter(db, queue_id, receipt, &journal, death, &moved); }));
+  return moved;
+}
+
+Result<bool> SqliteStore::Drop(int64_t queue_id, const Receipt& r) {
+  bool changed = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND (?3 = '' OR (state = 1 AND "
+        "lease_token = ?3))");
+    s.Bind(1, r.seq).Bind(2, queue_id).Bind(3, r.lease_token);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    changed = s.Changes() == 1;
+    return Status::Ok();
+  }));
+  return changed;
+}
+
+// ---------------------------------------------------------------- sweeper inputs
+
+Result<std::vector<MessageRecord>> SqliteStore::ExpiredLeases(TimeMs now, int limit) {
+  std::vector<MessageRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " MESSAGE_COLUMNS
+                        " FROM messages WHERE state = 1 AND visible_at <= ?1 "
+                        "ORDER BY visible_at LIMIT ?2");
+    s.Bind(1, now).Bind(2, int64_t{limit});
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadMessage(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<MessageRecord>> SqliteStore::ExpiredMessages(TimeMs now, int limit) {
+  std::vector<MessageRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " MESSAGE_COLUMNS
+                        " FROM messages WHERE expires_at > 0 AND expires_at <= ?1 AND state = 0 "
+                        "ORDER BY expires_at LIMIT ?2");
+    s.Bind(1, now).Bind(2, int64_t{limit});
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadMessage(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<MessageRecord>> SqliteStore::DeleteRetained(TimeMs now, int limit) {
+  std::vector<MessageRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    out.clear();
+    auto s = db.Prepare(
+        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE retain_until > 0 AND "
+        "retain_until <= ?1 ORDER BY retain_until LIMIT ?2) RETURNING seq, id, queue_id");
+    s.Bind(1, now).Bind(2, int64_t{limit});
+    while (s.Step() == SQLITE_ROW) {
+      MessageRecord m;
+      m.seq = s.Int(0);
+      m.id = s.Text(1);
+      m.queue_id = s.Int(2);
+      out.push_back(std::move(m));
+    }
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::DeleteRetainedDeadLetters(TimeMs now, int limit) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE "
+        "retain_until > 0 AND retain_until <= ?1 ORDER BY retain_until LIMIT ?2)");
+    s.Bind(1, now).Bind(2, int64_t{limit});
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    n = s.Changes();
+    return Status::Ok();
+  }));
+  return n;
+}
+
+Result<int64_t> SqliteStore::DeleteExpiredIdempotencyKeys(TimeMs now, int limit) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare(
+        "DELETE FROM idempotency WHERE (queue_id, key) IN (SELECT queue_id, key FROM "
+        "idempotency WHERE expires_at <= ?1 LIMIT ?2)");
+    s.Bind(1, now).Bind(2, int64_t{limit});
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    n = s.Changes();
+    return Status::Ok();
+  }));
+  return n;
+}
+
+// ---------------------------------------------------------------- dead letters
+
+Result<std::vector<DeadLetterRecord>> SqliteStore::ListDeadLetters(const DeadLetterQuery& q) {
+  std::vector<DeadLetterRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " DEAD_LETTER_COLUMNS
+                        " FROM dead_letters WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) AND "
+                        "(?3 = '' OR origin = ?3) AND (?4 = '' OR reason = ?4) AND seq > ?5 "
+                        "ORDER BY seq LIMIT ?6");
+    s.Bind(1, q.tenant)
+        .Bind(2, q.dlq)
+        .Bind(3, q.origin)
+        .Bind(4, q.reason)
+        .Bind(5, q.after_seq)
+        .Bind(6, int64_t{q.limit});
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadDeadLetter(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::optional<DeadLetterRecord>> SqliteStore::GetDeadLetter(const std::string& tenant,
+                                                                   const std::string& id) {
+  std::optional<DeadLetterRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " DEAD_LETTER_COLUMNS
+                        " FROM dead_letters WHERE tenant = ?1 AND id = ?2");
+    s.Bind(1, tenant).Bind(2, id);
+    if (s.Step() == SQLITE_ROW) out = ReadDeadLetter(s);
+    return s.Error();
+  }));
+  return out;
+}
+
+}  // namespace redrive::store::sqlite

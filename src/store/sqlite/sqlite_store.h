@@ -1,0 +1,98 @@
+// SqliteStore: the embedded default store, one SQLite file in WAL mode.
+//
+// Writes go to one writer thread that groups every write request waiting at that moment into
+// one transaction and one fsync (group commit); each request runs in its own savepoint so one
+// failing request does not undo the others. Reads use a pool of read-only connections and never
+// wait for the writer. A failed commit is sticky: every later write answers kStoreFailed.
+//
+// Thread-safety: thread-safe. Threads: one writer thread, joined by the destructor.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/store.h"
+
+namespace redrive::store::sqlite {
+
+class SqliteStore : public Store {
+ public:
+  // Opens (creating if needed) the database at `path`. Errors: kStoreFailed.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+  ~SqliteStore() override;
+
+  Status CreateTenant(const TenantRecord& tenant) override;
+  Result<std::optional<TenantRecord>> GetTenant(const std::string& name) override;
+  Result<std::vector<TenantRecord>> ListTenants() override;
+  Status CreateToken(const TokenRecord& token) override;
+  Result<std::optional<TokenRecord>> FindTokenByHash(const std::string& secret_hash) override;
+  Result<std::vector<TokenRecord>> ListTokens(const std::string& tenant) override;
+  Result<bool> RevokeToken(const std::string& tenant, const std::string& id, TimeMs at) override;
+
+  Result<int64_t> CreateQueue(const QueueRecord& queue) override;
+  Result<bool> UpdateQueue(const QueueRecord& queue) override;
+  Result<std::optional<QueueRecord>> GetQueue(const std::string& tenant,
+                                              const std::string& name) override;
+  Result<std::optional<QueueRecord>> GetQueueById(int64_t id) override;
+  Result<std::vector<QueueRecord>> ListQueues(const std::string& tenant) override;
+  Result<bool> DeleteQueue(int64_t queue_id) override;
+  Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) override;
+  Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) override;
+
+  Result<PublishResult> Publish(const PublishRequest& request) override;
+  Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) override;
+  Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) override;
+  Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) override;
+  Result<bool> Requeue(int64_t queue_id, const Receipt& receipt, TimeMs visible_at,
+                       const Journal& journal) override;
+  Result<bool> ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
+                           TimeMs until) override;
+  Result<bool> DeadLetter(int64_t queue_id, const Receipt& receipt, const Journal& journal,
+                          const DeathInfo& death) override;
+  Result<bool> Drop(int64_t queue_id, const Receipt& receipt) override;
+
+  Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) override;
+  Result<std::vector<MessageRecord>> ExpiredMessages(TimeMs now, int limit) override;
+  Result<std::vector<MessageRecord>> DeleteRetained(TimeMs now, int limit) override;
+  Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) override;
+  Result<int64_t> DeleteExpiredIdempotencyKeys(TimeMs now, int limit) override;
+
+  Result<std::vector<DeadLetterRecord>> ListDeadLetters(const DeadLetterQuery& query) override;
+  Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
+                                                        const std::string& id) override;
+
+ private:
+  struct WriteJob {
+    std::function<Status(Db&)> fn;
+    std::promise<Status> done;
+  };
+
+  explicit SqliteStore(std::string path) : path_(std::move(path)) {}
+  Status Init();
+  void WriterLoop();
+  // Runs `fn` inside the next group-commit transaction; returns once it is durable.
+  Status Write(std::function<Status(Db&)> fn);
+  // Runs `fn` on a pooled read connection.
+  Status Read(const std::function<Status(Db&)>& fn);
+
+  const std::string path_;
+  std::unique_ptr<Db> writer_db_;  // used by the writer thread only
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<WriteJob>> pending_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;                           // GUARDED_BY(mu_)
+  Status background_error_;                         // GUARDED_BY(mu_), sticky
+  std::thread writer_;
+
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Db>> readers_;  // GUARDED_BY(pool_mu_): idle read connections
+};
+
+}  // namespace redrive::store::sqlite

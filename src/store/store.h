@@ -1,0 +1,254 @@
+// The store: durable state of redrive behind one interface, so that the engine holds every rule
+// and the backends (SQLite now, PostgreSQL later) hold only data and atomicity.
+//
+// Every method is atomic: it either applies completely or not at all. A method that writes
+// returns only after its effects are durable (fsync'd); implementations may group concurrent
+// writes into one transaction and one fsync. Methods taking a lease token are compare-and-set
+// on it: they return false (not an error) when the message is no longer held by that token.
+//
+// Errors: kStoreFailed once a commit or fsync has failed (sticky until restart); kAlreadyExists,
+// kQueueFull, kInternal as documented per method. "Not found" is reported as std::nullopt or
+// false, never as an error, so the engine chooses the error code.
+//
+// Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace redrive::store {
+
+using Attributes = std::map<std::string, std::string>;
+
+struct TenantRecord {
+  std::string name;
+  TimeMs created_at = 0;
+};
+
+struct TokenRecord {
+  std::string id;      // public identifier, e.g. "tok_01J..."
+  std::string tenant;  // empty for a server-wide operator token
+  std::string label;
+  std::string secret_hash;  // SHA-256 hex of the whole token string
+  std::vector<std::string> scopes;
+  TimeMs created_at = 0;
+  TimeMs revoked_at = 0;  // 0 = active
+};
+
+enum class QueueKind { kStandard = 0, kDeadLetter = 1 };
+
+struct QueueRecord {
+  int64_t id = 0;  // assigned by the store
+  std::string tenant;
+  std::string name;
+  QueueKind kind = QueueKind::kStandard;
+  std::string config_json;  // engine-encoded QueueConfig; opaque to the store
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+};
+
+// One delivery attempt, as kept in a message's journal.
+struct Attempt {
+  TimeMs at = 0;
+  std::string consumer;
+  std::string outcome;  // "nack", "lease-timeout", "rejected", "expired", "overflow", ...
+  std::string reason;
+  std::string error;
+};
+
+struct Journal {
+  std::vector<Attempt> attempts;  // bounded by the engine: the first and the last are kept
+  int64_t omitted = 0;            // attempts dropped from the middle
+};
+
+struct MessageRecord {
+  int64_t seq = 0;  // assigned by the store; FIFO order within a queue
+  std::string id;
+  int64_t queue_id = 0;
+  std::string body;  // opaque bytes
+  Attributes attributes;
+  std::string idempotency_key;
+  TimeMs published_at = 0;  // first publish; kept across redrives
+  TimeMs enqueued_at = 0;   // entered this queue
+  TimeMs visible_at = 0;    // ready from (delay, backoff) or lease end while leased
+  TimeMs expires_at = 0;    // message TTL; 0 = never
+  TimeMs retain_until = 0;  // queue retention; 0 = forever
+  int32_t delivery_count = 0;
+  TimeMs first_delivered_at = 0;
+  TimeMs last_delivered_at = 0;
+  bool leased = false;
+  std::string lease_token;
+  std::string consumer;  // consumer of the last delivery
+  Journal journal;
+};
+
+// How a message leaves for the dead-letter queue; the rest comes from the message itself.
+struct DeathInfo {
+  std::string dlq;     // dead-letter queue name in the same tenant
+  std::string reason;  // max-deliveries, rejected, expired, overflow, ...
+  std::string cause;   // last error, in the words of whoever failed it
+  TimeMs at = 0;
+  TimeMs retain_until = 0;  // 0 = forever
+};
+
+struct DeadLetterRecord {
+  int64_t seq = 0;
+  std::string id;  // the original message id
+  std::string tenant;
+  std::string dlq;
+  std::string origin;  // origin queue name
+  std::string reason;
+  std::string cause;
+  std::string body;
+  Attributes attributes;
+  std::string idempotency_key;
+  TimeMs published_at = 0;
+  TimeMs dead_lettered_at = 0;
+  TimeMs retain_until = 0;
+  int32_t delivery_count = 0;
+  TimeMs first_delivered_at = 0;
+  TimeMs last_delivered_at = 0;
+  Journal journal;
+};
+
+struct QueueDepth {
+  int64_t ready = 0;
+  int64_t delayed = 0;
+  int64_t leased = 0;
+  int64_t dead_lettered = 0;  // dead letters whose origin is this queue
+};
+
+struct PublishRequest {
+  int64_t queue_id = 0;
+  std::string tenant;
+  std::string queue_name;
+  std::vector<MessageRecord> messages;  // fully formed: id, times, body...
+  TimeMs now = 0;
+  DurationMs dedup_window = 0;  // idempotency keys are remembered this long
+  int64_t max_length = 0;       // 0 = unlimited
+  bool evict_oldest = false;    // on overflow, dead-letter the oldest ready messages
+  DeathInfo overflow_death;     // used for evicted messages
+};
+
+struct PublishOutcome {
+  std::string id;          // stored id, or the original's id for a duplicate
+  bool duplicate = false;  // an idempotency key seen inside the dedup window
+};
+
+struct PublishResult {
+  std::vector<PublishOutcome> outcomes;  // one per request message, in order
+  std::vector<std::string> evicted_ids;  // dead-lettered with reason overflow
+};
+
+struct LeaseRequest {
+  int64_t queue_id = 0;
+  TimeMs now = 0;
+  TimeMs lease_until = 0;
+  std::string consumer;
+  std::vector<std::string> lease_tokens;  // one per message wanted; size = max batch
+};
+
+// Names a leased message: its store sequence number and the lease token it was handed out with.
+struct Receipt {
+  int64_t seq = 0;
+  std::string lease_token;
+};
+
+struct DeadLetterQuery {
+  std::string tenant;
+  std::string dlq;     // empty = every dead-letter queue of the tenant
+  std::string origin;  // empty = any
+  std::string reason;  // empty = any
+  int64_t after_seq = 0;
+  int limit = 100;
+};
+
+// Row counts of the store, for metrics and accounting checks.
+struct QueueDepthRow {
+  std::string tenant;
+  std::string queue;
+  QueueDepth depth;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- tenants and tokens
+  // Errors: kAlreadyExists.
+  virtual Status CreateTenant(const TenantRecord& tenant) = 0;
+  virtual Result<std::optional<TenantRecord>> GetTenant(const std::string& name) = 0;
+  virtual Result<std::vector<TenantRecord>> ListTenants() = 0;
+  virtual Status CreateToken(const TokenRecord& token) = 0;
+  virtual Result<std::optional<TokenRecord>> FindTokenByHash(const std::string& secret_hash) = 0;
+  // Tokens of `tenant` ("" = operator tokens), revoked ones included.
+  virtual Result<std::vector<TokenRecord>> ListTokens(const std::string& tenant) = 0;
+  // False when no active token with that id exists in that tenant.
+  virtual Result<bool> RevokeToken(const std::string& tenant, const std::string& id, TimeMs at) = 0;
+
+  // --- queues
+  // Assigns and returns the id. Errors: kAlreadyExists.
+  virtual Result<int64_t> CreateQueue(const QueueRecord& queue) = 0;
+  // Replaces config_json and updated_at. False when absent.
+  virtual Result<bool> UpdateQueue(const QueueRecord& queue) = 0;
+  virtual Result<std::optional<QueueRecord>> GetQueue(const std::string& tenant,
+                                                      const std::string& name) = 0;
+  virtual Result<std::optional<QueueRecord>> GetQueueById(int64_t id) = 0;
+  virtual Result<std::vector<QueueRecord>> ListQueues(const std::string& tenant) = 0;
+  // Deletes the queue and its messages (not its dead letters). False when absent.
+  virtual Result<bool> DeleteQueue(int64_t queue_id) = 0;
+  virtual Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) = 0;
+  virtual Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) = 0;
+
+  // --- messages
+  // Stores the batch atomically. Duplicates (same idempotency key in the queue within the
+  // window) are not stored again. Errors: kQueueFull when max_length would be exceeded and
+  // evict_oldest cannot make room (nothing is stored).
+  virtual Result<PublishResult> Publish(const PublishRequest& request) = 0;
+  // Leases up to lease_tokens.size() ready, visible, unexpired messages in FIFO order:
+  // increments delivery_count durably before returning them.
+  virtual Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) = 0;
+  virtual Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) = 0;
+  // Deletes each leased message whose token matches; one bool per receipt.
+  virtual Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) = 0;
+  // Makes a leased message ready again at `visible_at` with a new journal.
+  virtual Result<bool> Requeue(int64_t queue_id, const Receipt& receipt, TimeMs visible_at,
+                               const Journal& journal) = 0;
+  // Moves the lease end of a message whose lease has not yet ended at `now`.
+  virtual Result<bool> ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
+                                   TimeMs until) = 0;
+  // Moves a message to the dead letters with `death` and `journal`. An empty lease_token means
+  // "whatever its state" (used for expiry); otherwise the lease must match.
+  virtual Result<bool> DeadLetter(int64_t queue_id, const Receipt& receipt, const Journal& journal,
+                                  const DeathInfo& death) = 0;
+  // Deletes a message (exhausted action "drop"); same token rule as DeadLetter.
+  virtual Result<bool> Drop(int64_t queue_id, const Receipt& receipt) = 0;
+
+  // --- sweeper inputs: bounded batches, oldest first
+  virtual Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) = 0;
+  virtual Result<std::vector<MessageRecord>> ExpiredMessages(TimeMs now, int limit) = 0;
+  // Deletes messages past their retention; returns them (for the drop log).
+  virtual Result<std::vector<MessageRecord>> DeleteRetained(TimeMs now, int limit) = 0;
+  // Deletes dead letters past their retention; returns how many.
+  virtual Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) = 0;
+  // Forgets idempotency keys older than their window.
+  virtual Result<int64_t> DeleteExpiredIdempotencyKeys(TimeMs now, int limit) = 0;
+
+  // --- dead letters
+  virtual Result<std::vector<DeadLetterRecord>> ListDeadLetters(const DeadLetterQuery& query) = 0;
+  virtual Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
+                                                                const std::string& id) = 0;
+};
+
+// Opens a store from a URI: "sqlite:PATH", or a plain PATH to an SQLite file.
+// Errors: kInvalidArgument for an unknown scheme, kStoreFailed when it cannot be opened.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
+
+}  // namespace redrive::store
