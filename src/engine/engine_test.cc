@@ -1,1 +1,453 @@
+// Engine behaviour over a real SQLite store with a manual clock: retries, backoff, the
+// exhausted actions, leases, expiry, overflow, validation and auth.
+#include "engine/engine.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+
+namespace redrive::engine {
+namespace {
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/engine-" + std::to_string(getpid()) + "-" +
+           std::to_string(counter_++);
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = store::OpenStore(dir_ + "/db").value();
+    engine_ = std::make_unique<Engine>(*store_, clock_, random_);
+    ASSERT_TRUE(engine_->CreateTenant("acme").ok());
+  }
+  void TearDown() override {
+    engine_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  QueueConfig Config(int max_deliveries, ExhaustedAction action = ExhaustedAction::kDeadLetter) {
+    QueueConfig c;
+    c.retry.max_deliveries = max_deliveries;
+    c.retry.backoff = Backoff{1000, 2.0, 60'000, 0.0};
+    c.retry.on_exhausted = action;
+    return c;
+  }
+  void MakeQueue(const std::string& name, const QueueConfig& c) {
+    auto q = engine_->CreateQueue("acme", name, c);
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+  }
+  std::string Publish(const std::string& queue, const std::string& body) {
+    std::vector<NewMessage> m(1);
+    m[0].body = body;
+    auto r = engine_->Publish("acme", queue, std::move(m));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r.value()[0].id : "";
+  }
+  std::vector<Delivery> Receive(const std::string& queue, int max = 10) {
+    ReceiveOptions o;
+    o.max_messages = max;
+    o.consumer = "worker-1";
+    auto r = engine_->Receive("acme", queue, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : std::vector<Delivery>{};
+  }
+  Status NackOne(const std::string& queue, const std::string& receipt, const std::string& error,
+                 bool dead_letter = false, std::optional<DurationMs> delay = std::nullopt) {
+    NackRequest n;
+    n.receipt = receipt;
+    n.reason = "handler-failed";
+    n.error = error;
+    n.dead_letter = dead_letter;
+    n.delay = delay;
+    auto r = engine_->Nack("acme", queue, {n});
+    if (!r.ok()) return r.status();
+    return r.value()[0];
+  }
+  store::QueueDepth Depth(const std::string& queue) {
+    return engine_->GetQueue("acme", queue).value().depth;
+  }
+
+  static inline int counter_ = 0;
+  std::string dir_;
+  ManualClock clock_;
+  SeededRandom random_{42};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, DeadLettersAfterMaxDeliveriesWithTheFullStory) {
+  MakeQueue("orders", Config(3));
+  std::string id = Publish("orders", R"({"order":42})");
+  TimeMs published = clock_.Now();
+  for (int i = 1; i <= 3; ++i) {
+    auto got = Receive("orders");
+    ASSERT_EQ(got.size(), 1u) << "delivery " << i;
+    EXPECT_EQ(got[0].message.delivery_count, i);
+    ASSERT_TRUE(NackOne("orders", got[0].receipt, "HTTP 503 attempt " + std::to_string(i)).ok());
+    clock_.Advance(60'000);
+  }
+  EXPECT_TRUE(Receive("orders").empty());
+  auto dl = engine_->GetDeadLetter("acme", id);
+  ASSERT_TRUE(dl.ok()) << dl.status().ToString();
+  EXPECT_EQ(dl->reason, "max-deliveries");
+  EXPECT_EQ(dl->cause, "HTTP 503 attempt 3");
+  EXPECT_EQ(dl->origin, "orders");
+  EXPECT_EQ(dl->dlq, "dead-letters");
+  EXPECT_EQ(dl->body, R"({"order":42})");
+  EXPECT_EQ(dl->published_at, published);
+  EXPECT_EQ(dl->delivery_count, 3);
+  ASSERT_EQ(dl->journal.attempts.size(), 3u);
+  EXPECT_EQ(dl->journal.attempts[0].consumer, "worker-1");
+  EXPECT_EQ(dl->journal.attempts[0].error, "HTTP 503 attempt 1");
+  EXPECT_EQ(dl->journal.attempts[0].reason, "handler-failed");
+  EXPECT_EQ(engine_->counters().dead_lettered[0], 1);
+  EXPECT_EQ(Depth("orders").dead_lettered, 1);
+  EXPECT_EQ(Depth("dead-letters").ready, 1);
+}
+
+TEST_F(EngineTest, BackoffHidesTheMessageUntilItsTime) {
+  MakeQueue("orders", Config(10));
+  Publish("orders", "x");
+  ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "e").ok());
+  clock_.Advance(999);
+  EXPECT_TRUE(Receive("orders").empty());
+  EXPECT_EQ(Depth("orders").delayed, 1);
+  clock_.Advance(1);
+  auto second = Receive("orders");
+  ASSERT_EQ(second.size(), 1u);
+  ASSERT_TRUE(NackOne("orders", second[0].receipt, "e").ok());
+  clock_.Advance(1999);
+  EXPECT_TRUE(Receive("orders").empty());
+  clock_.Advance(1);
+  EXPECT_EQ(Receive("orders").size(), 1u);
+}
+
+TEST_F(EngineTest, NackDelayOverridesTheBackoff) {
+  MakeQueue("orders", Config(10));
+  Publish("orders", "x");
+  ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "e", false, 0).ok());
+  EXPECT_EQ(Receive("orders").size(), 1u);
+}
+
+TEST_F(EngineTest, RejectSkipsTheRemainingRetries) {
+  MakeQueue("orders", Config(10));
+  std::string id = Publish("orders", "bad payload");
+  ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "schema mismatch", true).ok());
+  auto dl = engine_->GetDeadLetter("acme", id);
+  ASSERT_TRUE(dl.ok());
+  EXPECT_EQ(dl->reason, "rejected");
+  EXPECT_EQ(dl->cause, "schema mismatch");
+  EXPECT_EQ(dl->journal.attempts.back().outcome, "rejected");
+}
+
+TEST_F(EngineTest, MaxDeliveriesZeroNeverRetries) {
+  MakeQueue("orders", Config(0));
+  std::string id = Publish("orders", "x");
+  ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "e").ok());
+  EXPECT_TRUE(engine_->GetDeadLetter("acme", id).ok());
+}
+
+TEST_F(EngineTest, MaxDeliveriesMinusOneRetriesForever) {
+  auto c = Config(-1);
+  c.retry.backoff = Backoff{0, 1.0, 0, 0.0};
+  MakeQueue("orders", c);
+  Publish("orders", "x");
+  for (int i = 1; i <= 40; ++i) {
+    auto got = Receive("orders");
+    ASSERT_EQ(got.size(), 1u) << i;
+    EXPECT_EQ(got[0].message.delivery_count, i);
+    ASSERT_TRUE(NackOne("orders", got[0].receipt, "e").ok());
+  }
+  auto dl = engine_->ListDeadLetters("acme", {}, "", 10);
+  EXPECT_TRUE(dl->items.empty());
+}
+
+TEST_F(EngineTest, DropActionDropsAndCountsWithoutDeadLettering) {
+  MakeQueue("orders", Config(1, ExhaustedAction::kDrop));
+  std::string id = Publish("orders", "x");
+  ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "e").ok());
+  EXPECT_EQ(engine_->GetDeadLetter("acme", id).status().code(), ErrorCode::kDeadLetterNotFound);
+  EXPECT_EQ(engine_->counters().dropped, 1);
+  auto d = Depth("orders");
+  EXPECT_EQ(d.ready + d.delayed + d.leased, 0);
+}
+
+TEST_F(EngineTest, LeaseTimeoutCountsAsAFailedDelivery) {
+  auto c = Config(2);
+  c.visibility_timeout = 5000;
+  MakeQueue("orders", c);
+  std::string id = Publish("orders", "x");
+  ASSERT_EQ(Receive("orders").size(), 1u);
+  clock_.Advance(4999);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  EXPECT_EQ(Depth("orders").leased, 1);
+  clock_.Advance(1);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  EXPECT_EQ(Depth("orders").delayed, 1);  // backoff of 1s after the first failure
+  clock_.Advance(1000);
+  auto again = Receive("orders");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].message.delivery_count, 2);
+  EXPECT_EQ(again[0].message.journal.attempts[0].outcome, "lease-timeout");
+  clock_.Advance(5000);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  auto dl = engine_->GetDeadLetter("acme", id);
+  ASSERT_TRUE(dl.ok());
+  EXPECT_EQ(dl->reason, "max-deliveries");
+  EXPECT_EQ(dl->journal.attempts.size(), 2u);
+  EXPECT_EQ(engine_->counters().lease_timeouts, 2);  // both ends were timeouts
+}
+
+TEST_F(EngineTest, AckedMessagesAreNeverRedelivered) {
+  auto c = Config(5);
+  c.visibility_timeout = 1000;
+  MakeQueue("orders", c);
+  Publish("orders", "x");
+  auto got = Receive("orders");
+  auto acked = engine_->Ack("acme", "orders", {got[0].receipt});
+  ASSERT_TRUE(acked.ok());
+  EXPECT_TRUE(acked.value()[0].ok());
+  clock_.Advance(60'000);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  EXPECT_TRUE(Receive("orders").empty());
+  auto twice = engine_->Ack("acme", "orders", {got[0].receipt, "garbage"});
+  EXPECT_EQ(twice.value()[0].code(), ErrorCode::kLeaseLost);
+  EXPECT_EQ(twice.value()[1].code(), ErrorCode::kInvalidReceipt);
+}
+
+TEST_F(EngineTest, StaleReceiptCannotNackAfterRedelivery) {
+  auto c = Config(5);
+  c.visibility_timeout = 1000;
+  MakeQueue("orders", c);
+  Publish("orders", "x");
+  auto first = Receive("orders");
+  clock_.Advance(1000);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  clock_.Advance(1000);
+  auto second = Receive("orders");
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(NackOne("orders", first[0].receipt, "late").code(), ErrorCode::kLeaseLost);
+  EXPECT_TRUE(engine_->Ack("acme", "orders", {second[0].receipt}).value()[0].ok());
+}
+
+TEST_F(EngineTest, ExtendKeepsTheLease) {
+  auto c = Config(5);
+  c.visibility_timeout = 1000;
+  MakeQueue("orders", c);
+  Publish("orders", "x");
+  auto got = Receive("orders");
+  clock_.Advance(900);
+  auto ext = engine_->ExtendLeases("acme", "orders", {got[0].receipt}, 10'000);
+  ASSERT_TRUE(ext.ok());
+  EXPECT_TRUE(ext.value()[0].ok());
+  clock_.Advance(5000);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  EXPECT_EQ(Depth("orders").leased, 1);
+  EXPECT_TRUE(engine_->Ack("acme", "orders", {got[0].receipt}).value()[0].ok());
+}
+
+TEST_F(EngineTest, ExpiredMessagesDeadLetterWithReasonExpired) {
+  auto c = Config(5);
+  c.message_ttl = 10'000;
+  MakeQueue("orders", c);
+  std::string id = Publish("orders", "x");
+  clock_.Advance(10'000);
+  EXPECT_TRUE(Receive("orders").empty());
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  auto dl = engine_->GetDeadLetter("acme", id);
+  ASSERT_TRUE(dl.ok());
+  EXPECT_EQ(dl->reason, "expired");
+  EXPECT_EQ(dl->delivery_count, 0);
+}
+
+TEST_F(EngineTest, OverflowRejectsOrDeadLettersTheOldest) {
+  auto reject = Config(5);
+  reject.max_length = 2;
+  MakeQueue("small", reject);
+  Publish("small", "a");
+  Publish("small", "b");
+  std::vector<NewMessage> one(1);
+  one[0].body = "c";
+  EXPECT_EQ(engine_->Publish("acme", "small", one).status().code(), ErrorCode::kQueueFull);
+
+  auto evict = reject;
+  evict.overflow = OverflowPolicy::kDeadLetterOldest;
+  MakeQueue("ring", evict);
+  std::string oldest = Publish("ring", "a");
+  Publish("ring", "b");
+  Publish("ring", "c");
+  EXPECT_EQ(Depth("ring").ready, 2);
+  auto dl = engine_->GetDeadLetter("acme", oldest);
+  ASSERT_TRUE(dl.ok());
+  EXPECT_EQ(dl->reason, "overflow");
+}
+
+TEST_F(EngineTest, PublishIsAllOrNothingOnBadInput) {
+  auto c = Config(5);
+  c.max_message_size = 10;
+  MakeQueue("orders", c);
+  std::vector<NewMessage> batch(3);
+  batch[0].body = "ok";
+  batch[1].body = std::string(11, 'x');
+  batch[2].body = "ok";
+  auto r = engine_->Publish("acme", "orders", batch);
+  EXPECT_EQ(r.status().code(), ErrorCode::kMessageTooLarge);
+  EXPECT_NE(r.status().message().find("message 1"), std::string::npos);
+  EXPECT_EQ(Depth("orders").ready, 0);
+
+  std::vector<NewMessage> attrs(1);
+  attrs[0].body = "x";
+  for (int i = 0; i < 33; ++i) attrs[0].attributes["a" + std::to_string(i)] = "v";
+  EXPECT_EQ(engine_->Publish("acme", "orders", attrs).status().code(),
+            ErrorCode::kTooManyAttributes);
+  EXPECT_EQ(engine_->Publish("acme", "orders", {}).status().code(), ErrorCode::kEmptyBatch);
+  std::vector<NewMessage> big(1001);
+  EXPECT_EQ(engine_->Publish("acme", "orders", big).status().code(), ErrorCode::kBatchTooLarge);
+  EXPECT_EQ(engine_->Publish("acme", "nope", {NewMessage{}}).status().code(),
+            ErrorCode::kQueueNotFound);
+}
+
+TEST_F(EngineTest, DeadLetterQueueIsReadOnly) {
+  MakeQueue("orders", Config(5));
+  EXPECT_EQ(engine_->Publish("acme", "dead-letters", {NewMessage{}}).status().code(),
+            ErrorCode::kDeadLetterQueueReadOnly);
+  EXPECT_EQ(engine_->Receive("acme", "dead-letters", {}).status().code(),
+            ErrorCode::kDeadLetterQueueReadOnly);
+  EXPECT_EQ(engine_->DeleteQueue("acme", "dead-letters").code(),
+            ErrorCode::kDeadLetterQueueReadOnly);
+  auto own = Config(5);
+  own.dead_letter_queue = "orders";
+  EXPECT_EQ(engine_->CreateQueue("acme", "other", own).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, IdempotencyKeyStoresOnce) {
+  MakeQueue("orders", Config(5));
+  std::vector<NewMessage> m(1);
+  m[0].body = "x";
+  m[0].idempotency_key = "order-42";
+  auto a = engine_->Publish("acme", "orders", m).value();
+  auto b = engine_->Publish("acme", "orders", m).value();
+  EXPECT_FALSE(a[0].duplicate);
+  EXPECT_TRUE(b[0].duplicate);
+  EXPECT_EQ(a[0].id, b[0].id);
+  EXPECT_EQ(Depth("orders").ready, 1);
+}
+
+TEST_F(EngineTest, LongPollWakesOnPublish) {
+  MakeQueue("orders", Config(5));
+  auto waiter = std::async(std::launch::async, [&] {
+    ReceiveOptions o;
+    o.wait = 20'000;
+    auto start = std::chrono::steady_clock::now();
+    auto r = engine_->Receive("acme", "orders", o);
+    auto waited = std::chrono::steady_clock::now() - start;
+    return std::make_pair(r.ok() ? r->size() : 0u, waited);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Publish("orders", "wake up");
+  auto [got, waited] = waiter.get();
+  EXPECT_EQ(got, 1u);
+  EXPECT_LT(waited, std::chrono::seconds(5));
+}
+
+TEST_F(EngineTest, EveryMessageIsAccountedFor) {
+  auto c = Config(2, ExhaustedAction::kDeadLetter);
+  c.retry.backoff = Backoff{0, 1.0, 0, 0.0};
+  MakeQueue("a", c);
+  auto d = c;
+  d.retry.on_exhausted = ExhaustedAction::kDrop;
+  MakeQueue("b", d);
+  for (int i = 0; i < 60; ++i) Publish(i % 2 ? "a" : "b", "m" + std::to_string(i));
+  int round = 0;
+  for (const char* q : {"a", "b"}) {
+    for (;;) {
+      auto got = Receive(q, 7);
+      if (got.empty()) break;
+      for (auto& g : got) {
+        if (++round % 3 == 0) {
+          ASSERT_TRUE(engine_->Ack("acme", q, {g.receipt}).value()[0].ok());
+        } else {
+          ASSERT_TRUE(NackOne(q, g.receipt, "e").ok());
+        }
+      }
+    }
+  }
+  const auto& k = engine_->counters();
+  int64_t dead = 0;
+  for (auto& x : k.dead_lettered) dead += x;
+  EXPECT_EQ(k.published, 60);
+  EXPECT_EQ(k.acked + dead + k.dropped, 60);
+  EXPECT_GT(dead, 0);
+  EXPECT_GT(k.dropped, 0);
+  auto listed = engine_->ListDeadLetters("acme", {}, "", 1000).value();
+  EXPECT_EQ(static_cast<int64_t>(listed.items.size()), dead);
+}
+
+TEST_F(EngineTest, DeadLetterPagesWithAnOpaqueCursor) {
+  MakeQueue("orders", Config(0));
+  for (int i = 0; i < 5; ++i) Publish("orders", "m");
+  for (auto& g : Receive("orders")) ASSERT_TRUE(NackOne("orders", g.receipt, "e").ok());
+  auto p1 = engine_->ListDeadLetters("acme", {}, "", 2).value();
+  ASSERT_EQ(p1.items.size(), 2u);
+  ASSERT_FALSE(p1.next_cursor.empty());
+  Publish("orders", "late");  // arrivals do not disturb the cursor
+  auto p2 = engine_->ListDeadLetters("acme", {}, p1.next_cursor, 10).value();
+  EXPECT_EQ(p2.items.size(), 3u);
+  EXPECT_TRUE(p2.next_cursor.empty());
+  EXPECT_EQ(engine_->ListDeadLetters("acme", {}, "bogus!", 2).status().code(),
+            ErrorCode::kInvalidQuery);
+  EXPECT_EQ(engine_->ListDeadLetters("acme", {}, "", 0).status().code(), ErrorCode::kInvalidQuery);
+}
+
+TEST_F(EngineTest, TokensAuthenticateAuthorizeAndRevoke) {
+  ASSERT_TRUE(engine_->CreateTenant("beta").ok());
+  auto t = engine_->CreateToken("acme", "ci", {"publish"});
+  ASSERT_TRUE(t.ok());
+  auto p = engine_->Authenticate(t->secret);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->tenant, "acme");
+  EXPECT_TRUE(engine_->Authorize(*p, "acme", kScopePublish).ok());
+  EXPECT_EQ(engine_->Authorize(*p, "acme", kScopeConsume).code(), ErrorCode::kForbidden);
+  EXPECT_EQ(engine_->Authorize(*p, "beta", kScopePublish).code(), ErrorCode::kTenantNotFound);
+  EXPECT_EQ(engine_->Authorize(*p, "ghost", kScopePublish).code(), ErrorCode::kTenantNotFound);
+  EXPECT_EQ(engine_->Authenticate("rdt_wrong").status().code(), ErrorCode::kUnauthenticated);
+  ASSERT_TRUE(engine_->RevokeToken("acme", t->info.id).ok());
+  EXPECT_EQ(engine_->Authenticate(t->secret).status().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(engine_->RevokeToken("acme", t->info.id).code(), ErrorCode::kTokenNotFound);
+  EXPECT_EQ(engine_->CreateToken("acme", "x", {"root"}).status().code(),
+            ErrorCode::kInvalidArgument);
+  auto op = engine_->CreateOperatorToken("ops");
+  auto opp = engine_->Authenticate(op->secret);
+  EXPECT_TRUE(engine_->Authorize(*opp, "beta", kScopeConsume).ok());
+  EXPECT_EQ(engine_->Authorize(*opp, "ghost", kScopeConsume).code(), ErrorCode::kTenantNotFound);
+}
+
+TEST_F(EngineTest, QueueConfigRejectsUnknownFieldsAndBadRanges) {
+  QueueConfig c;
+  nlohmann::json bad1 = {{"visibilityTimout", "30s"}};
+  EXPECT_EQ(ApplyQueueConfigJson(bad1, &c).code(), ErrorCode::kUnknownField);
+  nlohmann::json bad2 = {{"retryPolicy", {{"maxDeliveries", -2}}}};
+  EXPECT_EQ(ApplyQueueConfigJson(bad2, &c).code(), ErrorCode::kInvalidArgument);
+  nlohmann::json bad3 = {{"visibilityTimeout", "soon"}};
+  EXPECT_EQ(ApplyQueueConfigJson(bad3, &c).code(), ErrorCode::kInvalidDuration);
+  nlohmann::json bad4 = {{"retryPolicy", {{"backoff", {{"jitter", 2}}}}}};
+  EXPECT_EQ(ApplyQueueConfigJson(bad4, &c).code(), ErrorCode::kInvalidArgument);
+  QueueConfig small;
+  small.visibility_timeout = 10;
+  EXPECT_EQ(ValidateQueueConfig(small).code(), ErrorCode::kInvalidArgument);
+  // The JSON form round-trips.
+  QueueConfig full = Config(7, ExhaustedAction::kDrop);
+  full.max_length = 9;
+  full.overflow = OverflowPolicy::kDeadLetterOldest;
+  QueueConfig back;
+  ASSERT_TRUE(ApplyQueueConfigJson(QueueConfigToJson(full), &back).ok());
+  EXPECT_EQ(QueueConfigToJson(back), QueueConfigToJson(full));
+}
+
+}  // namespace
+}  // namespace redrive::engine

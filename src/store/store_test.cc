@@ -1,1 +1,389 @@
+// The storage conformance suite: every backend must pass every test here. Backends register a
+// factory in kBackends; the PostgreSQL backend will add one row.
+#include "store/store.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+namespace redrive::store {
+namespace {
+
+struct Backend {
+  std::string name;
+  // Opens the store at `dir` (the same dir reopens the same data).
+  std::function<std::unique_ptr<Store>(const std::string& dir)> open;
+};
+
+const std::vector<Backend>& Backends() {
+  static const std::vector<Backend> kBackends = {
+      {"sqlite", [](const std::string& dir) {
+         auto s = OpenStore("sqlite:" + dir + "/store.db");
+         EXPECT_TRUE(s.ok()) << s.status().ToString();
+         return s.ok() ? std::move(s).value() : nullptr;
+       }}};
+  return kBackends;
+}
+
+constexpr TimeMs kNow = 1'700'000'000'000;
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/store-" + std::to_string(getpid()) + "-" +
+           std::to_string(counter_++);
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = GetParam().open(dir_);
+    ASSERT_NE(store_, nullptr);
+    ASSERT_TRUE(store_->CreateTenant({"acme", kNow}).ok());
+    queue_id_ = MakeQueue("orders");
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    store_ = GetParam().open(dir_);
+    ASSERT_NE(store_, nullptr);
+  }
+  int64_t MakeQueue(const std::string& name, QueueKind kind = QueueKind::kStandard) {
+    auto id = store_->CreateQueue({0, "acme", name, kind, "{}", kNow, kNow});
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? id.value() : 0;
+  }
+  MessageRecord Msg(const std::string& id, const std::string& body = "b") {
+    MessageRecord m;
+    m.id = id;
+    m.body = body;
+    m.attributes = {{"k", "v"}};
+    m.published_at = m.enqueued_at = m.visible_at = kNow;
+    return m;
+  }
+  PublishRequest Pub(std::vector<MessageRecord> msgs, TimeMs now = kNow) {
+    PublishRequest r;
+    r.queue_id = queue_id_;
+    r.tenant = "acme";
+    r.queue_name = "orders";
+    r.messages = std::move(msgs);
+    r.now = now;
+    r.dedup_window = 60'000;
+    r.overflow_death = DeathInfo{"dead-letters", "overflow", "full", now, 0};
+    return r;
+  }
+  std::vector<MessageRecord> LeaseN(int n, TimeMs now = kNow, TimeMs until = kNow + 30'000) {
+    LeaseRequest r;
+    r.queue_id = queue_id_;
+    r.now = now;
+    r.lease_until = until;
+    r.consumer = "c1";
+    for (int i = 0; i < n; ++i) r.lease_tokens.push_back("tok" + std::to_string(i) + "-" +
+                                                         std::to_string(now));
+    auto out = store_->Lease(r);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? out.value() : std::vector<MessageRecord>{};
+  }
+  QueueDepth Depth(TimeMs now = kNow) { return store_->GetDepth(queue_id_, now).value(); }
+
+  static inline int counter_ = 0;
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  int64_t queue_id_ = 0;
+};
+
+TEST_P(StoreTest, TenantsAreUniqueAndListed) {
+  EXPECT_EQ(store_->CreateTenant({"acme", kNow}).code(), ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
+  auto all = store_->ListTenants().value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "acme");
+  EXPECT_TRUE(store_->GetTenant("beta").value().has_value());
+  EXPECT_FALSE(store_->GetTenant("gamma").value().has_value());
+}
+
+TEST_P(StoreTest, TokensAreFoundByHashAndRevokedOnce) {
+  TokenRecord t{"tok_1", "acme", "ci", "hash1", {"publish", "consume"}, kNow, 0};
+  ASSERT_TRUE(store_->CreateToken(t).ok());
+  auto found = store_->FindTokenByHash("hash1").value();
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->scopes, (std::vector<std::string>{"publish", "consume"}));
+  EXPECT_FALSE(store_->FindTokenByHash("nope").value().has_value());
+  EXPECT_FALSE(store_->RevokeToken("other", "tok_1", kNow).value());
+  EXPECT_TRUE(store_->RevokeToken("acme", "tok_1", kNow).value());
+  EXPECT_FALSE(store_->RevokeToken("acme", "tok_1", kNow).value());
+  EXPECT_EQ(store_->FindTokenByHash("hash1").value()->revoked_at, kNow);
+  EXPECT_EQ(store_->ListTokens("acme").value().size(), 1u);
+}
+
+TEST_P(StoreTest, QueuesAreUniquePerTenantAndUpdatable) {
+  auto dup = store_->CreateQueue({0, "acme", "orders", QueueKind::kStandard, "{}", kNow, kNow});
+  EXPECT_EQ(dup.status().code(), ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
+  EXPECT_TRUE(
+      store_->CreateQueue({0, "beta", "orders", QueueKind::kStandard, "{}", kNow, kNow}).ok());
+  auto q = store_->GetQueue("acme", "orders").value();
+  ASSERT_TRUE(q.has_value());
+  q->config_json = R"({"x":1})";
+  q->updated_at = kNow + 5;
+  EXPECT_TRUE(store_->UpdateQueue(*q).value());
+  EXPECT_EQ(store_->GetQueueById(queue_id_).value()->config_json, R"({"x":1})");
+  EXPECT_EQ(store_->ListQueues("acme").value().size(), 1u);
+}
+
+TEST_P(StoreTest, PublishedMessagesSurviveReopen) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1", std::string("\x00\xff", 2)), Msg("m2")})).ok());
+  Reopen();
+  auto leased = LeaseN(10);
+  ASSERT_EQ(leased.size(), 2u);
+  EXPECT_EQ(leased[0].id, "m1");
+  EXPECT_EQ(leased[0].body, std::string("\x00\xff", 2));
+  EXPECT_EQ(leased[0].attributes.at("k"), "v");
+  EXPECT_EQ(leased[0].delivery_count, 1);
+  EXPECT_EQ(leased[0].first_delivered_at, kNow);
+}
+
+TEST_P(StoreTest, LeaseIsFifoHidesLeasedAndCountsDurably) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2"), Msg("m3")})).ok());
+  auto first = LeaseN(2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].id, "m1");
+  EXPECT_EQ(first[1].id, "m2");
+  EXPECT_TRUE(first[0].leased);
+  auto second = LeaseN(5);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, "m3");
+  EXPECT_TRUE(LeaseN(5).empty());
+  auto d = Depth();
+  EXPECT_EQ(d.leased, 3);
+  EXPECT_EQ(d.ready, 0);
+  Reopen();
+  auto m = store_->GetMessage(queue_id_, first[0].seq).value();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->delivery_count, 1);
+  EXPECT_EQ(m->lease_token, first[0].lease_token);
+}
+
+TEST_P(StoreTest, DelayedAndExpiredMessagesAreNotLeased) {
+  auto delayed = Msg("later");
+  delayed.visible_at = kNow + 10'000;
+  auto expired = Msg("old");
+  expired.expires_at = kNow - 1;
+  ASSERT_TRUE(store_->Publish(Pub({delayed, expired})).ok());
+  EXPECT_TRUE(LeaseN(5).empty());
+  EXPECT_EQ(Depth().delayed, 1);
+  auto later = LeaseN(5, kNow + 10'000, kNow + 40'000);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].id, "later");
+  auto exp = store_->ExpiredMessages(kNow, 10).value();
+  ASSERT_EQ(exp.size(), 1u);
+  EXPECT_EQ(exp[0].id, "old");
+}
+
+TEST_P(StoreTest, AckNeedsTheCurrentLeaseToken) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2")})).ok());
+  auto leased = LeaseN(2);
+  auto acked = store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token},
+                                       {leased[1].seq, "wrong"}})
+                   .value();
+  EXPECT_EQ(acked, (std::vector<bool>{true, false}));
+  auto again = store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token}}).value();
+  EXPECT_EQ(again, (std::vector<bool>{false}));
+  EXPECT_FALSE(store_->GetMessage(queue_id_, leased[0].seq).value().has_value());
+  EXPECT_EQ(Depth().leased, 1);
+}
+
+TEST_P(StoreTest, RequeueIsCompareAndSetAndKeepsTheJournal) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1")})).ok());
+  auto m = LeaseN(1)[0];
+  Journal j;
+  j.attempts.push_back({kNow, "c1", "nack", "bad", "HTTP 500"});
+  j.omitted = 2;
+  EXPECT_FALSE(store_->Requeue(queue_id_, {m.seq, "stale"}, kNow + 100, j).value());
+  EXPECT_TRUE(store_->Requeue(queue_id_, {m.seq, m.lease_token}, kNow + 100, j).value());
+  EXPECT_TRUE(LeaseN(1, kNow + 50).empty());
+  auto again = LeaseN(1, kNow + 100, kNow + 200);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].delivery_count, 2);
+  ASSERT_EQ(again[0].journal.attempts.size(), 1u);
+  EXPECT_EQ(again[0].journal.attempts[0].error, "HTTP 500");
+  EXPECT_EQ(again[0].journal.omitted, 2);
+  // The old token no longer holds the message.
+  EXPECT_FALSE(store_->Ack(queue_id_, {{m.seq, m.lease_token}}).value()[0]);
+}
+
+TEST_P(StoreTest, ExtendOnlyWhileTheLeaseLasts) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1")})).ok());
+  auto m = LeaseN(1, kNow, kNow + 1000)[0];
+  EXPECT_TRUE(store_->ExtendLease(queue_id_, {m.seq, m.lease_token}, kNow + 500, kNow + 5000)
+                  .value());
+  EXPECT_FALSE(store_->ExtendLease(queue_id_, {m.seq, m.lease_token}, kNow + 6000, kNow + 9000)
+                   .value());
+  EXPECT_FALSE(store_->ExtendLease(queue_id_, {m.seq, "x"}, kNow, kNow + 9000).value());
+  auto expired = store_->ExpiredLeases(kNow + 5000, 10).value();
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_TRUE(store_->ExpiredLeases(kNow + 4999, 10).value().empty());
+}
+
+TEST_P(StoreTest, DeadLetterMovesAtomicallyWithItsStory) {
+  MakeQueue("dead-letters", QueueKind::kDeadLetter);
+  auto msg = Msg("m1", "payload");
+  msg.idempotency_key = "k1";
+  ASSERT_TRUE(store_->Publish(Pub({msg})).ok());
+  auto m = LeaseN(1)[0];
+  Journal j;
+  j.attempts.push_back({kNow + 1, "c1", "nack", "bad", "boom"});
+  DeathInfo death{"dead-letters", "max-deliveries", "boom", kNow + 2, kNow + 1000};
+  EXPECT_FALSE(store_->DeadLetter(queue_id_, {m.seq, "stale"}, j, death).value());
+  EXPECT_TRUE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, j, death).value());
+  EXPECT_FALSE(store_->GetMessage(queue_id_, m.seq).value().has_value());
+  EXPECT_FALSE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, j, death).value());
+  auto d = store_->GetDeadLetter("acme", "m1").value();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->origin, "orders");
+  EXPECT_EQ(d->dlq, "dead-letters");
+  EXPECT_EQ(d->reason, "max-deliveries");
+  EXPECT_EQ(d->cause, "boom");
+  EXPECT_EQ(d->body, "payload");
+  EXPECT_EQ(d->attributes.at("k"), "v");
+  EXPECT_EQ(d->idempotency_key, "k1");
+  EXPECT_EQ(d->published_at, kNow);
+  EXPECT_EQ(d->delivery_count, 1);
+  EXPECT_EQ(d->dead_lettered_at, kNow + 2);
+  ASSERT_EQ(d->journal.attempts.size(), 1u);
+  EXPECT_EQ(d->journal.attempts[0].consumer, "c1");
+  EXPECT_FALSE(store_->GetDeadLetter("beta", "m1").value().has_value());
+  EXPECT_EQ(Depth().dead_lettered, 1);
+}
+
+TEST_P(StoreTest, DeadLettersListByFilterAndPage) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("a"), Msg("b"), Msg("c")})).ok());
+  auto leased = LeaseN(3);
+  const char* reasons[] = {"rejected", "max-deliveries", "rejected"};
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store_
+                    ->DeadLetter(queue_id_, {leased[i].seq, leased[i].lease_token}, {},
+                                 {"dead-letters", reasons[i], "x", kNow, 0})
+                    .value());
+  }
+  DeadLetterQuery q;
+  q.tenant = "acme";
+  q.reason = "rejected";
+  auto rejected = store_->ListDeadLetters(q).value();
+  ASSERT_EQ(rejected.size(), 2u);
+  EXPECT_EQ(rejected[0].id, "a");
+  EXPECT_EQ(rejected[1].id, "c");
+  q = DeadLetterQuery{};
+  q.tenant = "acme";
+  q.limit = 2;
+  auto page1 = store_->ListDeadLetters(q).value();
+  ASSERT_EQ(page1.size(), 2u);
+  q.after_seq = page1.back().seq;
+  auto page2 = store_->ListDeadLetters(q).value();
+  ASSERT_EQ(page2.size(), 1u);
+  EXPECT_EQ(page2[0].id, "c");
+  q = DeadLetterQuery{};
+  q.tenant = "other";
+  EXPECT_TRUE(store_->ListDeadLetters(q).value().empty());
+}
+
+TEST_P(StoreTest, IdempotencyKeysDeduplicateInsideTheWindowOnly) {
+  auto a = Msg("m1");
+  a.idempotency_key = "key";
+  auto b = Msg("m2");
+  b.idempotency_key = "key";
+  auto r = store_->Publish(Pub({a, b})).value();
+  ASSERT_EQ(r.outcomes.size(), 2u);
+  EXPECT_FALSE(r.outcomes[0].duplicate);
+  EXPECT_TRUE(r.outcomes[1].duplicate);
+  EXPECT_EQ(r.outcomes[1].id, "m1");
+  auto c = Msg("m3");
+  c.idempotency_key = "key";
+  auto again = store_->Publish(Pub({c}, kNow + 59'999)).value();
+  EXPECT_TRUE(again.outcomes[0].duplicate);
+  EXPECT_EQ(again.outcomes[0].id, "m1");
+  EXPECT_EQ(store_->DeleteExpiredIdempotencyKeys(kNow + 60'000, 100).value(), 1);
+  auto later = store_->Publish(Pub({c}, kNow + 60'001)).value();
+  EXPECT_FALSE(later.outcomes[0].duplicate);
+  EXPECT_EQ(Depth().ready, 2);
+}
+
+TEST_P(StoreTest, MaxLengthRejectsTheWholeBatch) {
+  auto req = Pub({Msg("m1"), Msg("m2")});
+  req.max_length = 3;
+  ASSERT_TRUE(store_->Publish(req).ok());
+  auto over = Pub({Msg("m3"), Msg("m4")});
+  over.max_length = 3;
+  auto r = store_->Publish(over);
+  EXPECT_EQ(r.status().code(), ErrorCode::kQueueFull);
+  EXPECT_EQ(Depth().ready, 2);
+}
+
+TEST_P(StoreTest, OverflowDeadLettersTheOldest) {
+  auto req = Pub({Msg("m1"), Msg("m2"), Msg("m3")});
+  req.max_length = 3;
+  req.evict_oldest = true;
+  ASSERT_TRUE(store_->Publish(req).ok());
+  auto more = Pub({Msg("m4"), Msg("m5")});
+  more.max_length = 3;
+  more.evict_oldest = true;
+  auto r = store_->Publish(more).value();
+  EXPECT_EQ(r.evicted_ids, (std::vector<std::string>{"m1", "m2"}));
+  EXPECT_EQ(Depth().ready, 3);
+  auto d = store_->GetDeadLetter("acme", "m1").value();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->reason, "overflow");
+}
+
+TEST_P(StoreTest, RetentionDeletesOnlyWhatIsPastIt) {
+  auto old = Msg("old");
+  old.retain_until = kNow + 10;
+  auto keep = Msg("keep");
+  keep.retain_until = kNow + 1000;
+  ASSERT_TRUE(store_->Publish(Pub({old, keep, Msg("forever")})).ok());
+  auto gone = store_->DeleteRetained(kNow + 10, 100).value();
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0].id, "old");
+  EXPECT_EQ(Depth().ready, 2);
+}
+
+TEST_P(StoreTest, DeleteQueueRemovesItsMessagesButNotItsDeadLetters) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2")})).ok());
+  auto m = LeaseN(1)[0];
+  ASSERT_TRUE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, {},
+                                 {"dead-letters", "rejected", "x", kNow, 0})
+                  .value());
+  EXPECT_TRUE(store_->DeleteQueue(queue_id_).value());
+  EXPECT_FALSE(store_->DeleteQueue(queue_id_).value());
+  EXPECT_FALSE(store_->GetQueue("acme", "orders").value().has_value());
+  EXPECT_TRUE(store_->GetDeadLetter("acme", "m1").value().has_value());
+  EXPECT_EQ(Depth().ready, 0);
+}
+
+TEST_P(StoreTest, ConcurrentPublishersAreAllDurable) {
+  constexpr int kThreads = 8, kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = store_->Publish(Pub({Msg("t" + std::to_string(t) + "-" + std::to_string(i))}));
+        if (!r.ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  Reopen();
+  EXPECT_EQ(Depth().ready, kThreads * kPerThread);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace redrive::store
