@@ -1,1 +1,400 @@
+// Drives the real `redrive serve` binary over HTTP: the behaviour a user of the REST API sees.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "tests/harness.h"
+
+namespace redrive::testing {
+namespace {
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Boot(); }
+  void Boot(std::vector<std::string> args = {}) {
+    server_ = std::make_unique<ServerProcess>("", std::move(args));
+    std::string error;
+    ASSERT_TRUE(server_->Start(&error)) << error;
+    op_ = std::make_unique<HttpClient>(server_->url(), server_->operator_token());
+    CreateTenant(*op_, "acme");
+    token_ = CreateToken(*op_, "acme", "app");
+    app_ = std::make_unique<HttpClient>(server_->url(), token_);
+  }
+  std::string Q(const std::string& queue, const std::string& tail = "") {
+    return "/v1/tenants/acme/queues/" + queue + tail;
+  }
+  json Receive(const std::string& queue, int max = 10, const std::string& wait = "0s") {
+    auto r = app_->Post(Q(queue, "/receive"), {{"maxMessages", max}, {"wait", wait}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.Json()["messages"];
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<HttpClient> op_, app_;
+  std::string token_;
+};
+
+TEST_F(ApiTest, ProbesAnswerWithoutAToken) {
+  HttpClient anon(server_->url());
+  EXPECT_EQ(anon.Get("/healthz").status, 200);
+  EXPECT_EQ(anon.Get("/readyz").status, 200);
+  EXPECT_EQ(anon.Get("/metrics").status, 401);
+  EXPECT_EQ(app_->Get("/metrics").status, 403);
+}
+
+TEST_F(ApiTest, PublishReceiveAckRoundTripInBatches) {
+  CreateQueue(*op_, "acme", "orders");
+  json batch = json::array();
+  for (int i = 0; i < 100; ++i) {
+    batch.push_back(
+        {{"body", "message " + std::to_string(i)}, {"attributes", {{"n", std::to_string(i)}}}});
+  }
+  auto pub = app_->Post(Q("orders", "/messages"), {{"messages", batch}});
+  ASSERT_EQ(pub.status, 201) << pub.body;
+  ASSERT_EQ(pub.Json()["messages"].size(), 100u);
+  auto q = app_->Get(Q("orders")).Json();
+  EXPECT_EQ(q["depth"]["ready"], 100);
+
+  auto got = Receive("orders", 100);
+  ASSERT_EQ(got.size(), 100u);
+  EXPECT_EQ(got[0]["body"], "message 0");
+  EXPECT_EQ(got[0]["attributes"]["n"], "0");
+  EXPECT_EQ(got[0]["deliveryCount"], 1);
+  EXPECT_EQ(got[0]["id"], pub.Json()["messages"][0]["id"]);
+  json receipts = json::array();
+  for (const auto& m : got) receipts.push_back(m["receipt"]);
+  auto ack = app_->Post(Q("orders", "/ack"), {{"receipts", receipts}});
+  ASSERT_EQ(ack.status, 200) << ack.body;
+  EXPECT_EQ(ack.Json()["succeeded"], 100);
+  q = app_->Get(Q("orders")).Json();
+  EXPECT_EQ(q["depth"]["ready"], 0);
+  EXPECT_EQ(q["depth"]["leased"], 0);
+}
+
+TEST_F(ApiTest, BinaryBodiesTravelAsBase64AndComeBackIdentical) {
+  CreateQueue(*op_, "acme", "bin");
+  auto pub =
+      app_->Post(Q("bin", "/messages"), {{"messages", {{{"body", "AP8Q/w=="}, {"base64", true}}}}});
+  ASSERT_EQ(pub.status, 201) << pub.body;
+  auto got = Receive("bin");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]["base64"], true);
+  EXPECT_EQ(got[0]["body"], "AP8Q/w==");
+  auto bad = app_->Post(Q("bin", "/messages"),
+                        {{"messages", {{{"body", "not base64!"}, {"base64", true}}}}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.ErrorCode(), "invalid-base64");
+}
+
+TEST_F(ApiTest, FailingMessageComesBackWithBackoffThenDeadLetters) {
+  CreateQueue(*op_, "acme", "hooks",
+              {{"retryPolicy",
+                {{"maxDeliveries", 3}, {"backoff", {{"initial", "200ms"}, {"jitter", 0}}}}}});
+  auto pub =
+      app_->Post(Q("hooks", "/messages"),
+                 {{"messages", {{{"body", R"({"user":"jdoe"})"}, {"idempotencyKey", "k1"}}}}});
+  std::string id = pub.Json()["messages"][0]["id"];
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto got = Receive("hooks", 1, "5s");
+    ASSERT_EQ(got.size(), 1u) << "attempt " << attempt;
+    EXPECT_EQ(got[0]["deliveryCount"], attempt);
+    auto nack = app_->Post(Q("hooks", "/nack"),
+                           {{"nacks",
+                             {{{"receipt", got[0]["receipt"]},
+                               {"reason", "endpoint-error"},
+                               {"error", "HTTP 503 from https://example.invalid/hook"}}}}});
+    ASSERT_EQ(nack.status, 200) << nack.body;
+    EXPECT_EQ(nack.Json()["succeeded"], 1);
+  }
+  EXPECT_TRUE(Receive("hooks", 1, "500ms").empty());
+  auto dl = app_->Get("/v1/tenants/acme/dead-letters/" + id);
+  ASSERT_EQ(dl.status, 200) << dl.body;
+  auto d = dl.Json();
+  EXPECT_EQ(d["reason"], "max-deliveries");
+  EXPECT_EQ(d["origin"], "hooks");
+  EXPECT_EQ(d["deadLetterQueue"], "dead-letters");
+  EXPECT_EQ(d["cause"], "HTTP 503 from https://example.invalid/hook");
+  EXPECT_EQ(d["body"], R"({"user":"jdoe"})");
+  EXPECT_EQ(d["idempotencyKey"], "k1");
+  EXPECT_EQ(d["deliveryCount"], 3);
+  ASSERT_EQ(d["attempts"].size(), 3u);
+  EXPECT_EQ(d["attempts"][0]["reason"], "endpoint-error");
+  auto list = app_->Get("/v1/tenants/acme/dead-letters?origin=hooks&reason=max-deliveries");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(list.Json()["deadLetters"].size(), 1u);
+  auto queues = app_->Get("/v1/tenants/acme/queues").Json()["queues"];
+  bool saw_dlq = false;
+  for (const auto& q : queues) {
+    if (q["name"] == "dead-letters") {
+      saw_dlq = true;
+      EXPECT_EQ(q["kind"], "dead-letter");
+      EXPECT_EQ(q["depth"]["ready"], 1);
+    }
+    if (q["name"] == "hooks") EXPECT_EQ(q["depth"]["deadLettered"], 1);
+  }
+  EXPECT_TRUE(saw_dlq);
+  auto metrics = op_->Get("/metrics");
+  EXPECT_NE(metrics.body.find("redrive_messages_dead_lettered_total{reason=\"max-deliveries\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("redrive_queue_depth{tenant=\"acme\",queue=\"hooks\""),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("redrive_http_request_duration_seconds_count{route=\"nack\"} 3"),
+            std::string::npos);
+}
+
+TEST_F(ApiTest, LongPollIsWokenByAPublish) {
+  CreateQueue(*op_, "acme", "wake");
+  auto waiter = std::async(std::launch::async, [&] {
+    HttpClient c(server_->url(), token_);
+    auto start = std::chrono::steady_clock::now();
+    auto r = c.Post(Q("wake", "/receive"), {{"wait", "20s"}});
+    return std::make_pair(r, std::chrono::steady_clock::now() - start);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(app_->Post(Q("wake", "/messages"), {{"messages", {{{"body", "hi"}}}}}).status, 201);
+  auto [r, waited] = waiter.get();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json()["messages"].size(), 1u);
+  EXPECT_LT(waited, std::chrono::seconds(3));
+}
+
+TEST_F(ApiTest, BadInputGetsAStableErrorAndChangesNothing) {
+  CreateQueue(*op_, "acme", "orders", {{"maxMessageSize", 16}});
+  struct Case {
+    std::string method, path, body, content_type;
+    long status;
+    std::string code;
+  };
+  std::string deep(40, '[');
+  deep += std::string(40, ']');
+  std::vector<Case> cases = {
+      {"POST", Q("orders", "/messages"), R"({"messages":[{"body":"x","colour":"red"}]})",
+       "application/json", 400, "unknown-field"},
+      {"POST", Q("orders", "/messages"), R"({"messages":[{"body":"x"}],)", "application/json", 400,
+       "invalid-json"},
+      {"POST", Q("orders", "/messages"), R"({"messages":)" + deep + "}", "application/json", 400,
+       "json-too-deep"},
+      {"POST", Q("orders", "/messages"), R"({"messages":[{"body":"x"}]})", "text/plain", 415,
+       "unsupported-media-type"},
+      {"POST", Q("orders", "/messages"),
+       R"({"messages":[{"body":"ok"},{"body":"this body is too long"}]})", "application/json", 413,
+       "message-too-large"},
+      {"POST", Q("orders", "/messages"), R"({"messages":[]})", "application/json", 400,
+       "empty-batch"},
+      {"POST", Q("orders", "/messages"), R"({"messages":[{"body":1}]})", "application/json", 400,
+       "missing-field"},
+      {"POST", Q("orders", "/messages"), R"({"messages":[{"body":"x","delay":"soon"}]})",
+       "application/json", 400, "invalid-duration"},
+      {"POST", Q("nope", "/messages"), R"({"messages":[{"body":"x"}]})", "application/json", 404,
+       "queue-not-found"},
+      {"POST", Q("orders", "/receive"), R"({"maxMessages":0})", "application/json", 400,
+       "invalid-argument"},
+      {"POST", Q("orders", "/receive"), R"({"wait":"21s"})", "application/json", 400,
+       "invalid-argument"},
+      {"POST", Q("orders", "/ack"), R"({"receipts":[]})", "application/json", 400, "empty-batch"},
+      {"POST", "/v1/tenants/acme/queues", R"({"name":"bad name"})", "application/json", 400,
+       "invalid-name"},
+      {"POST", "/v1/tenants/acme/queues", R"({"name":"q2","attributes":{"visibility":"1s"}})",
+       "application/json", 400, "unknown-field"},
+      {"POST", "/v1/tenants/acme/queues", R"({"name":"orders"})", "application/json", 409,
+       "already-exists"},
+      {"PUT", Q("orders"), "{}", "application/json", 405, "method-not-allowed"},
+      {"GET", "/v1/nothing-here", "", "", 404, "not-found"},
+      {"GET", "/v1/tenants/acme/dead-letters?colour=red", "", "", 400, "unknown-field"},
+      {"GET", "/v1/tenants/acme/dead-letters?limit=abc", "", "", 400, "invalid-query"},
+      {"GET", "/v1/tenants/acme/dead-letters?cursor=abc", "", "", 400, "invalid-query"},
+      {"GET", "/v1/tenants/acme/dead-letters/01NOPE", "", "", 404, "dead-letter-not-found"},
+      {"POST", Q("dead-letters", "/messages"), R"({"messages":[{"body":"x"}]})", "application/json",
+       409, "dead-letter-queue-read-only"},
+      {"POST", Q("dead-letters", "/receive"), R"({})", "application/json", 409,
+       "dead-letter-queue-read-only"},
+  };
+  for (const auto& c : cases) {
+    auto r = op_->Send(c.method, c.path, c.body, c.content_type);
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body << " -> " << r.body;
+    EXPECT_EQ(r.ErrorCode(), c.code) << c.method << " " << c.path << " " << c.body;
+    EXPECT_FALSE(r.Json()["error"]["message"].get<std::string>().empty());
+  }
+  auto q = app_->Get(Q("orders")).Json();
+  EXPECT_EQ(q["depth"]["ready"], 0) << "a refused batch must store nothing";
+  EXPECT_EQ(app_->Get(Q("nope")).status, 404) << "a failed publish must not create a queue";
+  EXPECT_EQ(app_->Get(Q("q2")).status, 404);
+}
+
+TEST_F(ApiTest, TokensAreScopedToTheirTenant) {
+  CreateTenant(*op_, "beta");
+  CreateQueue(*op_, "beta", "secret");
+  CreateQueue(*op_, "acme", "orders");
+  HttpClient anon(server_->url());
+  auto r = anon.Get(Q("orders"));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.ErrorCode(), "unauthenticated");
+  // Another tenant's resources look exactly like missing ones.
+  r = app_->Get("/v1/tenants/beta/queues/secret");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.ErrorCode(), "tenant-not-found");
+  EXPECT_EQ(app_->Get("/v1/tenants/ghost/queues/secret").ErrorCode(), "tenant-not-found");
+  EXPECT_EQ(app_->Post("/v1/tenants/beta/queues/secret/messages", {{"messages", {{{"body", "x"}}}}})
+                .status,
+            404);
+  EXPECT_EQ(app_->Get("/v1/tenants").status, 403);
+  std::string publisher = CreateToken(*op_, "acme", "producer", {"publish"});
+  HttpClient pub(server_->url(), publisher);
+  EXPECT_EQ(pub.Post(Q("orders", "/messages"), {{"messages", {{{"body", "x"}}}}}).status, 201);
+  r = pub.Post(Q("orders", "/receive"), json::object());
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.ErrorCode(), "forbidden");
+  // Revocation takes effect at once.
+  auto tokens = app_->Get("/v1/tenants/acme/tokens").Json()["tokens"];
+  std::string id;
+  for (const auto& t : tokens) {
+    EXPECT_FALSE(t.contains("token")) << "secrets are shown once only";
+    if (t["label"] == "producer") id = t["id"];
+  }
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(app_->Delete("/v1/tenants/acme/tokens/" + id).status, 204);
+  EXPECT_EQ(pub.Post(Q("orders", "/messages"), {{"messages", {{{"body", "x"}}}}}).status, 401);
+}
+
+TEST_F(ApiTest, QueueAttributesCanBeChangedAndQueuesDeleted) {
+  CreateQueue(*op_, "acme", "orders");
+  auto r = op_->Patch(Q("orders"), {{"attributes", {{"visibilityTimeout", "2m"}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["attributes"]["visibilityTimeout"], "2m");
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["maxDeliveries"], 10);
+  ASSERT_EQ(app_->Post(Q("orders", "/messages"), {{"messages", {{{"body", "x"}}}}}).status, 201);
+  EXPECT_EQ(op_->Delete(Q("orders")).status, 204);
+  EXPECT_EQ(op_->Get(Q("orders")).status, 404);
+  EXPECT_EQ(op_->Delete(Q("orders")).status, 404);
+}
+
+TEST_F(ApiTest, DataSurvivesARestart) {
+  CreateQueue(*op_, "acme", "orders");
+  ASSERT_EQ(app_->Post(Q("orders", "/messages"), {{"messages", {{{"body", "durable"}}}}}).status,
+            201);
+  std::string dir = server_->data_dir();
+  auto restarted = std::make_unique<ServerProcess>(dir);
+  EXPECT_EQ(server_->Stop(), 0);
+  std::string error;
+  ASSERT_TRUE(restarted->Start(&error)) << error;
+  HttpClient app(restarted->url(), token_);
+  auto r = app.Post(Q("orders", "/receive"), json::object());
+  ASSERT_EQ(r.Json()["messages"].size(), 1u) << r.body;
+  EXPECT_EQ(r.Json()["messages"][0]["body"], "durable");
+  restarted->Stop();
+}
+
+TEST_F(ApiTest, SigtermEndsLongPollsAndExitsCleanly) {
+  CreateQueue(*op_, "acme", "idle");
+  auto waiter = std::async(std::launch::async, [&] {
+    HttpClient c(server_->url(), token_);
+    return c.Post(Q("idle", "/receive"), {{"wait", "20s"}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(server_->Stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  auto r = waiter.get();
+  EXPECT_EQ(r.status, 200) << "the in-flight long poll gets its (empty) answer";
+  EXPECT_TRUE(r.Json()["messages"].empty());
+}
+
+// Raw sockets, for what an HTTP library would not send.
+int Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+TEST_F(ApiTest, OversizedHeadersAndBodiesAreRefusedBeforeTheHandler) {
+  std::vector<std::string> headers = {"X-Big: " + std::string(20'000, 'a')};
+  auto r = op_->Send("GET", "/healthz", "", "", headers);
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(r.ErrorCode(), "headers-too-large");
+  int fd = Connect(server_->port());
+  ASSERT_GE(fd, 0);
+  std::string req =
+      "POST /v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 999999999\r\n\r\n{";
+  send(fd, req.data(), req.size(), 0);
+  std::string resp = ReadAll(fd);
+  close(fd);
+  EXPECT_NE(resp.find("413"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("request-too-large"), std::string::npos) << resp;
+}
+
+class ApiLimitsTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    config_ = MakeTempDir() + "/redrive.toml";
+    std::ofstream(config_) << "[server]\nrequest_timeout = \"1s\"\nmax_connections = 4\n\n"
+                              "[[tenants]]\nname = \"declared\"\n"
+                              "  [[tenants.queues]]\n  name = \"jobs\"\n"
+                              "  retryPolicy = { maxDeliveries = 4 }\n";
+    Boot({"--config", config_});
+  }
+  std::string config_;
+};
+
+TEST_F(ApiLimitsTest, SlowClientsAreTimedOut) {
+  int fd = Connect(server_->port());
+  ASSERT_GE(fd, 0);
+  std::string partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  send(fd, partial.data(), partial.size(), 0);
+  auto start = std::chrono::steady_clock::now();
+  std::string resp = ReadAll(fd);
+  close(fd);
+  EXPECT_NE(resp.find("408"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("request-timeout"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_F(ApiLimitsTest, ConnectionsBeyondTheLimitAreRefusedEarly) {
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) {
+    int fd = Connect(server_->port());
+    ASSERT_GE(fd, 0);
+    send(fd, "G", 1, 0);  // a request in progress keeps the connection busy
+    held.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  int extra = Connect(server_->port());
+  ASSERT_GE(extra, 0);
+  std::string resp = ReadAll(extra);
+  close(extra);
+  EXPECT_NE(resp.find("503"), std::string::npos) << resp;
+  for (int fd : held) close(fd);
+}
+
+TEST_F(ApiLimitsTest, TenantsAndQueuesDeclaredInTheConfigExist) {
+  auto r = op_->Get("/v1/tenants/declared/queues/jobs");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["maxDeliveries"], 4);
+}
+
+}  // namespace
+}  // namespace redrive::testing

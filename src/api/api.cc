@@ -628,9 +628,6 @@ Response RestApi::Handle(Request& req) {
         auth = engine_.Authorize(principal, tenant, scope);
         if (auth.ok() || auth.code() != ErrorCode::kForbidden) break;
       }
-      if (auth.code() == ErrorCode::kForbidden && tenant.empty()) {
-        auth = Status(ErrorCode::kForbidden, "this route needs an operator token");
-      }
     }
   }
   if (!auth.ok()) {

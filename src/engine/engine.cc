@@ -142,8 +142,12 @@ Status Engine::Authorize(const Principal& p, const std::string& tenant, std::str
     if (tenant.empty()) return Status::Ok();
     return EnsureTenant(tenant);
   }
+  // Server-wide routes (no tenant in the path) are for operators only.
+  if (tenant.empty()) {
+    return Status(ErrorCode::kForbidden, "this route needs an operator token");
+  }
   // A tenant token never learns whether another tenant exists.
-  if (tenant.empty() || p.tenant != tenant) return TenantNotFound(tenant);
+  if (p.tenant != tenant) return TenantNotFound(tenant);
   if (!p.HasScope(scope)) {
     return Status(ErrorCode::kForbidden, "this token lacks the '" + std::string(scope) + "' scope");
   }

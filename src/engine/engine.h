@@ -167,7 +167,7 @@ class Engine {
   Result<Principal> Authenticate(std::string_view bearer_token);
   // Whether `p` may act on `tenant` with `scope`. Errors: kTenantNotFound when the tenant does
   // not exist or belongs to another token (never revealing which), kForbidden when the scope
-  // is missing.
+  // is missing or when a tenant token calls a server-wide route (`tenant` empty).
   Status Authorize(const Principal& p, const std::string& tenant, std::string_view scope);
   // Operator tokens (server-wide). The first is written by `serve` on first start.
   Result<NewToken> CreateOperatorToken(const std::string& label);
