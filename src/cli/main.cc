@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/commands.h"
 #include "server/serve.h"
 
 int main(int argc, char** argv) {
@@ -15,7 +16,15 @@ int main(int argc, char** argv) {
   serve->add_option("--store", store, "Store URI (default sqlite:<data-dir>/redrive.db)");
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error");
   serve->add_option("--port-file", port_file, "Write the bound port to this file");
-  CLI11_PARSE(app, argc, argv);
+  redrive::cli::ClientCommands client(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    // `serve` keeps CLI11's own exit codes; the client maps every usage error to 2.
+    if (serve->parsed() || rc == 0) return rc;
+    return redrive::cli::kExitUsage;
+  }
   if (serve->parsed()) {
     // Defaults, then the file, then the environment, then flags.
     redrive::server::ServerConfig config;
@@ -32,5 +41,6 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) config.log_level = log_level;
     return redrive::server::RunServer(config, port_file);
   }
+  if (client.Selected()) return client.Run();
   return 0;
 }

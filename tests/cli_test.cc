@@ -1,0 +1,616 @@
+// Drives the real `redrive` client binary against a real server: what a user at a shell sees
+// (stdout, stderr, exit code) for every client subcommand.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "tests/harness.h"
+
+namespace redrive::testing {
+namespace {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  json Json() const { return json::parse(out, nullptr, false); }
+};
+
+std::string Describe(const CliResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
+}
+
+// Runs `redrive args...` with exactly `env` as its environment and `input` on stdin; kills it
+// after 20 s. Reads stdout and stderr while writing stdin, so no pipe can fill up and block.
+CliResult RunRedrive(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env, const std::string& input) {
+  CliResult result;
+  int in[2], out[2], err[2];
+  if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return result;
+  }
+  std::vector<std::string> argv_s = {RedriveBinary()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<std::string> env_s;
+  for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(err[1], STDERR_FILENO);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
+    std::vector<char*> argv, envp;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  fcntl(in[1], F_SETFL, O_NONBLOCK);
+  size_t written = 0;
+  if (input.empty()) {
+    close(in[1]);
+    in[1] = -1;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int open_outputs = 2;
+  while (open_outputs > 0 && std::chrono::steady_clock::now() < deadline) {
+    pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+    if (poll(fds, in[1] >= 0 ? 3 : 2, 100) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[65536];
+      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+      if (n > 0) {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+      } else {
+        close(fds[i].fd);
+        (i == 0 ? out[0] : err[0]) = -1;
+        --open_outputs;
+      }
+    }
+    if (in[1] >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t n = write(in[1], input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if (n < 0 || written == input.size()) {
+        close(in[1]);
+        in[1] = -1;
+      }
+    }
+  }
+  for (int fd : {in[1], out[0], err[0]}) {
+    if (fd >= 0) close(fd);
+  }
+  if (open_outputs > 0) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// "key: value" from the client's detail output, or "" when the key is absent.
+std::string Field(const std::string& out, const std::string& key) {
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(key + ":", 0) != 0) continue;
+    size_t start = line.find_first_not_of(' ', key.size() + 1);
+    return start == std::string::npos ? "" : line.substr(start);
+  }
+  return "";
+}
+
+// A URL where nothing listens: a port that was just bound and released.
+std::string ClosedUrl() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return "http://127.0.0.1:" + std::to_string(port);
+}
+
+// A decoder of its own, so the test does not check the client with the client's codec.
+std::string Base64Decode(const std::string& text) {
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t bits = 0;
+  int nbits = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    size_t v = kAlphabet.find(c);
+    if (v == std::string::npos) return "<invalid base64>";
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out.push_back(static_cast<char>((bits >> nbits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f << bytes;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { signal(SIGPIPE, SIG_IGN); }
+
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>();
+    std::string error;
+    ASSERT_TRUE(server_->Start(&error)) << error;
+    op_token_ = server_->operator_token();
+    HttpClient op(server_->url(), op_token_);
+    CreateTenant(op, "acme");
+    home_ = MakeTempDir();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(home_, ec);
+  }
+
+  // An environment with no REDRIVE_* variables and a HOME without a config file, plus `extra`.
+  std::map<std::string, std::string> Env(const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> env = {{"HOME", home_}, {"PATH", "/usr/bin:/bin"}};
+    for (const auto& [k, v] : extra) env[k] = v;
+    return env;
+  }
+  // Runs the client as the operator against tenant acme, connection given by flags.
+  CliResult Cli(std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.end(), {"--url", server_->url(), "--token", op_token_, "--tenant", "acme"});
+    return RunRedrive(args, Env(), input);
+  }
+  CliResult Raw(const std::vector<std::string>& args,
+                const std::map<std::string, std::string>& env = {}, const std::string& input = "") {
+    return RunRedrive(args, Env(env), input);
+  }
+
+  // Receives one message as JSON and returns it; fails the test when there is none.
+  json ReceiveOne(const std::string& queue) {
+    CliResult r = Cli({"receive", queue, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    json messages = r.Json()["messages"];
+    EXPECT_EQ(messages.size(), 1u) << Describe(r);
+    return messages.empty() ? json::object() : messages[0];
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  std::string op_token_;
+  std::string home_;
+};
+
+TEST_F(CliTest, TenantCreateListsItAndRejectsADuplicate) {
+  CliResult created = Cli({"tenant", "create", "globex"});
+  ASSERT_EQ(created.exit_code, 0) << Describe(created);
+  EXPECT_EQ(created.out, "created tenant globex\n");
+
+  CliResult list = Cli({"tenant", "ls"});
+  ASSERT_EQ(list.exit_code, 0) << Describe(list);
+  EXPECT_EQ(list.out.rfind("NAME", 0), 0u) << list.out;
+  EXPECT_NE(list.out.find("\nacme "), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("\nglobex "), std::string::npos) << list.out;
+
+  CliResult again = Cli({"tenant", "create", "globex"});
+  EXPECT_EQ(again.exit_code, 1) << Describe(again);
+  EXPECT_EQ(again.err.rfind("error: already-exists: ", 0), 0u) << again.err;
+}
+
+TEST_F(CliTest, TokenCreatePrintsASecretThatWorksUntilRevoked) {
+  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
+  CliResult created =
+      Cli({"token", "create", "--label", "producer", "--scope", "publish", "--scope", "dlq:read"});
+  ASSERT_EQ(created.exit_code, 0) << Describe(created);
+  std::string secret = Field(created.out, "token");
+  std::string id = Field(created.out, "id");
+  ASSERT_EQ(secret.rfind("rdt_", 0), 0u) << created.out;
+  ASSERT_EQ(id.rfind("tok_", 0), 0u) << created.out;
+  EXPECT_EQ(Field(created.out, "scopes"), "dlq:read, publish");
+  EXPECT_NE(created.out.find("only time"), std::string::npos) << created.out;
+
+  std::vector<std::string> as_producer = {"--url", server_->url(), "--token",
+                                          secret,  "--tenant",     "acme"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), as_producer.begin(), as_producer.end());
+    return Raw(args);
+  };
+  CliResult sent = with({"send", "jobs", "hello"});
+  EXPECT_EQ(sent.exit_code, 0) << Describe(sent);
+  CliResult refused = with({"receive", "jobs"});
+  EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
+  EXPECT_EQ(refused.err.rfind("error: forbidden: ", 0), 0u) << refused.err;
+
+  CliResult list = Cli({"token", "ls"});
+  ASSERT_EQ(list.exit_code, 0) << Describe(list);
+  EXPECT_NE(list.out.find(id), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("producer"), std::string::npos) << list.out;
+  EXPECT_EQ(list.out.find(secret), std::string::npos) << "the secret is shown only once";
+
+  CliResult revoked = Cli({"token", "revoke", id});
+  ASSERT_EQ(revoked.exit_code, 0) << Describe(revoked);
+  CliResult after = with({"send", "jobs", "hello"});
+  EXPECT_EQ(after.exit_code, 1) << Describe(after);
+  EXPECT_EQ(after.err.rfind("error: unauthenticated: ", 0), 0u) << after.err;
+}
+
+TEST_F(CliTest, QueueFlagsMapOntoAttributesAndOverrideRawAttributes) {
+  CliResult created = Cli({"queue",
+                           "create",
+                           "orders",
+                           "--visibility-timeout",
+                           "45s",
+                           "--max-deliveries",
+                           "3",
+                           "--backoff-initial",
+                           "2s",
+                           "--backoff-max",
+                           "1m",
+                           "--backoff-multiplier",
+                           "3",
+                           "--on-exhausted",
+                           "dead-letter",
+                           "--max-length",
+                           "100",
+                           "--overflow",
+                           "dead-letter-oldest",
+                           "--message-ttl",
+                           "1h",
+                           "--retention",
+                           "2d",
+                           "--delivery-delay",
+                           "1s",
+                           "--max-message-size",
+                           "1024",
+                           "--attributes",
+                           R"({"dedupWindow":"2m","visibilityTimeout":"10s",)"
+                           R"("retryPolicy":{"backoff":{"jitter":0.5}}})"});
+  ASSERT_EQ(created.exit_code, 0) << Describe(created);
+  EXPECT_EQ(Field(created.out, "name"), "orders");
+  EXPECT_EQ(Field(created.out, "visibilityTimeout"), "45s") << "the flag wins over --attributes";
+
+  CliResult shown = Cli({"queue", "show", "orders", "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << Describe(shown);
+  json a = shown.Json()["attributes"];
+  EXPECT_EQ(a["visibilityTimeout"], "45s");
+  EXPECT_EQ(a["dedupWindow"], "2m");
+  EXPECT_EQ(a["retryPolicy"]["maxDeliveries"], 3);
+  EXPECT_EQ(a["retryPolicy"]["backoff"]["initial"], "2s");
+  EXPECT_EQ(a["retryPolicy"]["backoff"]["max"], "1m");
+  EXPECT_EQ(a["retryPolicy"]["backoff"]["multiplier"], 3.0);
+  EXPECT_EQ(a["retryPolicy"]["backoff"]["jitter"], 0.5);
+  EXPECT_EQ(a["retryPolicy"]["onExhausted"], "dead-letter");
+  EXPECT_EQ(a["maxLength"], 100);
+  EXPECT_EQ(a["overflow"], "dead-letter-oldest");
+  EXPECT_EQ(a["messageTtl"], "1h");
+  EXPECT_EQ(a["retention"], "2d");
+  EXPECT_EQ(a["deliveryDelay"], "1s");
+  EXPECT_EQ(a["maxMessageSize"], 1024);
+
+  CliResult updated = Cli({"queue", "update", "orders", "--max-deliveries", "-1",
+                           "--dead-letter-queue", "orders-dlq", "--on-exhausted", "drop"});
+  ASSERT_EQ(updated.exit_code, 0) << Describe(updated);
+  EXPECT_EQ(Field(updated.out, "retryPolicy.maxDeliveries"), "-1");
+  EXPECT_EQ(Field(updated.out, "retryPolicy.onExhausted"), "drop");
+  EXPECT_EQ(Field(updated.out, "deadLetterQueue"), "orders-dlq");
+  EXPECT_EQ(Field(updated.out, "visibilityTimeout"), "45s") << "update keeps what it is not told";
+
+  CliResult nothing = Cli({"queue", "update", "orders"});
+  EXPECT_EQ(nothing.exit_code, 2) << Describe(nothing);
+
+  CliResult list = Cli({"queue", "ls"});
+  ASSERT_EQ(list.exit_code, 0) << Describe(list);
+  EXPECT_EQ(list.out.substr(0, list.out.find('\n')),
+            "NAME          KIND         READY  DELAYED  LEASED  DEAD-LETTERED");
+  EXPECT_NE(list.out.find("\norders        standard     0      0        0       0\n"),
+            std::string::npos)
+      << list.out;
+
+  CliResult removed = Cli({"queue", "rm", "orders"});
+  ASSERT_EQ(removed.exit_code, 0) << Describe(removed);
+  EXPECT_EQ(removed.out, "deleted queue orders\n");
+  CliResult gone = Cli({"queue", "show", "orders"});
+  EXPECT_EQ(gone.exit_code, 1) << Describe(gone);
+  EXPECT_EQ(gone.err.rfind("error: queue-not-found: ", 0), 0u) << gone.err;
+}
+
+TEST_F(CliTest, SendThenReceiveWithAckRoundTripsATextMessage) {
+  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
+  CliResult sent = Cli({"send", "jobs", "héllo wörld", "--attr", "source=billing", "--attr",
+                        "kind=a=b", "--key", "order-17"});
+  ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
+  std::string id = sent.out.substr(0, sent.out.size() - 1);
+  EXPECT_EQ(id.size(), 26u) << sent.out;
+
+  CliResult duplicate = Cli({"send", "jobs", "other body", "--key", "order-17"});
+  ASSERT_EQ(duplicate.exit_code, 0) << Describe(duplicate);
+  EXPECT_EQ(duplicate.out, id + " (duplicate)\n");
+
+  CliResult received = Cli({"receive", "jobs", "--max", "10", "--ack"});
+  ASSERT_EQ(received.exit_code, 0) << Describe(received);
+  EXPECT_EQ(Field(received.out, "id"), id);
+  EXPECT_EQ(Field(received.out, "deliveries"), "1");
+  EXPECT_FALSE(Field(received.out, "receipt").empty()) << received.out;
+  EXPECT_EQ(Field(received.out, "idempotency key"), "order-17");
+  EXPECT_EQ(Field(received.out, "attributes"), R"({"kind":"a=b","source":"billing"})");
+  EXPECT_EQ(Field(received.out, "body"), "héllo wörld");
+  EXPECT_NE(received.err.find("acked 1 of 1"), std::string::npos) << received.err;
+
+  CliResult empty = Cli({"receive", "jobs"});
+  EXPECT_EQ(empty.exit_code, 0) << Describe(empty);
+  EXPECT_EQ(empty.out, "");
+  EXPECT_EQ(empty.err, "no messages\n");
+  json depth = Cli({"queue", "show", "jobs", "--json"}).Json()["depth"];
+  EXPECT_EQ(depth["ready"], 0);
+  EXPECT_EQ(depth["leased"], 0) << "--ack acked what it printed";
+}
+
+TEST_F(CliTest, NonUtf8FileAndStdinRoundTripByteIdentical) {
+  ASSERT_EQ(Cli({"queue", "create", "blobs"}).exit_code, 0);
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
+  bytes += "\xC3\x28 trailing \xFF\xFE";
+  std::string file = home_ + "/blob.bin";
+  WriteFile(file, bytes);
+
+  CliResult sent = Cli({"send", "blobs", "--file", file});
+  ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
+  CliResult as_json = Cli({"receive", "blobs", "--json", "--ack"});
+  ASSERT_EQ(as_json.exit_code, 0) << Describe(as_json);
+  json m = as_json.Json()["messages"][0];
+  EXPECT_EQ(m["base64"], true) << "non-UTF-8 travels as base64";
+  EXPECT_EQ(Base64Decode(m["body"].get<std::string>()), bytes);
+
+  ASSERT_EQ(Cli({"send", "blobs", "--file", file}).exit_code, 0);
+  CliResult body = Cli({"receive", "blobs", "--body-only", "--ack"});
+  ASSERT_EQ(body.exit_code, 0) << Describe(body);
+  EXPECT_EQ(body.out, bytes);
+
+  CliResult piped = Cli({"send", "blobs"}, bytes);
+  ASSERT_EQ(piped.exit_code, 0) << Describe(piped);
+  CliResult from_stdin = Cli({"receive", "blobs", "--body-only", "--ack"});
+  ASSERT_EQ(from_stdin.exit_code, 0) << Describe(from_stdin);
+  EXPECT_EQ(from_stdin.out, bytes);
+
+  CliResult text = Cli({"send", "blobs", "--base64"}, "plain text\n");
+  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  CliResult forced = Cli({"receive", "blobs", "--body-only", "--ack"});
+  EXPECT_EQ(forced.out, "plain text\n") << "--base64 changes the transport, not the bytes";
+}
+
+TEST_F(CliTest, JsonOutputIsTheServersAnswer) {
+  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
+  CliResult sent = Cli({"send", "jobs", "payload", "--attr", "a=1", "--json"});
+  ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
+  json s = sent.Json();
+  ASSERT_TRUE(s.is_object()) << sent.out;
+  EXPECT_EQ(s["messages"][0]["duplicate"], false);
+  std::string id = s["messages"][0]["id"];
+
+  json queues = Cli({"queue", "ls", "--json"}).Json();
+  ASSERT_TRUE(queues["queues"].is_array()) << queues;
+  bool found = false;
+  for (const auto& q : queues["queues"]) {
+    if (q["name"] != "jobs") continue;
+    found = true;
+    EXPECT_EQ(q["kind"], "standard");
+    EXPECT_EQ(q["depth"]["ready"], 1);
+  }
+  EXPECT_TRUE(found) << queues;
+
+  json m = ReceiveOne("jobs");
+  EXPECT_EQ(m["id"], id);
+  EXPECT_EQ(m["body"], "payload");
+  EXPECT_EQ(m["base64"], false);
+  EXPECT_EQ(m["attributes"]["a"], "1");
+  EXPECT_EQ(m["deliveryCount"], 1);
+  ASSERT_TRUE(m["receipt"].is_string());
+
+  CliResult acked = Cli({"ack", "jobs", m["receipt"], "--json"});
+  ASSERT_EQ(acked.exit_code, 0) << Describe(acked);
+  EXPECT_EQ(acked.Json()["succeeded"], 1);
+  EXPECT_EQ(acked.Json()["results"][0]["status"], "ok");
+}
+
+TEST_F(CliTest, NackDeadLetterShowsInDlqLsAndShowWithTheJournal) {
+  ASSERT_EQ(Cli({"queue", "create", "invoices"}).exit_code, 0);
+  CliResult sent = Cli({"send", "invoices", R"({"total": null})", "--attr", "trace=t-1"});
+  ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
+  std::string id = sent.out.substr(0, sent.out.size() - 1);
+  json m = ReceiveOne("invoices");
+
+  CliResult nacked = Cli({"nack", "invoices", m["receipt"], "--dead-letter", "--reason",
+                          "bad-schema", "--error", "field 'total' must be a number"});
+  ASSERT_EQ(nacked.exit_code, 0) << Describe(nacked);
+  EXPECT_EQ(nacked.out, "rejected 1\n");
+
+  CliResult list = Cli({"dlq", "ls", "--origin", "invoices"});
+  ASSERT_EQ(list.exit_code, 0) << Describe(list);
+  EXPECT_EQ(list.out.substr(0, list.out.find('\n')).substr(0, 10), "ID        ");
+  std::string row = list.out.substr(list.out.find('\n') + 1);
+  EXPECT_EQ(row.rfind(id + "  invoices  rejected  1", 0), 0u) << list.out;
+  EXPECT_NE(row.find("field 'total' must be a number"), std::string::npos) << list.out;
+  EXPECT_EQ(list.out.find("next cursor"), std::string::npos) << list.out;
+
+  CliResult show = Cli({"dlq", "show", id});
+  ASSERT_EQ(show.exit_code, 0) << Describe(show);
+  EXPECT_EQ(Field(show.out, "id"), id);
+  EXPECT_EQ(Field(show.out, "origin"), "invoices");
+  EXPECT_EQ(Field(show.out, "reason"), "rejected");
+  EXPECT_EQ(Field(show.out, "cause"), "field 'total' must be a number");
+  EXPECT_EQ(Field(show.out, "attributes"), R"({"trace":"t-1"})");
+  EXPECT_EQ(Field(show.out, "body"), R"({"total": null})");
+  EXPECT_NE(show.out.find("attempts (1):\n"), std::string::npos) << show.out;
+  std::string journal = show.out.substr(show.out.find("attempts (1):\n"));
+  std::istringstream lines(journal);
+  std::string title, header, attempt, rest;
+  std::getline(lines, title);
+  std::getline(lines, header);
+  std::getline(lines, attempt);
+  EXPECT_EQ(header.rfind("AT", 0), 0u) << journal;
+  EXPECT_NE(attempt.find("  rejected  "), std::string::npos) << journal;
+  EXPECT_NE(attempt.find("  bad-schema  field 'total' must be a number"), std::string::npos)
+      << journal;
+  EXPECT_FALSE(std::getline(lines, rest)) << "one attempt, one line:\n" << journal;
+
+  CliResult missing = Cli({"dlq", "show", "01NOSUCHDEADLETTER00000000"});
+  EXPECT_EQ(missing.exit_code, 1) << Describe(missing);
+  EXPECT_EQ(missing.err.rfind("error: dead-letter-not-found: ", 0), 0u) << missing.err;
+}
+
+TEST_F(CliTest, DlqLsPagesWithTheCursorItPrints) {
+  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    CliResult sent = Cli({"send", "jobs", "m" + std::to_string(i)});
+    ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
+    ids.push_back(sent.out.substr(0, sent.out.size() - 1));
+    json m = ReceiveOne("jobs");
+    ASSERT_EQ(Cli({"nack", "jobs", m["receipt"], "--dead-letter"}).exit_code, 0);
+  }
+  std::string cursor;
+  for (int page = 0; page < 3; ++page) {
+    std::vector<std::string> args = {"dlq", "ls", "--limit", "1", "--reason", "rejected"};
+    if (!cursor.empty()) args.insert(args.end(), {"--cursor", cursor});
+    CliResult r = Cli(args);
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(r.out.find("\n" + ids[i] + "  jobs ") != std::string::npos, i == page) << r.out;
+    }
+    cursor = Field(r.out, "next cursor");
+    EXPECT_EQ(cursor.empty(), page == 2) << r.out;
+  }
+}
+
+TEST_F(CliTest, BatchAckReportsEachFailedReceiptAndExitsOne) {
+  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
+  ASSERT_EQ(Cli({"send", "jobs", "x"}).exit_code, 0);
+  json m = ReceiveOne("jobs");
+  std::string receipt = m["receipt"];
+
+  CliResult extended = Cli({"extend", "jobs", receipt, "--visibility-timeout", "2m"});
+  EXPECT_EQ(extended.exit_code, 0) << Describe(extended);
+  EXPECT_EQ(extended.out, "extended 1\n");
+
+  CliResult acked = Cli({"ack", "jobs", receipt, "not-a-receipt"});
+  EXPECT_EQ(acked.exit_code, 1) << Describe(acked);
+  EXPECT_EQ(acked.out, "acked 1 of 2\n");
+  EXPECT_EQ(acked.err.rfind("error: not-a-receipt: invalid-receipt: ", 0), 0u) << acked.err;
+  EXPECT_EQ(acked.err.find(receipt), std::string::npos) << "only failures are reported";
+
+  CliResult again = Cli({"nack", "jobs", receipt});
+  EXPECT_EQ(again.exit_code, 1) << Describe(again);
+  EXPECT_EQ(again.err.rfind("error: " + receipt + ": lease-lost: ", 0), 0u) << again.err;
+}
+
+TEST_F(CliTest, UnknownQueueExitsOneWithTheServersErrorCode) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"send", "nope", "x"},
+                                        {"receive", "nope"},
+                                        {"queue", "show", "nope"}}) {
+    CliResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 1) << Describe(r);
+    EXPECT_EQ(r.err.rfind("error: queue-not-found: ", 0), 0u) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+TEST_F(CliTest, UnreachableServerExitsThreeAndNamesTheUrl) {
+  std::string url = ClosedUrl();
+  CliResult r = Raw({"queue", "ls", "--url", url, "--token", "t", "--tenant", "acme"});
+  EXPECT_EQ(r.exit_code, 3) << Describe(r);
+  EXPECT_NE(r.err.find("cannot reach the server at " + url), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, UsageErrorsExitTwo) {
+  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
+  CliResult both = Cli({"nack", "jobs", "r", "--delay", "1s", "--dead-letter"});
+  EXPECT_EQ(both.exit_code, 2) << Describe(both);
+  CliResult bad_duration = Cli({"send", "jobs", "x", "--delay", "soon"});
+  EXPECT_EQ(bad_duration.exit_code, 2) << Describe(bad_duration);
+  CliResult bad_attr = Cli({"send", "jobs", "x", "--attr", "novalue"});
+  EXPECT_EQ(bad_attr.exit_code, 2) << Describe(bad_attr);
+  CliResult bad_json = Cli({"queue", "create", "q2", "--attributes", "[1]"});
+  EXPECT_EQ(bad_json.exit_code, 2) << Describe(bad_json);
+  CliResult unknown_flag = Cli({"queue", "ls", "--frobnicate"});
+  EXPECT_EQ(unknown_flag.exit_code, 2) << Describe(unknown_flag);
+  CliResult no_file = Cli({"send", "jobs", "--file", home_ + "/missing"});
+  EXPECT_EQ(no_file.exit_code, 2) << Describe(no_file);
+  CliResult no_tenant = Raw({"queue", "ls", "--url", server_->url(), "--token", op_token_});
+  EXPECT_EQ(no_tenant.exit_code, 2) << Describe(no_tenant);
+  EXPECT_NE(no_tenant.err.find("no tenant"), std::string::npos) << no_tenant.err;
+  EXPECT_EQ(Raw({"--help"}).exit_code, 0);
+}
+
+TEST_F(CliTest, FlagsBeatEnvironment) {
+  std::map<std::string, std::string> env = {
+      {"REDRIVE_URL", ClosedUrl()}, {"REDRIVE_TOKEN", "rdt_wrong"}, {"REDRIVE_TENANT", "nosuch"}};
+  CliResult env_only = Raw({"queue", "ls"}, env);
+  EXPECT_EQ(env_only.exit_code, 3) << "the environment is used: " << Describe(env_only);
+
+  std::string token_file = home_ + "/op.token";
+  WriteFile(token_file, op_token_ + "\n");
+  CliResult flags =
+      Raw({"queue", "ls", "--url", server_->url(), "--token-file", token_file, "--tenant", "acme"},
+          env);
+  EXPECT_EQ(flags.exit_code, 0) << Describe(flags);
+  EXPECT_EQ(flags.out.rfind("NAME ", 0), 0u) << flags.out;
+}
+
+TEST_F(CliTest, ConfigFileIsPickedUpAndEnvironmentBeatsIt) {
+  std::string config_home = home_ + "/config";
+  WriteFile(home_ + "/secrets/op.token", op_token_);
+  WriteFile(config_home + "/redrive/cli.toml", "url = \"" + server_->url() +
+                                                   "\"\n"
+                                                   "token_file = \"../../secrets/op.token\"\n"
+                                                   "tenant = \"acme\"\n");
+  std::map<std::string, std::string> xdg = {{"XDG_CONFIG_HOME", config_home}};
+  CliResult picked = Raw({"queue", "create", "from-config"}, xdg);
+  EXPECT_EQ(picked.exit_code, 0) << Describe(picked);
+
+  xdg["REDRIVE_URL"] = ClosedUrl();
+  CliResult env_wins = Raw({"queue", "ls"}, xdg);
+  EXPECT_EQ(env_wins.exit_code, 3) << Describe(env_wins);
+
+  // ~/.config is the default without XDG_CONFIG_HOME; --config names another file.
+  WriteFile(home_ + "/.config/redrive/cli.toml",
+            "url = \"" + server_->url() + "\"\ntoken = \"" + op_token_ + "\"\ntenant = \"acme\"\n");
+  CliResult home_config = Raw({"queue", "show", "from-config"});
+  EXPECT_EQ(home_config.exit_code, 0) << Describe(home_config);
+  WriteFile(home_ + "/other.toml", "url = \"" + ClosedUrl() + "\"\ntenant = \"acme\"\n");
+  CliResult named = Raw({"queue", "ls", "--config", home_ + "/other.toml"});
+  EXPECT_EQ(named.exit_code, 3) << Describe(named);
+  CliResult missing = Raw({"queue", "ls", "--config", home_ + "/absent.toml"});
+  EXPECT_EQ(missing.exit_code, 2) << Describe(missing);
+  WriteFile(home_ + "/typo.toml", "tennant = \"acme\"\n");
+  CliResult typo = Raw({"queue", "ls", "--config", home_ + "/typo.toml"});
+  EXPECT_EQ(typo.exit_code, 2) << Describe(typo);
+  EXPECT_NE(typo.err.find("unknown key 'tennant'"), std::string::npos) << typo.err;
+}
+
+}  // namespace
+}  // namespace redrive::testing
