@@ -7,7 +7,7 @@ packages=(
   g++ make cmake ninja-build pkg-config ccache
   libsqlite3-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libcli11-dev
   libtomlplusplus-dev nlohmann-json3-dev libcurl4-openssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev
   clang-format curl ca-certificates sqlite3 procps
 )
 if [ "${1:-}" = "--bench" ]; then

@@ -215,6 +215,17 @@ TEST_F(ApiTest, BadInputGetsAStableErrorAndChangesNothing) {
        409, "dead-letter-queue-read-only"},
       {"POST", Q("dead-letters", "/receive"), R"({})", "application/json", 409,
        "dead-letter-queue-read-only"},
+      {"POST", Q("orders", "/messages"), R"({"messages":[{"body":"x"}]})", "application/jsonx", 415,
+       "unsupported-media-type"},
+      // An encoded slash stays inside its segment: a queue name, not two path segments.
+      {"GET", Q("a%2Fb"), "", "", 404, "queue-not-found"},
+      {"GET", Q("bad%zz"), "", "", 400, "invalid-argument"},
+      {"GET", "/v1/tenants/acme?verbose=1", "", "", 400, "unknown-field"},
+      {"DELETE", Q("orders") + "?force=1", "", "", 400, "unknown-field"},
+      {"POST", Q("orders", "/nack"),
+       R"({"nacks":[{"receipt":"1.aaaaaaaaaaaaaaaaaaaaaaaa","consumer":")" + std::string(300, 'c') +
+           R"("}]})",
+       "application/json", 400, "invalid-argument"},
   };
   for (const auto& c : cases) {
     auto r = op_->Send(c.method, c.path, c.body, c.content_type);
@@ -224,6 +235,10 @@ TEST_F(ApiTest, BadInputGetsAStableErrorAndChangesNothing) {
   }
   auto q = app_->Get(Q("orders")).Json();
   EXPECT_EQ(q["depth"]["ready"], 0) << "a refused batch must store nothing";
+  // The media type is matched case-insensitively and may carry parameters.
+  auto ok = op_->Send("POST", Q("orders", "/messages"), R"({"messages":[{"body":"x"}]})",
+                      "Application/JSON; charset=utf-8");
+  EXPECT_EQ(ok.status, 201) << ok.body;
   EXPECT_EQ(app_->Get(Q("nope")).status, 404) << "a failed publish must not create a queue";
   EXPECT_EQ(app_->Get(Q("q2")).status, 404);
 }
@@ -387,6 +402,7 @@ TEST_F(ApiLimitsTest, ConnectionsBeyondTheLimitAreRefusedEarly) {
   std::string resp = ReadAll(extra);
   close(extra);
   EXPECT_NE(resp.find("503"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("server-busy"), std::string::npos) << resp;
   for (int fd : held) close(fd);
 }
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <sstream>
@@ -16,8 +17,10 @@ using engine::Principal;
 using http::Request;
 using http::Response;
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> out;
+// Splits a raw (still percent-encoded) path at '/', then decodes each segment, so an encoded
+// slash stays inside its segment. False when an escape is malformed.
+bool SplitPath(std::string_view path, std::vector<std::string>* out) {
+  out->clear();
   size_t i = 0;
   while (i < path.size()) {
     if (path[i] == '/') {
@@ -26,10 +29,12 @@ std::vector<std::string> SplitPath(std::string_view path) {
     }
     size_t j = path.find('/', i);
     if (j == std::string_view::npos) j = path.size();
-    out.emplace_back(path.substr(i, j - i));
+    std::string segment;
+    if (!http::PercentDecode(path.substr(i, j - i), &segment, false)) return false;
+    out->push_back(std::move(segment));
     i = j;
   }
-  return out;
+  return true;
 }
 
 Response Json(int status, const json& body) {
@@ -47,8 +52,13 @@ Response NoContent() {
 }
 
 Status RequireJsonBody(const Request& req) {
+  // The media type before any parameter (";charset=utf-8"), case-insensitively.
   std::string_view ct = req.Header("content-type");
-  if (ct.substr(0, 16) != "application/json") {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
+  std::string type(ct);
+  for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (type != "application/json") {
     return Status(ErrorCode::kUnsupportedMediaType,
                   "send the body as application/json (Content-Type header)");
   }
@@ -61,11 +71,11 @@ Result<json> Body(const Request& req) {
 }
 
 // Rejects query parameters the route does not take.
-Status OnlyQuery(const Request& req, std::initializer_list<std::string_view> allowed) {
+Status OnlyQuery(const Request& req, const std::vector<std::string>& allowed) {
   for (const auto& [k, v] : req.query) {
-    bool known = false;
-    for (auto a : allowed) known = known || k == a;
-    if (!known) return Status(ErrorCode::kUnknownField, "unknown query parameter '" + k + "'");
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      return Status(ErrorCode::kUnknownField, "unknown query parameter '" + k + "'");
+    }
   }
   return Status::Ok();
 }
@@ -261,10 +271,12 @@ Response StatusResponse(const Status& status) {
 }
 
 void RestApi::Add(std::string method, std::string pattern, std::string name,
-                  std::vector<std::string> scopes, RouteHandler handler) {
+                  std::vector<std::string> scopes, RouteHandler handler,
+                  std::vector<std::string> query) {
   Route r;
-  r.segments = SplitPath(pattern);
-  r.info = RouteInfo{std::move(method), std::move(pattern), std::move(name), std::move(scopes)};
+  SplitPath(pattern, &r.segments);
+  r.info = RouteInfo{std::move(method), std::move(pattern), std::move(name), std::move(scopes),
+                     std::move(query)};
   r.handler = std::move(handler);
   r.latency = std::make_unique<LatencyHistogram>();
   routes_.push_back(std::move(r));
@@ -310,7 +322,6 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       });
   Add("GET", "/v1/tenants", "tenant_list", {kScopeOperator},
       [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
         REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListTenants());
         json items = json::array();
         for (const auto& t : list) items.push_back(TenantJson(t));
@@ -350,7 +361,6 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       });
   Add("GET", "/v1/tenants/{tenant}/tokens", "token_list", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
         REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListTokens(p.Get("tenant")));
         json items = json::array();
         for (const auto& t : list) items.push_back(TokenJson(t));
@@ -377,7 +387,6 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       });
   Add("GET", "/v1/tenants/{tenant}/queues", "queue_list", kQueueReaders,
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
         REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListQueues(p.Get("tenant")));
         json items = json::array();
         for (const auto& q : list) items.push_back(QueueJson(q));
@@ -385,7 +394,6 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       });
   Add("GET", "/v1/tenants/{tenant}/queues/{queue}", "queue_get", kQueueReaders,
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
         REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.GetQueue(p.Get("tenant"), p.Get("queue")));
         return Json(200, QueueJson(q));
       });
@@ -529,6 +537,10 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
           nr.dead_letter = dl.value_or(false);
           REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(n, "consumer"));
           nr.consumer = consumer.value_or(who.token_id);
+          if (nr.consumer.size() > 256) {
+            return Status(ErrorCode::kInvalidArgument,
+                          "'" + where + "consumer' is longer than 256 bytes");
+          }
           if (nr.dead_letter && nr.delay) {
             return Status(ErrorCode::kInvalidArgument,
                           "'" + where + "delay' and 'deadLetter' exclude each other");
@@ -555,7 +567,6 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   // ---- dead letters
   Add("GET", "/v1/tenants/{tenant}/dead-letters", "dead_letter_list", {kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {"queue", "origin", "reason", "limit", "cursor"}));
         engine::DeadLetterFilter f;
         f.dlq = std::string(req.Query("queue"));
         f.origin = std::string(req.Query("origin"));
@@ -569,10 +580,10 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         return Json(200, {{"deadLetters", items},
                           {"nextCursor",
                            page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}});
-      });
+      },
+      {"queue", "origin", "reason", "limit", "cursor"});
   Add("GET", "/v1/tenants/{tenant}/dead-letters/{id}", "dead_letter_get", {kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(OnlyQuery(req, {}));
         REDRIVE_ASSIGN_OR_RETURN(auto d, engine_.GetDeadLetter(p.Get("tenant"), p.Get("id")));
         return Json(200, DeadLetterJson(d));
       });
@@ -580,7 +591,10 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
 
 Response RestApi::Handle(Request& req) {
   auto start = std::chrono::steady_clock::now();
-  std::vector<std::string> segments = SplitPath(req.path);
+  std::vector<std::string> segments;
+  if (!SplitPath(req.path, &segments)) {
+    return StatusResponse(Status(ErrorCode::kInvalidArgument, "malformed percent-encoding in URL"));
+  }
   Route* match = nullptr;
   bool path_matched = false;
   PathParams params;
@@ -635,6 +649,8 @@ Response RestApi::Handle(Request& req) {
     if (auth.code() == ErrorCode::kUnauthenticated) {
       resp.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
+  } else if (Status q = OnlyQuery(req, match->info.query); !q.ok()) {
+    resp = StatusResponse(q);
   } else {
     Result<Response> r = match->handler(req, params, principal);
     resp = r.ok() ? std::move(r).value() : StatusResponse(r.status());
@@ -661,6 +677,9 @@ std::string RestApi::RenderMetrics() {
           c.lease_timeouts);
   counter("redrive_messages_dropped_total", "Messages dropped (exhausted action drop, retention).",
           c.dropped);
+  counter("redrive_messages_retention_deleted_total",
+          "Messages deleted because they outlived their queue's retention (included in dropped).",
+          c.retention_deleted);
   out +=
       "# HELP redrive_messages_dead_lettered_total Messages dead-lettered, by reason.\n"
       "# TYPE redrive_messages_dead_lettered_total counter\n";

@@ -27,6 +27,7 @@ struct RouteInfo {
   std::string pattern;
   std::string name;                 // metric label
   std::vector<std::string> scopes;  // any one suffices; empty = no token needed
+  std::vector<std::string> query;   // accepted query parameters; others are refused
 };
 
 // Request latency, per route, Prometheus-style cumulative buckets. Thread-safe.
@@ -61,7 +62,8 @@ class RestApi {
     std::unique_ptr<LatencyHistogram> latency;
   };
   void Add(std::string method, std::string pattern, std::string name,
-           std::vector<std::string> scopes, RouteHandler handler);
+           std::vector<std::string> scopes, RouteHandler handler,
+           std::vector<std::string> query = {});
   std::string RenderMetrics();
 
   engine::Engine& engine_;

@@ -88,8 +88,8 @@ Result<std::optional<bool>> GetBool(const json& obj, const char* field) {
 Result<std::optional<DurationMs>> GetDuration(const json& obj, const char* field) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return std::optional<DurationMs>();
-  if (it->is_number_unsigned()) {
-    return std::optional<DurationMs>(static_cast<DurationMs>(it->get<uint64_t>()));
+  if (it->is_number_integer() && it->get<int64_t>() >= 0) {
+    return std::optional<DurationMs>(it->get<int64_t>());
   }
   if (!it->is_string()) return WrongType(field, "a duration like \"30s\"");
   auto d = ParseDuration(it->get<std::string>());

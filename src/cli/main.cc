@@ -21,9 +21,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    // `serve` keeps CLI11's own exit codes; the client maps every usage error to 2.
-    if (serve->parsed() || rc == 0) return rc;
-    return redrive::cli::kExitUsage;
+    // --help and --version exit 0; every usage error, of serve or the client, exits 2.
+    return rc == 0 ? 0 : redrive::cli::kExitUsage;
   }
   if (serve->parsed()) {
     // Defaults, then the file, then the environment, then flags.
@@ -34,11 +33,16 @@ int main(int argc, char** argv) {
     if (st.ok() && !listen.empty()) st = redrive::server::ApplyListen(listen, &config);
     if (!st.ok()) {
       std::fprintf(stderr, "redrive: %s\n", st.message().c_str());
-      return 2;
+      return redrive::cli::kExitUsage;
     }
     if (!data_dir.empty()) config.data_dir = data_dir;
     if (!store.empty()) config.store = store;
     if (!log_level.empty()) config.log_level = log_level;
+    st = redrive::server::ValidateConfig(config);
+    if (!st.ok()) {
+      std::fprintf(stderr, "redrive: %s\n", st.message().c_str());
+      return redrive::cli::kExitUsage;
+    }
     return redrive::server::RunServer(config, port_file);
   }
   if (client.Selected()) return client.Run();

@@ -2,7 +2,7 @@
 //
 // Each row gives the enum, the stable wire code (never renamed once shipped), the HTTP status it
 // maps to, and a one-line description. The REST layer maps errors through this table only, and
-// docs/errors.md is checked against it by errors_test, so the docs cannot drift.
+// docs/api.md is checked against it by errors_test, so the docs cannot drift.
 #pragma once
 
 #include <string_view>
@@ -50,7 +50,8 @@ namespace redrive {
   X(kInternal, "internal", 500, "An unexpected server error; the server log has the details.")   \
   X(kStoreFailed, "store-failed", 503,                                                           \
     "The store failed to write durably and refuses writes until the server is restarted.")       \
-  X(kShuttingDown, "shutting-down", 503, "The server is shutting down.")
+  X(kShuttingDown, "shutting-down", 503, "The server is shutting down.")                         \
+  X(kServerBusy, "server-busy", 503, "The server has as many connections as it allows; retry.")
 
 enum class ErrorCode {
 #define REDRIVE_ERROR_ENUM(name, code, http, desc) name,

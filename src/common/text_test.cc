@@ -16,8 +16,8 @@ TEST(DurationTest, ParsesEveryUnit) {
 }
 
 TEST(DurationTest, RejectsMalformedAndHugeValues) {
-  for (const char* bad : {"", "s", "-1s", "1.5s", "10y", "1 s", "99999999999999999999d",
-                          "36501d", "abc"}) {
+  for (const char* bad :
+       {"", "s", "-1s", "1.5s", "10y", "1 s", "99999999999999999999d", "36501d", "abc"}) {
     auto r = ParseDuration(bad);
     EXPECT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), ErrorCode::kInvalidDuration) << bad;
@@ -39,9 +39,9 @@ TEST(NameTest, AcceptsTheDocumentedSyntaxOnly) {
   EXPECT_TRUE(ValidateName("orders", "queue").ok());
   EXPECT_TRUE(ValidateName("a.b_c-9", "queue").ok());
   EXPECT_TRUE(ValidateName(std::string(80, 'x'), "queue").ok());
-  for (std::string bad : {std::string(""), std::string(81, 'x'), std::string(".hidden"),
-                          std::string("-x"), std::string("a/b"), std::string("a b"),
-                          std::string("caf\xc3\xa9")}) {
+  for (std::string bad :
+       {std::string(""), std::string(81, 'x'), std::string(".hidden"), std::string("-x"),
+        std::string("a/b"), std::string("a b"), std::string("caf\xc3\xa9")}) {
     auto st = ValidateName(bad, "queue");
     EXPECT_EQ(st.code(), ErrorCode::kInvalidName) << bad;
   }
@@ -75,8 +75,7 @@ TEST(Base64Test, RejectsInvalidText) {
 }
 
 TEST(Sha256Test, MatchesKnownDigest) {
-  EXPECT_EQ(Sha256Hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(UlidTest, IsSortableByTimeAndUnique) {

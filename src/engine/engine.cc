@@ -407,14 +407,18 @@ Status Engine::DeleteQueue(const std::string& tenant, const std::string& name) {
   REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
   if (!rec) return QueueNotFound(name);
   if (rec->kind == QueueKind::kDeadLetter) {
-    // Deleting a dead-letter queue would delete dead letters: that belongs to the dead-letter
-    // API (purge), which records what it removed.
+    // Deleting a dead-letter queue would delete dead letters, which only the dead-letter API
+    // may do (it records what it removes).
     return Status(ErrorCode::kDeadLetterQueueReadOnly,
-                  "'" + name + "' is a dead-letter queue; purge it through the dead-letter API");
+                  "'" + name + "' is a dead-letter queue and cannot be deleted as a queue");
   }
+  REDRIVE_ASSIGN_OR_RETURN(auto depth, store_.GetDepth(rec->id, clock_.Now()));
   REDRIVE_ASSIGN_OR_RETURN(bool deleted, store_.DeleteQueue(rec->id));
   ForgetQueue(tenant, name);
   if (!deleted) return QueueNotFound(name);
+  int64_t discarded = depth.ready + depth.delayed + depth.leased;
+  counters_.dropped += discarded;
+  spdlog::warn("deleted queue {}/{} with {} messages in it", tenant, name, discarded);
   Notify(rec->id);
   return Status::Ok();
 }
@@ -480,7 +484,7 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   req.overflow_death = store::DeathInfo{
       cfg.dead_letter_queue, kReasonOverflow,
       "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length), now,
-      now + options_.dead_letter_retention};
+      DeadLetterRetainUntil(now)};
   req.messages.reserve(messages.size());
   for (auto& m : messages) {
     store::MessageRecord r;
@@ -683,7 +687,7 @@ Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::Mess
     return dropped;
   }
   store::DeathInfo death{q.config.dead_letter_queue, reason, cause, now,
-                         now + options_.dead_letter_retention};
+                         DeadLetterRetainUntil(now)};
   REDRIVE_ASSIGN_OR_RETURN(bool moved, store_.DeadLetter(q.record.id, receipt, journal, death));
   if (moved) {
     CountDeadLetter(reason);
@@ -691,6 +695,10 @@ Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::Mess
                  q.record.tenant, q.record.name, death.dlq, msg.delivery_count, reason, cause);
   }
   return moved;
+}
+
+TimeMs Engine::DeadLetterRetainUntil(TimeMs now) const {
+  return options_.dead_letter_retention > 0 ? now + options_.dead_letter_retention : 0;
 }
 
 void Engine::CountDeadLetter(const std::string& reason) {

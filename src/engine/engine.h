@@ -64,7 +64,7 @@ struct EngineOptions {
   size_t max_idempotency_key = 256;   // bytes
   size_t max_reason = 256;            // nack reason, bytes
   size_t max_error = 8192;            // nack error text, bytes (longer is truncated, not refused)
-  DurationMs dead_letter_retention = 7 * 86'400'000LL;
+  DurationMs dead_letter_retention = 7 * 86'400'000LL;  // 0 = keep until removed
   DurationMs sweep_interval = 250;
   int sweep_batch = 500;
   DurationMs token_cache_ttl = 5'000;
@@ -275,6 +275,8 @@ class Engine {
                                    const store::Receipt& receipt, const store::Journal& journal,
                                    const std::string& reason, const std::string& cause);
   void CountDeadLetter(const std::string& reason);
+  // When a dead letter made now expires: 0 (never) when dead_letter_retention is 0.
+  TimeMs DeadLetterRetainUntil(TimeMs now) const;
 
   std::shared_ptr<QueueSignal> SignalFor(int64_t queue_id);
   void Notify(int64_t queue_id);

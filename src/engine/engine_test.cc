@@ -388,6 +388,39 @@ TEST_F(EngineTest, EveryMessageIsAccountedFor) {
   EXPECT_EQ(static_cast<int64_t>(listed.items.size()), dead);
 }
 
+TEST(EngineRetentionTest, ZeroDeadLetterRetentionKeepsDeadLettersForever) {
+  std::string dir = ::testing::TempDir() + "/engine-retention-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ManualClock clock;
+  SeededRandom random(1);
+  auto store = store::OpenStore(dir + "/db").value();
+  EngineOptions options;
+  options.dead_letter_retention = 0;
+  {
+    Engine engine(*store, clock, random, options);
+    ASSERT_TRUE(engine.CreateTenant("acme").ok());
+    QueueConfig c;
+    c.retry.max_deliveries = 0;
+    ASSERT_TRUE(engine.CreateQueue("acme", "q", c).ok());
+    std::vector<NewMessage> m(1);
+    m[0].body = "x";
+    std::string id = engine.Publish("acme", "q", m).value()[0].id;
+    ReceiveOptions o;
+    auto got = engine.Receive("acme", "q", o).value();
+    NackRequest n;
+    n.receipt = got[0].receipt;
+    ASSERT_TRUE(engine.Nack("acme", "q", {n}).value()[0].ok());
+    clock.Advance(365LL * 86'400'000);
+    ASSERT_TRUE(engine.SweepOnce().ok());
+    auto dl = engine.GetDeadLetter("acme", id);
+    ASSERT_TRUE(dl.ok());
+    EXPECT_EQ(dl->retain_until, 0);
+  }
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(EngineTest, DeadLetterPagesWithAnOpaqueCursor) {
   MakeQueue("orders", Config(0));
   for (int i = 0; i < 5; ++i) Publish("orders", "m");

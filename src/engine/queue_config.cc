@@ -14,8 +14,8 @@ Status Bad(const std::string& field, const std::string& why) {
 }
 
 Status ReadDuration(const json& v, const std::string& field, DurationMs* out) {
-  if (v.is_number_unsigned()) {
-    *out = static_cast<DurationMs>(v.get<uint64_t>());
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) {
+    *out = v.get<int64_t>();
     return Status::Ok();
   }
   if (!v.is_string()) return Bad(field, "must be a duration string like \"30s\"");

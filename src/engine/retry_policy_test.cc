@@ -39,8 +39,8 @@ TEST(RetryPolicyTest, JitterStaysWithinItsShareAndTheCap) {
     hi = std::max(hi, d);
   }
   EXPECT_GE(lo, 800);
-  EXPECT_LT(lo, 850);    // jitter really spreads downwards
-  EXPECT_EQ(hi, 1050);   // and is capped at max
+  EXPECT_LT(lo, 850);   // jitter really spreads downwards
+  EXPECT_EQ(hi, 1050);  // and is capped at max
 }
 
 TEST(RetryPolicyTest, JournalKeepsTheFirstAndTheLastAttempts) {

@@ -12,7 +12,7 @@ namespace redrive::http {
 struct Request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // as sent: path and query
-  std::string path;    // percent-decoded path, without the query
+  std::string path;    // path as sent (still percent-encoded), without the query
   std::vector<std::pair<std::string, std::string>> query;    // decoded, in order
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;

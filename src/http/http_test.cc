@@ -1,6 +1,7 @@
 #include "http/http.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 namespace redrive::http {

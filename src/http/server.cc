@@ -9,6 +9,7 @@
 
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/errors.h"
@@ -80,7 +81,10 @@ Server::Server(ServerOptions options, Handler handler)
 
 Server::~Server() {
   StopAccepting();
-  Drain(1000);
+  if (!Drain(1000)) {
+    // A handler is still running and uses this object: leaving is the only safe move.
+    std::_Exit(0);
+  }
 }
 
 Status Server::Start() {
@@ -127,17 +131,18 @@ void Server::AcceptLoop() {
       std::lock_guard<std::mutex> l(mu_);
       if (active_ >= options_.max_connections) {
         // Refuse early and cheaply: no thread, no parsing.
-        WriteAll(fd, Serialize(Error(ErrorCode::kShuttingDown, "too many connections"), false),
-                 100);
+        WriteAll(fd, Serialize(Error(ErrorCode::kServerBusy, "too many connections"), false), 100);
         close(fd);
         continue;
       }
       ++active_;
+      open_fds_.insert(fd);
     }
     std::thread([this, fd, remote = std::string(ip)] {
       Serve(fd, remote);
-      close(fd);
       std::lock_guard<std::mutex> l(mu_);
+      open_fds_.erase(fd);
+      close(fd);
       --active_;
       cv_.notify_all();
     }).detach();
@@ -226,8 +231,8 @@ void Server::Serve(int fd, std::string remote) {
     req.remote = remote;
     std::string_view target = req.target;
     size_t qpos = target.find('?');
-    bool ok = PercentDecode(target.substr(0, qpos), &req.path, false);
-    if (ok && qpos != std::string_view::npos) ok = ParseQuery(target.substr(qpos + 1), &req.query);
+    req.path = std::string(target.substr(0, qpos));
+    bool ok = qpos == std::string_view::npos || ParseQuery(target.substr(qpos + 1), &req.query);
     for (const auto& f : msg) {
       std::string name(f.name_string());
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -237,7 +242,7 @@ void Server::Serve(int fd, std::string remote) {
     bool keep_alive = msg.keep_alive() && !stopping_;
 
     Response resp = ok ? handler_(req)
-                       : Error(ErrorCode::kInvalidArgument, "malformed percent-encoding in URL");
+                       : Error(ErrorCode::kInvalidArgument, "malformed percent-encoding in query");
     if (stopping_) keep_alive = false;
     if (!WriteAll(fd, Serialize(resp, keep_alive), 30'000)) return;
     if (!keep_alive) return;
@@ -253,9 +258,14 @@ void Server::StopAccepting() {
   }
 }
 
-void Server::Drain(int timeout_ms) {
+bool Server::Drain(int timeout_ms) {
   std::unique_lock<std::mutex> l(mu_);
-  cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return active_ == 0; });
+  if (cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return active_ == 0; })) {
+    return true;
+  }
+  // Connections that outlived the drain: unblock their reads and writes.
+  for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
+  return cv_.wait_for(l, std::chrono::milliseconds(2000), [&] { return active_ == 0; });
 }
 
 }  // namespace redrive::http

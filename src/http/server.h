@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -27,7 +28,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 picks a free port
   size_t max_header_bytes = 16 * 1024;
-  size_t max_body_bytes = 16 * 1024 * 1024 + 1024 * 1024;
+  // A 16 MiB message (the largest maxMessageSize) is ~21.4 MiB in base64, plus JSON.
+  size_t max_body_bytes = 24 * 1024 * 1024;
   int request_timeout_ms = 30'000;  // whole request, from its first byte
   int idle_timeout_ms = 75'000;     // keep-alive wait for the next request
   int max_connections = 2048;
@@ -46,8 +48,10 @@ class Server {
   int port() const { return port_; }
   // Stops accepting new connections; connections finish the request they are in.
   void StopAccepting();
-  // Waits up to `timeout_ms` for every connection to finish, then closes what is left.
-  void Drain(int timeout_ms);
+  // Waits up to `timeout_ms` for every connection to finish, then shuts down the sockets of
+  // what is left and waits a little more. Returns false if some handler is still running, in
+  // which case the caller must not destroy what handlers use.
+  bool Drain(int timeout_ms);
 
  private:
   void AcceptLoop();
@@ -62,7 +66,8 @@ class Server {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  int active_ = 0;  // GUARDED_BY(mu_): connection threads alive
+  int active_ = 0;          // GUARDED_BY(mu_): connection threads alive
+  std::set<int> open_fds_;  // GUARDED_BY(mu_): their sockets
 };
 
 }  // namespace redrive::http

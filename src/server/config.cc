@@ -42,6 +42,7 @@ Status ReadDurationKey(const toml::table& t, const char* key, const std::string&
   if (!s) return Bad(where + key, "must be a duration string like \"30s\"");
   auto d = ParseDuration(*s);
   if (!d.ok()) return Bad(where + key, d.status().message());
+  if (d.value() > 86'400'000) return Bad(where + key, "must be at most 1d");
   *out_ms = static_cast<int>(d.value());
   return Status::Ok();
 }
@@ -57,6 +58,16 @@ Status ReadIntKey(const toml::table& t, const char* key, const std::string& wher
                "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
   }
   *out = static_cast<T>(*v);
+  return Status::Ok();
+}
+
+Status ReadStringKey(const toml::table& t, const char* key, const std::string& where,
+                     std::string* out) {
+  auto node = t.get(key);
+  if (!node) return Status::Ok();
+  auto v = node->value<std::string>();
+  if (!v) return Bad(where + key, "must be a string");
+  *out = *v;
   return Status::Ok();
 }
 
@@ -110,12 +121,12 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
                  {"listen", "data_dir", "store", "log_level", "max_connections", "request_timeout",
                   "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes"},
                  "server."));
-    if (auto v = (*server)["listen"].value<std::string>()) {
-      REDRIVE_RETURN_IF_ERROR(ApplyListen(*v, c));
-    }
-    if (auto v = (*server)["data_dir"].value<std::string>()) c->data_dir = *v;
-    if (auto v = (*server)["store"].value<std::string>()) c->store = *v;
-    if (auto v = (*server)["log_level"].value<std::string>()) c->log_level = *v;
+    std::string listen;
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*server, "listen", "server.", &listen));
+    if (!listen.empty()) REDRIVE_RETURN_IF_ERROR(ApplyListen(listen, c));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*server, "data_dir", "server.", &c->data_dir));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*server, "store", "server.", &c->store));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*server, "log_level", "server.", &c->log_level));
     REDRIVE_RETURN_IF_ERROR(
         ReadIntKey(*server, "max_connections", "server.", 1, 100'000, &c->http.max_connections));
     REDRIVE_RETURN_IF_ERROR(ReadIntKey(*server, "max_body_bytes", "server.", 1024,
@@ -141,8 +152,10 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         ReadIntKey(*limits, "max_receive", "limits.", 1, 10'000, &c->engine.max_receive));
     REDRIVE_RETURN_IF_ERROR(
         ReadIntKey(*limits, "max_attributes", "limits.", 0, 1000, &c->engine.max_attributes));
-    if (auto v = (*limits)["dead_letter_retention"].value<std::string>()) {
-      auto d = ParseDuration(*v);
+    std::string retention;
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*limits, "dead_letter_retention", "limits.", &retention));
+    if (!retention.empty()) {
+      auto d = ParseDuration(retention);
       if (!d.ok()) return Bad("limits.dead_letter_retention", d.status().message());
       c->engine.dead_letter_retention = d.value();
     }
@@ -172,6 +185,17 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
       c->tenants.push_back(std::move(dt));
     }
   }
+  return Status::Ok();
+}
+
+Status ValidateConfig(const ServerConfig& c) {
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  bool known = false;
+  for (const char* l : kLevels) known = known || c.log_level == l;
+  if (!known) {
+    return Bad("log_level", "must be one of trace, debug, info, warn, error, critical, off");
+  }
+  if (c.data_dir.empty()) return Bad("data_dir", "must not be empty");
   return Status::Ok();
 }
 

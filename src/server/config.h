@@ -42,5 +42,7 @@ Status LoadConfigFile(const std::string& path, ServerConfig* config);
 Status ApplyListen(const std::string& listen, ServerConfig* config);
 // REDRIVE_LISTEN, REDRIVE_DATA_DIR, REDRIVE_STORE, REDRIVE_LOG_LEVEL.
 Status ApplyEnvironment(ServerConfig* config);
+// Checks the combined result (after file, environment and flags). Errors: kInvalidArgument.
+Status ValidateConfig(const ServerConfig& config);
 
 }  // namespace redrive::server

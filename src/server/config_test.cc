@@ -72,13 +72,29 @@ TEST_F(ConfigTest, ReportsSyntaxErrorsWithTheLine) {
 }
 
 TEST_F(ConfigTest, RejectsBadValues) {
-  for (const char* text : {"[server]\nlisten = \"host:notaport\"\n",
-                           "[server]\nrequest_timeout = \"soon\"\n",
-                           "[server]\nmax_connections = 0\n", "[limits]\nmax_batch = \"x\"\n",
-                           "[[tenants]]\nqueues = []\n"}) {
+  for (const char* text :
+       {"[server]\nlisten = \"host:notaport\"\n", "[server]\nrequest_timeout = \"soon\"\n",
+        "[server]\nmax_connections = 0\n", "[limits]\nmax_batch = \"x\"\n",
+        "[[tenants]]\nqueues = []\n"}) {
     ServerConfig c;
     EXPECT_EQ(LoadConfigFile(Write(text), &c).code(), ErrorCode::kInvalidArgument) << text;
   }
+}
+
+TEST_F(ConfigTest, RejectsValuesOfTheWrongType) {
+  for (const char* text :
+       {"[server]\nlisten = 8080\n", "[server]\ndata_dir = 1\n", "[server]\nlog_level = true\n",
+        "[limits]\ndead_letter_retention = 7\n"}) {
+    ServerConfig c;
+    EXPECT_EQ(LoadConfigFile(Write(text), &c).code(), ErrorCode::kInvalidArgument) << text;
+  }
+}
+
+TEST_F(ConfigTest, ValidatesTheCombinedResult) {
+  ServerConfig c;
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.log_level = "loud";
+  EXPECT_EQ(ValidateConfig(c).code(), ErrorCode::kInvalidArgument);
 }
 
 TEST_F(ConfigTest, EnvironmentOverridesTheFile) {

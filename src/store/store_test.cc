@@ -20,12 +20,12 @@ struct Backend {
 };
 
 const std::vector<Backend>& Backends() {
-  static const std::vector<Backend> kBackends = {
-      {"sqlite", [](const std::string& dir) {
-         auto s = OpenStore("sqlite:" + dir + "/store.db");
-         EXPECT_TRUE(s.ok()) << s.status().ToString();
-         return s.ok() ? std::move(s).value() : nullptr;
-       }}};
+  static const std::vector<Backend> kBackends = {{"sqlite", [](const std::string& dir) {
+                                                    auto s =
+                                                        OpenStore("sqlite:" + dir + "/store.db");
+                                                    EXPECT_TRUE(s.ok()) << s.status().ToString();
+                                                    return s.ok() ? std::move(s).value() : nullptr;
+                                                  }}};
   return kBackends;
 }
 
@@ -82,8 +82,8 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     r.now = now;
     r.lease_until = until;
     r.consumer = "c1";
-    for (int i = 0; i < n; ++i) r.lease_tokens.push_back("tok" + std::to_string(i) + "-" +
-                                                         std::to_string(now));
+    for (int i = 0; i < n; ++i)
+      r.lease_tokens.push_back("tok" + std::to_string(i) + "-" + std::to_string(now));
     auto out = store_->Lease(r);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? out.value() : std::vector<MessageRecord>{};
@@ -187,9 +187,9 @@ TEST_P(StoreTest, DelayedAndExpiredMessagesAreNotLeased) {
 TEST_P(StoreTest, AckNeedsTheCurrentLeaseToken) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2")})).ok());
   auto leased = LeaseN(2);
-  auto acked = store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token},
-                                       {leased[1].seq, "wrong"}})
-                   .value();
+  auto acked =
+      store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token}, {leased[1].seq, "wrong"}})
+          .value();
   EXPECT_EQ(acked, (std::vector<bool>{true, false}));
   auto again = store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token}}).value();
   EXPECT_EQ(again, (std::vector<bool>{false}));
@@ -219,10 +219,10 @@ TEST_P(StoreTest, RequeueIsCompareAndSetAndKeepsTheJournal) {
 TEST_P(StoreTest, ExtendOnlyWhileTheLeaseLasts) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("m1")})).ok());
   auto m = LeaseN(1, kNow, kNow + 1000)[0];
-  EXPECT_TRUE(store_->ExtendLease(queue_id_, {m.seq, m.lease_token}, kNow + 500, kNow + 5000)
-                  .value());
-  EXPECT_FALSE(store_->ExtendLease(queue_id_, {m.seq, m.lease_token}, kNow + 6000, kNow + 9000)
-                   .value());
+  EXPECT_TRUE(
+      store_->ExtendLease(queue_id_, {m.seq, m.lease_token}, kNow + 500, kNow + 5000).value());
+  EXPECT_FALSE(
+      store_->ExtendLease(queue_id_, {m.seq, m.lease_token}, kNow + 6000, kNow + 9000).value());
   EXPECT_FALSE(store_->ExtendLease(queue_id_, {m.seq, "x"}, kNow, kNow + 9000).value());
   auto expired = store_->ExpiredLeases(kNow + 5000, 10).value();
   ASSERT_EQ(expired.size(), 1u);
@@ -354,8 +354,9 @@ TEST_P(StoreTest, RetentionDeletesOnlyWhatIsPastIt) {
 TEST_P(StoreTest, DeleteQueueRemovesItsMessagesButNotItsDeadLetters) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2")})).ok());
   auto m = LeaseN(1)[0];
-  ASSERT_TRUE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, {},
-                                 {"dead-letters", "rejected", "x", kNow, 0})
+  ASSERT_TRUE(store_
+                  ->DeadLetter(queue_id_, {m.seq, m.lease_token}, {},
+                               {"dead-letters", "rejected", "x", kNow, 0})
                   .value());
   EXPECT_TRUE(store_->DeleteQueue(queue_id_).value());
   EXPECT_FALSE(store_->DeleteQueue(queue_id_).value());
