@@ -55,6 +55,27 @@ Journal DecodeJournal(const std::string& text) {
   return out;
 }
 
+std::string EncodeLineage(const Lineage& l) {
+  if (l.redrive_count == 0 && l.original_queue.empty()) return "";
+  return json{{"redriveCount", l.redrive_count},
+              {"lastRedrivenAt", l.last_redriven_at},
+              {"lastRedrivenBy", l.last_redriven_by},
+              {"originalQueue", l.original_queue}}
+      .dump();
+}
+
+Lineage DecodeLineage(const std::string& text) {
+  Lineage l;
+  if (text.empty()) return l;
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return l;
+  l.redrive_count = j.value("redriveCount", 0);
+  l.last_redriven_at = j.value("lastRedrivenAt", TimeMs{0});
+  l.last_redriven_by = j.value("lastRedrivenBy", "");
+  l.original_queue = j.value("originalQueue", "");
+  return l;
+}
+
 std::string JoinScopes(const std::vector<std::string>& scopes) {
   std::string out;
   for (const auto& s : scopes) {

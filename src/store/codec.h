@@ -13,6 +13,8 @@ std::string EncodeAttributes(const Attributes& attributes);
 Attributes DecodeAttributes(const std::string& json);
 std::string EncodeJournal(const Journal& journal);
 Journal DecodeJournal(const std::string& json);
+std::string EncodeLineage(const Lineage& lineage);
+Lineage DecodeLineage(const std::string& json);
 std::string JoinScopes(const std::vector<std::string>& scopes);
 std::vector<std::string> SplitScopes(const std::string& text);
 

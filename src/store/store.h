@@ -68,6 +68,14 @@ struct Journal {
   int64_t omitted = 0;            // attempts dropped from the middle
 };
 
+// Where a message has been: set when redrive moves a dead letter back into a queue.
+struct Lineage {
+  int32_t redrive_count = 0;  // times it was restored or rerouted
+  TimeMs last_redriven_at = 0;
+  std::string last_redriven_by;  // "job:<id>" or "request:<token id>"
+  std::string original_queue;    // where it was first published (kept across reroutes)
+};
+
 struct MessageRecord {
   int64_t seq = 0;  // assigned by the store; FIFO order within a queue
   std::string id;
@@ -87,6 +95,7 @@ struct MessageRecord {
   std::string lease_token;
   std::string consumer;  // consumer of the last delivery
   Journal journal;
+  Lineage lineage;
 };
 
 // How a message leaves for the dead-letter queue; the rest comes from the message itself.
@@ -96,6 +105,8 @@ struct DeathInfo {
   std::string cause;   // last error, in the words of whoever failed it
   TimeMs at = 0;
   TimeMs retain_until = 0;  // 0 = forever
+  std::string group_id;     // failure group (see engine/failure_group.h)
+  std::string signature;
 };
 
 struct DeadLetterRecord {
@@ -116,6 +127,89 @@ struct DeadLetterRecord {
   TimeMs first_delivered_at = 0;
   TimeMs last_delivered_at = 0;
   Journal journal;
+  std::string group_id;
+  std::string signature;
+  std::string redrive_error;  // why the last restore/reroute refused it, if one did
+  Lineage lineage;
+};
+
+// Narrows a scan of a tenant's dead letters by indexed columns; empty/0 = any.
+struct DeadLetterScan {
+  std::string tenant;
+  std::string dlq;
+  std::string origin;
+  std::string reason;
+  std::string group_id;
+  TimeMs since = 0;  // dead_lettered_at >= since
+  TimeMs until = 0;  // dead_lettered_at < until (0 = no bound)
+  int64_t after_seq = 0;
+  int64_t max_seq = 0;  // 0 = no bound (a snapshot bound for stable paging)
+  int limit = 500;
+};
+
+struct FailureGroupRow {
+  std::string group_id;
+  std::string signature;
+  std::string origin;
+  std::string reason;
+  int64_t count = 0;
+  TimeMs first_seen = 0;
+  TimeMs last_seen = 0;
+  std::vector<std::string> sample_ids;
+};
+
+struct CountRow {
+  std::string key;
+  int64_t count = 0;
+};
+
+struct DeadLetterStats {
+  int64_t total = 0;
+  std::vector<CountRow> by_origin;
+  std::vector<CountRow> by_reason;
+  std::vector<CountRow> by_group;
+  std::vector<CountRow> by_hour;  // key: hour start in ms since the epoch, as a decimal string
+};
+
+// One dead letter to move back into a queue (restore or reroute).
+struct RedriveItem {
+  int64_t dead_letter_seq = 0;
+  int64_t dest_queue_id = 0;
+  std::string dest_name;
+  int64_t max_length = 0;  // destination limits, checked in the same transaction
+  int64_t max_message_size = 0;
+  TimeMs visible_at = 0;
+  TimeMs expires_at = 0;
+  TimeMs retain_until = 0;
+  Lineage lineage;
+};
+
+enum class RedriveOutcome {
+  kMoved,     // now a fresh message in the destination (delivery count 0)
+  kGone,      // no longer a dead letter (moved or deleted meanwhile)
+  kTooLarge,  // the destination's maxMessageSize refuses it; left dead-lettered
+  kFull,      // the destination is at maxLength; left dead-lettered
+};
+
+struct AuditRecord {
+  int64_t seq = 0;
+  std::string tenant;
+  TimeMs at = 0;
+  std::string actor;   // token id
+  std::string action;  // "dead-letter.delete", "job.start", ...
+  std::string detail_json;
+};
+
+struct JobRecord {
+  std::string id;
+  std::string tenant;
+  std::string scope;  // at most one active job per (tenant, scope)
+  std::string state;  // running, completed, cancelling, cancelled, halted, failed
+  std::string spec_json;
+  std::string progress_json;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs finished_at = 0;
 };
 
 struct QueueDepth {
@@ -245,6 +339,44 @@ class Store {
   virtual Result<std::vector<DeadLetterRecord>> ListDeadLetters(const DeadLetterQuery& query) = 0;
   virtual Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
                                                                 const std::string& id) = 0;
+  // In seq order from after_seq, at most limit rows.
+  virtual Result<std::vector<DeadLetterRecord>> ScanDeadLetters(const DeadLetterScan& scan) = 0;
+  // How many rows the scan matches (after_seq and limit ignored).
+  virtual Result<int64_t> CountDeadLetters(const DeadLetterScan& scan) = 0;
+  virtual Result<int64_t> MaxDeadLetterSeq(const std::string& tenant) = 0;
+  // Groups by failure group, largest first. `dlq` empty = all dead-letter queues.
+  virtual Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
+                                                                 const std::string& dlq) = 0;
+  virtual Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
+                                                     const std::string& dlq) = 0;
+  // Deletes the dead letters with these seqs (of this tenant); one bool per seq.
+  virtual Result<std::vector<bool>> DeleteDeadLetters(const std::string& tenant,
+                                                      const std::vector<int64_t>& seqs) = 0;
+  // Deletes every dead letter of a dead-letter queue; returns how many.
+  virtual Result<int64_t> PurgeDeadLetters(const std::string& tenant, const std::string& dlq) = 0;
+  // Moves dead letters into queues, all in one transaction, each atomically (never lost, never
+  // in two places). Refusals (kTooLarge, kFull) record `redrive_error` on the dead letter.
+  virtual Result<std::vector<RedriveOutcome>> Redrive(const std::string& tenant,
+                                                      const std::vector<RedriveItem>& items,
+                                                      TimeMs now) = 0;
+
+  // --- audit
+  virtual Status AppendAudit(const AuditRecord& record) = 0;
+  // Oldest first, after `after_seq`.
+  virtual Result<std::vector<AuditRecord>> ListAudit(const std::string& tenant, int64_t after_seq,
+                                                     int limit) = 0;
+
+  // --- redrive jobs
+  // Errors: kAlreadyExists when the tenant has an active (running, cancelling, halted) job
+  // with the same scope.
+  virtual Status CreateJob(const JobRecord& job) = 0;
+  virtual Status UpdateJob(const JobRecord& job) = 0;
+  virtual Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
+                                                  const std::string& id) = 0;
+  // Newest first; `tenant` empty = every tenant.
+  virtual Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) = 0;
+  // Deletes finished jobs whose finished_at is before `before`; returns how many.
+  virtual Result<int64_t> DeleteFinishedJobs(TimeMs before) = 0;
 };
 
 // Opens a store from a URI: "sqlite:PATH", or a plain PATH to an SQLite file.

@@ -383,6 +383,154 @@ TEST_P(StoreTest, ConcurrentPublishersAreAllDurable) {
   EXPECT_EQ(Depth().ready, kThreads * kPerThread);
 }
 
+// Dead-letters n messages of the fixture queue with the given reason and group.
+#define DEAD_LETTER_N(n, reason, group)                                                         \
+  do {                                                                                          \
+    std::vector<MessageRecord> msgs;                                                            \
+    for (int i = 0; i < (n); ++i)                                                               \
+      msgs.push_back(Msg(std::string(group) + std::to_string(i), "payload"));                   \
+    ASSERT_TRUE(store_->Publish(Pub(msgs)).ok());                                               \
+    for (auto& m : LeaseN(n)) {                                                                 \
+      DeathInfo d{"dead-letters", reason, "boom", kNow, 0, group, std::string("sig-") + group}; \
+      ASSERT_TRUE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, {}, d).value());        \
+    }                                                                                           \
+  } while (0)
+
+TEST_P(StoreTest, FailureGroupsAndStatsCountDeadLetters) {
+  DEAD_LETTER_N(3, "max-deliveries", "g1");
+  DEAD_LETTER_N(2, "rejected", "g2");
+  auto groups = store_->ListFailureGroups("acme", "").value();
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].group_id, "g1");
+  EXPECT_EQ(groups[0].count, 3);
+  EXPECT_EQ(groups[0].signature, "sig-g1");
+  EXPECT_EQ(groups[0].origin, "orders");
+  EXPECT_EQ(groups[0].sample_ids.size(), 3u);
+  auto stats = store_->GetDeadLetterStats("acme", "").value();
+  EXPECT_EQ(stats.total, 5);
+  ASSERT_EQ(stats.by_reason.size(), 2u);
+  EXPECT_EQ(stats.by_reason[0].key, "max-deliveries");
+  EXPECT_EQ(stats.by_reason[0].count, 3);
+  ASSERT_EQ(stats.by_hour.size(), 1u);
+  EXPECT_EQ(stats.by_hour[0].key, std::to_string((kNow / 3'600'000) * 3'600'000));
+  EXPECT_TRUE(store_->ListFailureGroups("other", "").value().empty());
+}
+
+TEST_P(StoreTest, ScansNarrowByIndexedColumnsAndPage) {
+  DEAD_LETTER_N(3, "max-deliveries", "g1");
+  DEAD_LETTER_N(2, "rejected", "g2");
+  DeadLetterScan scan;
+  scan.tenant = "acme";
+  scan.reason = "rejected";
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 2);
+  scan = DeadLetterScan{};
+  scan.tenant = "acme";
+  scan.group_id = "g1";
+  scan.limit = 2;
+  auto page = store_->ScanDeadLetters(scan).value();
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].group_id, "g1");
+  scan.after_seq = page.back().seq;
+  EXPECT_EQ(store_->ScanDeadLetters(scan).value().size(), 1u);
+  scan = DeadLetterScan{};
+  scan.tenant = "acme";
+  scan.since = kNow + 1;
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 0);
+  scan.since = kNow;
+  scan.until = kNow + 1;
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 5);
+  scan.max_seq = store_->MaxDeadLetterSeq("acme").value() - 1;
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 4);
+}
+
+TEST_P(StoreTest, RedriveMovesAtomicallyOrRecordsTheRefusal) {
+  DEAD_LETTER_N(4, "max-deliveries", "g");
+  auto dls = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(dls.size(), 4u);
+  int64_t other = MakeQueue("other");
+  Lineage lineage{1, kNow + 5, "request:tok_1", "orders"};
+  std::vector<RedriveItem> items;
+  for (const auto& d : dls) {
+    items.push_back(RedriveItem{d.seq, other, "other", 2, 0, kNow + 5, 0, 0, lineage});
+  }
+  items[3].max_message_size = 0;
+  items.push_back(items[0]);  // the same dead letter twice: the second finds it gone
+  auto out = store_->Redrive("acme", items, kNow + 5).value();
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0], RedriveOutcome::kMoved);
+  EXPECT_EQ(out[1], RedriveOutcome::kMoved);
+  EXPECT_EQ(out[2], RedriveOutcome::kFull);
+  EXPECT_EQ(out[3], RedriveOutcome::kFull);
+  EXPECT_EQ(out[4], RedriveOutcome::kGone);
+  auto kept = store_->GetDeadLetter("acme", dls[2].id).value();
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_NE(kept->redrive_error.find("overflow"), std::string::npos);
+  LeaseRequest lr;
+  lr.queue_id = other;
+  lr.now = kNow + 5;
+  lr.lease_until = kNow + 100;
+  lr.lease_tokens = {"a", "b", "c"};
+  auto moved = store_->Lease(lr).value();
+  ASSERT_EQ(moved.size(), 2u);
+  EXPECT_EQ(moved[0].id, dls[0].id);
+  EXPECT_EQ(moved[0].delivery_count, 1) << "the count restarts after a redrive";
+  EXPECT_EQ(moved[0].published_at, kNow) << "the first publish time is kept";
+  EXPECT_EQ(moved[0].attributes.at("k"), "v");
+  EXPECT_EQ(moved[0].lineage.redrive_count, 1);
+  EXPECT_EQ(moved[0].lineage.original_queue, "orders");
+  EXPECT_FALSE(store_->GetDeadLetter("acme", dls[0].id).value().has_value());
+
+  RedriveItem big{dls[3].seq, other, "other", 0, 1, kNow, 0, 0, lineage};
+  EXPECT_EQ(store_->Redrive("acme", {big}, kNow).value()[0], RedriveOutcome::kTooLarge);
+  EXPECT_EQ(store_->Redrive("beta", {big}, kNow).value()[0], RedriveOutcome::kGone)
+      << "another tenant cannot touch it";
+}
+
+TEST_P(StoreTest, DeleteAndPurgeRemoveDeadLetters) {
+  DEAD_LETTER_N(3, "rejected", "g");
+  auto dls = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  EXPECT_EQ(store_->DeleteDeadLetters("beta", {dls[0].seq}).value()[0], false);
+  EXPECT_EQ(store_->DeleteDeadLetters("acme", {dls[0].seq, dls[0].seq}).value(),
+            (std::vector<bool>{true, false}));
+  EXPECT_EQ(store_->PurgeDeadLetters("acme", "elsewhere").value(), 0);
+  EXPECT_EQ(store_->PurgeDeadLetters("acme", "dead-letters").value(), 2);
+  EXPECT_EQ(store_->CountDeadLetters(DeadLetterScan{"acme"}).value(), 0);
+}
+
+TEST_P(StoreTest, AuditIsAppendOnlyPerTenant) {
+  ASSERT_TRUE(store_->AppendAudit({0, "acme", kNow, "tok_1", "dead-letter.delete", "{}"}).ok());
+  ASSERT_TRUE(store_->AppendAudit({0, "beta", kNow, "tok_2", "job.start", "{}"}).ok());
+  ASSERT_TRUE(store_->AppendAudit({0, "acme", kNow + 1, "tok_1", "job.start", "{\"x\":1}"}).ok());
+  auto all = store_->ListAudit("acme", 0, 10).value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[1].action, "job.start");
+  EXPECT_EQ(all[1].detail_json, "{\"x\":1}");
+  EXPECT_EQ(store_->ListAudit("acme", all[0].seq, 10).value().size(), 1u);
+}
+
+TEST_P(StoreTest, OneActiveJobPerScope) {
+  JobRecord j{"job_1", "acme", "dead-letters", "running", "{}", "{}", kNow, kNow, 0};
+  ASSERT_TRUE(store_->CreateJob(j).ok());
+  JobRecord dup = j;
+  dup.id = "job_2";
+  EXPECT_EQ(store_->CreateJob(dup).code(), ErrorCode::kAlreadyExists);
+  JobRecord elsewhere = dup;
+  elsewhere.id = "job_3";
+  elsewhere.tenant = "beta";
+  auto created = store_->CreateJob(elsewhere);
+  EXPECT_TRUE(created.ok()) << created.ToString();
+  j.state = "completed";
+  j.finished_at = kNow + 10;
+  ASSERT_TRUE(store_->UpdateJob(j).ok());
+  EXPECT_TRUE(store_->CreateJob(dup).ok()) << "a finished job frees its scope";
+  EXPECT_EQ(store_->GetJob("acme", "job_1").value()->state, "completed");
+  EXPECT_FALSE(store_->GetJob("beta", "job_1").value().has_value());
+  EXPECT_EQ(store_->ListJobs("acme").value().size(), 2u);
+  EXPECT_EQ(store_->ListJobs("").value().size(), 3u);
+  EXPECT_EQ(store_->DeleteFinishedJobs(kNow + 11).value(), 1);
+  EXPECT_EQ(store_->ListJobs("acme").value().size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),
                          [](const auto& info) { return info.param.name; });
 

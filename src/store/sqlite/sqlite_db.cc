@@ -25,6 +25,7 @@ int Stmt::Changes() { return sqlite3_changes(db_->raw()); }
 
 Db::~Db() {
   for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  for (auto& [sql, stmt] : text_cache_) sqlite3_finalize(stmt);
   if (db_) sqlite3_close_v2(db_);
 }
 
@@ -63,6 +64,19 @@ Stmt Db::Prepare(const char* sql) {
     abort();
   }
   cache_.emplace(sql, stmt);
+  return Stmt(this, stmt);
+}
+
+Stmt Db::PrepareText(const std::string& sql) {
+  auto it = text_cache_.find(sql);
+  if (it != text_cache_.end()) return Stmt(this, it->second);
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    fprintf(stderr, "sqlite prepare failed: %s\n%s\n", sqlite3_errmsg(db_), sql.c_str());
+    abort();
+  }
+  text_cache_.emplace(sql, stmt);
   return Stmt(this, stmt);
 }
 

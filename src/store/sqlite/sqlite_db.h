@@ -73,12 +73,15 @@ class Db {
   Status Exec(const char* sql);
   // `sql` must outlive the Db (use string literals): the cache is keyed by its address.
   Stmt Prepare(const char* sql);
+  // For SQL built at run time from a small set of shapes: cached by its text.
+  Stmt PrepareText(const std::string& sql);
   sqlite3* raw() { return db_; }
   Status ErrorStatus(int rc) const;
 
  private:
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
+  std::unordered_map<std::string, sqlite3_stmt*> text_cache_;
 };
 
 }  // namespace redrive::store::sqlite

@@ -1,11 +1,13 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <unordered_map>
+
 #include "store/codec.h"
 
 namespace redrive::store::sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tenants(
@@ -47,7 +49,8 @@ CREATE TABLE IF NOT EXISTS messages(
   idem_key TEXT NOT NULL,
   attributes TEXT NOT NULL,
   journal TEXT NOT NULL,
-  body BLOB NOT NULL);
+  body BLOB NOT NULL,
+  lineage TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS messages_ready ON messages(queue_id, state, visible_at);
 CREATE INDEX IF NOT EXISTS messages_leases ON messages(visible_at) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS messages_expiry ON messages(expires_at) WHERE expires_at > 0;
@@ -76,10 +79,40 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   delivery_count INTEGER NOT NULL,
   first_delivered_at INTEGER NOT NULL,
   last_delivered_at INTEGER NOT NULL,
-  journal TEXT NOT NULL);
+  journal TEXT NOT NULL,
+  group_id TEXT NOT NULL DEFAULT '',
+  signature TEXT NOT NULL DEFAULT '',
+  redrive_error TEXT NOT NULL DEFAULT '',
+  lineage TEXT NOT NULL DEFAULT '');
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
-CREATE INDEX IF NOT EXISTS dead_letters_origin ON dead_letters(tenant, origin, reason);
+DROP INDEX IF EXISTS dead_letters_origin;
+CREATE INDEX IF NOT EXISTS dead_letters_tenant ON dead_letters(tenant, seq);
+CREATE INDEX IF NOT EXISTS dead_letters_by_origin ON dead_letters(tenant, origin, seq);
+CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters(tenant, reason, seq);
+CREATE INDEX IF NOT EXISTS dead_letters_by_group ON dead_letters(tenant, group_id, seq);
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters(tenant, dead_lettered_at);
 CREATE INDEX IF NOT EXISTS dead_letters_dlq ON dead_letters(tenant, dlq, seq);
+CREATE TABLE IF NOT EXISTS audit(
+  seq INTEGER PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_tenant ON audit(tenant, seq);
+CREATE TABLE IF NOT EXISTS jobs(
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  state TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  progress TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_scope ON jobs(tenant, scope)
+  WHERE state IN ('running', 'cancelling', 'halted');
+CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, created_at);
 CREATE INDEX IF NOT EXISTS dead_letters_retention ON dead_letters(retain_until)
   WHERE retain_until > 0;
 )sql";
@@ -87,7 +120,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_retention ON dead_letters(retain_until)
 #define MESSAGE_COLUMNS                                                                       \
   "seq, id, queue_id, state, visible_at, expires_at, retain_until, delivery_count, "          \
   "lease_token, consumer, first_delivered_at, last_delivered_at, published_at, enqueued_at, " \
-  "idem_key, attributes, journal, body"
+  "idem_key, attributes, journal, body, lineage"
 
 MessageRecord ReadMessage(Stmt& s) {
   MessageRecord m;
@@ -109,13 +142,14 @@ MessageRecord ReadMessage(Stmt& s) {
   m.attributes = DecodeAttributes(s.Text(15));
   m.journal = DecodeJournal(s.Text(16));
   m.body = s.Text(17);
+  m.lineage = DecodeLineage(s.Text(18));
   return m;
 }
 
 #define DEAD_LETTER_COLUMNS                                                                 \
   "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
   "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
-  "journal"
+  "journal, group_id, signature, redrive_error, lineage"
 
 DeadLetterRecord ReadDeadLetter(Stmt& s) {
   DeadLetterRecord d;
@@ -136,6 +170,10 @@ DeadLetterRecord ReadDeadLetter(Stmt& s) {
   d.first_delivered_at = s.Int(14);
   d.last_delivered_at = s.Int(15);
   d.journal = DecodeJournal(s.Text(16));
+  d.group_id = s.Text(17);
+  d.signature = s.Text(18);
+  d.redrive_error = s.Text(19);
+  d.lineage = DecodeLineage(s.Text(20));
   return d;
 }
 
@@ -175,10 +213,10 @@ Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const 
   auto ins = db.Prepare(
       "INSERT INTO dead_letters(tenant, id, dlq, origin, reason, cause, body, attributes, "
       "idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
-      "first_delivered_at, last_delivered_at, journal) "
+      "first_delivered_at, last_delivered_at, journal, group_id, signature, lineage) "
       "SELECT q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, m.attributes, m.idem_key, "
       "m.published_at, ?4, ?5, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
-      "CASE WHEN ?6 THEN ?7 ELSE m.journal END "
+      "CASE WHEN ?6 THEN ?7 ELSE m.journal END, ?11, ?12, m.lineage "
       "FROM messages m JOIN queues q ON q.id = m.queue_id "
       "WHERE m.seq = ?8 AND m.queue_id = ?9 AND (?10 = '' OR (m.state = 1 AND m.lease_token = "
       "?10))");
@@ -191,7 +229,9 @@ Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const 
       .Bind(7, journal_text)
       .Bind(8, receipt.seq)
       .Bind(9, queue_id)
-      .Bind(10, receipt.lease_token);
+      .Bind(10, receipt.lease_token)
+      .Bind(11, death.group_id)
+      .Bind(12, death.signature);
   REDRIVE_RETURN_IF_ERROR(ins.Run());
   *moved = ins.Changes() == 1;
   if (!*moved) return Status::Ok();
@@ -217,19 +257,30 @@ Status SqliteStore::Init() {
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
       "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF;");
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
+  int64_t version = 0;
   {
     auto v = writer_db_->Prepare("PRAGMA user_version");
     if (v.Step() != SQLITE_ROW) return Status(ErrorCode::kStoreFailed, "cannot read version");
-    int64_t version = v.Int(0);
+    version = v.Int(0);
     if (version > kSchemaVersion) {
       return Status(ErrorCode::kStoreFailed, "database schema version " + std::to_string(version) +
                                                  " is newer than this redrive understands (" +
                                                  std::to_string(kSchemaVersion) + ")");
     }
   }
+  if (version == 1) {
+    // v1 -> v2: failure groups, redrive lineage, audit and jobs.
+    st = writer_db_->Exec(
+        "ALTER TABLE messages ADD COLUMN lineage TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE dead_letters ADD COLUMN group_id TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE dead_letters ADD COLUMN signature TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE dead_letters ADD COLUMN redrive_error TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE dead_letters ADD COLUMN lineage TEXT NOT NULL DEFAULT '';");
+    if (!st.ok()) return Status(ErrorCode::kStoreFailed, "migration to v2: " + st.message());
+  }
   st = writer_db_->Exec(kSchema);
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
-  st = writer_db_->Exec("PRAGMA user_version=1");
+  st = writer_db_->Exec("PRAGMA user_version=2");
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
@@ -631,8 +682,9 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
       auto s = db.Prepare(
           "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
           "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
-          "published_at, enqueued_at, idem_key, attributes, journal, body) "
-          "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+          "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
+          "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+      std::string lineage = EncodeLineage(m.lineage);
       std::string journal = EncodeJournal(m.journal);
       s.Bind(1, m.id)
           .Bind(2, req.queue_id)
@@ -647,7 +699,8 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
           .Bind(11, m.idempotency_key)
           .Bind(12, attrs[i])
           .Bind(13, journal)
-          .BindBlob(14, m.body);
+          .BindBlob(14, m.body)
+          .Bind(15, lineage);
       REDRIVE_RETURN_IF_ERROR(s.Run());
       if (!m.idempotency_key.empty() && req.dedup_window > 0) {
         auto k = db.Prepare(
@@ -892,6 +945,355 @@ Result<std::optional<DeadLetterRecord>> SqliteStore::GetDeadLetter(const std::st
     return s.Error();
   }));
   return out;
+}
+
+// ---------------------------------------------------------------- workbench
+
+namespace {
+
+// WHERE clause and binder for a DeadLetterScan; the SQL text varies only by which filters are
+// present, so the statement cache stays small.
+struct ScanSql {
+  std::string where;
+  std::vector<std::pair<int, std::string>> text_binds;
+  std::vector<std::pair<int, int64_t>> int_binds;
+};
+
+ScanSql BuildScan(const DeadLetterScan& s) {
+  ScanSql q;
+  int n = 0;
+  auto text = [&](const char* col, const std::string& v) {
+    q.where += std::string(" AND ") + col + " = ?" + std::to_string(++n);
+    q.text_binds.push_back({n, v});
+  };
+  auto num = [&](const char* cond, int64_t v) {
+    q.where += std::string(" AND ") + cond + std::to_string(++n);
+    q.int_binds.push_back({n, v});
+  };
+  text("tenant", s.tenant);
+  if (!s.dlq.empty()) text("dlq", s.dlq);
+  if (!s.origin.empty()) text("origin", s.origin);
+  if (!s.reason.empty()) text("reason", s.reason);
+  if (!s.group_id.empty()) text("group_id", s.group_id);
+  if (s.since > 0) num("dead_lettered_at >= ?", s.since);
+  if (s.until > 0) num("dead_lettered_at < ?", s.until);
+  if (s.max_seq > 0) num("seq <= ?", s.max_seq);
+  q.where = q.where.substr(5);  // drop the first " AND "
+  return q;
+}
+
+void BindScan(Stmt& st, const ScanSql& q) {
+  for (const auto& [i, v] : q.text_binds) st.Bind(i, v);
+  for (const auto& [i, v] : q.int_binds) st.Bind(i, v);
+}
+
+std::vector<CountRow> CountBy(Db& db, const std::string& sql, const std::string& tenant,
+                              const std::string& dlq, Status* st) {
+  std::vector<CountRow> out;
+  auto s = db.PrepareText(sql);
+  s.Bind(1, tenant).Bind(2, dlq);
+  while (s.Step() == SQLITE_ROW) out.push_back(CountRow{s.Text(0), s.Int(1)});
+  *st = s.Error();
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<DeadLetterRecord>> SqliteStore::ScanDeadLetters(const DeadLetterScan& scan) {
+  std::vector<DeadLetterRecord> out;
+  ScanSql q = BuildScan(scan);
+  std::string sql = "SELECT " DEAD_LETTER_COLUMNS " FROM dead_letters WHERE " + q.where +
+                    " AND seq > ?50 ORDER BY seq LIMIT ?51";
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.PrepareText(sql);
+    BindScan(s, q);
+    s.Bind(50, scan.after_seq).Bind(51, int64_t{scan.limit});
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadDeadLetter(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::CountDeadLetters(const DeadLetterScan& scan) {
+  int64_t n = 0;
+  ScanSql q = BuildScan(scan);
+  std::string sql = "SELECT COUNT(*) FROM dead_letters WHERE " + q.where;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.PrepareText(sql);
+    BindScan(s, q);
+    if (s.Step() == SQLITE_ROW) n = s.Int(0);
+    return s.Error();
+  }));
+  return n;
+}
+
+Result<int64_t> SqliteStore::MaxDeadLetterSeq(const std::string& tenant) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT COALESCE(MAX(seq), 0) FROM dead_letters WHERE tenant = ?1");
+    s.Bind(1, tenant);
+    if (s.Step() == SQLITE_ROW) n = s.Int(0);
+    return s.Error();
+  }));
+  return n;
+}
+
+Result<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(const std::string& tenant,
+                                                                    const std::string& dlq) {
+  std::vector<FailureGroupRow> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare(
+        "SELECT group_id, MAX(signature), MAX(origin), MAX(reason), COUNT(*), "
+        "MIN(dead_lettered_at), MAX(dead_lettered_at) FROM dead_letters "
+        "WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) GROUP BY group_id "
+        "ORDER BY COUNT(*) DESC, group_id LIMIT 1000");
+    s.Bind(1, tenant).Bind(2, dlq);
+    while (s.Step() == SQLITE_ROW) {
+      FailureGroupRow g;
+      g.group_id = s.Text(0);
+      g.signature = s.Text(1);
+      g.origin = s.Text(2);
+      g.reason = s.Text(3);
+      g.count = s.Int(4);
+      g.first_seen = s.Int(5);
+      g.last_seen = s.Int(6);
+      out.push_back(std::move(g));
+    }
+    REDRIVE_RETURN_IF_ERROR(s.Error());
+    for (auto& g : out) {
+      auto ids = db.Prepare(
+          "SELECT id FROM dead_letters WHERE tenant = ?1 AND group_id = ?2 AND "
+          "(?3 = '' OR dlq = ?3) ORDER BY seq LIMIT 5");
+      ids.Bind(1, tenant).Bind(2, g.group_id).Bind(3, dlq);
+      while (ids.Step() == SQLITE_ROW) g.sample_ids.push_back(ids.Text(0));
+      REDRIVE_RETURN_IF_ERROR(ids.Error());
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<DeadLetterStats> SqliteStore::GetDeadLetterStats(const std::string& tenant,
+                                                        const std::string& dlq) {
+  DeadLetterStats stats;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    Status st;
+    const std::string where = " FROM dead_letters WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) ";
+    stats.by_origin =
+        CountBy(db, "SELECT origin, COUNT(*)" + where + "GROUP BY origin ORDER BY 2 DESC", tenant,
+                dlq, &st);
+    REDRIVE_RETURN_IF_ERROR(st);
+    stats.by_reason =
+        CountBy(db, "SELECT reason, COUNT(*)" + where + "GROUP BY reason ORDER BY 2 DESC", tenant,
+                dlq, &st);
+    REDRIVE_RETURN_IF_ERROR(st);
+    stats.by_group = CountBy(
+        db, "SELECT group_id, COUNT(*)" + where + "GROUP BY group_id ORDER BY 2 DESC LIMIT 1000",
+        tenant, dlq, &st);
+    REDRIVE_RETURN_IF_ERROR(st);
+    stats.by_hour = CountBy(db,
+                            "SELECT CAST((dead_lettered_at / 3600000) * 3600000 AS TEXT), "
+                            "COUNT(*)" +
+                                where + "GROUP BY dead_lettered_at / 3600000 ORDER BY 1",
+                            tenant, dlq, &st);
+    REDRIVE_RETURN_IF_ERROR(st);
+    for (const auto& r : stats.by_reason) stats.total += r.count;
+    return Status::Ok();
+  }));
+  return stats;
+}
+
+Result<std::vector<bool>> SqliteStore::DeleteDeadLetters(const std::string& tenant,
+                                                         const std::vector<int64_t>& seqs) {
+  std::vector<bool> out;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    out.assign(seqs.size(), false);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      auto s = db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      s.Bind(1, seqs[i]).Bind(2, tenant);
+      REDRIVE_RETURN_IF_ERROR(s.Run());
+      out[i] = s.Changes() == 1;
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::PurgeDeadLetters(const std::string& tenant, const std::string& dlq) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare("DELETE FROM dead_letters WHERE tenant = ?1 AND dlq = ?2");
+    s.Bind(1, tenant).Bind(2, dlq);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    n = s.Changes();
+    return Status::Ok();
+  }));
+  return n;
+}
+
+Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tenant,
+                                                         const std::vector<RedriveItem>& items,
+                                                         TimeMs now) {
+  std::vector<RedriveOutcome> out;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    out.assign(items.size(), RedriveOutcome::kGone);
+    std::unordered_map<int64_t, int64_t> depth;  // destination -> messages, counted once
+    for (size_t i = 0; i < items.size(); ++i) {
+      const RedriveItem& it = items[i];
+      auto size =
+          db.Prepare("SELECT length(body) FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      size.Bind(1, it.dead_letter_seq).Bind(2, tenant);
+      if (size.Step() != SQLITE_ROW) {
+        REDRIVE_RETURN_IF_ERROR(size.Error());
+        continue;  // kGone
+      }
+      int64_t body_size = size.Int(0);
+      std::string refusal;
+      if (it.max_message_size > 0 && body_size > it.max_message_size) {
+        out[i] = RedriveOutcome::kTooLarge;
+        refusal = "too-large: " + std::to_string(body_size) + " bytes exceed the maxMessageSize " +
+                  std::to_string(it.max_message_size) + " of " + it.dest_name;
+      } else if (it.max_length > 0) {
+        auto d = depth.find(it.dest_queue_id);
+        if (d == depth.end()) {
+          auto c = db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1");
+          c.Bind(1, it.dest_queue_id);
+          int64_t n = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
+          REDRIVE_RETURN_IF_ERROR(c.Error());
+          d = depth.emplace(it.dest_queue_id, n).first;
+        }
+        if (d->second >= it.max_length) {
+          out[i] = RedriveOutcome::kFull;
+          refusal = "overflow: " + it.dest_name + " is at its max length of " +
+                    std::to_string(it.max_length);
+        }
+      }
+      if (!refusal.empty()) {
+        auto r =
+            db.Prepare("UPDATE dead_letters SET redrive_error = ?3 WHERE seq = ?1 AND tenant = ?2");
+        r.Bind(1, it.dead_letter_seq).Bind(2, tenant).Bind(3, refusal);
+        REDRIVE_RETURN_IF_ERROR(r.Run());
+        continue;
+      }
+      std::string lineage = EncodeLineage(it.lineage);
+      auto ins = db.Prepare(
+          "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
+          "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
+          "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
+          "SELECT id, ?3, 0, ?4, ?5, ?6, 0, '', '', 0, 0, published_at, ?7, idem_key, "
+          "attributes, journal, body, ?8 FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      ins.Bind(1, it.dead_letter_seq)
+          .Bind(2, tenant)
+          .Bind(3, it.dest_queue_id)
+          .Bind(4, it.visible_at)
+          .Bind(5, it.expires_at)
+          .Bind(6, it.retain_until)
+          .Bind(7, now)
+          .Bind(8, lineage);
+      REDRIVE_RETURN_IF_ERROR(ins.Run());
+      auto del = db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      del.Bind(1, it.dead_letter_seq).Bind(2, tenant);
+      REDRIVE_RETURN_IF_ERROR(del.Run());
+      out[i] = RedriveOutcome::kMoved;
+      auto d = depth.find(it.dest_queue_id);
+      if (d != depth.end()) ++d->second;
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Status SqliteStore::AppendAudit(const AuditRecord& r) {
+  return Write([&](Db& db) {
+    auto s = db.Prepare(
+        "INSERT INTO audit(tenant, at, actor, action, detail) VALUES(?1, ?2, ?3, ?4, ?5)");
+    s.Bind(1, r.tenant).Bind(2, r.at).Bind(3, r.actor).Bind(4, r.action).Bind(5, r.detail_json);
+    return s.Run();
+  });
+}
+
+Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::string& tenant,
+                                                        int64_t after_seq, int limit) {
+  std::vector<AuditRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare(
+        "SELECT seq, tenant, at, actor, action, detail FROM audit WHERE tenant = ?1 AND seq > ?2 "
+        "ORDER BY seq LIMIT ?3");
+    s.Bind(1, tenant).Bind(2, after_seq).Bind(3, int64_t{limit});
+    while (s.Step() == SQLITE_ROW) {
+      out.push_back(AuditRecord{s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4), s.Text(5)});
+    }
+    return s.Error();
+  }));
+  return out;
+}
+
+#define JOB_COLUMNS "id, tenant, scope, state, spec, progress, created_at, updated_at, finished_at"
+
+namespace {
+JobRecord ReadJob(Stmt& s) {
+  return JobRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
+                   s.Text(5), s.Int(6),  s.Int(7),  s.Int(8)};
+}
+}  // namespace
+
+Status SqliteStore::CreateJob(const JobRecord& j) {
+  return Write([&](Db& db) {
+    auto s =
+        db.Prepare("INSERT INTO jobs(" JOB_COLUMNS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.scope).Bind(4, j.state).Bind(5, j.spec_json);
+    s.Bind(6, j.progress_json).Bind(7, j.created_at).Bind(8, j.updated_at).Bind(9, j.finished_at);
+    return s.Run();
+  });
+}
+
+Status SqliteStore::UpdateJob(const JobRecord& j) {
+  return Write([&](Db& db) {
+    auto s = db.Prepare(
+        "UPDATE jobs SET state = ?3, progress = ?4, updated_at = ?5, finished_at = ?6 "
+        "WHERE id = ?1 AND tenant = ?2");
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.state).Bind(4, j.progress_json);
+    s.Bind(5, j.updated_at).Bind(6, j.finished_at);
+    return s.Run();
+  });
+}
+
+Result<std::optional<JobRecord>> SqliteStore::GetJob(const std::string& tenant,
+                                                     const std::string& id) {
+  std::optional<JobRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s = db.Prepare("SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 AND id = ?2");
+    s.Bind(1, tenant).Bind(2, id);
+    if (s.Step() == SQLITE_ROW) out = ReadJob(s);
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<JobRecord>> SqliteStore::ListJobs(const std::string& tenant) {
+  std::vector<JobRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    auto s =
+        db.Prepare("SELECT " JOB_COLUMNS
+                   " FROM jobs WHERE (?1 = '' OR tenant = ?1) ORDER BY created_at DESC, id DESC "
+                   "LIMIT 1000");
+    s.Bind(1, tenant);
+    while (s.Step() == SQLITE_ROW) out.push_back(ReadJob(s));
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::DeleteFinishedJobs(TimeMs before) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    auto s = db.Prepare("DELETE FROM jobs WHERE finished_at > 0 AND finished_at < ?1");
+    s.Bind(1, before);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    n = s.Changes();
+    return Status::Ok();
+  }));
+  return n;
 }
 
 }  // namespace redrive::store::sqlite

@@ -66,6 +66,28 @@ class SqliteStore : public Store {
   Result<std::vector<DeadLetterRecord>> ListDeadLetters(const DeadLetterQuery& query) override;
   Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
                                                         const std::string& id) override;
+  Result<std::vector<DeadLetterRecord>> ScanDeadLetters(const DeadLetterScan& scan) override;
+  Result<int64_t> CountDeadLetters(const DeadLetterScan& scan) override;
+  Result<int64_t> MaxDeadLetterSeq(const std::string& tenant) override;
+  Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
+                                                         const std::string& dlq) override;
+  Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
+                                             const std::string& dlq) override;
+  Result<std::vector<bool>> DeleteDeadLetters(const std::string& tenant,
+                                              const std::vector<int64_t>& seqs) override;
+  Result<int64_t> PurgeDeadLetters(const std::string& tenant, const std::string& dlq) override;
+  Result<std::vector<RedriveOutcome>> Redrive(const std::string& tenant,
+                                              const std::vector<RedriveItem>& items,
+                                              TimeMs now) override;
+  Status AppendAudit(const AuditRecord& record) override;
+  Result<std::vector<AuditRecord>> ListAudit(const std::string& tenant, int64_t after_seq,
+                                             int limit) override;
+  Status CreateJob(const JobRecord& job) override;
+  Status UpdateJob(const JobRecord& job) override;
+  Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
+                                          const std::string& id) override;
+  Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) override;
+  Result<int64_t> DeleteFinishedJobs(TimeMs before) override;
 
  private:
   struct WriteJob {
