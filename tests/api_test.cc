@@ -125,9 +125,12 @@ TEST_F(ApiTest, FailingMessageComesBackWithBackoffThenDeadLetters) {
   EXPECT_EQ(d["deliveryCount"], 3);
   ASSERT_EQ(d["attempts"].size(), 3u);
   EXPECT_EQ(d["attempts"][0]["reason"], "endpoint-error");
-  auto list = app_->Get("/v1/tenants/acme/dead-letters?origin=hooks&reason=max-deliveries");
-  ASSERT_EQ(list.status, 200);
-  EXPECT_EQ(list.Json()["deadLetters"].size(), 1u);
+  auto list = app_->Get(
+      "/v1/tenants/acme/"
+      "dead-letters?origin=hooks&_queryFilter=%2Freason%20eq%20%22max-deliveries%22");
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(list.Json()["result"].size(), 1u);
+  EXPECT_EQ(list.Json()["totalPagedResults"], 1);
   auto queues = app_->Get("/v1/tenants/acme/queues").Json()["queues"];
   bool saw_dlq = false;
   for (const auto& q : queues) {
@@ -208,8 +211,11 @@ TEST_F(ApiTest, BadInputGetsAStableErrorAndChangesNothing) {
       {"PUT", Q("orders"), "{}", "application/json", 405, "method-not-allowed"},
       {"GET", "/v1/nothing-here", "", "", 404, "not-found"},
       {"GET", "/v1/tenants/acme/dead-letters?colour=red", "", "", 400, "unknown-field"},
-      {"GET", "/v1/tenants/acme/dead-letters?limit=abc", "", "", 400, "invalid-query"},
-      {"GET", "/v1/tenants/acme/dead-letters?cursor=abc", "", "", 400, "invalid-query"},
+      {"GET", "/v1/tenants/acme/dead-letters?_pageSize=abc", "", "", 400, "invalid-query"},
+      {"GET", "/v1/tenants/acme/dead-letters?_pagedResultsCookie=abc", "", "", 400,
+       "invalid-query"},
+      {"GET", "/v1/tenants/acme/dead-letters?_queryFilter=%2Freason%20is%20x", "", "", 400,
+       "invalid-query"},
       {"GET", "/v1/tenants/acme/dead-letters/01NOPE", "", "", 404, "dead-letter-not-found"},
       {"POST", Q("dead-letters", "/messages"), R"({"messages":[{"body":"x"}]})", "application/json",
        409, "dead-letter-queue-read-only"},

@@ -9,6 +9,7 @@
 
 #include "api/json_io.h"
 #include "common/text.h"
+#include "engine/dead_letter_doc.h"
 
 namespace redrive::api {
 namespace {
@@ -125,24 +126,112 @@ json DeliveryJson(const engine::Delivery& d) {
   return j;
 }
 
-json DeadLetterJson(const store::DeadLetterRecord& d) {
-  json j = {{"id", d.id},
-            {"deadLetterQueue", d.dlq},
-            {"origin", d.origin},
-            {"reason", d.reason},
-            {"cause", d.cause}};
-  PutBody(j, d.body);
-  j["attributes"] = AttributesJson(d.attributes);
-  j["idempotencyKey"] = d.idempotency_key.empty() ? json(nullptr) : json(d.idempotency_key);
-  j["deliveryCount"] = d.delivery_count;
-  j["publishedAt"] = FormatTime(d.published_at);
-  j["firstDeliveredAt"] = OptTime(d.first_delivered_at);
-  j["lastDeliveredAt"] = OptTime(d.last_delivered_at);
-  j["deadLetteredAt"] = FormatTime(d.dead_lettered_at);
-  j["expiresAt"] = OptTime(d.retain_until);
-  j["attempts"] = JournalJson(d.journal);
-  j["attemptsOmitted"] = d.journal.omitted;
-  return j;
+json ActionResultJson(const engine::ActionResult& r) {
+  json skipped = json::array();
+  for (const auto& s : r.skipped_items) {
+    skipped.push_back({{"id", s.id}, {"reason", s.reason}, {"detail", s.detail}});
+  }
+  return {
+      {"matched", r.matched}, {"done", r.done}, {"skipped", r.skipped}, {"skippedItems", skipped}};
+}
+
+Result<std::optional<TimeMs>> OptionalTime(const json& body, const char* field) {
+  REDRIVE_ASSIGN_OR_RETURN(auto text, GetString(body, field));
+  if (!text) return std::optional<TimeMs>();
+  auto t = ParseTime(*text);
+  if (!t.ok()) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "'" + std::string(field) + "': " + t.status().message());
+  }
+  return std::optional<TimeMs>(t.value());
+}
+
+Result<engine::DeadLetterTarget> TargetFromJson(const json& body) {
+  engine::DeadLetterTarget t;
+  if (auto it = body.find("ids"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return Status(ErrorCode::kInvalidArgument, "'ids' must be an array");
+    for (const auto& id : *it) {
+      if (!id.is_string()) return Status(ErrorCode::kInvalidArgument, "'ids' must hold strings");
+      t.ids.push_back(id.get<std::string>());
+    }
+    if (t.ids.empty()) return Status(ErrorCode::kEmptyBatch, "'ids' is empty");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto filter, GetString(body, "filter"));
+  t.filter = filter.value_or("");
+  REDRIVE_ASSIGN_OR_RETURN(auto group, GetString(body, "group"));
+  t.group = group.value_or("");
+  REDRIVE_ASSIGN_OR_RETURN(auto dlq, GetString(body, "deadLetterQueue"));
+  t.dlq = dlq.value_or("");
+  REDRIVE_ASSIGN_OR_RETURN(t.since, OptionalTime(body, "since"));
+  REDRIVE_ASSIGN_OR_RETURN(t.until, OptionalTime(body, "until"));
+  return t;
+}
+
+Result<engine::JobSpec> JobSpecFromJson(const json& body) {
+  engine::JobSpec s;
+  REDRIVE_ASSIGN_OR_RETURN(auto dlq, GetString(body, "deadLetterQueue"));
+  if (dlq) s.dlq = *dlq;
+  REDRIVE_ASSIGN_OR_RETURN(auto filter, GetString(body, "filter"));
+  s.filter = filter.value_or("");
+  REDRIVE_ASSIGN_OR_RETURN(auto group, GetString(body, "group"));
+  s.group = group.value_or("");
+  REDRIVE_ASSIGN_OR_RETURN(auto dest, GetString(body, "destination"));
+  s.destination = dest.value_or("");
+  REDRIVE_ASSIGN_OR_RETURN(s.since, OptionalTime(body, "since"));
+  REDRIVE_ASSIGN_OR_RETURN(s.until, OptionalTime(body, "until"));
+  if (auto it = body.find("rate"); it != body.end() && !it->is_null()) {
+    if (!it->is_number()) return Status(ErrorCode::kInvalidArgument, "'rate' must be a number");
+    s.rate = it->get<double>();
+  }
+  if (auto it = body.find("canary"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return Status(ErrorCode::kInvalidArgument, "'canary' must be an object");
+    REDRIVE_RETURN_IF_ERROR(OnlyFields(*it, {"count", "wait", "maxFailure"}, "canary."));
+    REDRIVE_ASSIGN_OR_RETURN(auto count, GetInt(*it, "count"));
+    if (!count) return Status(ErrorCode::kMissingField, "'canary.count' is required");
+    if (*count < 1 || *count > 100'000) {
+      return Status(ErrorCode::kInvalidArgument, "'canary.count' must be between 1 and 100000");
+    }
+    s.canary = static_cast<int>(*count);
+    REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(*it, "wait"));
+    if (wait) s.canary_wait = *wait;
+    if (auto m = it->find("maxFailure"); m != it->end() && !m->is_null()) {
+      if (!m->is_number()) {
+        return Status(ErrorCode::kInvalidArgument, "'canary.maxFailure' must be a number");
+      }
+      s.canary_max_failure = m->get<double>();
+    }
+  }
+  return s;
+}
+
+json JobJson(const engine::JobInfo& j) {
+  json spec = {
+      {"deadLetterQueue", j.spec.dlq},
+      {"filter", j.spec.filter.empty() ? json(nullptr) : json(j.spec.filter)},
+      {"group", j.spec.group.empty() ? json(nullptr) : json(j.spec.group)},
+      {"since", j.spec.since ? json(FormatTime(*j.spec.since)) : json(nullptr)},
+      {"until", j.spec.until ? json(FormatTime(*j.spec.until)) : json(nullptr)},
+      {"destination", j.spec.destination.empty() ? json(nullptr) : json(j.spec.destination)},
+      {"rate", j.spec.rate}};
+  spec["canary"] = j.spec.canary > 0 ? json{{"count", j.spec.canary},
+                                            {"wait", FormatDuration(j.spec.canary_wait)},
+                                            {"maxFailure", j.spec.canary_max_failure}}
+                                     : json(nullptr);
+  return {{"id", j.id},
+          {"state", j.state},
+          {"phase", j.phase},
+          {"spec", spec},
+          {"progress",
+           {{"toMove", j.to_move},
+            {"moved", j.moved},
+            {"skipped", j.skipped},
+            {"failedAgain", j.failed_again}}},
+          {"haltReason", j.halt_reason.empty() ? json(nullptr) : json(j.halt_reason)},
+          {"error", j.error.empty() ? json(nullptr) : json(j.error)},
+          {"createdBy", j.created_by},
+          {"createdAt", FormatTime(j.created_at)},
+          {"updatedAt", FormatTime(j.updated_at)},
+          {"finishedAt", j.finished_at ? json(FormatTime(j.finished_at)) : json(nullptr)}};
 }
 
 json QueueJson(const engine::QueueInfo& q) {
@@ -564,29 +653,215 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         return Json(200, ItemResults(receipts, results));
       });
 
-  // ---- dead letters
-  Add("GET", "/v1/tenants/{tenant}/dead-letters", "dead_letter_list", {kScopeDlqRead},
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        engine::DeadLetterFilter f;
-        f.dlq = std::string(req.Query("queue"));
-        f.origin = std::string(req.Query("origin"));
-        f.reason = std::string(req.Query("reason"));
-        REDRIVE_ASSIGN_OR_RETURN(int limit, IntQuery(req, "limit", 100));
-        REDRIVE_ASSIGN_OR_RETURN(
-            auto page,
-            engine_.ListDeadLetters(p.Get("tenant"), f, std::string(req.Query("cursor")), limit));
-        json items = json::array();
-        for (const auto& d : page.items) items.push_back(DeadLetterJson(d));
-        return Json(200, {{"deadLetters", items},
-                          {"nextCursor",
-                           page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}});
-      },
-      {"queue", "origin", "reason", "limit", "cursor"});
+  // ---- dead letters: browse (never changes anything)
+  const std::vector<std::string> kQueryParams = {"_queryFilter",
+                                                 "_fields",
+                                                 "_sortKeys",
+                                                 "_pageSize",
+                                                 "_pagedResultsCookie",
+                                                 "_totalPagedResultsPolicy",
+                                                 "queue",
+                                                 "origin"};
+  auto query_route = [this](const char* scope_param) {
+    return [this, scope_param](Request& req, const PathParams& p,
+                               const Principal&) -> Result<Response> {
+      engine::DeadLetterQuery q;
+      q.filter = std::string(req.Query("_queryFilter"));
+      q.fields = std::string(req.Query("_fields"));
+      q.sort_keys = std::string(req.Query("_sortKeys"));
+      q.cookie = std::string(req.Query("_pagedResultsCookie"));
+      q.total_policy = std::string(req.Query("_totalPagedResultsPolicy"));
+      REDRIVE_ASSIGN_OR_RETURN(q.page_size, IntQuery(req, "_pageSize", 100));
+      q.dlq = std::string(req.Query("queue"));
+      q.origin = std::string(req.Query("origin"));
+      if (std::string_view(scope_param) == "queue") q.origin = p.Get("queue");
+      if (std::string_view(scope_param) == "group") q.group = p.Get("group");
+      REDRIVE_ASSIGN_OR_RETURN(auto page, engine_.QueryDeadLetters(p.Get("tenant"), q));
+      return Json(200, {{"result", page.items},
+                        {"resultCount", page.items.size()},
+                        {"pagedResultsCookie",
+                         page.next_cookie.empty() ? json(nullptr) : json(page.next_cookie)},
+                        {"totalPagedResults", page.total},
+                        {"remainingPagedResults", -1}});
+    };
+  };
+  Add("GET", "/v1/tenants/{tenant}/dead-letters", "dead_letter_query", {kScopeDlqRead},
+      query_route(""), kQueryParams);
+  Add("GET", "/v1/tenants/{tenant}/queues/{queue}/dead-letters", "dead_letter_query_origin",
+      {kScopeDlqRead}, query_route("queue"), kQueryParams);
+  Add("GET", "/v1/tenants/{tenant}/failure-groups/{group}/dead-letters", "dead_letter_query_group",
+      {kScopeDlqRead}, query_route("group"), kQueryParams);
   Add("GET", "/v1/tenants/{tenant}/dead-letters/{id}", "dead_letter_get", {kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(auto d, engine_.GetDeadLetter(p.Get("tenant"), p.Get("id")));
-        return Json(200, DeadLetterJson(d));
+        return Json(200, engine::DeadLetterDocument(d));
       });
+  Add("GET", "/v1/tenants/{tenant}/failure-groups", "failure_groups", {kScopeDlqRead},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto groups,
+            engine_.ListFailureGroups(p.Get("tenant"), std::string(req.Query("queue"))));
+        json items = json::array();
+        for (const auto& g : groups) {
+          items.push_back({{"id", g.group_id},
+                           {"signature", g.signature},
+                           {"origin", g.origin},
+                           {"reason", g.reason},
+                           {"count", g.count},
+                           {"firstSeen", FormatTime(g.first_seen)},
+                           {"lastSeen", FormatTime(g.last_seen)},
+                           {"origins", json::array({g.origin})},
+                           {"sampleIds", g.sample_ids}});
+        }
+        return Json(200, {{"groups", items}});
+      },
+      {"queue"});
+  Add("GET", "/v1/tenants/{tenant}/dead-letter-stats", "dead_letter_stats", {kScopeDlqRead},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto st, engine_.GetDeadLetterStats(p.Get("tenant"), std::string(req.Query("queue"))));
+        auto rows = [](const std::vector<store::CountRow>& v, bool hours) {
+          json j = json::object();
+          for (const auto& r : v) {
+            j[hours ? FormatTime(std::stoll(r.key)) : r.key] = r.count;
+          }
+          return j;
+        };
+        return Json(200, {{"total", st.total},
+                          {"byOrigin", rows(st.by_origin, false)},
+                          {"byReason", rows(st.by_reason, false)},
+                          {"byGroup", rows(st.by_group, false)},
+                          {"byHour", rows(st.by_hour, true)}});
+      },
+      {"queue"});
+
+  // ---- dead letters: actions (each audited)
+  Add("DELETE", "/v1/tenants/{tenant}/dead-letters/{id}", "dead_letter_delete", {kScopeDlqWrite},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        engine::DeadLetterTarget t;
+        t.ids = {p.Get("id")};
+        REDRIVE_RETURN_IF_ERROR(engine_.DeleteDeadLetters(who, p.Get("tenant"), t).status());
+        return NoContent();
+      });
+  Add("POST", "/v1/tenants/{tenant}/dead-letters/{id}/restore", "dead_letter_restore_one",
+      {kScopeDlqWrite},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        engine::DeadLetterTarget t;
+        t.ids = {p.Get("id")};
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.RestoreDeadLetters(who, p.Get("tenant"), t));
+        return Json(200, ActionResultJson(r));
+      });
+  Add("POST", "/v1/tenants/{tenant}/dead-letters/{id}/reroute", "dead_letter_reroute_one",
+      {kScopeDlqWrite},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"destination"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string dest, RequiredString(body, "destination"));
+        engine::DeadLetterTarget t;
+        t.ids = {p.Get("id")};
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.RerouteDeadLetters(who, p.Get("tenant"), t, dest));
+        return Json(200, ActionResultJson(r));
+      });
+  auto bulk = [this](const char* action) {
+    return [this, action](Request& req, const PathParams& p,
+                          const Principal& who) -> Result<Response> {
+      REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+      std::string_view a(action);
+      if (a == "reroute") {
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(
+            body, {"ids", "filter", "group", "deadLetterQueue", "since", "until", "destination"}));
+      } else {
+        REDRIVE_RETURN_IF_ERROR(
+            OnlyFields(body, {"ids", "filter", "group", "deadLetterQueue", "since", "until"}));
+      }
+      REDRIVE_ASSIGN_OR_RETURN(auto target, TargetFromJson(body));
+      Result<engine::ActionResult> r = Status(ErrorCode::kInternal, "");
+      if (a == "delete") {
+        r = engine_.DeleteDeadLetters(who, p.Get("tenant"), target);
+      } else if (a == "restore") {
+        r = engine_.RestoreDeadLetters(who, p.Get("tenant"), target);
+      } else {
+        REDRIVE_ASSIGN_OR_RETURN(std::string dest, RequiredString(body, "destination"));
+        r = engine_.RerouteDeadLetters(who, p.Get("tenant"), target, dest);
+      }
+      if (!r.ok()) return r.status();
+      return Json(200, ActionResultJson(r.value()));
+    };
+  };
+  Add("POST", "/v1/tenants/{tenant}/dead-letters/delete", "dead_letter_delete_bulk",
+      {kScopeDlqWrite}, bulk("delete"));
+  Add("POST", "/v1/tenants/{tenant}/dead-letters/restore", "dead_letter_restore_bulk",
+      {kScopeDlqWrite}, bulk("restore"));
+  Add("POST", "/v1/tenants/{tenant}/dead-letters/reroute", "dead_letter_reroute_bulk",
+      {kScopeDlqWrite}, bulk("reroute"));
+  Add("POST", "/v1/tenants/{tenant}/dead-letter-queues/{queue}/purge", "dead_letter_purge",
+      {kScopeDlqWrite},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"confirm"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto confirm, GetString(body, "confirm"));
+        REDRIVE_ASSIGN_OR_RETURN(auto r,
+                                 engine_.PurgeDeadLetterQueue(who, p.Get("tenant"), p.Get("queue"),
+                                                              confirm.value_or("")));
+        return Json(200, ActionResultJson(r));
+      });
+
+  // ---- redrive jobs
+  Add("POST", "/v1/tenants/{tenant}/redrive-jobs", "job_start", {kScopeDlqWrite},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(
+            OnlyFields(body, {"deadLetterQueue", "filter", "group", "since", "until", "destination",
+                              "rate", "canary", "dryRun"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto spec, JobSpecFromJson(body));
+        REDRIVE_ASSIGN_OR_RETURN(auto dry, GetBool(body, "dryRun"));
+        if (dry.value_or(false)) {
+          REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.DryRunJob(p.Get("tenant"), spec));
+          return Json(200, {{"dryRun", true},
+                            {"toMove", r.to_move},
+                            {"destinations", r.destinations},
+                            {"sample", r.sample}});
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.StartJob(who, p.Get("tenant"), spec));
+        return Json(201, JobJson(job));
+      });
+  Add("GET", "/v1/tenants/{tenant}/redrive-jobs", "job_list", {kScopeDlqRead},
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto jobs, engine_.ListJobs(p.Get("tenant")));
+        json items = json::array();
+        for (const auto& j : jobs) items.push_back(JobJson(j));
+        return Json(200, {{"jobs", items}});
+      });
+  Add("GET", "/v1/tenants/{tenant}/redrive-jobs/{job}", "job_get", {kScopeDlqRead},
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.GetJob(p.Get("tenant"), p.Get("job")));
+        return Json(200, JobJson(job));
+      });
+  Add("POST", "/v1/tenants/{tenant}/redrive-jobs/{job}/cancel", "job_cancel", {kScopeDlqWrite},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.CancelJob(who, p.Get("tenant"), p.Get("job")));
+        return Json(200, JobJson(job));
+      });
+  Add("POST", "/v1/tenants/{tenant}/redrive-jobs/{job}/resume", "job_resume", {kScopeDlqWrite},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.ResumeJob(who, p.Get("tenant"), p.Get("job")));
+        return Json(200, JobJson(job));
+      });
+
+  // ---- audit
+  Add("GET", "/v1/tenants/{tenant}/audit", "audit_query", {kScopeAdmin, kScopeDlqRead},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        engine::AuditQuery q;
+        q.filter = std::string(req.Query("_queryFilter"));
+        q.cookie = std::string(req.Query("_pagedResultsCookie"));
+        REDRIVE_ASSIGN_OR_RETURN(q.page_size, IntQuery(req, "_pageSize", 100));
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.QueryAudit(p.Get("tenant"), q));
+        return Json(200, {{"result", r.items},
+                          {"resultCount", r.items.size()},
+                          {"pagedResultsCookie",
+                           r.next_cookie.empty() ? json(nullptr) : json(r.next_cookie)}});
+      },
+      {"_queryFilter", "_pageSize", "_pagedResultsCookie"});
 }
 
 Response RestApi::Handle(Request& req) {

@@ -34,11 +34,15 @@ namespace redrive {
   X(kQueueNotFound, "queue-not-found", 404, "No such queue in this tenant.")                     \
   X(kTokenNotFound, "token-not-found", 404, "No such token in this tenant.")                     \
   X(kDeadLetterNotFound, "dead-letter-not-found", 404, "No such dead letter in this tenant.")    \
+  X(kJobNotFound, "job-not-found", 404, "No such redrive job in this tenant.")                   \
   X(kMethodNotAllowed, "method-not-allowed", 405, "The route exists but not for this method.")   \
   X(kRequestTimeout, "request-timeout", 408, "The client was too slow to send its request.")     \
   X(kAlreadyExists, "already-exists", 409, "A resource with that name already exists.")          \
   X(kLeaseLost, "lease-lost", 409,                                                               \
     "The receipt no longer holds the message: the lease expired, or it was acked or nacked.")    \
+  X(kJobActive, "job-active", 409,                                                               \
+    "A redrive job is already active on this dead-letter queue; cancel it or wait.")             \
+  X(kJobStateConflict, "job-state-conflict", 409, "The job's state does not allow that now.")    \
   X(kQueueFull, "queue-full", 409,                                                               \
     "The queue is at its max length and its overflow policy is reject-publish.")                 \
   X(kDeadLetterQueueReadOnly, "dead-letter-queue-read-only", 409,                                \

@@ -5,6 +5,8 @@
 // Thread-safety: value types, safe to copy between threads.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
@@ -39,14 +41,24 @@ class [[nodiscard]] Result {
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
+  // REQUIRES: ok(). Calling value() on an error aborts with the status: a programming error.
+  T& value() & { return Checked(); }
+  const T& value() const& { return const_cast<Result*>(this)->Checked(); }
+  // By value, so that `for (auto& x : F().value())` does not dangle into a dead temporary.
+  T value() && { return std::move(Checked()); }
   T* operator->() { return &*value_; }
   const T* operator->() const { return &*value_; }
   T& operator*() { return *value_; }
 
  private:
+  T& Checked() {
+    if (!value_) {
+      std::fprintf(stderr, "Result::value() on an error: %s\n", status_.ToString().c_str());
+      std::abort();
+    }
+    return *value_;
+  }
+
   Status status_;
   std::optional<T> value_;
 };

@@ -178,6 +178,48 @@ std::string NewUlid(TimeMs now, Random& random) {
   return out;
 }
 
+Result<TimeMs> ParseTime(std::string_view s) {
+  auto bad = [&] {
+    return Status(ErrorCode::kInvalidArgument,
+                  "'" + std::string(s.substr(0, 40)) + "' is not a time like 2026-11-22T10:00:00Z");
+  };
+  auto num = [&](size_t at, size_t n, int* out) {
+    if (at + n > s.size()) return false;
+    int v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int y, mo, d, h, mi, sec, ms = 0;
+  if (s.size() < 20 || !num(0, 4, &y) || s[4] != '-' || !num(5, 2, &mo) || s[7] != '-' ||
+      !num(8, 2, &d) || s[10] != 'T' || !num(11, 2, &h) || s[13] != ':' || !num(14, 2, &mi) ||
+      s[16] != ':' || !num(17, 2, &sec)) {
+    return bad();
+  }
+  size_t i = 19;
+  if (s[i] == '.') {
+    size_t start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return bad();
+    std::string frac(s.substr(start, std::min<size_t>(3, i - start)));
+    while (frac.size() < 3) frac += '0';
+    ms = std::stoi(frac);
+  }
+  if (i + 1 != s.size() || s[i] != 'Z') return bad();
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return bad();
+  struct tm tm_utc {};
+  tm_utc.tm_year = y - 1900;
+  tm_utc.tm_mon = mo - 1;
+  tm_utc.tm_mday = d;
+  tm_utc.tm_hour = h;
+  tm_utc.tm_min = mi;
+  tm_utc.tm_sec = sec;
+  return static_cast<TimeMs>(timegm(&tm_utc)) * 1000 + ms;
+}
+
 std::string FormatTime(TimeMs t) {
   time_t secs = static_cast<time_t>(t / 1000);
   int ms = static_cast<int>(t % 1000);

@@ -33,5 +33,7 @@ std::string NewUlid(TimeMs now, Random& random);
 
 // RFC 3339 UTC with milliseconds, e.g. "2026-11-22T10:00:00.123Z".
 std::string FormatTime(TimeMs t);
+// Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (UTC). Errors: kInvalidArgument.
+Result<TimeMs> ParseTime(std::string_view text);
 
 }  // namespace redrive

@@ -89,6 +89,16 @@ TEST(UlidTest, IsSortableByTimeAndUnique) {
   EXPECT_EQ(b.substr(0, 10), c.substr(0, 10));
 }
 
+TEST(TimeTest, ParsesWhatItFormats) {
+  EXPECT_EQ(ParseTime("2023-11-14T22:13:20.123Z").value(), 1'700'000'000'123);
+  EXPECT_EQ(ParseTime("2023-11-14T22:13:20Z").value(), 1'700'000'000'000);
+  EXPECT_EQ(ParseTime(FormatTime(1'234'567'890'123)).value(), 1'234'567'890'123);
+  for (const char* bad : {"", "2023-11-14", "2023-11-14T22:13:20", "2023-13-14T22:13:20Z",
+                          "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20+01:00"}) {
+    EXPECT_FALSE(ParseTime(bad).ok()) << bad;
+  }
+}
+
 TEST(TimeTest, FormatsRfc3339WithMilliseconds) {
   EXPECT_EQ(FormatTime(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatTime(1'700'000'000'123), "2023-11-14T22:13:20.123Z");

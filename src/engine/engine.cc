@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
+#include "engine/failure_group.h"
 #include "engine/retry_policy.h"
 
 namespace redrive::engine {
@@ -90,6 +91,7 @@ void Engine::Start() {
   stopping_ = false;
   stopping_flag_ = false;
   sweeper_ = std::thread([this] { SweeperLoop(); });
+  job_runner_ = std::thread([this] { JobRunnerLoop(); });
 }
 
 void Engine::Stop() {
@@ -107,6 +109,7 @@ void Engine::Stop() {
     }
   }
   if (sweeper_.joinable()) sweeper_.join();
+  if (job_runner_.joinable()) job_runner_.join();
 }
 
 // ------------------------------------------------------------------ auth
@@ -481,10 +484,12 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   req.dedup_window = cfg.dedup_window;
   req.max_length = cfg.max_length;
   req.evict_oldest = cfg.overflow == OverflowPolicy::kDeadLetterOldest;
-  req.overflow_death = store::DeathInfo{
-      cfg.dead_letter_queue, kReasonOverflow,
-      "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length), now,
-      DeadLetterRetainUntil(now)};
+  std::string overflow_cause =
+      "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length);
+  FailureSignature overflow_sig = SignatureOf(queue, kReasonOverflow, overflow_cause);
+  req.overflow_death =
+      store::DeathInfo{cfg.dead_letter_queue,      kReasonOverflow,       overflow_cause,   now,
+                       DeadLetterRetainUntil(now), overflow_sig.group_id, overflow_sig.text};
   req.messages.reserve(messages.size());
   for (auto& m : messages) {
     store::MessageRecord r;
@@ -686,8 +691,9 @@ Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::Mess
     }
     return dropped;
   }
-  store::DeathInfo death{q.config.dead_letter_queue, reason, cause, now,
-                         DeadLetterRetainUntil(now)};
+  FailureSignature sig = SignatureOf(q.record.name, reason, cause);
+  store::DeathInfo death{q.config.dead_letter_queue, reason,       cause,   now,
+                         DeadLetterRetainUntil(now), sig.group_id, sig.text};
   REDRIVE_ASSIGN_OR_RETURN(bool moved, store_.DeadLetter(q.record.id, receipt, journal, death));
   if (moved) {
     CountDeadLetter(reason);
@@ -738,40 +744,6 @@ Result<std::vector<Status>> Engine::ExtendLeases(const std::string& tenant,
 }
 
 // ------------------------------------------------------------------ dead letters
-
-Result<DeadLetterPage> Engine::ListDeadLetters(const std::string& tenant,
-                                               const DeadLetterFilter& filter,
-                                               const std::string& cursor, int limit) {
-  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  if (limit < 1 || limit > 1000) {
-    return Status(ErrorCode::kInvalidQuery, "limit must be between 1 and 1000");
-  }
-  store::DeadLetterQuery q;
-  q.tenant = tenant;
-  q.dlq = filter.dlq;
-  q.origin = filter.origin;
-  q.reason = filter.reason;
-  q.limit = limit + 1;  // one more tells whether there is a next page
-  if (!cursor.empty()) {
-    auto decoded = Base64Decode(cursor);
-    int64_t seq = 0;
-    bool ok = decoded.ok() && decoded->rfind("dl:", 0) == 0;
-    if (ok) {
-      auto [p, ec] = std::from_chars(decoded->data() + 3, decoded->data() + decoded->size(), seq);
-      ok = ec == std::errc() && p == decoded->data() + decoded->size() && seq > 0;
-    }
-    if (!ok) return Status(ErrorCode::kInvalidQuery, "cursor is not one this server issued");
-    q.after_seq = seq;
-  }
-  REDRIVE_ASSIGN_OR_RETURN(auto items, store_.ListDeadLetters(q));
-  DeadLetterPage page;
-  if (items.size() > static_cast<size_t>(limit)) {
-    items.resize(static_cast<size_t>(limit));
-    page.next_cursor = Base64Encode("dl:" + std::to_string(items.back().seq));
-  }
-  page.items = std::move(items);
-  return page;
-}
 
 Result<store::DeadLetterRecord> Engine::GetDeadLetter(const std::string& tenant,
                                                       const std::string& id) {
@@ -834,6 +806,8 @@ Result<int64_t> Engine::SweepOnce() {
   REDRIVE_ASSIGN_OR_RETURN(int64_t keys,
                            store_.DeleteExpiredIdempotencyKeys(now, options_.sweep_batch));
   (void)keys;
+  REDRIVE_ASSIGN_OR_RETURN(int64_t jobs, store_.DeleteFinishedJobs(now - options_.job_history));
+  (void)jobs;
   return done;
 }
 

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -68,6 +69,9 @@ struct EngineOptions {
   DurationMs sweep_interval = 250;
   int sweep_batch = 500;
   DurationMs token_cache_ttl = 5'000;
+  DurationMs job_history = 7 * 86'400'000LL;  // finished redrive jobs are kept this long
+  int redrive_chunk = 500;                    // dead letters moved per transaction
+  DurationMs job_tick = 100;                  // job runner pause when idle or throttled
 };
 
 struct TenantInfo {
@@ -127,15 +131,92 @@ struct NackRequest {
   std::string consumer;
 };
 
-struct DeadLetterFilter {
-  std::string dlq;
-  std::string origin;
-  std::string reason;
+// A dead-letter query in the ForgeRock common REST conventions.
+struct DeadLetterQuery {
+  std::string filter;        // _queryFilter; empty = every dead letter in scope
+  std::string fields;        // _fields; empty = every field
+  std::string sort_keys;     // _sortKeys; empty = dead-lettering order
+  std::string cookie;        // _pagedResultsCookie from the previous page
+  int page_size = 100;       // _pageSize, 1..1000
+  std::string total_policy;  // _totalPagedResultsPolicy: "", "EXACT" or "NONE"
+  // Scope from the route: a dead-letter queue, an origin queue or a failure group.
+  std::string dlq, origin, group;
 };
 
-struct DeadLetterPage {
-  std::vector<store::DeadLetterRecord> items;
-  std::string next_cursor;  // empty when there is no further page
+struct DeadLetterQueryResult {
+  std::vector<nlohmann::json> items;  // dead-letter documents, projected by _fields
+  std::string next_cookie;            // empty on the last page
+  int64_t total = -1;                 // -1 when not counted (see total_policy)
+};
+
+// What a dead-letter action applies to: explicit ids, or every dead letter matching a filter
+// and/or a failure group, within a dead-letter queue and a time window.
+struct DeadLetterTarget {
+  std::vector<std::string> ids;
+  std::string filter;
+  std::string group;
+  std::string dlq;
+  std::optional<TimeMs> since, until;  // dead-lettered at, since inclusive, until exclusive
+};
+
+struct SkippedItem {
+  std::string id;
+  std::string reason;  // not-found, origin-missing, too-large, overflow
+  std::string detail;
+};
+
+struct ActionResult {
+  int64_t matched = 0;
+  int64_t done = 0;  // deleted, or moved
+  int64_t skipped = 0;
+  std::vector<SkippedItem> skipped_items;  // the first 100
+};
+
+struct JobSpec {
+  std::string dlq = kDefaultDeadLetterQueue;
+  std::string filter;
+  std::string group;
+  std::optional<TimeMs> since, until;
+  std::string destination;  // empty = each message's origin queue
+  double rate = 0;          // messages per second; 0 = as fast as the store goes
+  int canary = 0;           // move this many first, then wait and check
+  DurationMs canary_wait = 30'000;
+  double canary_max_failure = 0.1;  // halt when a larger share of the canary fails again
+};
+
+struct JobInfo {
+  std::string id;
+  std::string tenant;
+  std::string state;  // running, completed, cancelling, cancelled, halted, failed
+  JobSpec spec;
+  std::string phase;  // canary, canary-wait, bulk, done
+  int64_t to_move = 0;
+  int64_t moved = 0;
+  int64_t skipped = 0;
+  int64_t failed_again = 0;  // moved by this job and dead-lettered again since
+  std::string halt_reason;
+  std::string error;
+  std::string created_by;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs finished_at = 0;
+};
+
+struct DryRunResult {
+  int64_t to_move = 0;
+  std::map<std::string, int64_t> destinations;  // queue -> how many would go there
+  std::vector<std::string> sample;              // the first ids that would move
+};
+
+struct AuditQuery {
+  std::string filter;
+  std::string cookie;
+  int page_size = 100;
+};
+
+struct AuditQueryResult {
+  std::vector<nlohmann::json> items;
+  std::string next_cookie;
 };
 
 // Process-lifetime counters for /metrics. Monotonic.
@@ -224,12 +305,59 @@ class Engine {
                                            DurationMs visibility_timeout);
 
   // ---- dead letters
-  // `cursor` is an opaque string from a previous page. Errors: kInvalidQuery (bad cursor or
-  // limit), kQueueNotFound (dlq or origin filter names no queue is not an error: empty page).
-  Result<DeadLetterPage> ListDeadLetters(const std::string& tenant, const DeadLetterFilter& filter,
-                                         const std::string& cursor, int limit);
   // Errors: kDeadLetterNotFound.
   Result<store::DeadLetterRecord> GetDeadLetter(const std::string& tenant, const std::string& id);
+
+  // ---- the dead-letter workbench (workbench.cc). Browsing never changes a dead letter.
+  // Errors: kInvalidQuery (filter, fields, sort keys, cookie, page size: the message points at
+  // the position of the error).
+  Result<DeadLetterQueryResult> QueryDeadLetters(const std::string& tenant,
+                                                 const DeadLetterQuery& query);
+  Result<std::vector<store::FailureGroupRow>> ListFailureGroups(const std::string& tenant,
+                                                                const std::string& dlq);
+  Result<store::DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
+                                                    const std::string& dlq);
+  // Each action is atomic per message and idempotent: a dead letter already gone is skipped
+  // with reason not-found. Every action is written to the audit log with `actor`.
+  // Errors: kInvalidQuery (filter), kInvalidArgument (empty target), kDeadLetterNotFound (a
+  // single id that is not there).
+  Result<ActionResult> DeleteDeadLetters(const Principal& actor, const std::string& tenant,
+                                         const DeadLetterTarget& target);
+  // Errors: kInvalidArgument unless `confirm` equals `dlq`; kQueueNotFound.
+  Result<ActionResult> PurgeDeadLetterQueue(const Principal& actor, const std::string& tenant,
+                                            const std::string& dlq, const std::string& confirm);
+  // Back to each dead letter's origin queue, keeping id, idempotency key, attributes and first
+  // publish time; delivery count restarts; lineage recorded. A destination whose limits refuse
+  // the message leaves it dead-lettered (skipped: too-large, overflow; recorded on it).
+  Result<ActionResult> RestoreDeadLetters(const Principal& actor, const std::string& tenant,
+                                          const DeadLetterTarget& target);
+  // To another standard queue of the tenant; the original queue stays in the lineage.
+  // Errors: kQueueNotFound, kDeadLetterQueueReadOnly (destination is a dead-letter queue).
+  Result<ActionResult> RerouteDeadLetters(const Principal& actor, const std::string& tenant,
+                                          const DeadLetterTarget& target,
+                                          const std::string& destination);
+
+  // ---- redrive jobs (workbench.cc): bulk restore/reroute in the background.
+  // Counts what would move and where, moving nothing.
+  Result<DryRunResult> DryRunJob(const std::string& tenant, const JobSpec& spec);
+  // Errors: kAlreadyExists (a job is already active on this dead-letter queue),
+  // kInvalidArgument, kInvalidQuery, kQueueNotFound.
+  Result<JobInfo> StartJob(const Principal& actor, const std::string& tenant, const JobSpec& spec);
+  // Errors: kJobNotFound.
+  Result<JobInfo> GetJob(const std::string& tenant, const std::string& id);
+  Result<std::vector<JobInfo>> ListJobs(const std::string& tenant);
+  // Errors: kJobNotFound, kJobStateConflict (not running, halted or cancelling).
+  Result<JobInfo> CancelJob(const Principal& actor, const std::string& tenant,
+                            const std::string& id);
+  // Halted -> running (the canary is not repeated). Errors: kJobNotFound, kJobStateConflict.
+  Result<JobInfo> ResumeJob(const Principal& actor, const std::string& tenant,
+                            const std::string& id);
+  // One pass of the job runner over every active job; returns messages moved. The runner
+  // thread calls it; tests call it directly.
+  Result<int64_t> RunJobsOnce();
+
+  // ---- audit
+  Result<AuditQueryResult> QueryAudit(const std::string& tenant, const AuditQuery& query);
 
   // ---- background work
   // One pass of the sweeper: expired leases, TTL expiry, retention. Returns how much it did.
@@ -282,6 +410,24 @@ class Engine {
   void Notify(int64_t queue_id);
   std::string NewLeaseToken();
   void SweeperLoop();
+  void JobRunnerLoop();
+
+  struct Selector;  // a compiled DeadLetterTarget (workbench.cc)
+  Result<std::shared_ptr<const Selector>> Compile(const std::string& tenant,
+                                                  const DeadLetterTarget& target);
+  // The next matches after `*cursor` (advanced past everything scanned), at most `limit`.
+  Result<std::vector<store::DeadLetterRecord>> NextMatches(const Selector& selector,
+                                                           int64_t max_seq, int limit,
+                                                           int64_t* cursor, bool* exhausted);
+  Result<ActionResult> MoveDeadLetters(const Principal& actor, const std::string& tenant,
+                                       const DeadLetterTarget& target,
+                                       const std::string& destination, const char* action);
+  // Moves `batch` to `destination` (empty = origins) for `by`; adds to *result.
+  Status MoveBatch(const std::string& tenant, const std::vector<store::DeadLetterRecord>& batch,
+                   const std::string& destination, const std::string& by, ActionResult* result);
+  void Audit(const std::string& tenant, const std::string& actor, const std::string& action,
+             nlohmann::json detail);
+  Result<int64_t> StepJob(store::JobRecord& job, TimeMs now);
 
   store::Store& store_;
   Clock& clock_;
@@ -303,6 +449,9 @@ class Engine {
   bool stopping_ = false;  // GUARDED_BY(stop_mu_); also read by long polls via stopping_flag_
   std::atomic<bool> stopping_flag_{false};
   std::thread sweeper_;
+  std::thread job_runner_;
+  // Token buckets of throttled jobs, by job id. Used by the job runner thread only.
+  std::unordered_map<std::string, std::pair<double, TimeMs>> job_tokens_;
 };
 
 }  // namespace redrive::engine

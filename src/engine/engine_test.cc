@@ -162,7 +162,7 @@ TEST_F(EngineTest, MaxDeliveriesMinusOneRetriesForever) {
     EXPECT_EQ(got[0].message.delivery_count, i);
     ASSERT_TRUE(NackOne("orders", got[0].receipt, "e").ok());
   }
-  auto dl = engine_->ListDeadLetters("acme", {}, "", 10);
+  auto dl = engine_->QueryDeadLetters("acme", {});
   EXPECT_TRUE(dl->items.empty());
 }
 
@@ -384,8 +384,11 @@ TEST_F(EngineTest, EveryMessageIsAccountedFor) {
   EXPECT_EQ(k.acked + dead + k.dropped, 60);
   EXPECT_GT(dead, 0);
   EXPECT_GT(k.dropped, 0);
-  auto listed = engine_->ListDeadLetters("acme", {}, "", 1000).value();
+  DeadLetterQuery all;
+  all.page_size = 1000;
+  auto listed = engine_->QueryDeadLetters("acme", all).value();
   EXPECT_EQ(static_cast<int64_t>(listed.items.size()), dead);
+  EXPECT_EQ(listed.total, dead);
 }
 
 TEST(EngineRetentionTest, ZeroDeadLetterRetentionKeepsDeadLettersForever) {
@@ -425,16 +428,24 @@ TEST_F(EngineTest, DeadLetterPagesWithAnOpaqueCursor) {
   MakeQueue("orders", Config(0));
   for (int i = 0; i < 5; ++i) Publish("orders", "m");
   for (auto& g : Receive("orders")) ASSERT_TRUE(NackOne("orders", g.receipt, "e").ok());
-  auto p1 = engine_->ListDeadLetters("acme", {}, "", 2).value();
+  DeadLetterQuery q;
+  q.page_size = 2;
+  auto p1 = engine_->QueryDeadLetters("acme", q).value();
   ASSERT_EQ(p1.items.size(), 2u);
-  ASSERT_FALSE(p1.next_cursor.empty());
-  Publish("orders", "late");  // arrivals do not disturb the cursor
-  auto p2 = engine_->ListDeadLetters("acme", {}, p1.next_cursor, 10).value();
-  EXPECT_EQ(p2.items.size(), 3u);
-  EXPECT_TRUE(p2.next_cursor.empty());
-  EXPECT_EQ(engine_->ListDeadLetters("acme", {}, "bogus!", 2).status().code(),
-            ErrorCode::kInvalidQuery);
-  EXPECT_EQ(engine_->ListDeadLetters("acme", {}, "", 0).status().code(), ErrorCode::kInvalidQuery);
+  ASSERT_FALSE(p1.next_cookie.empty());
+  EXPECT_EQ(p1.total, 5);
+  Publish("orders", "late");
+  for (auto& g : Receive("orders")) ASSERT_TRUE(NackOne("orders", g.receipt, "e").ok());
+  q.cookie = p1.next_cookie;
+  q.page_size = 10;
+  auto p2 = engine_->QueryDeadLetters("acme", q).value();
+  EXPECT_EQ(p2.items.size(), 3u) << "dead letters that arrive later are not in the snapshot";
+  EXPECT_TRUE(p2.next_cookie.empty());
+  q.cookie = "bogus!";
+  EXPECT_EQ(engine_->QueryDeadLetters("acme", q).status().code(), ErrorCode::kInvalidQuery);
+  q.cookie = "";
+  q.page_size = 0;
+  EXPECT_EQ(engine_->QueryDeadLetters("acme", q).status().code(), ErrorCode::kInvalidQuery);
 }
 
 TEST_F(EngineTest, TokensAuthenticateAuthorizeAndRevoke) {

@@ -54,8 +54,7 @@ std::string_view Classify(std::string_view w) {
     digits += IsDigit(c);
     hex += IsHex(c);
   }
-  if (w.size() == 36 && w[8] == '-' && w[13] == '-' && w[18] == '-' && w[23] == '-' &&
-      hex == 32) {
+  if (w.size() == 36 && w[8] == '-' && w[13] == '-' && w[18] == '-' && w[23] == '-' && hex == 32) {
     return "<uuid>";
   }
   if (digits == w.size()) return w.size() > 3 ? "<n>" : "";

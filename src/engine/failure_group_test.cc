@@ -22,8 +22,7 @@ TEST(FailureGroupTest, StatusCodesKeepFailuresApart) {
 TEST(FailureGroupTest, ReplacesTheVaryingParts) {
   EXPECT_EQ(NormalizeCause("field 'email' of user 'jdoe' is invalid"),
             "field '<str>' of user '<str>' is invalid");
-  EXPECT_EQ(NormalizeCause("token expired at 2026-11-20T10:15:00.123Z"),
-            "token expired at <time>");
+  EXPECT_EQ(NormalizeCause("token expired at 2026-11-20T10:15:00.123Z"), "token expired at <time>");
   EXPECT_EQ(NormalizeCause("tx 3f2b1c9a-77aa-4c1b-9d7e-0123456789ab rolled back"),
             "tx <uuid> rolled back");
   EXPECT_EQ(NormalizeCause("message 01M80GCHNNV9WHCM6ZYT6QMXZ6 refused"), "message <id> refused");

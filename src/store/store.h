@@ -145,6 +145,7 @@ struct DeadLetterScan {
   int64_t after_seq = 0;
   int64_t max_seq = 0;  // 0 = no bound (a snapshot bound for stable paging)
   int limit = 500;
+  std::string redriven_by;  // lineage.last_redriven_by equals this ("job:<id>")
 };
 
 struct FailureGroupRow {
@@ -255,15 +256,6 @@ struct Receipt {
   std::string lease_token;
 };
 
-struct DeadLetterQuery {
-  std::string tenant;
-  std::string dlq;     // empty = every dead-letter queue of the tenant
-  std::string origin;  // empty = any
-  std::string reason;  // empty = any
-  int64_t after_seq = 0;
-  int limit = 100;
-};
-
 // Row counts of the store, for metrics and accounting checks.
 struct QueueDepthRow {
   std::string tenant;
@@ -336,7 +328,6 @@ class Store {
   virtual Result<int64_t> DeleteExpiredIdempotencyKeys(TimeMs now, int limit) = 0;
 
   // --- dead letters
-  virtual Result<std::vector<DeadLetterRecord>> ListDeadLetters(const DeadLetterQuery& query) = 0;
   virtual Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
                                                                 const std::string& id) = 0;
   // In seq order from after_seq, at most limit rows.

@@ -270,25 +270,25 @@ TEST_P(StoreTest, DeadLettersListByFilterAndPage) {
                                  {"dead-letters", reasons[i], "x", kNow, 0})
                     .value());
   }
-  DeadLetterQuery q;
+  DeadLetterScan q;
   q.tenant = "acme";
   q.reason = "rejected";
-  auto rejected = store_->ListDeadLetters(q).value();
+  auto rejected = store_->ScanDeadLetters(q).value();
   ASSERT_EQ(rejected.size(), 2u);
   EXPECT_EQ(rejected[0].id, "a");
   EXPECT_EQ(rejected[1].id, "c");
-  q = DeadLetterQuery{};
+  q = DeadLetterScan{};
   q.tenant = "acme";
   q.limit = 2;
-  auto page1 = store_->ListDeadLetters(q).value();
+  auto page1 = store_->ScanDeadLetters(q).value();
   ASSERT_EQ(page1.size(), 2u);
   q.after_seq = page1.back().seq;
-  auto page2 = store_->ListDeadLetters(q).value();
+  auto page2 = store_->ScanDeadLetters(q).value();
   ASSERT_EQ(page2.size(), 1u);
   EXPECT_EQ(page2[0].id, "c");
-  q = DeadLetterQuery{};
+  q = DeadLetterScan{};
   q.tenant = "other";
-  EXPECT_TRUE(store_->ListDeadLetters(q).value().empty());
+  EXPECT_TRUE(store_->ScanDeadLetters(q).value().empty());
 }
 
 TEST_P(StoreTest, IdempotencyKeysDeduplicateInsideTheWindowOnly) {

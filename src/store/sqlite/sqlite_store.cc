@@ -915,25 +915,6 @@ Result<int64_t> SqliteStore::DeleteExpiredIdempotencyKeys(TimeMs now, int limit)
 
 // ---------------------------------------------------------------- dead letters
 
-Result<std::vector<DeadLetterRecord>> SqliteStore::ListDeadLetters(const DeadLetterQuery& q) {
-  std::vector<DeadLetterRecord> out;
-  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " DEAD_LETTER_COLUMNS
-                        " FROM dead_letters WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) AND "
-                        "(?3 = '' OR origin = ?3) AND (?4 = '' OR reason = ?4) AND seq > ?5 "
-                        "ORDER BY seq LIMIT ?6");
-    s.Bind(1, q.tenant)
-        .Bind(2, q.dlq)
-        .Bind(3, q.origin)
-        .Bind(4, q.reason)
-        .Bind(5, q.after_seq)
-        .Bind(6, int64_t{q.limit});
-    while (s.Step() == SQLITE_ROW) out.push_back(ReadDeadLetter(s));
-    return s.Error();
-  }));
-  return out;
-}
-
 Result<std::optional<DeadLetterRecord>> SqliteStore::GetDeadLetter(const std::string& tenant,
                                                                    const std::string& id) {
   std::optional<DeadLetterRecord> out;
@@ -978,6 +959,12 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   if (s.since > 0) num("dead_lettered_at >= ?", s.since);
   if (s.until > 0) num("dead_lettered_at < ?", s.until);
   if (s.max_seq > 0) num("seq <= ?", s.max_seq);
+  if (!s.redriven_by.empty()) {
+    // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
+    // hold no quote or wildcard.
+    q.where += " AND lineage LIKE ?" + std::to_string(++n);
+    q.text_binds.push_back({n, "%\"lastRedrivenBy\":\"" + s.redriven_by + "\"%"});
+  }
   q.where = q.where.substr(5);  // drop the first " AND "
   return q;
 }

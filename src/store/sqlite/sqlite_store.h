@@ -63,7 +63,6 @@ class SqliteStore : public Store {
   Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) override;
   Result<int64_t> DeleteExpiredIdempotencyKeys(TimeMs now, int limit) override;
 
-  Result<std::vector<DeadLetterRecord>> ListDeadLetters(const DeadLetterQuery& query) override;
   Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
                                                         const std::string& id) override;
   Result<std::vector<DeadLetterRecord>> ScanDeadLetters(const DeadLetterScan& scan) override;

@@ -1,0 +1,69 @@
+#include "engine/dead_letter_doc.h"
+
+#include "common/text.h"
+
+namespace redrive::engine {
+namespace {
+
+using nlohmann::json;
+
+json OptTime(TimeMs t) { return t ? json(FormatTime(t)) : json(nullptr); }
+
+}  // namespace
+
+json DeadLetterDocument(const store::DeadLetterRecord& d) {
+  json j = {{"id", d.id},
+            {"deadLetterQueue", d.dlq},
+            {"origin", d.origin},
+            {"reason", d.reason},
+            {"cause", d.cause},
+            {"group", d.group_id},
+            {"signature", d.signature}};
+  if (IsValidUtf8(d.body)) {
+    j["body"] = d.body;
+    j["base64"] = false;
+  } else {
+    j["body"] = Base64Encode(d.body);
+    j["base64"] = true;
+  }
+  json attrs = json::object();
+  for (const auto& [k, v] : d.attributes) attrs[k] = v;
+  j["attributes"] = std::move(attrs);
+  j["idempotencyKey"] = d.idempotency_key.empty() ? json(nullptr) : json(d.idempotency_key);
+  j["deliveryCount"] = d.delivery_count;
+  j["publishedAt"] = FormatTime(d.published_at);
+  j["firstDeliveredAt"] = OptTime(d.first_delivered_at);
+  j["lastDeliveredAt"] = OptTime(d.last_delivered_at);
+  j["deadLetteredAt"] = FormatTime(d.dead_lettered_at);
+  j["expiresAt"] = OptTime(d.retain_until);
+  json attempts = json::array();
+  for (const auto& a : d.journal.attempts) {
+    attempts.push_back({{"at", FormatTime(a.at)},
+                        {"consumer", a.consumer},
+                        {"outcome", a.outcome},
+                        {"reason", a.reason},
+                        {"error", a.error}});
+  }
+  j["attempts"] = std::move(attempts);
+  j["attemptsOmitted"] = d.journal.omitted;
+  j["redriveError"] = d.redrive_error.empty() ? json(nullptr) : json(d.redrive_error);
+  j["lineage"] = {
+      {"redriveCount", d.lineage.redrive_count},
+      {"lastRedrivenAt", OptTime(d.lineage.last_redriven_at)},
+      {"lastRedrivenBy",
+       d.lineage.last_redriven_by.empty() ? json(nullptr) : json(d.lineage.last_redriven_by)},
+      {"originalQueue",
+       d.lineage.original_queue.empty() ? json(d.origin) : json(d.lineage.original_queue)}};
+  return j;
+}
+
+json DeadLetterFilterDocument(const store::DeadLetterRecord& d, bool parse_body) {
+  json j = DeadLetterDocument(d);
+  if (parse_body) {
+    json body = json::parse(d.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_discarded()) j["body"] = std::move(body);
+  }
+  return j;
+}
+
+}  // namespace redrive::engine
