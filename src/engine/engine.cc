@@ -509,9 +509,11 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   for (const auto& o : result.outcomes) dup += o.duplicate ? 1 : 0;
   counters_.published += static_cast<int64_t>(result.outcomes.size()) - dup;
   counters_.duplicates += dup;
-  for (const auto& id : result.evicted_ids) {
-    CountDeadLetter(kReasonOverflow);
-    spdlog::info("dead-lettered message {} from {}/{}: overflow", id, tenant, queue);
+  for (size_t i = 0; i < result.evicted_ids.size(); ++i) CountDeadLetter(kReasonOverflow);
+  if (!result.evicted_ids.empty()) {
+    // One line per publish, not per message: an overflowing queue must not flood the log.
+    spdlog::info("dead-lettered {} oldest messages of {}/{} (overflow), first {}",
+                 result.evicted_ids.size(), tenant, queue, result.evicted_ids.front());
   }
   if (static_cast<int64_t>(result.outcomes.size()) > dup) Notify(q->record.id);
   return std::move(result.outcomes);
