@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "tests/harness.h"
@@ -31,13 +33,33 @@ std::string Describe(const CliResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
 }
 
+// Opens a pseudo-terminal: fds[0] the master (read by the test), fds[1] the terminal side.
+bool OpenPty(int fds[2]) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0) return false;
+  if (grantpt(master) != 0 || unlockpt(master) != 0) {
+    close(master);
+    return false;
+  }
+  int terminal = open(ptsname(master), O_RDWR | O_NOCTTY);
+  if (terminal < 0) {
+    close(master);
+    return false;
+  }
+  fds[0] = master;
+  fds[1] = terminal;
+  return true;
+}
+
 // Runs `redrive args...` with exactly `env` as its environment and `input` on stdin; kills it
 // after 20 s. Reads stdout and stderr while writing stdin, so no pipe can fill up and block.
+// With `stderr_tty` the client's stderr is a terminal (a pty) instead of a pipe.
 CliResult RunRedrive(const std::vector<std::string>& args,
-                     const std::map<std::string, std::string>& env, const std::string& input) {
+                     const std::map<std::string, std::string>& env, const std::string& input,
+                     bool stderr_tty = false) {
   CliResult result;
   int in[2], out[2], err[2];
-  if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) {
+  if (pipe(in) != 0 || pipe(out) != 0 || (stderr_tty ? !OpenPty(err) : pipe(err) != 0)) {
     ADD_FAILURE() << "pipe failed";
     return result;
   }
@@ -190,6 +212,72 @@ class CliTest : public ::testing::Test {
   CliResult Raw(const std::vector<std::string>& args,
                 const std::map<std::string, std::string>& env = {}, const std::string& input = "") {
     return RunRedrive(args, Env(env), input);
+  }
+
+  void MakeQueue(const std::string& name) {
+    HttpClient op(server_->url(), op_token_);
+    CreateQueue(op, "acme", name);
+  }
+
+  // As Cli(), with the client's stderr a terminal.
+  CliResult CliTty(std::vector<std::string> args) {
+    args.insert(args.end(), {"--url", server_->url(), "--token", op_token_, "--tenant", "acme"});
+    return RunRedrive(args, Env(), "", true);
+  }
+
+  // Publishes one message per cause to `queue` (with the matching entry of `attributes`, if
+  // any), receives them and nacks each with --dead-letter semantics and its cause as the error.
+  // Returns the message ids in publish order. Plain HTTP: this is setup, not what is tested.
+  std::vector<std::string> DeadLetter(const std::string& queue,
+                                      const std::vector<std::string>& causes,
+                                      const std::vector<json>& attributes = {}) {
+    HttpClient op(server_->url(), op_token_);
+    const std::string base = "/v1/tenants/acme/queues/" + queue;
+    json messages = json::array();
+    for (size_t i = 0; i < causes.size(); ++i) {
+      json m = {{"body", "m" + std::to_string(i)}};
+      if (i < attributes.size()) m["attributes"] = attributes[i];
+      messages.push_back(m);
+    }
+    auto sent = op.Post(base + "/messages", {{"messages", messages}});
+    EXPECT_EQ(sent.status, 201) << sent.body;
+    std::vector<std::string> ids;
+    std::map<std::string, std::string> cause_of;
+    for (size_t i = 0; i < causes.size() && sent.status == 201; ++i) {
+      ids.push_back(sent.Json()["messages"][i]["id"]);
+      cause_of[ids.back()] = causes[i];
+    }
+    json nacks = json::array();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (nacks.size() < ids.size() && std::chrono::steady_clock::now() < deadline) {
+      auto got = op.Post(base + "/receive",
+                         {{"maxMessages", static_cast<int>(ids.size() - nacks.size())}});
+      json answer = got.Json();
+      for (const auto& m : answer["messages"]) {
+        nacks.push_back(
+            {{"receipt", m["receipt"]}, {"deadLetter", true}, {"error", cause_of[m["id"]]}});
+      }
+    }
+    EXPECT_EQ(nacks.size(), ids.size());
+    auto nacked = op.Post(base + "/nack", {{"nacks", nacks}});
+    EXPECT_EQ(nacked.status, 200) << nacked.body;
+    return ids;
+  }
+
+  // The data lines of the first table in `out`: the header dropped, up to a blank line or the
+  // "total:" and "next cursor:" lines under it.
+  static std::vector<std::string> Rows(const std::string& out) {
+    std::vector<std::string> rows;
+    std::istringstream lines(out);
+    std::string line;
+    std::getline(lines, line);
+    while (std::getline(lines, line)) {
+      if (line.empty() || line.rfind("total: ", 0) == 0 || line.rfind("next cursor: ", 0) == 0) {
+        break;
+      }
+      rows.push_back(line);
+    }
+    return rows;
   }
 
   // Receives one message as JSON and returns it; fails the test when there is none.
@@ -455,6 +543,8 @@ TEST_F(CliTest, NackDeadLetterShowsInDlqLsAndShowWithTheJournal) {
   std::string row = list.out.substr(list.out.find('\n') + 1);
   EXPECT_EQ(row.rfind(id + "  invoices  rejected  1", 0), 0u) << list.out;
   EXPECT_NE(row.find("field 'total' must be a number"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("  GROUP  "), std::string::npos) << list.out;
+  EXPECT_EQ(Field(list.out, "total"), "1") << list.out;
   EXPECT_EQ(list.out.find("next cursor"), std::string::npos) << list.out;
 
   CliResult show = Cli({"dlq", "show", id});
@@ -463,6 +553,13 @@ TEST_F(CliTest, NackDeadLetterShowsInDlqLsAndShowWithTheJournal) {
   EXPECT_EQ(Field(show.out, "origin"), "invoices");
   EXPECT_EQ(Field(show.out, "reason"), "rejected");
   EXPECT_EQ(Field(show.out, "cause"), "field 'total' must be a number");
+  EXPECT_EQ(Field(show.out, "group").size(), 16u) << show.out;
+  EXPECT_NE(row.find("  " + Field(show.out, "group") + "  "), std::string::npos) << list.out;
+  EXPECT_EQ(Field(show.out, "signature"), "invoices | rejected | field '<str>' must be a number");
+  EXPECT_EQ(Field(show.out, "original queue"), "invoices");
+  EXPECT_EQ(Field(show.out, "redrives"), "0");
+  EXPECT_EQ(Field(show.out, "last redriven by"), "-");
+  EXPECT_EQ(Field(show.out, "redrive error"), "-");
   EXPECT_EQ(Field(show.out, "attributes"), R"({"trace":"t-1"})");
   EXPECT_EQ(Field(show.out, "body"), R"({"total": null})");
   EXPECT_NE(show.out.find("attempts (1):\n"), std::string::npos) << show.out;
@@ -483,28 +580,412 @@ TEST_F(CliTest, NackDeadLetterShowsInDlqLsAndShowWithTheJournal) {
   EXPECT_EQ(missing.err.rfind("error: dead-letter-not-found: ", 0), 0u) << missing.err;
 }
 
-TEST_F(CliTest, DlqLsPagesWithTheCursorItPrints) {
-  ASSERT_EQ(Cli({"queue", "create", "jobs"}).exit_code, 0);
-  std::vector<std::string> ids;
-  for (int i = 0; i < 3; ++i) {
-    CliResult sent = Cli({"send", "jobs", "m" + std::to_string(i)});
-    ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
-    ids.push_back(sent.out.substr(0, sent.out.size() - 1));
-    json m = ReceiveOne("jobs");
-    ASSERT_EQ(Cli({"nack", "jobs", m["receipt"], "--dead-letter"}).exit_code, 0);
+TEST_F(CliTest, DlqLsFiltersProjectsAndPagesWithTheCookie) {
+  MakeQueue("orders");
+  std::vector<json> regions = {{{"region", "eu-west"}},
+                               {{"region", "us-east"}},
+                               {{"region", "eu-north"}},
+                               {{"region", "eu-west"}},
+                               {{"region", "us-west"}}};
+  std::vector<std::string> ids = DeadLetter("orders", {"a", "b", "c", "d", "e"}, regions);
+  ASSERT_EQ(ids.size(), 5u);
+  std::set<std::string> eu = {ids[0], ids[2], ids[3]};
+
+  std::vector<std::string> args = {"dlq",      "ls",
+                                   "--filter", R"(/attributes/region sw "eu")",
+                                   "--fields", "id,attributes/region",
+                                   "--limit",  "2",
+                                   "--total"};
+  CliResult first = Cli(args);
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  EXPECT_EQ(first.out.substr(0, first.out.find('\n')),
+            "ID                          ATTRIBUTES/REGION")
+      << first.out;
+  std::vector<std::string> rows = Rows(first.out);
+  ASSERT_EQ(rows.size(), 2u) << first.out;
+  EXPECT_EQ(Field(first.out, "total"), "3") << first.out;
+  std::string cursor = Field(first.out, "next cursor");
+  ASSERT_FALSE(cursor.empty()) << first.out;
+
+  args.insert(args.end(), {"--cursor", cursor});
+  CliResult second = Cli(args);
+  ASSERT_EQ(second.exit_code, 0) << Describe(second);
+  std::vector<std::string> more = Rows(second.out);
+  ASSERT_EQ(more.size(), 1u) << second.out;
+  EXPECT_EQ(Field(second.out, "next cursor"), "") << "the last page has no cursor";
+  rows.push_back(more[0]);
+  std::set<std::string> seen;
+  for (const auto& row : rows) {
+    seen.insert(row.substr(0, 26));
+    EXPECT_NE(row.find("  eu-"), std::string::npos) << row;
   }
-  std::string cursor;
-  for (int page = 0; page < 3; ++page) {
-    std::vector<std::string> args = {"dlq", "ls", "--limit", "1", "--reason", "rejected"};
-    if (!cursor.empty()) args.insert(args.end(), {"--cursor", cursor});
+  EXPECT_EQ(seen, eu);
+
+  // --reason is ANDed with --filter; --sort orders by any field.
+  CliResult none =
+      Cli({"dlq", "ls", "--reason", "expired", "--filter", R"(/attributes/region sw "eu")"});
+  EXPECT_EQ(none.exit_code, 0) << Describe(none);
+  EXPECT_EQ(none.out, "");
+  EXPECT_EQ(none.err, "no dead letters\n");
+  CliResult rejected = Cli({"dlq", "ls", "--reason", "rejected", "--sort", "-attributes/region",
+                            "--fields", "attributes/region"});
+  ASSERT_EQ(rejected.exit_code, 0) << Describe(rejected);
+  rows = Rows(rejected.out);
+  ASSERT_EQ(rows.size(), 5u) << rejected.out;
+  EXPECT_EQ(rows[0], ids[4] + "  us-west");
+  EXPECT_EQ(rows[4].substr(28), "eu-north");
+
+  // Times: exact, or a duration ago.
+  CliResult recent = Cli({"dlq", "ls", "--since", "1h", "--origin", "orders"});
+  EXPECT_EQ(Rows(recent.out).size(), 5u) << Describe(recent);
+  CliResult old = Cli({"dlq", "ls", "--until", "2000-01-01T00:00:00Z"});
+  EXPECT_EQ(old.err, "no dead letters\n") << Describe(old);
+
+  CliResult json_out = Cli({"dlq", "ls", "--queue", "dead-letters", "--limit", "4", "--json"});
+  ASSERT_EQ(json_out.exit_code, 0) << Describe(json_out);
+  EXPECT_EQ(json_out.Json()["result"].size(), 4u);
+  EXPECT_TRUE(json_out.Json()["pagedResultsCookie"].is_string()) << json_out.out;
+
+  CliResult bad = Cli({"dlq", "ls", "--filter", "/reason is rejected"});
+  EXPECT_EQ(bad.exit_code, 1) << Describe(bad);
+  EXPECT_EQ(bad.err.rfind("error: invalid-query: ", 0), 0u) << bad.err;
+}
+
+TEST_F(CliTest, DlqGroupsGatherOneCauseAndStatsCountThem) {
+  MakeQueue("hooks");
+  std::vector<std::string> ids =
+      DeadLetter("hooks", {"customer 'c-1' not found", "HTTP 503 from billing",
+                           "customer 'c-2' not found", "customer 'c-3' not found"});
+  ASSERT_EQ(ids.size(), 4u);
+
+  CliResult groups = Cli({"dlq", "groups"});
+  ASSERT_EQ(groups.exit_code, 0) << Describe(groups);
+  EXPECT_EQ(groups.out.substr(0, groups.out.find('\n')),
+            "GROUP             COUNT  ORIGIN  REASON    LAST SEEN                 SIGNATURE");
+  std::vector<std::string> rows = Rows(groups.out);
+  ASSERT_EQ(rows.size(), 2u) << groups.out;
+  std::string group = rows[0].substr(0, 16);
+  EXPECT_EQ(rows[0].substr(16, 25), "  3      hooks   rejected") << groups.out;
+  EXPECT_NE(rows[0].find("Z  customer '<str>' not found"), std::string::npos) << groups.out;
+  EXPECT_EQ(rows[1].substr(16, 25), "  1      hooks   rejected") << groups.out;
+  EXPECT_NE(rows[1].find("Z  HTTP 503 from billing"), std::string::npos) << groups.out;
+
+  CliResult members = Cli({"dlq", "ls", "--group", group});
+  ASSERT_EQ(members.exit_code, 0) << Describe(members);
+  rows = Rows(members.out);
+  ASSERT_EQ(rows.size(), 3u) << members.out;
+  for (const auto& row : rows) {
+    EXPECT_NE(row.find("  " + group + "  customer 'c-"), std::string::npos) << row;
+  }
+  EXPECT_EQ(Field(members.out, "total"), "3") << members.out;
+
+  CliResult stats = Cli({"dlq", "stats"});
+  ASSERT_EQ(stats.exit_code, 0) << Describe(stats);
+  EXPECT_EQ(
+      stats.out.rfind("total: 4\n\nORIGIN  COUNT\nhooks   4\n\nREASON    COUNT\nrejected  4\n", 0),
+      0u)
+      << stats.out;
+  EXPECT_NE(stats.out.find("\n" + group + "  3\n"), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find("HOUR  "), std::string::npos) << stats.out;
+  EXPECT_NE(stats.out.find(":00:00.000Z  4      " + std::string(40, '#') + "\n"), std::string::npos)
+      << stats.out;
+  json s = Cli({"dlq", "stats", "--queue", "dead-letters", "--json"}).Json();
+  EXPECT_EQ(s["total"], 4) << s;
+  EXPECT_EQ(s["byGroup"][group], 3) << s;
+}
+
+TEST_F(CliTest, DlqRmByIdThenAgainExitsOneWithNotFound) {
+  MakeQueue("orders");
+  std::vector<std::string> ids = DeadLetter("orders", {"x", "y"});
+  ASSERT_EQ(ids.size(), 2u);
+
+  CliResult removed = Cli({"dlq", "rm", ids[0]});
+  ASSERT_EQ(removed.exit_code, 0) << Describe(removed);
+  EXPECT_EQ(removed.out, "matched 1, deleted 1, skipped 0\n");
+  EXPECT_EQ(removed.err, "");
+
+  CliResult again = Cli({"dlq", "rm", ids[0]});
+  EXPECT_EQ(again.exit_code, 1) << Describe(again);
+  EXPECT_EQ(again.err.rfind("error: dead-letter-not-found: ", 0), 0u) << again.err;
+  EXPECT_EQ(again.out, "");
+
+  // Several ids: the missing one is skipped, the call still succeeds.
+  CliResult both = Cli({"dlq", "rm", ids[0], ids[1]});
+  EXPECT_EQ(both.exit_code, 0) << Describe(both);
+  EXPECT_EQ(both.out, "matched 2, deleted 1, skipped 1\n");
+  EXPECT_EQ(both.err, "skipped " + ids[0] + ": not-found\n");
+  CliResult gone = Cli({"dlq", "show", ids[1]});
+  EXPECT_EQ(gone.exit_code, 1) << Describe(gone);
+
+  for (std::vector<std::string> args : {std::vector<std::string>{"dlq", "rm"},
+                                        {"dlq", "rm", ids[1], "--filter", "true"},
+                                        {"dlq", "rm", "--queue", "dead-letters"},
+                                        {"dlq", "restore", "--since", "1h"}}) {
     CliResult r = Cli(args);
-    ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    for (int i = 0; i < 3; ++i) {
-      EXPECT_EQ(r.out.find("\n" + ids[i] + "  jobs ") != std::string::npos, i == page) << r.out;
-    }
-    cursor = Field(r.out, "next cursor");
-    EXPECT_EQ(cursor.empty(), page == 2) << r.out;
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
   }
+}
+
+TEST_F(CliTest, DlqRestoreByFilterGivesTheMessageBackWithItsId) {
+  MakeQueue("orders");
+  std::vector<std::string> ids =
+      DeadLetter("orders", {"boom", "boom"}, {{{"region", "eu"}}, {{"region", "us"}}});
+  ASSERT_EQ(ids.size(), 2u);
+
+  CliResult restored = Cli({"dlq", "restore", "--filter", R"(/attributes/region eq "eu")"});
+  ASSERT_EQ(restored.exit_code, 0) << Describe(restored);
+  EXPECT_EQ(restored.out, "matched 1, restored 1, skipped 0\n");
+
+  json m = ReceiveOne("orders");
+  EXPECT_EQ(m["id"], ids[0]) << "a restored message keeps its id";
+  EXPECT_EQ(m["body"], "m0");
+  EXPECT_EQ(m["attributes"]["region"], "eu");
+  EXPECT_EQ(Cli({"receive", "orders"}).err, "no messages\n");
+  std::vector<std::string> rows = Rows(Cli({"dlq", "ls"}).out);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].substr(0, 26), ids[1]);
+
+  // Dead-lettered again, it carries its lineage.
+  ASSERT_EQ(Cli({"nack", "orders", m["receipt"], "--dead-letter"}).exit_code, 0);
+  CliResult show = Cli({"dlq", "show", ids[0]});
+  ASSERT_EQ(show.exit_code, 0) << Describe(show);
+  EXPECT_EQ(Field(show.out, "redrives"), "1");
+  EXPECT_EQ(Field(show.out, "last redriven by").rfind("request:tok_", 0), 0u) << show.out;
+  EXPECT_EQ(Field(show.out, "original queue"), "orders");
+  EXPECT_NE(show.out.find("attempts (2):"), std::string::npos) << show.out;
+}
+
+TEST_F(CliTest, DlqRerouteMovesDeadLettersToAnotherQueue) {
+  MakeQueue("orders");
+  MakeQueue("orders-retry");
+  std::vector<std::string> ids = DeadLetter("orders", {"boom", "boom"});
+  ASSERT_EQ(ids.size(), 2u);
+
+  CliResult no_to = Cli({"dlq", "reroute", ids[0]});
+  EXPECT_EQ(no_to.exit_code, 2) << Describe(no_to);
+  CliResult to_dlq = Cli({"dlq", "reroute", ids[0], "--to", "dead-letters"});
+  EXPECT_EQ(to_dlq.exit_code, 1) << Describe(to_dlq);
+  EXPECT_EQ(to_dlq.err.rfind("error: dead-letter-queue-read-only: ", 0), 0u) << to_dlq.err;
+
+  CliResult rerouted = Cli({"dlq", "reroute", "--origin", "orders", "--to", "orders-retry"});
+  ASSERT_EQ(rerouted.exit_code, 0) << Describe(rerouted);
+  EXPECT_EQ(rerouted.out, "matched 2, rerouted 2, skipped 0\n");
+  CliResult got = Cli({"receive", "orders-retry", "--max", "10", "--json"});
+  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  std::set<std::string> moved;
+  json answer = got.Json();
+  for (const auto& m : answer["messages"]) moved.insert(m["id"].get<std::string>());
+  EXPECT_EQ(moved, std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_EQ(Cli({"receive", "orders"}).err, "no messages\n");
+  EXPECT_EQ(Cli({"dlq", "ls"}).err, "no dead letters\n");
+}
+
+TEST_F(CliTest, DlqPurgeRefusesWithoutYesThenEmptiesTheQueue) {
+  MakeQueue("orders");
+  ASSERT_EQ(DeadLetter("orders", {"a", "b", "c"}).size(), 3u);
+
+  CliResult refused = Cli({"dlq", "purge", "dead-letters"});
+  EXPECT_EQ(refused.exit_code, 2) << Describe(refused);
+  EXPECT_EQ(refused.out, "");
+  EXPECT_NE(refused.err.find("would delete all 3 dead letters in 'dead-letters'"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("--yes"), std::string::npos) << refused.err;
+  EXPECT_EQ(Cli({"dlq", "stats", "--json"}).Json()["total"], 3) << "nothing was purged";
+
+  CliResult purged = Cli({"dlq", "purge", "dead-letters", "--yes"});
+  ASSERT_EQ(purged.exit_code, 0) << Describe(purged);
+  EXPECT_EQ(purged.out, "matched 3, purged 3, skipped 0\n");
+  EXPECT_EQ(Cli({"dlq", "ls"}).err, "no dead letters\n");
+
+  CliResult standard = Cli({"dlq", "purge", "orders", "--yes"});
+  EXPECT_EQ(standard.exit_code, 1) << Describe(standard);
+  EXPECT_EQ(standard.err.rfind("error: queue-not-found: ", 0), 0u) << standard.err;
+}
+
+TEST_F(CliTest, JobsStartWaitRestoresAFewDozen) {
+  MakeQueue("orders");
+  ASSERT_EQ(DeadLetter("orders", std::vector<std::string>(36, "boom")).size(), 36u);
+
+  CliResult run = Cli({"jobs", "start", "--origin", "orders", "--wait"});
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  std::string id = run.out.substr(0, run.out.find('\n'));
+  ASSERT_EQ(id.rfind("job_", 0), 0u) << run.out;
+  EXPECT_EQ(run.out, id + "\n" + id + " completed: moved 36 of 36, skipped 0, failed again 0\n");
+  // Not a terminal: one plain line per change, the last one the completion.
+  EXPECT_EQ(run.err.find('\r'), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.rfind(id + " ", 0), 0u) << run.err;
+  EXPECT_NE(run.err.find(id + " completed: moved 36 of 36, skipped 0\n"), std::string::npos)
+      << run.err;
+  EXPECT_EQ(Cli({"queue", "show", "orders", "--json"}).Json()["depth"]["ready"], 36);
+  EXPECT_EQ(Cli({"dlq", "ls"}).err, "no dead letters\n");
+
+  CliResult list = Cli({"jobs", "ls"});
+  ASSERT_EQ(list.exit_code, 0) << Describe(list);
+  std::vector<std::string> rows = Rows(list.out);
+  ASSERT_EQ(rows.size(), 1u) << list.out;
+  EXPECT_EQ(
+      rows[0].rfind(id + "  completed  done   dead-letters       36/36  0        (origin)", 0), 0u)
+      << list.out;
+  CliResult show = Cli({"jobs", "show", id});
+  ASSERT_EQ(show.exit_code, 0) << Describe(show);
+  EXPECT_EQ(Field(show.out, "state"), "completed");
+  EXPECT_EQ(Field(show.out, "filter"), R"(/origin eq "orders")");
+  EXPECT_EQ(Field(show.out, "moved"), "36");
+  EXPECT_EQ(Field(show.out, "destination"), "each message's origin");
+
+  for (const char* action : {"cancel", "resume"}) {
+    CliResult r = Cli({"jobs", action, id});
+    EXPECT_EQ(r.exit_code, 1) << Describe(r);
+    EXPECT_EQ(r.err.rfind("error: job-state-conflict: ", 0), 0u) << r.err;
+  }
+  CliResult missing = Cli({"jobs", "show", "job_nope"});
+  EXPECT_EQ(missing.exit_code, 1) << Describe(missing);
+  EXPECT_EQ(missing.err.rfind("error: job-not-found: ", 0), 0u) << missing.err;
+
+  // On a terminal, watch draws a bar in place.
+  CliResult bar = CliTty({"jobs", "watch", id});
+  EXPECT_EQ(bar.exit_code, 0) << Describe(bar);
+  EXPECT_NE(bar.err.find("\r[" + std::string(30, '#') + "] 36/36 100%  completed\x1b[K"),
+            std::string::npos)
+      << bar.err;
+  EXPECT_EQ(bar.out, id + " completed: moved 36 of 36, skipped 0, failed again 0\n");
+}
+
+TEST_F(CliTest, JobsDryRunMovesNothing) {
+  MakeQueue("orders");
+  std::vector<std::string> ids = DeadLetter("orders", {"a", "b", "c"});
+  ASSERT_EQ(ids.size(), 3u);
+
+  CliResult dry = Cli({"jobs", "start", "--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << Describe(dry);
+  EXPECT_EQ(dry.out, "would move: 3\n\nDESTINATION  COUNT\norders       3\n\nSAMPLE\n" + ids[0] +
+                         "\n" + ids[1] + "\n" + ids[2] + "\n");
+  EXPECT_EQ(dry.err, "dry run: nothing was moved\n");
+  CliResult elsewhere =
+      Cli({"jobs", "start", "--dry-run", "--to", "orders-retry", "--reason", "expired"});
+  ASSERT_EQ(elsewhere.exit_code, 0) << Describe(elsewhere);
+  EXPECT_EQ(elsewhere.out, "would move: 0\n");
+
+  EXPECT_EQ(Cli({"dlq", "stats", "--json"}).Json()["total"], 3);
+  EXPECT_EQ(Cli({"queue", "show", "orders", "--json"}).Json()["depth"]["ready"], 0);
+  CliResult jobs = Cli({"jobs", "ls"});
+  EXPECT_EQ(jobs.exit_code, 0) << Describe(jobs);
+  EXPECT_EQ(jobs.err, "no redrive jobs\n");
+
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"jobs", "start", "--dry-run", "--wait"},
+        {"jobs", "start", "--canary-wait", "5s"},
+        {"jobs", "start", "--canary", "0"},
+        {"jobs", "start", "--canary", "2", "--canary-max-failure", "2"},
+        {"jobs", "start", "--rate", "-1"},
+        {"jobs", "start", "--since", "last tuesday"}}) {
+    CliResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  }
+  EXPECT_EQ(Cli({"jobs", "ls"}).err, "no redrive jobs\n") << "usage errors start nothing";
+}
+
+TEST_F(CliTest, JobsHaltOnAFailingCanaryResumeAndCancel) {
+  MakeQueue("orders");
+  ASSERT_EQ(DeadLetter("orders", std::vector<std::string>(6, "boom")).size(), 6u);
+
+  CliResult started =
+      Cli({"jobs", "start", "--canary", "2", "--canary-wait", "2s", "--canary-max-failure", "0"});
+  ASSERT_EQ(started.exit_code, 0) << Describe(started);
+  std::string id = started.out.substr(0, started.out.size() - 1);
+  CliResult second = Cli({"jobs", "start", "--queue", "dead-letters"});
+  EXPECT_EQ(second.exit_code, 1) << Describe(second);
+  EXPECT_EQ(second.err.rfind("error: job-active: ", 0), 0u) << second.err;
+  EXPECT_NE(second.err.find("hint: 'redrive jobs ls'"), std::string::npos) << second.err;
+
+  // The canary fails again: both come back as dead letters.
+  std::vector<std::string> receipts;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (receipts.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    CliResult got = Cli({"receive", "orders", "--max", "2", "--wait", "2s", "--json"});
+    json answer = got.Json();
+    for (const auto& m : answer["messages"]) receipts.push_back(m["receipt"]);
+  }
+  ASSERT_EQ(receipts.size(), 2u);
+  ASSERT_EQ(Cli({"nack", "orders", receipts[0], receipts[1], "--dead-letter"}).exit_code, 0);
+
+  CliResult halted = Cli({"jobs", "watch", id});
+  EXPECT_EQ(halted.exit_code, 1) << Describe(halted);
+  EXPECT_EQ(halted.out, id + " halted: moved 2 of 6, skipped 0, failed again 2\n");
+  EXPECT_NE(halted.err.find("error: job " + id + " halted: 2 of 2 canary messages failed again"),
+            std::string::npos)
+      << halted.err;
+  EXPECT_NE(halted.err.find("hint: 'redrive jobs resume " + id + "'"), std::string::npos)
+      << halted.err;
+
+  CliResult resumed = Cli({"jobs", "resume", id});
+  ASSERT_EQ(resumed.exit_code, 0) << Describe(resumed);
+  EXPECT_EQ(resumed.out, "job " + id + " is running\n");
+  CliResult done = Cli({"jobs", "watch", id});
+  EXPECT_EQ(done.exit_code, 0) << Describe(done);
+  EXPECT_EQ(done.out, id + " completed: moved 6 of 6, skipped 0, failed again 2\n");
+
+  // A throttled job over the two that failed again, cancelled before it is through.
+  CliResult slow = Cli({"jobs", "start", "--rate", "0.5"});
+  ASSERT_EQ(slow.exit_code, 0) << Describe(slow);
+  std::string slow_id = slow.out.substr(0, slow.out.size() - 1);
+  CliResult cancelled = Cli({"jobs", "cancel", slow_id});
+  ASSERT_EQ(cancelled.exit_code, 0) << Describe(cancelled);
+  EXPECT_EQ(cancelled.out, "job " + slow_id + " is cancelling\n");
+  CliResult watched = Cli({"jobs", "watch", slow_id, "--json"});
+  EXPECT_EQ(watched.exit_code, 1) << Describe(watched);
+  EXPECT_EQ(watched.Json()["state"], "cancelled") << watched.out;
+  EXPECT_NE(watched.err.find("error: job " + slow_id + " was cancelled"), std::string::npos)
+      << watched.err;
+}
+
+TEST_F(CliTest, AuditLsShowsDeleteRestoreAndJobEntries) {
+  MakeQueue("orders");
+  std::vector<std::string> ids = DeadLetter("orders", {"a", "b", "c"});
+  ASSERT_EQ(ids.size(), 3u);
+  ASSERT_EQ(Cli({"dlq", "rm", ids[0]}).exit_code, 0);
+  ASSERT_EQ(Cli({"dlq", "restore", ids[1]}).exit_code, 0);
+  CliResult job = Cli({"jobs", "start", "--wait"});
+  ASSERT_EQ(job.exit_code, 0) << Describe(job);
+  std::string job_id = job.out.substr(0, job.out.find('\n'));
+
+  CliResult audit = Cli({"audit", "ls"});
+  ASSERT_EQ(audit.exit_code, 0) << Describe(audit);
+  std::vector<std::string> rows = Rows(audit.out);
+  ASSERT_EQ(rows.size(), 4u) << audit.out;
+  EXPECT_NE(rows[0].find("  dead-letter.delete   target={\"ids\":[\"" + ids[0] +
+                         "\"]} matched=1 done=1 skipped=0"),
+            std::string::npos)
+      << audit.out;
+  EXPECT_NE(rows[1].find("  dead-letter.restore  target={\"ids\":[\"" + ids[1] + "\"]}"),
+            std::string::npos)
+      << audit.out;
+  EXPECT_NE(rows[2].find("  job.start            job=" + job_id + " toMove=1 "), std::string::npos)
+      << audit.out;
+  EXPECT_NE(rows[3].find("  system"), std::string::npos) << audit.out;
+  EXPECT_NE(rows[3].find("job.completed"), std::string::npos) << audit.out;
+  EXPECT_EQ(audit.out.find("next cursor"), std::string::npos) << audit.out;
+
+  CliResult jobs_only = Cli({"audit", "ls", "--filter", R"(/action sw "job.")"});
+  ASSERT_EQ(jobs_only.exit_code, 0) << Describe(jobs_only);
+  rows = Rows(jobs_only.out);
+  ASSERT_EQ(rows.size(), 2u) << jobs_only.out;
+  EXPECT_NE(rows[0].find("job.start"), std::string::npos) << jobs_only.out;
+  EXPECT_NE(rows[1].find("job.completed"), std::string::npos) << jobs_only.out;
+
+  CliResult page = Cli({"audit", "ls", "--limit", "2"});
+  ASSERT_EQ(page.exit_code, 0) << Describe(page);
+  EXPECT_EQ(Rows(page.out).size(), 2u) << page.out;
+  std::string cursor = Field(page.out, "next cursor");
+  ASSERT_FALSE(cursor.empty()) << page.out;
+  CliResult rest = Cli({"audit", "ls", "--limit", "2", "--cursor", cursor});
+  ASSERT_EQ(rest.exit_code, 0) << Describe(rest);
+  rows = Rows(rest.out);
+  ASSERT_EQ(rows.size(), 2u) << rest.out;
+  EXPECT_NE(rows[0].find("job.start"), std::string::npos) << rest.out;
+  EXPECT_EQ(Field(rest.out, "next cursor"), "");
 }
 
 TEST_F(CliTest, BatchAckReportsEachFailedReceiptAndExitsOne) {
@@ -560,6 +1041,14 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(unknown_flag.exit_code, 2) << Describe(unknown_flag);
   CliResult no_file = Cli({"send", "jobs", "--file", home_ + "/missing"});
   EXPECT_EQ(no_file.exit_code, 2) << Describe(no_file);
+  CliResult bad_time = Cli({"dlq", "ls", "--since", "yesterday"});
+  EXPECT_EQ(bad_time.exit_code, 2) << Describe(bad_time);
+  CliResult bad_limit = Cli({"dlq", "ls", "--limit", "1001"});
+  EXPECT_EQ(bad_limit.exit_code, 2) << Describe(bad_limit);
+  CliResult no_dlq = Cli({"dlq", "purge"});
+  EXPECT_EQ(no_dlq.exit_code, 2) << Describe(no_dlq);
+  CliResult no_job = Cli({"jobs", "watch"});
+  EXPECT_EQ(no_job.exit_code, 2) << Describe(no_job);
   CliResult no_tenant = Raw({"queue", "ls", "--url", server_->url(), "--token", op_token_});
   EXPECT_EQ(no_tenant.exit_code, 2) << Describe(no_tenant);
   EXPECT_NE(no_tenant.err.find("no tenant"), std::string::npos) << no_tenant.err;

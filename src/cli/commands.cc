@@ -3,13 +3,19 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "cli/client.h"
 #include "cli/table.h"
@@ -353,6 +359,55 @@ const CLI::Validator& DurationCheck() {
   return v;
 }
 
+TimeMs NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A point in time: an RFC 3339 UTC time as the API takes it, or a duration with a unit meaning
+// that long ago ("2h"). Rewrites the flag's value to the API's form (FormatTime), so an exact
+// time also compares exactly in a filter.
+const CLI::Validator& TimeCheck() {
+  static const CLI::Validator v(
+      [](std::string& s) -> std::string {
+        if (auto t = ParseTime(s); t.ok()) {
+          s = FormatTime(t.value());
+          return "";
+        }
+        if (!s.empty() && std::isalpha(static_cast<unsigned char>(s.back()))) {
+          if (auto d = ParseDuration(s); d.ok()) {
+            s = FormatTime(NowMs() - d.value());
+            return "";
+          }
+        }
+        return "'" + s +
+               "' is neither an RFC 3339 UTC time (2026-11-22T10:00:00Z) nor a duration ago "
+               "(30m, 2h, 7d)";
+      },
+      "TIME", "time");
+  return v;
+}
+
+// A JSON-pointer comparison with `value` as a JSON string literal: /reason eq "rejected".
+std::string Clause(const char* pointer, const char* op, const std::string& value) {
+  return std::string(pointer) + " " + op + " " +
+         json(value).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The non-empty parts joined with "and"; `user` (a --filter, which may hold "or") is
+// parenthesised when anything is added to it.
+std::string AndFilter(const std::string& user, const std::vector<std::string>& clauses) {
+  std::string out;
+  for (const auto& c : clauses) {
+    if (c.empty()) continue;
+    out += (out.empty() ? "" : " and ") + c;
+  }
+  if (user.empty()) return out;
+  if (out.empty()) return user;
+  return "(" + user + ") and " + out;
+}
+
 // Sets j[path[0]][path[1]]... = value, making objects on the way.
 void SetPath(json& j, std::initializer_list<const char*> path, json value) {
   json* cur = &j;
@@ -394,13 +449,32 @@ struct ClientCommands::Flags {
   std::string reason;
   std::string error;
   bool dead_letter = false;
-  // dead letters
+  // dead letters: which ones
   std::string dlq;
   std::string origin;
   std::string dlq_reason;
+  std::string filter;
+  std::string group;
+  std::string since;  // RFC 3339, already normalised by TimeCheck()
+  std::string until;
+  std::vector<std::string> ids;
+  // dead letters: listing and paging (also audit)
+  std::string fields;
+  std::string sort;
+  bool total = false;
   int limit = 0;
   std::string cursor;
-  std::string id;
+  std::string id;  // a dead letter or a job
+  // dead letters: actions
+  std::string to;
+  bool yes = false;
+  // redrive jobs
+  double rate = -1;  // < 0: not given
+  int canary = 0;    // 0: not given
+  std::string canary_wait;
+  double canary_max_failure = -1;  // < 0: not given
+  bool dry_run = false;
+  bool wait_job = false;
 };
 
 namespace {
@@ -794,33 +868,129 @@ int Extend(Context& ctx, const Flags& f) {
 // ------------------------------------------------------------------ dead letters
 
 constexpr size_t kCauseWidth = 60;
+constexpr size_t kDetailWidth = 80;
+
+// An integer field, 0 when absent or not an integer.
+int64_t Int(const json& j, const char* key) {
+  const json& v = At(j, key);
+  return v.is_number_integer() ? v.get<int64_t>() : 0;
+}
+
+std::string IntText(const json& j, const char* key) { return std::to_string(Int(j, key)); }
+
+// The entries of a _fields value, trimmed, without a leading '/'.
+std::vector<std::string> FieldList(const std::string& fields) {
+  std::vector<std::string> out;
+  std::string entry;
+  std::istringstream in(fields);
+  while (std::getline(in, entry, ',')) {
+    size_t a = entry.find_first_not_of(' '), b = entry.find_last_not_of(' ');
+    if (a == std::string::npos) continue;
+    entry = entry.substr(a, b - a + 1);
+    if (entry[0] == '/') entry.erase(0, 1);
+    if (!entry.empty() && std::find(out.begin(), out.end(), entry) == out.end()) {
+      out.push_back(entry);
+    }
+  }
+  return out;
+}
+
+// The value at a JSON pointer without its leading '/' ("attributes/region", "~1" for '/',
+// "~0" for '~'), or null when there is none.
+const json& AtPointer(const json& doc, const std::string& pointer) {
+  static const json kNull;
+  const json* cur = &doc;
+  std::string token;
+  std::istringstream in(pointer);
+  while (std::getline(in, token, '/')) {
+    std::string decoded;
+    for (size_t i = 0; i < token.size(); ++i) {
+      if (token[i] == '~' && i + 1 < token.size() && (token[i + 1] == '0' || token[i + 1] == '1')) {
+        decoded += token[++i] == '0' ? '~' : '/';
+      } else {
+        decoded += token[i];
+      }
+    }
+    if (cur->is_object()) {
+      auto it = cur->find(decoded);
+      if (it == cur->end()) return kNull;
+      cur = &*it;
+    } else if (cur->is_array() && !decoded.empty() &&
+               decoded.find_first_not_of("0123456789") == std::string::npos &&
+               decoded.size() < 10 && std::stoul(decoded) < cur->size()) {
+      cur = &(*cur)[std::stoul(decoded)];
+    } else {
+      return kNull;
+    }
+  }
+  return *cur;
+}
+
+// Prints "next cursor: C" when the answer has a next page.
+void PrintNextCursor(const json& answer) {
+  const json& next = At(answer, "pagedResultsCookie");
+  if (next.is_string()) {
+    std::printf("next cursor: %s\n", Printable(next.get<std::string>()).c_str());
+  }
+}
 
 int DlqList(Context& ctx, const Flags& f) {
-  QueryParams query = {{"queue", f.dlq},
-                       {"origin", f.origin},
-                       {"reason", f.dlq_reason},
-                       {"limit", f.limit > 0 ? std::to_string(f.limit) : ""},
-                       {"cursor", f.cursor}};
-  auto r = ctx.client.Get(ctx.TenantPath() + "/dead-letters", query);
+  std::string filter =
+      AndFilter(f.filter, {f.dlq_reason.empty() ? "" : Clause("/reason", "eq", f.dlq_reason),
+                           f.since.empty() ? "" : Clause("/deadLetteredAt", "ge", f.since),
+                           f.until.empty() ? "" : Clause("/deadLetteredAt", "lt", f.until)});
+  QueryParams query = {{"_queryFilter", filter},
+                       {"_fields", f.fields},
+                       {"_sortKeys", f.sort},
+                       {"_pageSize", f.limit > 0 ? std::to_string(f.limit) : ""},
+                       {"_pagedResultsCookie", f.cursor},
+                       {"_totalPagedResultsPolicy", f.total ? "EXACT" : ""},
+                       {"queue", f.dlq},
+                       {"origin", f.origin}};
+  std::string path = ctx.TenantPath() + "/dead-letters";
+  if (!f.group.empty()) {
+    path = ctx.TenantPath() + "/failure-groups/" + UrlEscape(f.group) + "/dead-letters";
+  }
+  auto r = ctx.client.Get(path, query);
   if (!r.ok()) return ctx.Fail(r.error());
   if (ctx.settings.json) {
     ctx.PrintJson(r.value());
     return kExitOk;
   }
-  Table t({"id", "origin", "reason", "deliveries", "dead-lettered at", "cause"});
-  for (const auto& d : Items(r.value(), "deadLetters")) {
-    t.AddRow({Text(d, "id"), Text(d, "origin"), Text(d, "reason"), Text(d, "deliveryCount"),
-              Text(d, "deadLetteredAt"), Truncate(Printable(Text(d, "cause", "")), kCauseWidth)});
-  }
-  if (t.rows() == 0) {
-    std::fprintf(stderr, "no dead letters\n");
+  const json& items = Items(r.value(), "result");
+  size_t rows = 0;
+  if (f.fields.empty()) {
+    Table t({"id", "origin", "reason", "deliveries", "dead-lettered at", "group", "cause"});
+    for (const auto& d : items) {
+      t.AddRow({Text(d, "id"), Text(d, "origin"), Text(d, "reason"), Text(d, "deliveryCount"),
+                Text(d, "deadLetteredAt"), Text(d, "group"),
+                Truncate(Printable(Text(d, "cause", "")), kCauseWidth)});
+    }
+    rows = t.rows();
+    if (rows > 0) t.Print(stdout);
   } else {
-    t.Print(stdout);
+    // The columns are what was asked for, id first (the server always keeps it).
+    std::vector<std::string> columns = {"id"};
+    for (const auto& field : FieldList(f.fields)) {
+      if (field != "id") columns.push_back(field);
+    }
+    Table t(columns);
+    for (const auto& d : items) {
+      std::vector<std::string> cells;
+      for (const auto& c : columns) {
+        cells.push_back(Truncate(Printable(Text(AtPointer(d, c))), kCauseWidth));
+      }
+      t.AddRow(std::move(cells));
+    }
+    rows = t.rows();
+    if (rows > 0) t.Print(stdout);
   }
-  const json& next = At(r.value(), "nextCursor");
-  if (next.is_string()) {
-    std::printf("next cursor: %s\n", Printable(next.get<std::string>()).c_str());
+  if (rows == 0) std::fprintf(stderr, "no dead letters\n");
+  const json& total = At(r.value(), "totalPagedResults");
+  if (rows > 0 && total.is_number_integer() && total.get<int64_t>() >= 0) {
+    std::printf("total: %lld\n", static_cast<long long>(total.get<int64_t>()));
   }
+  PrintNextCursor(r.value());
   return kExitOk;
 }
 
@@ -838,6 +1008,8 @@ int DlqShow(Context& ctx, const Flags& f) {
   details.Add("origin", Text(d, "origin"));
   details.Add("reason", Text(d, "reason"));
   details.AddMultiline("cause", Text(d, "cause", ""));
+  details.Add("group", Text(d, "group"));
+  details.Add("signature", Text(d, "signature"));
   details.Add("deliveries", Text(d, "deliveryCount"));
   details.Add("idempotency key", Text(d, "idempotencyKey"));
   details.Add("published at", Text(d, "publishedAt"));
@@ -845,6 +1017,12 @@ int DlqShow(Context& ctx, const Flags& f) {
   details.Add("last delivered at", Text(d, "lastDeliveredAt"));
   details.Add("dead-lettered at", Text(d, "deadLetteredAt"));
   details.Add("expires at", Text(d, "expiresAt"));
+  const json& lineage = At(d, "lineage");
+  details.Add("original queue", Text(lineage, "originalQueue"));
+  details.Add("redrives", Text(lineage, "redriveCount", "0"));
+  details.Add("last redriven at", Text(lineage, "lastRedrivenAt"));
+  details.Add("last redriven by", Text(lineage, "lastRedrivenBy"));
+  details.AddMultiline("redrive error", Text(d, "redriveError"));
   details.Add("attributes", CompactJson(At(d, "attributes")));
   AddBody(&details, d);
   details.Print(stdout);
@@ -860,6 +1038,512 @@ int DlqShow(Context& ctx, const Flags& f) {
               Text(a, "error", "")});
   }
   t.Print(stdout);
+  return kExitOk;
+}
+
+int DlqGroups(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Get(ctx.TenantPath() + "/failure-groups", {{"queue", f.dlq}});
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+    return kExitOk;
+  }
+  Table t({"group", "count", "origin", "reason", "last seen", "signature"});
+  for (const auto& g : Items(r.value(), "groups")) {
+    // The signature is "origin | reason | normalised cause"; the first two have their columns.
+    std::string signature = Text(g, "signature", "");
+    std::string prefix = Text(g, "origin", "") + " | " + Text(g, "reason", "") + " | ";
+    if (signature.rfind(prefix, 0) == 0) signature.erase(0, prefix.size());
+    t.AddRow({Text(g, "id"), Text(g, "count"), Text(g, "origin"), Text(g, "reason"),
+              Text(g, "lastSeen"), Truncate(Printable(signature), kCauseWidth)});
+  }
+  if (t.rows() == 0) {
+    std::fprintf(stderr, "no failure groups\n");
+  } else {
+    t.Print(stdout);
+  }
+  return kExitOk;
+}
+
+int DlqStats(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Get(ctx.TenantPath() + "/dead-letter-stats", {{"queue", f.dlq}});
+  if (!r.ok()) return ctx.Fail(r.error());
+  const json& s = r.value();
+  if (ctx.settings.json) {
+    ctx.PrintJson(s);
+    return kExitOk;
+  }
+  std::printf("total: %s\n", IntText(s, "total").c_str());
+  // One table per breakdown: largest first, or in time order (with a bar) for the hours.
+  auto section = [&](const char* key, const char* title, bool hours) {
+    const json& counts = At(s, key);
+    if (!counts.is_object() || counts.empty()) return;
+    std::vector<std::pair<std::string, int64_t>> rows;
+    int64_t most = 0;
+    for (auto it = counts.begin(); it != counts.end(); ++it) {
+      int64_t n = it->is_number_integer() ? it->get<int64_t>() : 0;
+      rows.emplace_back(it.key(), n);
+      most = std::max(most, n);
+    }
+    if (!hours) {
+      std::stable_sort(rows.begin(), rows.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+    }
+    Table t = hours ? Table({title, "count", ""}) : Table({title, "count"});
+    constexpr int64_t kBarWidth = 40;
+    for (const auto& [k, n] : rows) {
+      int64_t bar = most > 0 ? std::max<int64_t>(n > 0 ? 1 : 0, n * kBarWidth / most) : 0;
+      t.AddRow({k, std::to_string(n), std::string(static_cast<size_t>(bar), '#')});
+    }
+    std::printf("\n");
+    t.Print(stdout);
+  };
+  section("byOrigin", "origin", false);
+  section("byReason", "reason", false);
+  section("byGroup", "group", false);
+  section("byHour", "hour", true);
+  return kExitOk;
+}
+
+// Adds what selects dead letters (all but ids) to a bulk-action or job body: the filter (with
+// --reason and --origin ANDed in), the group, the dead-letter queue and the time window.
+void AddSelection(const Flags& f, json* body) {
+  std::string filter =
+      AndFilter(f.filter, {f.dlq_reason.empty() ? "" : Clause("/reason", "eq", f.dlq_reason),
+                           f.origin.empty() ? "" : Clause("/origin", "eq", f.origin)});
+  if (!filter.empty()) (*body)["filter"] = filter;
+  if (!f.group.empty()) (*body)["group"] = f.group;
+  if (!f.dlq.empty()) (*body)["deadLetterQueue"] = f.dlq;
+  if (!f.since.empty()) (*body)["since"] = f.since;
+  if (!f.until.empty()) (*body)["until"] = f.until;
+}
+
+// The target of rm, restore and reroute: the IDs, or the selection flags (not both).
+Result<json> TargetBody(const Flags& f) {
+  json body = json::object();
+  AddSelection(f, &body);
+  if (!f.ids.empty()) {
+    if (!body.empty()) {
+      return Invalid(
+          "give dead letter IDs or selection flags (--filter, --group, --reason, --origin, "
+          "--queue, --since, --until), not both");
+    }
+    // Each id once: the server would count a repeat as matched, then skipped as not-found.
+    std::vector<std::string> ids;
+    for (const auto& id : f.ids) {
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    }
+    body["ids"] = ids;
+    return body;
+  }
+  if (!body.contains("filter") && !body.contains("group")) {
+    return Invalid(
+        "say which dead letters: IDs, or --filter, --group, --reason or --origin "
+        "(--filter true selects every one; 'dlq purge' empties a dead-letter queue)");
+  }
+  return body;
+}
+
+// Prints an action's result (matched, done, skipped) on stdout, or the answer with --json, and
+// each skipped dead letter on stderr. The call succeeded, so skips do not change the exit code.
+int ReportAction(Context& ctx, const json& answer, const char* verb) {
+  if (ctx.settings.json) {
+    ctx.PrintJson(answer);
+  } else {
+    std::printf("matched %s, %s %s, skipped %s\n", IntText(answer, "matched").c_str(), verb,
+                IntText(answer, "done").c_str(), IntText(answer, "skipped").c_str());
+  }
+  const json& items = Items(answer, "skippedItems");
+  for (const auto& s : items) {
+    std::string detail = Text(s, "detail", "");
+    std::fprintf(stderr, "skipped %s: %s%s\n", Printable(Text(s, "id")).c_str(),
+                 Printable(Text(s, "reason")).c_str(),
+                 detail.empty() ? "" : Printable(" (" + detail + ")").c_str());
+  }
+  int64_t unlisted = Int(answer, "skipped") - static_cast<int64_t>(items.size());
+  if (unlisted > 0) {
+    std::fprintf(stderr, "... and %lld more skipped (the server lists the first %zu)\n",
+                 static_cast<long long>(unlisted), items.size());
+  }
+  return kExitOk;
+}
+
+// Bulk actions can touch many rows in one call; give them longer than a browse.
+constexpr long kActionTimeoutMs = 600'000;
+
+int DlqAction(Context& ctx, const Flags& f, const std::string& action, const char* verb) {
+  auto body = TargetBody(f);
+  if (!body.ok()) return Usage(body.status().message());
+  if (action == "reroute") (*body)["destination"] = f.to;
+  auto r =
+      ctx.client.Post(ctx.TenantPath() + "/dead-letters/" + action, body.value(), kActionTimeoutMs);
+  if (!r.ok()) return ctx.Fail(r.error());
+  return ReportAction(ctx, r.value(), verb);
+}
+
+int DlqRemove(Context& ctx, const Flags& f) { return DlqAction(ctx, f, "delete", "deleted"); }
+int DlqRestore(Context& ctx, const Flags& f) { return DlqAction(ctx, f, "restore", "restored"); }
+int DlqReroute(Context& ctx, const Flags& f) { return DlqAction(ctx, f, "reroute", "rerouted"); }
+
+int DlqPurge(Context& ctx, const Flags& f) {
+  if (!f.yes) {
+    // Say what it would do, with the count when the server tells it.
+    std::string what = "every dead letter";
+    auto stats = ctx.client.Get(ctx.TenantPath() + "/dead-letter-stats", {{"queue", f.dlq}});
+    if (stats.ok() && At(stats.value(), "total").is_number_integer()) {
+      what = "all " + IntText(stats.value(), "total") + " dead letters";
+    }
+    std::fprintf(stderr, "purge would delete %s in '%s', for good\n", what.c_str(),
+                 Printable(f.dlq).c_str());
+    return Usage("nothing purged: add --yes to purge");
+  }
+  auto r = ctx.client.Post(ctx.TenantPath() + "/dead-letter-queues/" + UrlEscape(f.dlq) + "/purge",
+                           {{"confirm", f.dlq}}, kActionTimeoutMs);
+  if (!r.ok()) return ctx.Fail(r.error());
+  return ReportAction(ctx, r.value(), "purged");
+}
+
+// ------------------------------------------------------------------ redrive jobs
+
+std::string JobPath(const Context& ctx, const std::string& id) {
+  return ctx.TenantPath() + "/redrive-jobs/" + UrlEscape(id);
+}
+
+bool IsFinished(const std::string& state) {
+  return state == "completed" || state == "cancelled" || state == "failed" || state == "halted";
+}
+
+// "moved M of T, skipped S" from a job's progress.
+std::string ProgressText(const json& job) {
+  const json& p = At(job, "progress");
+  return "moved " + IntText(p, "moved") + " of " + IntText(p, "toMove") + ", skipped " +
+         IntText(p, "skipped");
+}
+
+// "45s", "3m05s", "2h10m".
+std::string ShortDuration(double seconds) {
+  long long s = std::llround(std::max(0.0, seconds));
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%llds", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", s / 3600, (s % 3600) / 60);
+  }
+  return buf;
+}
+
+void PrintJob(const json& j) {
+  Details d;
+  d.Add("id", Text(j, "id"));
+  d.Add("state", Text(j, "state"));
+  d.Add("phase", Text(j, "phase"));
+  const json& spec = At(j, "spec");
+  d.Add("dead-letter queue", Text(spec, "deadLetterQueue"));
+  d.Add("filter", Text(spec, "filter"));
+  d.Add("group", Text(spec, "group"));
+  d.Add("since", Text(spec, "since"));
+  d.Add("until", Text(spec, "until"));
+  d.Add("destination", Text(spec, "destination", "each message's origin"));
+  const json& rate = At(spec, "rate");
+  d.Add("rate", rate.is_number() && rate.get<double>() > 0 ? Text(rate) + " msg/s" : "unthrottled");
+  const json& canary = At(spec, "canary");
+  if (canary.is_object()) {
+    const json& max_failure = At(canary, "maxFailure");
+    char share[32] = "?";
+    if (max_failure.is_number()) {
+      std::snprintf(share, sizeof(share), "%g%%", max_failure.get<double>() * 100);
+    }
+    d.Add("canary", Text(canary, "count") + " messages, watched for " + Text(canary, "wait") +
+                        "; halt if more than " + share + " fail again");
+  } else {
+    d.Add("canary", "none");
+  }
+  const json& p = At(j, "progress");
+  d.Add("to move", IntText(p, "toMove"));
+  d.Add("moved", IntText(p, "moved"));
+  d.Add("skipped", IntText(p, "skipped"));
+  d.Add("failed again", IntText(p, "failedAgain"));
+  d.AddMultiline("halt reason", Text(j, "haltReason"));
+  d.AddMultiline("error", Text(j, "error"));
+  d.Add("created by", Text(j, "createdBy"));
+  d.Add("created at", Text(j, "createdAt"));
+  d.Add("updated at", Text(j, "updatedAt"));
+  d.Add("finished at", Text(j, "finishedAt"));
+  d.Print(stdout);
+}
+
+// The outcome of a finished (or halted) job: a summary line on stdout (the job with --json),
+// why it did not complete on stderr. Exit 0 only when it completed.
+int ReportJobEnd(Context& ctx, const json& job) {
+  std::string id = Printable(Text(job, "id"));
+  std::string state = Text(job, "state", "");
+  if (ctx.settings.json) {
+    ctx.PrintJson(job);
+  } else {
+    std::printf("%s %s: %s, failed again %s\n", id.c_str(), Printable(state).c_str(),
+                ProgressText(job).c_str(), IntText(At(job, "progress"), "failedAgain").c_str());
+  }
+  if (state == "completed") return kExitOk;
+  if (state == "halted") {
+    std::fprintf(stderr, "error: job %s halted: %s\n", id.c_str(),
+                 Printable(Text(job, "haltReason")).c_str());
+    std::fprintf(stderr,
+                 "hint: 'redrive jobs resume %s' moves the rest; 'redrive jobs cancel %s' stops "
+                 "it\n",
+                 id.c_str(), id.c_str());
+  } else if (state == "failed") {
+    std::fprintf(stderr, "error: job %s failed: %s\n", id.c_str(),
+                 Printable(Text(job, "error")).c_str());
+  } else {
+    std::fprintf(stderr, "error: job %s was %s\n", id.c_str(), Printable(state).c_str());
+  }
+  return kExitServerError;
+}
+
+constexpr auto kPollInterval = std::chrono::milliseconds(500);
+
+// Ctrl-C while a bar is drawn: end its line, then die of SIGINT as usual. Only watching stops;
+// the job runs on in the server.
+extern "C" void EndBarOnInterrupt(int sig) {
+  ssize_t ignored = write(STDERR_FILENO, "\n", 1);
+  (void)ignored;
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+// Polls the job until it is finished or halted. Progress goes to stderr: a bar redrawn in place
+// when stderr is a terminal, else a line each time the state, phase or counts change.
+int WatchJob(Context& ctx, const std::string& id) {
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  if (tty) std::signal(SIGINT, EndBarOnInterrupt);
+  const auto started = std::chrono::steady_clock::now();
+  int64_t first_moved = -1;
+  std::string last_line;
+  bool bar_drawn = false;
+  json job;
+  for (;;) {
+    auto r = ctx.client.Get(JobPath(ctx, id));
+    if (!r.ok()) {
+      if (bar_drawn) std::fputc('\n', stderr);
+      return ctx.Fail(r.error());
+    }
+    job = std::move(r).value();
+    std::string state = Printable(Text(job, "state", ""));
+    std::string phase = Printable(Text(job, "phase", ""));
+    const json& p = At(job, "progress");
+    int64_t to_move = Int(p, "toMove"), moved = Int(p, "moved"), skipped = Int(p, "skipped");
+    if (first_moved < 0) first_moved = moved;
+    if (tty) {
+      constexpr int kWidth = 30;
+      double done =
+          to_move > 0
+              ? std::min(1.0, static_cast<double>(moved + skipped) / static_cast<double>(to_move))
+              : (state == "completed" ? 1.0 : 0.0);
+      int filled = static_cast<int>(done * kWidth);
+      std::string line = "[" + std::string(static_cast<size_t>(filled), '#') +
+                         std::string(static_cast<size_t>(kWidth - filled), '-') + "] " +
+                         std::to_string(moved) + "/" + std::to_string(to_move) + " " +
+                         std::to_string(static_cast<int>(done * 100)) + "%";
+      if (skipped > 0) line += "  skipped " + std::to_string(skipped);
+      double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (elapsed >= 1.0 && !IsFinished(state)) {
+        double rate = static_cast<double>(moved - first_moved) / elapsed;
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "  %.1f msg/s", rate);
+        line += buf;
+        int64_t left = to_move - moved - skipped;
+        if (rate > 0 && left > 0) {
+          line += "  eta " + ShortDuration(static_cast<double>(left) / rate);
+        }
+      }
+      line += "  " + state + (phase.empty() || phase == "done" ? "" : " (" + phase + ")");
+      std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
+      std::fflush(stderr);
+      bar_drawn = true;
+    } else {
+      std::string line = Printable(id) + " " + state +
+                         (phase.empty() || phase == "done" ? "" : " (" + phase + ")") + ": " +
+                         ProgressText(job);
+      if (line != last_line) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+        std::fflush(stderr);
+        last_line = line;
+      }
+    }
+    if (IsFinished(state)) break;
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  if (bar_drawn) std::fputc('\n', stderr);
+  return ReportJobEnd(ctx, job);
+}
+
+int JobStart(Context& ctx, const Flags& f) {
+  json body = json::object();
+  AddSelection(f, &body);
+  if (!f.to.empty()) body["destination"] = f.to;
+  if (f.rate >= 0) body["rate"] = f.rate;
+  if (f.canary > 0) {
+    json canary = {{"count", f.canary}};
+    if (!f.canary_wait.empty()) canary["wait"] = f.canary_wait;
+    if (f.canary_max_failure >= 0) canary["maxFailure"] = f.canary_max_failure;
+    body["canary"] = canary;
+  }
+  if (f.dry_run) body["dryRun"] = true;
+  auto r = ctx.client.Post(ctx.TenantPath() + "/redrive-jobs", body);
+  if (!r.ok()) {
+    int rc = ctx.Fail(r.error());
+    if (r.error().code == "job-active") {
+      std::fprintf(stderr,
+                   "hint: 'redrive jobs ls' shows it; wait for it or 'redrive jobs cancel' it\n");
+    }
+    return rc;
+  }
+  const json& answer = r.value();
+  if (f.dry_run) {
+    if (ctx.settings.json) {
+      ctx.PrintJson(answer);
+      return kExitOk;
+    }
+    std::printf("would move: %s\n", IntText(answer, "toMove").c_str());
+    const json& destinations = At(answer, "destinations");
+    if (destinations.is_object() && !destinations.empty()) {
+      Table t({"destination", "count"});
+      for (auto it = destinations.begin(); it != destinations.end(); ++it) {
+        t.AddRow({it.key(), Text(*it)});
+      }
+      std::printf("\n");
+      t.Print(stdout);
+    }
+    const json& sample = Items(answer, "sample");
+    if (!sample.empty()) {
+      Table t({"sample"});
+      for (const auto& id : sample) t.AddRow({Text(id)});
+      std::printf("\n");
+      t.Print(stdout);
+    }
+    std::fprintf(stderr, "dry run: nothing was moved\n");
+    return kExitOk;
+  }
+  std::string id = Text(answer, "id", "");
+  if (!f.wait_job) {
+    if (ctx.settings.json) {
+      ctx.PrintJson(answer);
+    } else {
+      std::printf("%s\n", Printable(id).c_str());
+    }
+    return kExitOk;
+  }
+  if (!ctx.settings.json) std::printf("%s\n", Printable(id).c_str());
+  std::fflush(stdout);
+  return WatchJob(ctx, id);
+}
+
+int JobList(Context& ctx, const Flags&) {
+  auto r = ctx.client.Get(ctx.TenantPath() + "/redrive-jobs");
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+    return kExitOk;
+  }
+  Table t({"id", "state", "phase", "dead-letter queue", "moved", "skipped", "destination",
+           "created at"});
+  for (const auto& j : Items(r.value(), "jobs")) {
+    const json& p = At(j, "progress");
+    const json& spec = At(j, "spec");
+    t.AddRow({Text(j, "id"), Text(j, "state"), Text(j, "phase"), Text(spec, "deadLetterQueue"),
+              IntText(p, "moved") + "/" + IntText(p, "toMove"), IntText(p, "skipped"),
+              Text(spec, "destination", "(origin)"), Text(j, "createdAt")});
+  }
+  if (t.rows() == 0) {
+    std::fprintf(stderr, "no redrive jobs\n");
+  } else {
+    t.Print(stdout);
+  }
+  return kExitOk;
+}
+
+int JobShow(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Get(JobPath(ctx, f.id));
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+  } else {
+    PrintJob(r.value());
+  }
+  return kExitOk;
+}
+
+int JobTransition(Context& ctx, const Flags& f, const char* action) {
+  auto r = ctx.client.Post(JobPath(ctx, f.id) + "/" + action, json::object());
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+  } else {
+    std::printf("job %s is %s\n", Printable(Text(r.value(), "id")).c_str(),
+                Printable(Text(r.value(), "state")).c_str());
+  }
+  return kExitOk;
+}
+
+int JobCancel(Context& ctx, const Flags& f) { return JobTransition(ctx, f, "cancel"); }
+int JobResume(Context& ctx, const Flags& f) { return JobTransition(ctx, f, "resume"); }
+int JobWatch(Context& ctx, const Flags& f) { return WatchJob(ctx, f.id); }
+
+// ------------------------------------------------------------------ audit
+
+// An audit entry's detail on one line, what was acted on first: "key=value" pairs with the
+// job, target, queue and destination leading, an action's result as its counts, then the rest
+// as compact JSON. A detail that is not an object is shown as JSON.
+std::string AuditDetail(const json& detail) {
+  if (!detail.is_object()) return CompactJson(detail);
+  std::vector<std::string> order = {"job",         "target", "deadLetterQueue",
+                                    "destination", "toMove", "result"};
+  for (auto it = detail.begin(); it != detail.end(); ++it) {
+    if (std::find(order.begin(), order.end(), it.key()) == order.end()) order.push_back(it.key());
+  }
+  std::string out;
+  auto add = [&](const std::string& key, const json& v) {
+    out += (out.empty() ? "" : " ") + key + "=" +
+           (v.is_string() ? v.get<std::string>() : CompactJson(v));
+  };
+  for (const auto& key : order) {
+    auto it = detail.find(key);
+    if (it == detail.end()) continue;
+    if (key == "result" && it->is_object()) {
+      for (const char* k : {"matched", "done", "skipped"}) {
+        if (it->contains(k)) add(k, (*it)[k]);
+      }
+    } else {
+      add(key, *it);
+    }
+  }
+  return out;
+}
+
+int AuditList(Context& ctx, const Flags& f) {
+  QueryParams query = {{"_queryFilter", f.filter},
+                       {"_pageSize", f.limit > 0 ? std::to_string(f.limit) : ""},
+                       {"_pagedResultsCookie", f.cursor}};
+  auto r = ctx.client.Get(ctx.TenantPath() + "/audit", query);
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+    return kExitOk;
+  }
+  Table t({"id", "at", "actor", "action", "detail"});
+  for (const auto& e : Items(r.value(), "result")) {
+    t.AddRow({Text(e, "id"), Text(e, "at"), Text(e, "actor"), Text(e, "action"),
+              Truncate(Printable(AuditDetail(At(e, "detail"))), kDetailWidth)});
+  }
+  if (t.rows() == 0) {
+    std::fprintf(stderr, "no audit entries\n");
+  } else {
+    t.Print(stdout);
+  }
+  PrintNextCursor(r.value());
   return kExitOk;
 }
 
@@ -974,20 +1658,115 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
   AddLeaf(extend, true, with(Extend));
 
   // dlq
-  auto* dlq = app.add_subcommand("dlq", "Browse dead letters");
+  auto* dlq = app.add_subcommand("dlq", "Browse, group, delete, restore and reroute dead letters");
   dlq->require_subcommand(1);
-  auto* dlq_ls = dlq->add_subcommand("ls", "List dead letters, oldest first");
+  auto* dlq_ls = dlq->add_subcommand("ls", "List dead letters (query, project, sort, page)");
+  dlq_ls->add_option("--filter", f->filter,
+                     "Query filter, e.g. '/reason eq \"rejected\" and /attributes/region sw "
+                     "\"eu\"'");
+  dlq_ls->add_option("--reason", f->dlq_reason,
+                     "Only this reason (max-deliveries, rejected, expired, overflow); ANDed "
+                     "with --filter");
+  dlq_ls->add_option("--since", f->since, "Dead-lettered at or after: RFC 3339 time or 2h (ago)")
+      ->transform(TimeCheck());
+  dlq_ls->add_option("--until", f->until, "Dead-lettered before: RFC 3339 time or 2h (ago)")
+      ->transform(TimeCheck());
   dlq_ls->add_option("--queue", f->dlq, "Only this dead-letter queue");
   dlq_ls->add_option("--origin", f->origin, "Only those that came from this queue");
-  dlq_ls->add_option("--reason", f->dlq_reason,
-                     "Only this reason: max-deliveries, rejected, expired, overflow");
+  dlq_ls->add_option("--group", f->group, "Only this failure group (see dlq groups)");
+  dlq_ls->add_option("--fields", f->fields,
+                     "Comma list of fields to return and show, e.g. id,attributes/region");
+  dlq_ls->add_option("--sort", f->sort,
+                     "Sort keys, e.g. -deadLetteredAt,origin (default: arrival)");
   dlq_ls->add_option("--limit", f->limit, "Page size (server default 100, at most 1000)")
       ->check(CLI::Range(1, 1000));
-  dlq_ls->add_option("--cursor", f->cursor, "Continue after a previous page");
+  dlq_ls->add_option("--cursor", f->cursor, "Continue after a previous page (its next cursor)");
+  dlq_ls->add_flag("--total", f->total, "Count every match, even when that needs a full scan");
   AddLeaf(dlq_ls, true, with(DlqList));
   auto* dlq_show = dlq->add_subcommand("show", "Show one dead letter with its attempt journal");
   dlq_show->add_option("ID", f->id, "Dead letter id")->required();
   AddLeaf(dlq_show, true, with(DlqShow));
+  auto* dlq_groups = dlq->add_subcommand(
+      "groups", "List failure groups: dead letters with one cause, largest first");
+  dlq_groups->add_option("--queue", f->dlq, "Only this dead-letter queue");
+  AddLeaf(dlq_groups, true, with(DlqGroups));
+  auto* dlq_stats =
+      dlq->add_subcommand("stats", "Count dead letters by origin, reason, group, hour");
+  dlq_stats->add_option("--queue", f->dlq, "Only this dead-letter queue");
+  AddLeaf(dlq_stats, true, with(DlqStats));
+  // The selection flags of rm, restore, reroute and jobs start.
+  auto add_selection = [f](CLI::App* cmd) {
+    cmd->add_option("--filter", f->filter, "Query filter ('true' selects every dead letter)");
+    cmd->add_option("--group", f->group, "A failure group (see dlq groups)");
+    cmd->add_option("--reason", f->dlq_reason, "Only this reason; ANDed with --filter");
+    cmd->add_option("--origin", f->origin, "Only those from this queue; ANDed with --filter");
+    cmd->add_option("--queue", f->dlq, "Only this dead-letter queue");
+    cmd->add_option("--since", f->since, "Dead-lettered at or after: RFC 3339 time or 2h (ago)")
+        ->transform(TimeCheck());
+    cmd->add_option("--until", f->until, "Dead-lettered before: RFC 3339 time or 2h (ago)")
+        ->transform(TimeCheck());
+  };
+  auto add_action = [&](const char* name, const char* help, int (*fn)(Context&, const Flags&)) {
+    auto* cmd = dlq->add_subcommand(name, help);
+    cmd->add_option("ID", f->ids, "Dead letter ids (or select with the flags)");
+    add_selection(cmd);
+    AddLeaf(cmd, true, with(fn));
+    return cmd;
+  };
+  add_action("rm", "Delete dead letters for good", DlqRemove);
+  add_action("restore", "Move dead letters back to the queues they came from", DlqRestore);
+  auto* dlq_reroute = add_action("reroute", "Move dead letters to another queue", DlqReroute);
+  dlq_reroute->add_option("--to", f->to, "The queue to move them to")->required();
+  auto* dlq_purge = dlq->add_subcommand("purge", "Delete every dead letter of a dead-letter queue");
+  dlq_purge->add_option("DLQ", f->dlq, "Dead-letter queue name")->required();
+  dlq_purge->add_flag("--yes", f->yes, "Really purge (without it, say what would go and exit 2)");
+  AddLeaf(dlq_purge, true, with(DlqPurge));
+
+  // jobs
+  auto* jobs = app.add_subcommand("jobs", "Redrive jobs: move dead letters back in the background");
+  jobs->require_subcommand(1);
+  auto* jobs_start = jobs->add_subcommand("start", "Start a redrive job (or --dry-run it)");
+  add_selection(jobs_start);
+  jobs_start->add_option("--to", f->to, "Move them here (default: each one's origin queue)");
+  jobs_start->add_option("--rate", f->rate, "Most messages per second (0 = unthrottled)")
+      ->check(CLI::NonNegativeNumber);
+  auto* canary = jobs_start
+                     ->add_option("--canary", f->canary,
+                                  "Move this many first, wait, and halt if too many fail again")
+                     ->check(CLI::Range(1, 100000));
+  jobs_start->add_option("--canary-wait", f->canary_wait, "How long to watch the canary (30s)")
+      ->check(DurationCheck())
+      ->needs(canary);
+  jobs_start
+      ->add_option("--canary-max-failure", f->canary_max_failure,
+                   "Halt when a larger share of the canary fails again (0.1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->needs(canary);
+  auto* dry_run = jobs_start->add_flag("--dry-run", f->dry_run,
+                                       "Count what would move, and where; move nothing");
+  jobs_start->add_flag("--wait", f->wait_job, "Show progress until the job finishes or halts")
+      ->excludes(dry_run);
+  AddLeaf(jobs_start, true, with(JobStart));
+  AddLeaf(jobs->add_subcommand("ls", "List redrive jobs"), true, with(JobList));
+  auto add_job = [&](const char* name, const char* help, int (*fn)(Context&, const Flags&)) {
+    auto* cmd = jobs->add_subcommand(name, help);
+    cmd->add_option("ID", f->id, "Job id (job_...)")->required();
+    AddLeaf(cmd, true, with(fn));
+  };
+  add_job("show", "Show a job's spec and progress", JobShow);
+  add_job("cancel", "Cancel a running or halted job", JobCancel);
+  add_job("resume", "Resume a halted job", JobResume);
+  add_job("watch", "Show a job's progress until it finishes or halts", JobWatch);
+
+  // audit
+  auto* audit = app.add_subcommand("audit", "The tenant's audit log of dead-letter actions");
+  audit->require_subcommand(1);
+  auto* audit_ls = audit->add_subcommand("ls", "List audit entries, oldest first");
+  audit_ls->add_option("--filter", f->filter, "Query filter, e.g. '/action sw \"job.\"'");
+  audit_ls->add_option("--limit", f->limit, "Page size (server default 100, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+  audit_ls->add_option("--cursor", f->cursor, "Continue after a previous page (its next cursor)");
+  AddLeaf(audit_ls, true, with(AuditList));
 }
 
 ClientCommands::~ClientCommands() = default;

@@ -1,11 +1,13 @@
 // The client subcommands of `redrive` (everything but `serve`): tenant, token, queue, send,
-// receive, ack, nack, extend and dlq. Each talks REST to a server through Client; none touches
-// the store. docs/cli.md is the user's description of the same.
+// receive, ack, nack, extend, dlq (browse, failure groups, stats, rm, restore, reroute, purge),
+// jobs (redrive jobs) and audit. Each talks REST to a server through Client; none touches the
+// store. docs/cli.md is the user's description of the same.
 //
 // Output: results go to stdout (a table or "key: value" lines, or with --json the server's JSON
-// answer pretty-printed); errors go to stderr as "error: ...".
-// Exit codes: kExitOk, kExitServerError (the server answered an error, or a batch had failed
-// items), kExitUsage (bad flags, unreadable files, missing tenant), kExitUnreachable.
+// answer pretty-printed); errors, notices, skipped dead letters and job progress go to stderr.
+// Exit codes: kExitOk, kExitServerError (the server answered an error, a batch had failed
+// items, or a watched redrive job ended other than completed), kExitUsage (bad flags, unreadable
+// files, missing tenant, purge without --yes), kExitUnreachable.
 //
 // Thread-safety: not thread-safe; built once by main() and run once.
 #pragma once

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 #include "common/text.h"
 #include "engine/dead_letter_doc.h"
@@ -27,6 +28,18 @@ bool MentionsBody(const query::Expr& e) {
     if (MentionsBody(*c)) return true;
   }
   return false;
+}
+
+// Timestamps in the document are FormatTime strings and compare as strings; a literal written
+// another valid way ("...T02:00:00Z", no milliseconds) is rewritten to that form, so that it
+// compares by time and the time index can serve it.
+void NormalizeTimeLiterals(query::Expr* e) {
+  if (e->path.size() == 1 && e->path[0].size() > 2 &&
+      e->path[0].compare(e->path[0].size() - 2, 2, "At") == 0 && e->value.is_string()) {
+    auto t = ParseTime(e->value.get<std::string>());
+    if (t.ok()) e->value = FormatTime(t.value());
+  }
+  for (auto& c : e->children) NormalizeTimeLiterals(c.get());
 }
 
 bool IsExactTime(const json& v) {
@@ -188,11 +201,16 @@ Result<std::shared_ptr<const Engine::Selector>> Engine::Compile(const std::strin
     if (!t.filter.empty() || !t.group.empty()) {
       return Status(ErrorCode::kInvalidArgument, "give ids, or a filter and/or a group, not both");
     }
-    sel->ids = t.ids;
+    // Each id once, in the order given.
+    std::set<std::string> seen;
+    for (const auto& id : t.ids) {
+      if (seen.insert(id).second) sel->ids.push_back(id);
+    }
     return std::shared_ptr<const Selector>(sel);
   }
   if (!t.filter.empty()) {
     REDRIVE_ASSIGN_OR_RETURN(auto expr, query::ParseFilter(t.filter));
+    NormalizeTimeLiterals(expr.get());
     sel->filter = std::shared_ptr<query::Expr>(std::move(expr));
     sel->parse_body = MentionsBody(*sel->filter);
     sel->covered = CoveredByIndex(*sel->filter);
@@ -374,15 +392,29 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   return result;
 }
 
+namespace {
+Status CheckDeadLetterQueue(store::Store& store, const std::string& tenant,
+                            const std::string& dlq) {
+  if (dlq.empty()) return Status::Ok();
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, store.GetQueue(tenant, dlq));
+  if (!rec || rec->kind != store::QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + dlq + "' not found");
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Result<std::vector<store::FailureGroupRow>> Engine::ListFailureGroups(const std::string& tenant,
                                                                       const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(store_, tenant, dlq));
   return store_.ListFailureGroups(tenant, dlq);
 }
 
 Result<store::DeadLetterStats> Engine::GetDeadLetterStats(const std::string& tenant,
                                                           const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(store_, tenant, dlq));
   return store_.GetDeadLetterStats(tenant, dlq);
 }
 
@@ -760,7 +792,12 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
     job_tokens_.erase(job.id);
     spdlog::info("redrive job {} of {} {}: moved {}, skipped {}", job.id, job.tenant, state,
                  p.value("moved", int64_t{0}), p.value("skipped", int64_t{0}));
-    return store_.UpdateJob(job);
+    REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job));
+    Audit(job.tenant, "system", "job." + state,
+          json{{"job", job.id},
+               {"moved", p.value("moved", int64_t{0})},
+               {"skipped", p.value("skipped", int64_t{0})}});
+    return Status::Ok();
   };
   if (job.state == "cancelling") {
     REDRIVE_RETURN_IF_ERROR(finish("cancelled"));
@@ -790,6 +827,7 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
       spdlog::warn("redrive job {} of {} halted: {}", job.id, job.tenant,
                    p["haltReason"].get<std::string>());
       REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job));
+      Audit(job.tenant, "system", "job.halted", json{{"job", job.id}, {"reason", p["haltReason"]}});
       return 0;
     }
     p["phase"] = "bulk";
@@ -859,6 +897,7 @@ Result<int64_t> Engine::RunJobsOnce() {
       job.state = "failed";
       job.finished_at = job.updated_at = now;
       (void)store_.UpdateJob(job);
+      Audit(job.tenant, "system", "job.failed", json{{"job", job.id}, {"error", p["error"]}});
       continue;
     }
     moved += r.value();

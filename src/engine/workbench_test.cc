@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "common/text.h"
 #include "engine/engine.h"
 
 namespace redrive::engine {
@@ -141,6 +142,15 @@ TEST_F(WorkbenchTest, QueriesFilterProjectSortAndPage) {
   ASSERT_EQ(p2.items.size(), 1u);
   EXPECT_EQ(p2.items[0]["body"], "x");
   EXPECT_TRUE(p2.next_cookie.empty());
+
+  // A timestamp without milliseconds still compares by time, and the index serves it.
+  q = DeadLetterQuery{};
+  q.filter = "/deadLetteredAt ge \"" + FormatTime(clock_.Now() / 1000 * 1000).substr(0, 19) +
+             "Z\" and /origin eq \"billing\"";
+  auto timed = engine_->QueryDeadLetters("acme", q).value();
+  EXPECT_EQ(timed.items.size(), 3u);
+  EXPECT_EQ(timed.total, 3);
+  EXPECT_EQ(engine_->ListFailureGroups("acme", "nope").status().code(), ErrorCode::kQueueNotFound);
 
   q = DeadLetterQuery{};
   q.filter = R"(/origin eq "billing" and /reason eq "max-deliveries")";
@@ -390,10 +400,20 @@ TEST_F(WorkbenchTest, EveryActionIsAudited) {
   auto all = engine_->QueryAudit("acme", q).value();
   std::vector<std::string> actions;
   for (const auto& a : all.items) actions.push_back(a["action"]);
+  ASSERT_TRUE(engine_->RunJobsOnce().ok());  // the runner finishes the cancellation
+  all = engine_->QueryAudit("acme", q).value();
+  actions.clear();
+  for (const auto& a : all.items) actions.push_back(a["action"]);
   EXPECT_EQ(actions, (std::vector<std::string>{"dead-letter.delete", "dead-letter.restore",
-                                               "job.start", "job.cancel"}));
+                                               "job.start", "job.cancel", "job.cancelled"}));
   EXPECT_EQ(all.items[0]["actor"], "tok_test");
   EXPECT_EQ(all.items[0]["detail"]["result"]["done"], 1);
+  // ids given twice count once
+  DeadLetterTarget twice;
+  twice.ids = {ids[2], ids[2]};
+  auto r = engine_->DeleteDeadLetters(actor_, "acme", twice).value();
+  EXPECT_EQ(r.matched, 1);
+  EXPECT_EQ(r.skipped, 0);
   q.filter = R"(/action sw "job.")";
   q.page_size = 1;
   auto p1 = engine_->QueryAudit("acme", q).value();
