@@ -86,7 +86,9 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   lineage TEXT NOT NULL DEFAULT '');
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
 DROP INDEX IF EXISTS dead_letters_origin;
-CREATE INDEX IF NOT EXISTS dead_letters_tenant ON dead_letters(tenant, seq);
+DROP INDEX IF EXISTS dead_letters_tenant;
+-- Covers dead_lettered_at so a time-bounded scan in arrival order filters inside the index.
+CREATE INDEX IF NOT EXISTS dead_letters_tenant_time ON dead_letters(tenant, seq, dead_lettered_at);
 CREATE INDEX IF NOT EXISTS dead_letters_by_origin ON dead_letters(tenant, origin, seq);
 CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters(tenant, reason, seq);
 CREATE INDEX IF NOT EXISTS dead_letters_by_group ON dead_letters(tenant, group_id, seq);
