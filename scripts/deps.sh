@@ -10,9 +10,6 @@ packages=(
   libgtest-dev
   clang-format curl ca-certificates sqlite3 procps
 )
-if [ "${1:-}" = "--bench" ]; then
-  packages+=(rabbitmq-server librabbitmq-dev postgresql libpq-dev gnuplot-nox)
-fi
 
 missing=()
 for p in "${packages[@]}"; do
