@@ -428,6 +428,9 @@ class Engine {
   void Audit(const std::string& tenant, const std::string& actor, const std::string& action,
              nlohmann::json detail);
   Result<int64_t> StepJob(store::JobRecord& job, TimeMs now);
+  // Saves a job the runner advanced, if its state is still `expected`; when a cancel came in
+  // meanwhile, saves the progress under the cancel's state and returns false.
+  Result<bool> SaveJob(store::JobRecord& job, const std::string& expected);
 
   store::Store& store_;
   Clock& clock_;

@@ -72,6 +72,40 @@ bool CoveredByIndex(const query::Expr& e) {
   }
 }
 
+// The bound a time comparison puts on dead_lettered_at, in ms: since (inclusive) for ge/gt,
+// until (exclusive) for lt/le.
+TimeMs TimeBound(const query::Expr& e) {
+  TimeMs v = ParseTime(e.value.get<std::string>()).value();
+  return (e.op == query::Op::kGt || e.op == query::Op::kLe) ? v + 1 : v;
+}
+
+// True when the constraints the index scan applies decide every top-level term exactly, so
+// the filter need not be evaluated row by row (and the store may count). An empty value, two
+// different values for one field, or a bound the extraction left out all make it false.
+bool ConstraintsExact(const query::Expr& e, const query::IndexedConstraints& c) {
+  using query::Op;
+  if (e.op == Op::kTrue) return true;
+  if (e.op == Op::kAnd) {
+    return std::all_of(e.children.begin(), e.children.end(),
+                       [&](const auto& k) { return ConstraintsExact(*k, c); });
+  }
+  if (e.op == Op::kEq) {
+    const std::string v = e.value.get<std::string>();
+    const std::string& f = e.path[0];
+    const auto& applied = f == "origin"   ? c.origin
+                          : f == "reason" ? c.reason
+                          : f == "group"  ? c.group
+                                          : c.dlq;
+    return !v.empty() && applied && *applied == v;
+  }
+  // A time bound: the applied bound must be at least as tight as this term's.
+  TimeMs b = TimeBound(e);
+  if (e.op == Op::kGe || e.op == Op::kGt) {
+    return c.since && ParseTime(*c.since).value() >= b;
+  }
+  return c.until && ParseTime(*c.until).value() <= b;
+}
+
 std::string EncodeCookie(const std::string& kind, int64_t a, int64_t b) {
   return Base64Encode(kind + ":" + std::to_string(a) + ":" + std::to_string(b));
 }
@@ -201,11 +235,14 @@ Result<std::shared_ptr<const Engine::Selector>> Engine::Compile(const std::strin
     if (!t.filter.empty() || !t.group.empty()) {
       return Status(ErrorCode::kInvalidArgument, "give ids, or a filter and/or a group, not both");
     }
-    // Each id once, in the order given.
+    // Each id once, in the order given; the dead-letter queue and time window still apply.
     std::set<std::string> seen;
     for (const auto& id : t.ids) {
       if (seen.insert(id).second) sel->ids.push_back(id);
     }
+    sel->scan.dlq = t.dlq;
+    if (t.since) sel->scan.since = *t.since;
+    if (t.until) sel->scan.until = *t.until;
     return std::shared_ptr<const Selector>(sel);
   }
   if (!t.filter.empty()) {
@@ -213,8 +250,8 @@ Result<std::shared_ptr<const Engine::Selector>> Engine::Compile(const std::strin
     NormalizeTimeLiterals(expr.get());
     sel->filter = std::shared_ptr<query::Expr>(std::move(expr));
     sel->parse_body = MentionsBody(*sel->filter);
-    sel->covered = CoveredByIndex(*sel->filter);
     query::IndexedConstraints c = query::ExtractIndexed(*sel->filter);
+    sel->covered = CoveredByIndex(*sel->filter) && ConstraintsExact(*sel->filter, c);
     if (c.origin) sel->scan.origin = *c.origin;
     if (c.reason) sel->scan.reason = *c.reason;
     if (c.group) sel->scan.group_id = *c.group;
@@ -248,6 +285,11 @@ Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, i
            *cursor < static_cast<int64_t>(sel.ids.size())) {
       const std::string& id = sel.ids[static_cast<size_t>((*cursor)++)];
       REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(sel.tenant, id));
+      if (d && ((!sel.scan.dlq.empty() && d->dlq != sel.scan.dlq) ||
+                (sel.scan.since > 0 && d->dead_lettered_at < sel.scan.since) ||
+                (sel.scan.until > 0 && d->dead_lettered_at >= sel.scan.until))) {
+        d.reset();  // outside the target's scope: as if not there
+      }
       if (d) {
         out.push_back(std::move(*d));
       } else {
@@ -437,9 +479,18 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
+  auto audit = [&](const Status& error) {
+    json detail = {{"target", TargetJson(target)}, {"result", ActionJson(result)}};
+    if (!error.ok()) detail["error"] = error.ToString();
+    Audit(tenant, actor.token_id, "dead-letter.delete", std::move(detail));
+  };
   while (!exhausted) {
-    REDRIVE_ASSIGN_OR_RETURN(
-        auto batch, NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted));
+    auto next = NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted);
+    if (!next.ok()) {
+      audit(next.status());  // the chunks before this one took effect
+      return next.status();
+    }
+    auto batch = std::move(next).value();
     std::vector<int64_t> seqs;
     std::vector<std::string> ids;
     for (const auto& d : batch) {
@@ -452,7 +503,12 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
       ids.push_back(d.id);
     }
     if (seqs.empty()) continue;
-    REDRIVE_ASSIGN_OR_RETURN(auto deleted, store_.DeleteDeadLetters(tenant, seqs));
+    auto del = store_.DeleteDeadLetters(tenant, seqs);
+    if (!del.ok()) {
+      audit(del.status());
+      return del.status();
+    }
+    auto deleted = std::move(del).value();
     for (size_t i = 0; i < deleted.size(); ++i) {
       if (deleted[i]) {
         ++result.done;
@@ -464,8 +520,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
   if (target.ids.size() == 1 && result.done == 0) {
     return Status(ErrorCode::kDeadLetterNotFound, "dead letter '" + target.ids[0] + "' not found");
   }
-  json detail = {{"target", TargetJson(target)}, {"result", ActionJson(result)}};
-  Audit(tenant, actor.token_id, "dead-letter.delete", std::move(detail));
+  audit(Status::Ok());
   return result;
 }
 
@@ -564,18 +619,26 @@ Result<ActionResult> Engine::MoveDeadLetters(const Principal& actor, const std::
   int64_t cursor = 0;
   bool exhausted = false;
   const std::string by = "request:" + actor.token_id;
+  auto audit = [&](const Status& error) {
+    json detail = {{"target", TargetJson(target)}, {"result", ActionJson(result)}};
+    if (!destination.empty()) detail["destination"] = destination;
+    if (!error.ok()) detail["error"] = error.ToString();
+    Audit(tenant, actor.token_id, action, std::move(detail));
+  };
   while (!exhausted) {
-    REDRIVE_ASSIGN_OR_RETURN(
-        auto batch, NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted));
-    REDRIVE_RETURN_IF_ERROR(MoveBatch(tenant, batch, destination, by, &result));
+    auto next = NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted);
+    Status st =
+        next.ok() ? MoveBatch(tenant, next.value(), destination, by, &result) : next.status();
+    if (!st.ok()) {
+      audit(st);  // the chunks before this one took effect
+      return st;
+    }
   }
   if (target.ids.size() == 1 && result.done == 0 && !result.skipped_items.empty() &&
       result.skipped_items[0].reason == "not-found") {
     return Status(ErrorCode::kDeadLetterNotFound, "dead letter '" + target.ids[0] + "' not found");
   }
-  json detail = {{"target", TargetJson(target)}, {"result", ActionJson(result)}};
-  if (!destination.empty()) detail["destination"] = destination;
-  Audit(tenant, actor.token_id, action, std::move(detail));
+  audit(Status::Ok());
   return result;
 }
 
@@ -750,10 +813,15 @@ Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& ten
   TimeMs now = clock_.Now();
   // A halted job is not moving anything: it is cancelled at once. A running one stops at the
   // end of the chunk it is in.
-  rec->state = rec->state == "halted" ? "cancelled" : "cancelling";
+  const std::string was = rec->state;
+  rec->state = was == "halted" ? "cancelled" : "cancelling";
   if (rec->state == "cancelled") rec->finished_at = now;
   rec->updated_at = now;
-  REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(*rec));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(*rec, was));
+  if (!saved) {
+    return Status(ErrorCode::kJobStateConflict,
+                  "job '" + id + "' changed state meanwhile; look at it again");
+  }
   Audit(tenant, actor.token_id, "job.cancel", json{{"job", id}});
   stop_cv_.notify_all();
   return InfoOf(*rec);
@@ -774,13 +842,31 @@ Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& ten
   rec->progress_json = p.dump();
   rec->state = "running";
   rec->updated_at = clock_.Now();
-  REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(*rec));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(*rec, "halted"));
+  if (!saved) {
+    return Status(ErrorCode::kJobStateConflict,
+                  "job '" + id + "' changed state meanwhile; look at it again");
+  }
   Audit(tenant, actor.token_id, "job.resume", json{{"job", id}});
   stop_cv_.notify_all();
   return InfoOf(*rec);
 }
 
+Result<bool> Engine::SaveJob(store::JobRecord& job, const std::string& expected) {
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(job, expected));
+  if (saved) return true;
+  // Someone changed the state meanwhile (a cancel): keep the progress this step made, under
+  // the state they set.
+  REDRIVE_ASSIGN_OR_RETURN(auto now_stored, store_.GetJob(job.tenant, job.id));
+  if (!now_stored || now_stored->state != "cancelling") return false;
+  job.state = now_stored->state;
+  job.finished_at = 0;
+  REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job, "cancelling").status());
+  return false;
+}
+
 Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
+  const std::string entry_state = job.state;
   json p = json::parse(job.progress_json, nullptr, false);
   if (!p.is_object()) p = json::object();
   auto finish = [&](const std::string& state) -> Status {
@@ -790,9 +876,10 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
     p["phase"] = "done";
     job.progress_json = p.dump();
     job_tokens_.erase(job.id);
+    REDRIVE_ASSIGN_OR_RETURN(bool saved, SaveJob(job, entry_state));
+    if (!saved) return Status::Ok();
     spdlog::info("redrive job {} of {} {}: moved {}, skipped {}", job.id, job.tenant, state,
                  p.value("moved", int64_t{0}), p.value("skipped", int64_t{0}));
-    REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job));
     Audit(job.tenant, "system", "job." + state,
           json{{"job", job.id},
                {"moved", p.value("moved", int64_t{0})},
@@ -824,9 +911,10 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
                         " canary messages failed again (more than " +
                         std::to_string(static_cast<int>(spec.canary_max_failure * 100)) + "%)";
       job.progress_json = p.dump();
+      REDRIVE_ASSIGN_OR_RETURN(bool saved, SaveJob(job, entry_state));
+      if (!saved) return 0;
       spdlog::warn("redrive job {} of {} halted: {}", job.id, job.tenant,
                    p["haltReason"].get<std::string>());
-      REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job));
       Audit(job.tenant, "system", "job.halted", json{{"job", job.id}, {"reason", p["haltReason"]}});
       return 0;
     }
@@ -876,7 +964,7 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
   if (exhausted) {
     REDRIVE_RETURN_IF_ERROR(finish("completed"));
   } else {
-    REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job));
+    REDRIVE_RETURN_IF_ERROR(SaveJob(job, entry_state).status());
   }
   return r.done;
 }
@@ -887,6 +975,7 @@ Result<int64_t> Engine::RunJobsOnce() {
   TimeMs now = clock_.Now();
   for (auto& job : jobs) {
     if (job.state != "running" && job.state != "cancelling") continue;
+    const std::string entry_state = job.state;
     auto r = StepJob(job, now);
     if (!r.ok()) {
       spdlog::error("redrive job {} failed: {}", job.id, r.status().ToString());
@@ -896,7 +985,7 @@ Result<int64_t> Engine::RunJobsOnce() {
       job.progress_json = p.dump();
       job.state = "failed";
       job.finished_at = job.updated_at = now;
-      (void)store_.UpdateJob(job);
+      (void)store_.UpdateJob(job, entry_state);
       Audit(job.tenant, "system", "job.failed", json{{"job", job.id}, {"error", p["error"]}});
       continue;
     }

@@ -161,6 +161,34 @@ TEST_F(WorkbenchTest, QueriesFilterProjectSortAndPage) {
   EXPECT_NE(bad.status().message().find("position"), std::string::npos) << bad.status().message();
 }
 
+// Regression: a filter the index seemed to answer matched everything for an empty value, two
+// conflicting values, or a bound past year 9999 (so a bulk delete could remove it all).
+TEST_F(WorkbenchTest, FiltersTheIndexCannotDecideAreEvaluatedRowByRow) {
+  DeadLetter("orders", {"a", "b"}, "boom");
+  for (const char* f : {R"(/origin eq "")", R"(/origin eq "orders" and /origin eq "billing")",
+                        R"(/deadLetteredAt gt "9999-12-31T23:59:59.999Z")"}) {
+    EXPECT_EQ(DeadCount(f), 0) << f;
+    DeadLetterTarget t;
+    t.filter = f;
+    EXPECT_EQ(engine_->DeleteDeadLetters(actor_, "acme", t).value().done, 0) << f;
+  }
+  EXPECT_EQ(DeadCount(), 2);
+}
+
+TEST_F(WorkbenchTest, ExplicitIdsStayWithinTheTargetsScope) {
+  auto ids = DeadLetter("orders", {"a"}, "boom");
+  DeadLetterTarget t;
+  t.ids = ids;
+  t.dlq = "elsewhere";
+  EXPECT_EQ(engine_->RestoreDeadLetters(actor_, "acme", t).status().code(),
+            ErrorCode::kDeadLetterNotFound);
+  t.dlq = "";
+  t.since = clock_.Now() + 1;
+  EXPECT_EQ(engine_->DeleteDeadLetters(actor_, "acme", t).status().code(),
+            ErrorCode::kDeadLetterNotFound);
+  EXPECT_EQ(DeadCount(), 1);
+}
+
 TEST_F(WorkbenchTest, RestoreKeepsTheMessageAndRecordsLineage) {
   store::Attributes attrs = {{"k", "v"}};
   std::vector<NewMessage> m(1);
@@ -365,6 +393,21 @@ TEST_F(WorkbenchTest, CancelStopsAndLeavesWhatMovedMoved) {
   EXPECT_EQ(engine_->CancelJob(actor_, "acme", job.id).status().code(),
             ErrorCode::kJobStateConflict);
   EXPECT_TRUE(engine_->StartJob(actor_, "acme", JobSpec{}).ok()) << "the scope is free again";
+}
+
+// Regression: the runner overwrote a cancel that arrived while it moved a chunk.
+TEST_F(WorkbenchTest, ACancelDuringAChunkIsNotLost) {
+  std::vector<std::string> bodies(30, "m");
+  DeadLetter("orders", bodies, "boom");
+  auto job = engine_->StartJob(actor_, "acme", JobSpec{}).value();
+  // The runner read the job as running; then the operator cancels; then the runner saves.
+  auto stale = store_->GetJob("acme", job.id).value().value();
+  ASSERT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, "cancelling");
+  stale.progress_json = R"({"moved":5,"phase":"bulk"})";
+  EXPECT_FALSE(store_->UpdateJob(stale, "running").value());
+  ASSERT_TRUE(engine_->RunJobsOnce().ok());
+  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, "cancelled");
+  EXPECT_EQ(DeadCount(), 30) << "a cancelled job moves nothing more";
 }
 
 TEST_F(WorkbenchTest, JobsSurviveARestart) {

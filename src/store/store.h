@@ -361,7 +361,10 @@ class Store {
   // Errors: kAlreadyExists when the tenant has an active (running, cancelling, halted) job
   // with the same scope.
   virtual Status CreateJob(const JobRecord& job) = 0;
-  virtual Status UpdateJob(const JobRecord& job) = 0;
+  // Writes state, progress and times only if the stored state is still `expected_state`
+  // (compare-and-set, so a cancel and the job runner cannot overwrite each other).
+  // False when the state had changed.
+  virtual Result<bool> UpdateJob(const JobRecord& job, const std::string& expected_state) = 0;
   virtual Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
                                                   const std::string& id) = 0;
   // Newest first; `tenant` empty = every tenant.

@@ -521,7 +521,8 @@ TEST_P(StoreTest, OneActiveJobPerScope) {
   EXPECT_TRUE(created.ok()) << created.ToString();
   j.state = "completed";
   j.finished_at = kNow + 10;
-  ASSERT_TRUE(store_->UpdateJob(j).ok());
+  EXPECT_FALSE(store_->UpdateJob(j, "cancelling").value()) << "compare-and-set on the state";
+  EXPECT_TRUE(store_->UpdateJob(j, "running").value());
   EXPECT_TRUE(store_->CreateJob(dup).ok()) << "a finished job frees its scope";
   EXPECT_EQ(store_->GetJob("acme", "job_1").value()->state, "completed");
   EXPECT_FALSE(store_->GetJob("beta", "job_1").value().has_value());

@@ -272,13 +272,20 @@ Status SqliteStore::Init() {
   }
   if (version == 1) {
     // v1 -> v2: failure groups, redrive lineage, audit and jobs.
+    // One transaction: a crash half-way leaves the v1 database as it was.
     st = writer_db_->Exec(
+        "BEGIN;"
         "ALTER TABLE messages ADD COLUMN lineage TEXT NOT NULL DEFAULT '';"
         "ALTER TABLE dead_letters ADD COLUMN group_id TEXT NOT NULL DEFAULT '';"
         "ALTER TABLE dead_letters ADD COLUMN signature TEXT NOT NULL DEFAULT '';"
         "ALTER TABLE dead_letters ADD COLUMN redrive_error TEXT NOT NULL DEFAULT '';"
-        "ALTER TABLE dead_letters ADD COLUMN lineage TEXT NOT NULL DEFAULT '';");
-    if (!st.ok()) return Status(ErrorCode::kStoreFailed, "migration to v2: " + st.message());
+        "ALTER TABLE dead_letters ADD COLUMN lineage TEXT NOT NULL DEFAULT '';"
+        "PRAGMA user_version=2;"
+        "COMMIT;");
+    if (!st.ok()) {
+      (void)writer_db_->Exec("ROLLBACK");
+      return Status(ErrorCode::kStoreFailed, "migration to v2: " + st.message());
+    }
   }
   st = writer_db_->Exec(kSchema);
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
@@ -1236,15 +1243,19 @@ Status SqliteStore::CreateJob(const JobRecord& j) {
   });
 }
 
-Status SqliteStore::UpdateJob(const JobRecord& j) {
-  return Write([&](Db& db) {
+Result<bool> SqliteStore::UpdateJob(const JobRecord& j, const std::string& expected_state) {
+  bool changed = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     auto s = db.Prepare(
         "UPDATE jobs SET state = ?3, progress = ?4, updated_at = ?5, finished_at = ?6 "
-        "WHERE id = ?1 AND tenant = ?2");
+        "WHERE id = ?1 AND tenant = ?2 AND state = ?7");
     s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.state).Bind(4, j.progress_json);
-    s.Bind(5, j.updated_at).Bind(6, j.finished_at);
-    return s.Run();
-  });
+    s.Bind(5, j.updated_at).Bind(6, j.finished_at).Bind(7, expected_state);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    changed = s.Changes() == 1;
+    return Status::Ok();
+  }));
+  return changed;
 }
 
 Result<std::optional<JobRecord>> SqliteStore::GetJob(const std::string& tenant,

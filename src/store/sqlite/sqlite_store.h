@@ -82,7 +82,7 @@ class SqliteStore : public Store {
   Result<std::vector<AuditRecord>> ListAudit(const std::string& tenant, int64_t after_seq,
                                              int limit) override;
   Status CreateJob(const JobRecord& job) override;
-  Status UpdateJob(const JobRecord& job) override;
+  Result<bool> UpdateJob(const JobRecord& job, const std::string& expected_state) override;
   Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
                                           const std::string& id) override;
   Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) override;
