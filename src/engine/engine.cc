@@ -487,9 +487,9 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   std::string overflow_cause =
       "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length);
   FailureSignature overflow_sig = SignatureOf(queue, kReasonOverflow, overflow_cause);
-  req.overflow_death =
-      store::DeathInfo{cfg.dead_letter_queue,      kReasonOverflow,       overflow_cause,   now,
-                       DeadLetterRetainUntil(now), overflow_sig.group_id, overflow_sig.text};
+  req.overflow_death = store::DeathInfo{
+      cfg.dead_letter_queue,           kReasonOverflow,       overflow_cause,   now,
+      DeadLetterRetainUntil(cfg, now), overflow_sig.group_id, overflow_sig.text};
   req.messages.reserve(messages.size());
   for (auto& m : messages) {
     store::MessageRecord r;
@@ -694,8 +694,8 @@ Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::Mess
     return dropped;
   }
   FailureSignature sig = SignatureOf(q.record.name, reason, cause);
-  store::DeathInfo death{q.config.dead_letter_queue, reason,       cause,   now,
-                         DeadLetterRetainUntil(now), sig.group_id, sig.text};
+  store::DeathInfo death{q.config.dead_letter_queue,           reason,       cause,   now,
+                         DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
   REDRIVE_ASSIGN_OR_RETURN(bool moved, store_.DeadLetter(q.record.id, receipt, journal, death));
   if (moved) {
     CountDeadLetter(reason);
@@ -705,8 +705,10 @@ Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::Mess
   return moved;
 }
 
-TimeMs Engine::DeadLetterRetainUntil(TimeMs now) const {
-  return options_.dead_letter_retention > 0 ? now + options_.dead_letter_retention : 0;
+TimeMs Engine::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const {
+  DurationMs keep = origin.dead_letter_retention >= 0 ? origin.dead_letter_retention
+                                                      : options_.dead_letter_retention;
+  return keep > 0 ? now + keep : 0;
 }
 
 void Engine::CountDeadLetter(const std::string& reason) {

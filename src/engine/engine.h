@@ -403,8 +403,9 @@ class Engine {
                                    const store::Receipt& receipt, const store::Journal& journal,
                                    const std::string& reason, const std::string& cause);
   void CountDeadLetter(const std::string& reason);
-  // When a dead letter made now expires: 0 (never) when dead_letter_retention is 0.
-  TimeMs DeadLetterRetainUntil(TimeMs now) const;
+  // When a dead letter of `origin` made now expires: the queue's deadLetterRetention, else the
+  // server's dead_letter_retention; 0 (never) when that is 0.
+  TimeMs DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const;
 
   std::shared_ptr<QueueSignal> SignalFor(int64_t queue_id);
   void Notify(int64_t queue_id);

@@ -126,6 +126,12 @@ Status ApplyQueueConfigJson(const json& j, QueueConfig* c) {
       REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->message_ttl));
     } else if (k == "dedupWindow") {
       REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->dedup_window));
+    } else if (k == "deadLetterRetention") {
+      if (it->is_null()) {
+        c->dead_letter_retention = -1;
+      } else {
+        REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->dead_letter_retention));
+      }
     } else if (k == "deadLetterQueue") {
       if (!it->is_string()) return Bad(k, "must be a queue name");
       c->dead_letter_queue = it->get<std::string>();
@@ -150,6 +156,9 @@ Status ValidateQueueConfig(const QueueConfig& c) {
     return Bad("messageTtl", "must be 0 (never expire) or at least 1s");
   }
   if (c.dedup_window > 7 * 86'400'000LL) return Bad("dedupWindow", "must be at most 7d");
+  if (c.dead_letter_retention > 3650LL * 86'400'000LL) {
+    return Bad("deadLetterRetention", "must be at most 3650d");
+  }
   if (c.retry.backoff.max < c.retry.backoff.initial) {
     return Bad("retryPolicy.backoff.max", "must not be less than retryPolicy.backoff.initial");
   }
@@ -169,6 +178,8 @@ json QueueConfigToJson(const QueueConfig& c) {
       {"messageTtl", FormatDuration(c.message_ttl)},
       {"dedupWindow", FormatDuration(c.dedup_window)},
       {"deadLetterQueue", c.dead_letter_queue},
+      {"deadLetterRetention",
+       c.dead_letter_retention < 0 ? json(nullptr) : json(FormatDuration(c.dead_letter_retention))},
       {"retryPolicy",
        {{"maxDeliveries", c.retry.max_deliveries},
         {"backoff",

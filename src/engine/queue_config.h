@@ -39,6 +39,9 @@ struct QueueConfig {
   DurationMs message_ttl = 0;  // 0 = messages never expire
   DurationMs dedup_window = 5 * 60'000;
   std::string dead_letter_queue = kDefaultDeadLetterQueue;
+  // How long this queue's dead letters are kept; -1 = the server's dead_letter_retention,
+  // 0 = until removed.
+  DurationMs dead_letter_retention = -1;
   RetryPolicy retry;
 };
 

@@ -282,6 +282,22 @@ TEST_F(WorkbenchTest, DeleteAndPurgeAreTargetedAndConfirmed) {
   EXPECT_EQ(DeadCount(), 0);
 }
 
+TEST_F(WorkbenchTest, DeadLettersExpireAfterTheirQueuesRetention) {
+  QueueConfig shortlived;
+  shortlived.retry.max_deliveries = 1;
+  shortlived.dead_letter_retention = 3'600'000;
+  ASSERT_TRUE(engine_->CreateQueue("acme", "brief", shortlived).ok());
+  DeadLetter("brief", {"a"}, "boom");
+  DeadLetter("orders", {"b"}, "boom");  // the server default: 7 days
+  clock_.Advance(3'600'000);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  EXPECT_EQ(DeadCount(R"(/origin eq "brief")"), 0);
+  EXPECT_EQ(DeadCount(R"(/origin eq "orders")"), 1);
+  clock_.Advance(7 * 86'400'000LL);
+  ASSERT_TRUE(engine_->SweepOnce().ok());
+  EXPECT_EQ(DeadCount(), 0);
+}
+
 TEST_F(WorkbenchTest, DryRunCountsAndMovesNothing) {
   DeadLetter("orders", {"a", "b"}, "boom");
   DeadLetter("billing", {"c"}, "boom");
