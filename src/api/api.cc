@@ -81,36 +81,9 @@ Status OnlyQuery(const Request& req, const std::vector<std::string>& allowed) {
   return Status::Ok();
 }
 
-// Bodies are bytes: valid UTF-8 goes as a JSON string, anything else as base64 with a flag.
-void PutBody(json& j, const std::string& body) {
-  if (IsValidUtf8(body)) {
-    j["body"] = body;
-    j["base64"] = false;
-  } else {
-    j["body"] = Base64Encode(body);
-    j["base64"] = true;
-  }
-}
-
-json AttributesJson(const store::Attributes& a) {
-  json j = json::object();
-  for (const auto& [k, v] : a) j[k] = v;
-  return j;
-}
-
-json OptTime(TimeMs t) { return t ? json(FormatTime(t)) : json(nullptr); }
-
-json JournalJson(const store::Journal& journal) {
-  json attempts = json::array();
-  for (const auto& a : journal.attempts) {
-    attempts.push_back({{"at", FormatTime(a.at)},
-                        {"consumer", a.consumer},
-                        {"outcome", a.outcome},
-                        {"reason", a.reason},
-                        {"error", a.error}});
-  }
-  return attempts;
-}
+using engine::AttributesJson;
+using engine::OptTime;
+using engine::PutBody;
 
 json DeliveryJson(const engine::Delivery& d) {
   const auto& m = d.message;

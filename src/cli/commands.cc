@@ -647,12 +647,9 @@ int TokenRevoke(Context& ctx, const Flags& f) {
 
 // ------------------------------------------------------------------ queue
 
-int QueueCreate(Context& ctx, const Flags& f) {
-  auto attributes = QueueAttributes(f);
-  if (!attributes.ok()) return Usage(attributes.status().message());
-  json body = {{"name", f.name}};
-  if (!attributes->empty()) body["attributes"] = attributes.value();
-  auto r = ctx.client.Post(ctx.TenantPath() + "/queues", body);
+// Answers with a queue: the JSON with --json, else the queue view.
+template <typename Answer>
+int AnswerQueue(Context& ctx, const Answer& r) {
   if (!r.ok()) return ctx.Fail(r.error());
   if (ctx.settings.json) {
     ctx.PrintJson(r.value());
@@ -662,6 +659,15 @@ int QueueCreate(Context& ctx, const Flags& f) {
   return kExitOk;
 }
 
+int QueueCreate(Context& ctx, const Flags& f) {
+  auto attributes = QueueAttributes(f);
+  if (!attributes.ok()) return Usage(attributes.status().message());
+  json body = {{"name", f.name}};
+  if (!attributes->empty()) body["attributes"] = attributes.value();
+  auto r = ctx.client.Post(ctx.TenantPath() + "/queues", body);
+  return AnswerQueue(ctx, r);
+}
+
 int QueueUpdate(Context& ctx, const Flags& f) {
   auto attributes = QueueAttributes(f);
   if (!attributes.ok()) return Usage(attributes.status().message());
@@ -669,13 +675,7 @@ int QueueUpdate(Context& ctx, const Flags& f) {
     return Usage("nothing to update: give at least one attribute flag or --attributes");
   }
   auto r = ctx.client.Patch(ctx.QueuePath(f.name), {{"attributes", attributes.value()}});
-  if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    PrintQueue(r.value());
-  }
-  return kExitOk;
+  return AnswerQueue(ctx, r);
 }
 
 int QueueList(Context& ctx, const Flags&) {
@@ -697,13 +697,7 @@ int QueueList(Context& ctx, const Flags&) {
 
 int QueueShow(Context& ctx, const Flags& f) {
   auto r = ctx.client.Get(ctx.QueuePath(f.name));
-  if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    PrintQueue(r.value());
-  }
-  return kExitOk;
+  return AnswerQueue(ctx, r);
 }
 
 int QueueRemove(Context& ctx, const Flags& f) {

@@ -3,13 +3,25 @@
 #include "common/text.h"
 
 namespace redrive::engine {
-namespace {
-
 using nlohmann::json;
 
 json OptTime(TimeMs t) { return t ? json(FormatTime(t)) : json(nullptr); }
 
-}  // namespace
+void PutBody(json& j, const std::string& body) {
+  if (IsValidUtf8(body)) {
+    j["body"] = body;
+    j["base64"] = false;
+  } else {
+    j["body"] = Base64Encode(body);
+    j["base64"] = true;
+  }
+}
+
+json AttributesJson(const store::Attributes& attributes) {
+  json j = json::object();
+  for (const auto& [k, v] : attributes) j[k] = v;
+  return j;
+}
 
 json DeadLetterDocument(const store::DeadLetterRecord& d) {
   json j = {{"id", d.id},
@@ -19,16 +31,8 @@ json DeadLetterDocument(const store::DeadLetterRecord& d) {
             {"cause", d.cause},
             {"group", d.group_id},
             {"signature", d.signature}};
-  if (IsValidUtf8(d.body)) {
-    j["body"] = d.body;
-    j["base64"] = false;
-  } else {
-    j["body"] = Base64Encode(d.body);
-    j["base64"] = true;
-  }
-  json attrs = json::object();
-  for (const auto& [k, v] : d.attributes) attrs[k] = v;
-  j["attributes"] = std::move(attrs);
+  PutBody(j, d.body);
+  j["attributes"] = AttributesJson(d.attributes);
   j["idempotencyKey"] = d.idempotency_key.empty() ? json(nullptr) : json(d.idempotency_key);
   j["deliveryCount"] = d.delivery_count;
   j["publishedAt"] = FormatTime(d.published_at);

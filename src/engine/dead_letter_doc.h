@@ -9,7 +9,13 @@
 
 namespace redrive::engine {
 
-// Bodies that are valid UTF-8 appear as a string with "base64": false; others base64-encoded.
+// Message bodies are bytes: valid UTF-8 goes into j["body"] as a string with "base64": false,
+// anything else base64-encoded with "base64": true. Shared by every document with a body.
+void PutBody(nlohmann::json& j, const std::string& body);
+nlohmann::json AttributesJson(const store::Attributes& attributes);
+// An RFC 3339 time, or null for 0 (never happened).
+nlohmann::json OptTime(TimeMs t);
+
 nlohmann::json DeadLetterDocument(const store::DeadLetterRecord& d);
 
 // The document a filter is evaluated on: like DeadLetterDocument, but a body that is JSON is
