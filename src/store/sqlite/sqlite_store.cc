@@ -256,7 +256,7 @@ Status SqliteStore::Init() {
   // WAL with synchronous=FULL: every commit fsyncs the log before it returns, so a 2xx after a
   // commit survives a power cut. Group commit amortises that fsync across requests.
   Status st = writer_db_->Exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
       "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF;");
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
   int64_t version = 0;
@@ -546,15 +546,28 @@ Result<bool> SqliteStore::DeleteQueue(int64_t queue_id) {
     q.Bind(1, queue_id);
     REDRIVE_RETURN_IF_ERROR(q.Run());
     deleted = q.Changes() == 1;
-    if (!deleted) return Status::Ok();
-    auto m = db.Prepare("DELETE FROM messages WHERE queue_id = ?1");
-    m.Bind(1, queue_id);
-    REDRIVE_RETURN_IF_ERROR(m.Run());
-    auto i = db.Prepare("DELETE FROM idempotency WHERE queue_id = ?1");
-    i.Bind(1, queue_id);
-    return i.Run();
+    return Status::Ok();
   }));
-  return deleted;
+  if (!deleted) return false;
+  // The queue is gone at once; its messages go in bounded transactions, so that deleting a
+  // queue of millions neither stalls other writers nor holds a giant transaction in memory.
+  for (;;) {
+    int64_t n = 0;
+    REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+      auto m = db.Prepare(
+          "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE queue_id = ?1 "
+          "LIMIT 10000)");
+      m.Bind(1, queue_id);
+      REDRIVE_RETURN_IF_ERROR(m.Run());
+      n = m.Changes();
+      if (n > 0) return Status::Ok();
+      auto i = db.Prepare("DELETE FROM idempotency WHERE queue_id = ?1");
+      i.Bind(1, queue_id);
+      return i.Run();
+    }));
+    if (n == 0) break;
+  }
+  return true;
 }
 
 namespace {
