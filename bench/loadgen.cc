@@ -13,6 +13,9 @@
 //                latency percentiles. Each message carries its *intended* send time, so a
 //                producer that falls behind does not hide the delay (no coordinated omission).
 //
+// --max-backlog N makes producers wait while N published messages are unsettled, so end-to-end
+// and dead-letter runs measure what the server sustains rather than how fast a backlog grows.
+//
 // Each worker thread owns one libcurl easy handle, so its connection is kept alive. Messages
 // carry two attributes: "n" (a sequence number; decides which messages fail) and "t" (the send
 // time in microseconds on this process's steady clock). Receive responses are scanned for those
@@ -215,7 +218,7 @@ bool Fails(int64_t n, double share) {
 
 struct Stats {
   std::atomic<int64_t> published{0};
-  std::atomic<int64_t> publish_failed_fails{0};  // failing messages among the published ones
+  std::atomic<int64_t> published_fails{0};  // how many published messages are set to fail
   std::atomic<int64_t> publish_requests{0};
   std::atomic<int64_t> receive_requests{0};
   std::atomic<int64_t> empty_receives{0};
@@ -286,7 +289,6 @@ class Run {
   int64_t final_dead_ = 0;
 
   std::atomic<int64_t> next_n_{0};
-  std::atomic<bool> stop_producers_{false};
   std::atomic<bool> stop_consumers_{false};
   Stats st_;
 };
@@ -361,7 +363,6 @@ void Run::Producer(int index) {
   const double fail_share = o_.scenario == "dead-letter" ? o_.fail_share : 0;
 
   for (;;) {
-    if (stop_producers_) break;
     int64_t now = NowMicros();
     if (now >= deadline_us_ || (Timed() && now >= publish_end_us_)) break;
     int64_t sent_us = now;
@@ -374,11 +375,12 @@ void Run::Producer(int index) {
     }
     // With --max-backlog, producers wait while too many published messages are not yet settled,
     // so end-to-end runs measure what the server sustains rather than how fast a backlog grows.
-    while (o_.max_backlog > 0 && !stop_producers_ && NowMicros() < deadline_us_ &&
+    while (o_.max_backlog > 0 && NowMicros() < deadline_us_ &&
            st_.published - st_.acked - st_.final_nacks >= o_.max_backlog) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     if (Timed() && NowMicros() >= publish_end_us_) break;
+    if (!paced) sent_us = NowMicros();
     int64_t count = o_.batch;
     int64_t first = next_n_.fetch_add(count);
     if (!Timed()) {
@@ -411,7 +413,7 @@ void Run::Producer(int index) {
       continue;
     }
     st_.published += count;
-    st_.publish_failed_fails += fails;
+    st_.published_fails += fails;
     AtomicMax(st_.last_publish_us, NowMicros());
   }
 }
@@ -561,7 +563,7 @@ int Run::Execute() {
               std::to_string(published);
   } else if (o_.scenario == "dead-letter") {
     seconds = (st_.last_settle_us - start_us_) / 1e6;
-    int64_t expect_dead = st_.publish_failed_fails;
+    int64_t expect_dead = st_.published_fails;
     accounted = st_.acked + final_dead_ == published && final_dead_ == expect_dead &&
                 st_.nacked == expect_dead * max_deliveries_;
     verdict = "acked " + std::to_string(st_.acked) + " + dead-lettered " +
