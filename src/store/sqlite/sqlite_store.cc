@@ -1131,15 +1131,22 @@ Result<std::vector<bool>> SqliteStore::DeleteDeadLetters(const std::string& tena
 }
 
 Result<int64_t> SqliteStore::PurgeDeadLetters(const std::string& tenant, const std::string& dlq) {
-  int64_t n = 0;
-  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare("DELETE FROM dead_letters WHERE tenant = ?1 AND dlq = ?2");
-    s.Bind(1, tenant).Bind(2, dlq);
-    REDRIVE_RETURN_IF_ERROR(s.Run());
-    n = s.Changes();
-    return Status::Ok();
-  }));
-  return n;
+  // In bounded transactions: a purge of millions must not stall other writers.
+  int64_t total = 0;
+  for (;;) {
+    int64_t n = 0;
+    REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+      auto s = db.Prepare(
+          "DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE tenant = ?1 "
+          "AND dlq = ?2 LIMIT 10000)");
+      s.Bind(1, tenant).Bind(2, dlq);
+      REDRIVE_RETURN_IF_ERROR(s.Run());
+      n = s.Changes();
+      return Status::Ok();
+    }));
+    total += n;
+    if (n == 0) return total;
+  }
 }
 
 Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tenant,
