@@ -10,6 +10,10 @@ packages=(
   libgtest-dev
   clang-format curl ca-certificates sqlite3 procps
 )
+# --fuzz: also what scripts/fuzz.sh needs (clang and its sanitizer/libFuzzer runtime).
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -142,16 +142,15 @@ Result<engine::DeadLetterTarget> TargetFromJson(const json& body) {
 
 Result<engine::JobSpec> JobSpecFromJson(const json& body) {
   engine::JobSpec s;
-  REDRIVE_ASSIGN_OR_RETURN(auto dlq, GetString(body, "deadLetterQueue"));
-  if (dlq) s.dlq = *dlq;
-  REDRIVE_ASSIGN_OR_RETURN(auto filter, GetString(body, "filter"));
-  s.filter = filter.value_or("");
-  REDRIVE_ASSIGN_OR_RETURN(auto group, GetString(body, "group"));
-  s.group = group.value_or("");
+  // A job's source is a target without ids (the route refuses an "ids" field).
+  REDRIVE_ASSIGN_OR_RETURN(auto target, TargetFromJson(body));
+  if (!target.dlq.empty()) s.dlq = target.dlq;
+  s.filter = target.filter;
+  s.group = target.group;
+  s.since = target.since;
+  s.until = target.until;
   REDRIVE_ASSIGN_OR_RETURN(auto dest, GetString(body, "destination"));
   s.destination = dest.value_or("");
-  REDRIVE_ASSIGN_OR_RETURN(s.since, OptionalTime(body, "since"));
-  REDRIVE_ASSIGN_OR_RETURN(s.until, OptionalTime(body, "until"));
   if (auto it = body.find("rate"); it != body.end() && !it->is_null()) {
     if (!it->is_number()) return Status(ErrorCode::kInvalidArgument, "'rate' must be a number");
     s.rate = it->get<double>();
