@@ -1,29 +1,31 @@
-// redrive_loadgen: drives a running redrive server's REST API with concurrent producers and
-// consumers and accounts for every message it published.
+// redrive_loadgen: drives a messaging system with concurrent producers and consumers and
+// accounts for every message it published. The system is redrive (its REST API) or one of the
+// peers it is compared with (RabbitMQ classic and quorum queues, a PostgreSQL table used as a
+// queue); bench/driver.h is the interface, and the scenarios below are written once against it,
+// so every system runs exactly the same workload.
 //
 // Scenarios:
 //   publish      producers only; checks that the queue's ready depth grew by what was published.
 //   end-to-end   producers and consumers at once; every message received is acked; checks
 //                published == acked. Reports publish-to-receive latency.
 //   dead-letter  like end-to-end, but a deterministic share (--fail-share) of the messages is
-//                nacked on every delivery until the retry policy dead-letters it; checks
-//                acked + dead-lettered == published (dead-lettered read from the queue's
-//                depth.deadLettered) and that exactly the failing messages were dead-lettered.
+//                nacked on every delivery until the system dead-letters it (after
+//                --max-deliveries deliveries); checks acked + dead-lettered == published
+//                (dead-lettered read from the driver's depth) and that exactly the failing
+//                messages were dead-lettered, each after exactly --max-deliveries nacks.
 //   latency      producers publish at a fixed --rate; consumers ack; reports publish-to-receive
 //                latency percentiles. Each message carries its *intended* send time, so a
 //                producer that falls behind does not hide the delay (no coordinated omission).
 //
 // --max-backlog N makes producers wait while N published messages are unsettled, so end-to-end
-// and dead-letter runs measure what the server sustains rather than how fast a backlog grows.
+// and dead-letter runs measure what the system sustains rather than how fast a backlog grows.
 //
-// Each worker thread owns one libcurl easy handle, so its connection is kept alive. Messages
-// carry two attributes: "n" (a sequence number; decides which messages fail) and "t" (the send
-// time in microseconds on this process's steady clock). Receive responses are scanned for those
-// fields and the receipts without a full JSON parse: the load generator shares two cores with
-// the server and must stay cheap.
+// Each producer and consumer thread owns one Session (one connection), opened before the clock
+// starts. Messages carry a sequence number (decides which messages fail) and their send time in
+// microseconds on this process's steady clock.
 //
-// Only 127.0.0.1 / localhost URLs are accepted; every run is bounded by --timeout.
-#include <curl/curl.h>
+// Only 127.0.0.1 / localhost addresses are accepted (bench/driver.cc); every run is bounded by
+// --timeout.
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -32,15 +34,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "driver.h"
 
 namespace {
 
@@ -48,6 +50,9 @@ using json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 const SteadyClock::time_point kEpoch = SteadyClock::now();
+
+// How long one receive waits for a first message.
+constexpr int kReceiveWaitMs = 1000;
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - kEpoch).count();
@@ -59,154 +64,24 @@ void SleepUntilMicros(int64_t t) {
 }
 
 struct Options {
-  std::string url = "http://127.0.0.1:8080";
-  std::string token;
+  bench::DriverOptions driver;
   std::string token_file;
-  std::string tenant = "bench";
   std::string queue = "bench";
   int producers = 4;
   int consumers = 4;
   int batch = 100;
   int receive_batch = 0;  // 0: same as batch
-  int body_size = 1024;
   int64_t messages = 0;
   double seconds = 0;
   std::string scenario = "end-to-end";
   double rate = 10'000;
   double fail_share = 0.1;
+  int max_deliveries = 3;
   double timeout = 0;       // 0: derived from the run's size
   int64_t max_backlog = 0;  // 0: unbounded
-  bool create = false;
+  bool keep_queue = false;
   bool json_output = false;
 };
-
-// ------------------------------------------------------------------ HTTP
-
-size_t Collect(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-// One keep-alive connection (a libcurl easy handle). Thread-compatible.
-class Http {
- public:
-  Http(const std::string& token) {
-    h_ = curl_easy_init();
-    headers_ = curl_slist_append(headers_, ("Authorization: Bearer " + token).c_str());
-    headers_ = curl_slist_append(headers_, "Content-Type: application/json");
-    headers_ = curl_slist_append(headers_, "Expect:");  // no 100-continue round trip
-    curl_easy_setopt(h_, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(h_, CURLOPT_WRITEFUNCTION, &Collect);
-    curl_easy_setopt(h_, CURLOPT_WRITEDATA, &body_);
-    curl_easy_setopt(h_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h_, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h_, CURLOPT_TIMEOUT_MS, 60'000L);
-    curl_easy_setopt(h_, CURLOPT_CONNECTTIMEOUT_MS, 5'000L);
-    body_.reserve(1 << 20);
-  }
-  ~Http() {
-    curl_easy_cleanup(h_);
-    curl_slist_free_all(headers_);
-  }
-  Http(const Http&) = delete;
-  Http& operator=(const Http&) = delete;
-
-  // Returns the HTTP status, or 0 when the request failed at the transport level.
-  long Post(const std::string& url, const std::string& payload) {
-    curl_easy_setopt(h_, CURLOPT_CUSTOMREQUEST, nullptr);
-    curl_easy_setopt(h_, CURLOPT_POST, 1L);
-    curl_easy_setopt(h_, CURLOPT_POSTFIELDS, payload.data());
-    curl_easy_setopt(h_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
-    return Perform(url);
-  }
-  long Get(const std::string& url) {
-    curl_easy_setopt(h_, CURLOPT_CUSTOMREQUEST, nullptr);
-    curl_easy_setopt(h_, CURLOPT_HTTPGET, 1L);
-    return Perform(url);
-  }
-  const std::string& body() const { return body_; }
-  const std::string& error() const { return error_; }
-
- private:
-  long Perform(const std::string& url) {
-    body_.clear();
-    error_.clear();
-    curl_easy_setopt(h_, CURLOPT_URL, url.c_str());
-    CURLcode rc = curl_easy_perform(h_);
-    if (rc != CURLE_OK) {
-      error_ = curl_easy_strerror(rc);
-      return 0;
-    }
-    long status = 0;
-    curl_easy_getinfo(h_, CURLINFO_RESPONSE_CODE, &status);
-    return status;
-  }
-
-  CURL* h_ = nullptr;
-  curl_slist* headers_ = nullptr;
-  std::string body_;
-  std::string error_;
-};
-
-// ------------------------------------------------------------------ response scanning
-
-// Reads the decimal integer that starts at `pos`.
-int64_t ParseInt(std::string_view s, size_t pos) {
-  int64_t v = 0;
-  bool neg = pos < s.size() && s[pos] == '-';
-  if (neg) ++pos;
-  while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') v = v * 10 + (s[pos++] - '0');
-  return neg ? -v : v;
-}
-
-// The integer value of `"key":N` or `"key":"N"` inside [from, to); -1 when absent.
-int64_t FieldInt(std::string_view s, std::string_view key, size_t from, size_t to) {
-  size_t p = s.substr(0, to).find(key, from);
-  if (p == std::string_view::npos) return -1;
-  p += key.size();
-  if (p < s.size() && s[p] == '"') ++p;
-  return ParseInt(s, p);
-}
-
-struct Received {
-  std::string receipt;
-  int64_t n = -1;
-  int64_t sent_us = -1;
-  int64_t delivery_count = 0;
-};
-
-// Extracts the deliveries of a receive response. The server writes each message object with
-// its keys in sorted order ("attributes" ... "deliveryCount" ... "receipt"), and the bodies this
-// tool publishes hold only 'x', so plain substring search is exact.
-void ScanDeliveries(std::string_view s, std::vector<Received>* out) {
-  out->clear();
-  size_t pos = 0;
-  for (;;) {
-    size_t a = s.find("\"attributes\":{", pos);
-    if (a == std::string_view::npos) return;
-    size_t close = s.find('}', a);
-    size_t r = s.find("\"receipt\":\"", close);
-    if (close == std::string_view::npos || r == std::string_view::npos) return;
-    Received m;
-    m.n = FieldInt(s, "\"n\":", a, close);
-    m.sent_us = FieldInt(s, "\"t\":", a, close);
-    m.delivery_count = FieldInt(s, "\"deliveryCount\":", close, r);
-    r += 11;
-    size_t end = s.find('"', r);
-    if (end == std::string_view::npos) return;
-    m.receipt.assign(s.substr(r, end - r));
-    out->push_back(std::move(m));
-    pos = end;
-  }
-}
-
-int64_t CountOccurrences(std::string_view s, std::string_view needle) {
-  int64_t n = 0;
-  for (size_t p = s.find(needle); p != std::string_view::npos; p = s.find(needle, p + 1)) ++n;
-  return n;
-}
-
-// ------------------------------------------------------------------ the run
 
 // Message n fails (is nacked on every delivery) when it crosses a multiple of 1/share: exactly
 // floor(N * share) of the first N messages fail, spread evenly.
@@ -244,32 +119,24 @@ void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
   }
 }
 
-void RecordError(Stats& st, const std::string& what, long status, const Http& http) {
+void RecordError(Stats& st, const std::string& what, const std::string& error) {
   ++st.errors;
   std::lock_guard<std::mutex> l(st.mu);
-  if (st.first_error.empty()) {
-    st.first_error =
-        what + ": " +
-        (status == 0 ? http.error()
-                     : "HTTP " + std::to_string(status) + " " + http.body().substr(0, 300));
-  }
+  if (st.first_error.empty()) st.first_error = what + ": " + error;
 }
 
 class Run {
  public:
-  explicit Run(const Options& o) : o_(o) {
-    base_ = o_.url + "/v1/tenants/" + o_.tenant + "/queues/" + o_.queue;
-    filler_.assign(static_cast<size_t>(o_.body_size), 'x');
+  Run(const Options& o, bench::Driver& driver) : o_(o), driver_(driver) {
     receive_batch_ = o_.receive_batch > 0 ? o_.receive_batch : o_.batch;
   }
 
   int Execute();
 
  private:
-  bool Prepare(Http& http);
-  std::optional<json> GetQueue(Http& http);
-  void Producer(int index);
-  void Consumer();
+  bool Prepare();
+  void Producer(bench::Session& session, int index);
+  void Consumer(bench::Session& session);
   void WaitForConsumers();
   void Report(double seconds, bool accounted, const std::string& verdict);
 
@@ -277,8 +144,7 @@ class Run {
   bool HasConsumers() const { return o_.scenario != "publish"; }
 
   const Options& o_;
-  std::string base_;
-  std::string filler_;
+  bench::Driver& driver_;  // Prepare, Connect and GetDepth: the main thread only
   int receive_batch_ = 0;
   int64_t deadline_us_ = 0;  // hard stop for everything
   int64_t publish_end_us_ = 0;
@@ -293,68 +159,41 @@ class Run {
   Stats st_;
 };
 
-std::optional<json> Run::GetQueue(Http& http) {
-  long status = http.Get(base_);
-  if (status != 200) {
-    RecordError(st_, "GET queue", status, http);
-    return std::nullopt;
+bool Run::Prepare() {
+  bench::QueueSpec spec;
+  spec.name = o_.queue;
+  spec.max_deliveries = o_.scenario == "dead-letter" ? o_.max_deliveries : 0;
+  // redrive's queues are made by bench/run.sh or --create and used as they are; the peers'
+  // queues are recreated unless --keep-queue.
+  spec.fresh = o_.driver.system != "redrive" && !o_.keep_queue;
+  if (!driver_.Prepare(spec)) {
+    std::fprintf(stderr, "redrive_loadgen: prepare %s: %s\n", o_.driver.system.c_str(),
+                 driver_.error().c_str());
+    return false;
   }
-  json q = json::parse(http.body(), nullptr, false);
-  if (q.is_discarded()) return std::nullopt;
-  return q;
-}
-
-bool Run::Prepare(Http& http) {
-  if (o_.create) {
-    json t = {{"name", o_.tenant}};
-    long s = http.Post(o_.url + "/v1/tenants", t.dump());
-    if (s != 201 && s != 409) {
-      RecordError(st_, "create tenant", s, http);
-      return false;
-    }
-    json attrs = json::object();
-    if (o_.scenario == "dead-letter") {
-      attrs["retryPolicy"] = {{"maxDeliveries", 3},
-                              {"backoff", {{"initial", "0s"}, {"jitter", 0}}}};
-    }
-    json q = {{"name", o_.queue}, {"attributes", attrs}};
-    s = http.Post(o_.url + "/v1/tenants/" + o_.tenant + "/queues", q.dump());
-    if (s != 201 && s != 409) {
-      RecordError(st_, "create queue", s, http);
-      return false;
-    }
+  bench::Depth d;
+  if (!driver_.GetDepth(&d)) {
+    std::fprintf(stderr, "redrive_loadgen: depth of %s: %s\n", o_.queue.c_str(),
+                 driver_.error().c_str());
+    return false;
   }
-  auto q = GetQueue(http);
-  if (!q) return false;
-  const json& d = (*q)["depth"];
-  baseline_ready_ = d.value("ready", int64_t{0});
-  baseline_dead_ = d.value("deadLettered", int64_t{0});
-  int64_t in_flight =
-      baseline_ready_ + d.value("leased", int64_t{0}) + d.value("delayed", int64_t{0});
-  if (HasConsumers() && in_flight != 0) {
+  baseline_ready_ = d.ready;
+  baseline_dead_ = d.dead_lettered;
+  int64_t unsettled = d.ready + d.in_flight;
+  if (HasConsumers() && unsettled != 0) {
     std::fprintf(stderr,
-                 "redrive_loadgen: queue %s/%s holds %lld messages; the %s scenario needs an "
+                 "redrive_loadgen: queue %s holds %lld messages; the %s scenario needs an "
                  "empty queue to account for every message\n",
-                 o_.tenant.c_str(), o_.queue.c_str(), static_cast<long long>(in_flight),
-                 o_.scenario.c_str());
+                 o_.queue.c_str(), static_cast<long long>(unsettled), o_.scenario.c_str());
     return false;
   }
-  max_deliveries_ = (*q)["attributes"]["retryPolicy"].value("maxDeliveries", 0);
-  if (o_.scenario == "dead-letter" && max_deliveries_ <= 0) {
-    std::fprintf(stderr,
-                 "redrive_loadgen: queue %s/%s has retryPolicy.maxDeliveries=%d; the dead-letter "
-                 "scenario needs a positive limit (e.g. 3)\n",
-                 o_.tenant.c_str(), o_.queue.c_str(), max_deliveries_);
-    return false;
-  }
+  max_deliveries_ = spec.max_deliveries;
   return true;
 }
 
-void Run::Producer(int index) {
-  Http http(o_.token);
-  const std::string url = base_ + "/messages";
-  std::string payload;
-  payload.reserve(static_cast<size_t>(o_.batch) * (filler_.size() + 80) + 32);
+void Run::Producer(bench::Session& session, int index) {
+  std::vector<bench::Outgoing> batch;
+  batch.reserve(static_cast<size_t>(o_.batch));
   const bool paced = o_.scenario == "latency";
   // Paced producers share the rate: each sends one batch every `interval`, staggered.
   const double interval_us =
@@ -374,7 +213,7 @@ void Run::Producer(int index) {
       next_us += interval_us;
     }
     // With --max-backlog, producers wait while too many published messages are not yet settled,
-    // so end-to-end runs measure what the server sustains rather than how fast a backlog grows.
+    // so end-to-end runs measure what the system sustains rather than how fast a backlog grows.
     while (o_.max_backlog > 0 && NowMicros() < deadline_us_ &&
            st_.published - st_.acked - st_.final_nacks >= o_.max_backlog) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -387,29 +226,19 @@ void Run::Producer(int index) {
       if (first >= o_.messages) break;
       count = std::min<int64_t>(count, o_.messages - first);
     }
-    payload.clear();
-    payload += "{\"messages\":[";
+    batch.clear();
     int64_t fails = 0;
     for (int64_t i = 0; i < count; ++i) {
       int64_t n = first + i;
       fails += Fails(n, fail_share) ? 1 : 0;
-      if (i) payload += ',';
-      payload += "{\"body\":\"";
-      payload += filler_;
-      payload += "\",\"attributes\":{\"n\":\"";
-      payload += std::to_string(n);
-      payload += "\",\"t\":\"";
-      payload += std::to_string(sent_us);
-      payload += "\"}}";
+      batch.push_back({n, sent_us});
     }
-    payload += "]}";
-    long status = http.Post(url, payload);
+    bool ok = session.Publish(batch);
     ++st_.publish_requests;
-    int64_t ids = status == 201 ? CountOccurrences(http.body(), "\"id\":") : 0;
-    if (status != 201 || ids != count) {
+    if (!ok) {
       // A failed publish is not retried: its messages are not counted as published, and the run
       // reports the error.
-      RecordError(st_, "publish", status, http);
+      RecordError(st_, "publish", session.error());
       continue;
     }
     st_.published += count;
@@ -418,38 +247,30 @@ void Run::Producer(int index) {
   }
 }
 
-void Run::Consumer() {
-  Http http(o_.token);
-  const std::string receive_url = base_ + "/receive";
-  const std::string ack_url = base_ + "/ack";
-  const std::string nack_url = base_ + "/nack";
-  const std::string receive_body =
-      "{\"maxMessages\":" + std::to_string(receive_batch_) + ",\"wait\":\"1s\"}";
+void Run::Consumer(bench::Session& session) {
   const bool measure = o_.scenario == "end-to-end" || o_.scenario == "latency";
   const double fail_share = o_.scenario == "dead-letter" ? o_.fail_share : 0;
-  std::vector<Received> got;
+  std::vector<bench::Delivery> got, acks, nacks;
   std::vector<uint32_t> latencies;
-  std::string acks, nacks;
 
   while (!stop_consumers_ && NowMicros() < deadline_us_) {
-    long status = http.Post(receive_url, receive_body);
+    bool ok = session.Receive(receive_batch_, kReceiveWaitMs, &got);
     ++st_.receive_requests;
-    if (status != 200) {
-      RecordError(st_, "receive", status, http);
+    if (!ok) {
+      RecordError(st_, "receive", session.error());
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
     int64_t now = NowMicros();
-    ScanDeliveries(http.body(), &got);
     if (got.empty()) {
       ++st_.empty_receives;
       continue;
     }
     st_.received += static_cast<int64_t>(got.size());
-    acks = "{\"receipts\":[";
-    nacks = "{\"nacks\":[";
-    int64_t n_acks = 0, n_nacks = 0, n_final = 0;
-    for (const auto& m : got) {
+    acks.clear();
+    nacks.clear();
+    int64_t n_final = 0;
+    for (auto& m : got) {
       if (m.delivery_count > 1) ++st_.redelivered;
       if (measure && m.delivery_count == 1 && m.sent_us >= 0) {
         latencies.push_back(
@@ -457,38 +278,28 @@ void Run::Consumer() {
       }
       if (Fails(m.n, fail_share)) {
         if (m.delivery_count >= max_deliveries_) ++n_final;
-        if (n_nacks++) nacks += ',';
-        nacks += "{\"receipt\":\"" + m.receipt +
-                 "\",\"reason\":\"bench-failure\",\"error\":\"simulated failure (loadgen)\","
-                 "\"delay\":\"0s\"}";
+        nacks.push_back(std::move(m));
       } else {
-        if (n_acks++) acks += ',';
-        acks += '"';
-        acks += m.receipt;
-        acks += '"';
+        acks.push_back(std::move(m));
       }
     }
-    if (n_acks) {
-      acks += "]}";
-      status = http.Post(ack_url, acks);
-      if (status != 200) {
-        RecordError(st_, "ack", status, http);
+    if (!acks.empty()) {
+      int64_t settled = 0;
+      if (!session.Ack(acks, &settled)) {
+        RecordError(st_, "ack", session.error());
       } else {
-        int64_t ok = FieldInt(http.body(), "\"succeeded\":", 0, http.body().size());
-        st_.acked += ok;
-        st_.ack_lost += n_acks - ok;
+        st_.acked += settled;
+        st_.ack_lost += static_cast<int64_t>(acks.size()) - settled;
         AtomicMax(st_.last_settle_us, NowMicros());
       }
     }
-    if (n_nacks) {
-      nacks += "]}";
-      status = http.Post(nack_url, nacks);
-      if (status != 200) {
-        RecordError(st_, "nack", status, http);
+    if (!nacks.empty()) {
+      int64_t settled = 0;
+      if (!session.Nack(nacks, &settled)) {
+        RecordError(st_, "nack", session.error());
       } else {
-        int64_t ok = FieldInt(http.body(), "\"succeeded\":", 0, http.body().size());
-        st_.nacked += ok;
-        if (ok == n_nacks) st_.final_nacks += n_final;
+        st_.nacked += settled;
+        if (settled == static_cast<int64_t>(nacks.size())) st_.final_nacks += n_final;
         AtomicMax(st_.last_settle_us, NowMicros());
       }
     }
@@ -500,14 +311,14 @@ void Run::Consumer() {
 // Called once the producers are done: lets the consumers drain what was published.
 void Run::WaitForConsumers() {
   if (o_.scenario == "dead-letter") {
-    // Dead letters are only visible in the queue's depth: poll it.
-    Http http(o_.token);
+    // Dead letters are only visible in the system's depth: poll it.
     while (NowMicros() < deadline_us_) {
-      auto q = GetQueue(http);
-      if (q) {
-        const json& d = (*q)["depth"];
-        final_dead_ = d.value("deadLettered", int64_t{0}) - baseline_dead_;
+      bench::Depth d;
+      if (driver_.GetDepth(&d)) {
+        final_dead_ = d.dead_lettered - baseline_dead_;
         if (st_.acked + final_dead_ >= st_.published) break;
+      } else {
+        RecordError(st_, "depth", driver_.error());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -526,23 +337,31 @@ double Percentile(const std::vector<uint32_t>& sorted, double p) {
 }
 
 int Run::Execute() {
-  Http control(o_.token);
-  if (!Prepare(control)) {
-    if (!st_.first_error.empty())
-      std::fprintf(stderr, "redrive_loadgen: %s\n", st_.first_error.c_str());
-    return 2;
+  if (!Prepare()) return 2;
+
+  // Every connection is open before the clock starts.
+  std::vector<std::unique_ptr<bench::Session>> producer_sessions, consumer_sessions;
+  for (int i = 0; i < o_.producers + (HasConsumers() ? o_.consumers : 0); ++i) {
+    std::unique_ptr<bench::Session> s = driver_.Connect();
+    if (s == nullptr) {
+      std::fprintf(stderr, "redrive_loadgen: connect to %s: %s\n", o_.driver.system.c_str(),
+                   driver_.error().c_str());
+      return 2;
+    }
+    (i < o_.producers ? producer_sessions : consumer_sessions).push_back(std::move(s));
   }
+
   double timeout = o_.timeout > 0 ? o_.timeout : (Timed() ? o_.seconds + 120 : 600);
   start_us_ = NowMicros();
   deadline_us_ = start_us_ + static_cast<int64_t>(timeout * 1e6);
   publish_end_us_ = Timed() ? start_us_ + static_cast<int64_t>(o_.seconds * 1e6) : deadline_us_;
 
   std::vector<std::thread> consumers;
-  if (HasConsumers()) {
-    for (int i = 0; i < o_.consumers; ++i) consumers.emplace_back([this] { Consumer(); });
-  }
+  for (auto& s : consumer_sessions) consumers.emplace_back([this, &s] { Consumer(*s); });
   std::vector<std::thread> producers;
-  for (int i = 0; i < o_.producers; ++i) producers.emplace_back([this, i] { Producer(i); });
+  for (int i = 0; i < o_.producers; ++i) {
+    producers.emplace_back([this, i, &producer_sessions] { Producer(*producer_sessions[i], i); });
+  }
   for (auto& t : producers) t.join();
   if (HasConsumers()) {
     WaitForConsumers();
@@ -556,8 +375,13 @@ int Run::Execute() {
   double seconds = 0;
   if (o_.scenario == "publish") {
     seconds = (st_.last_publish_us - start_us_) / 1e6;
-    auto q = GetQueue(control);
-    int64_t ready = q ? (*q)["depth"].value("ready", int64_t{0}) - baseline_ready_ : -1;
+    bench::Depth d;
+    int64_t ready = -1;
+    if (driver_.GetDepth(&d)) {
+      ready = d.ready - baseline_ready_;
+    } else {
+      RecordError(st_, "depth", driver_.error());
+    }
     accounted = ready == published;
     verdict = "queue ready depth grew by " + std::to_string(ready) + ", published " +
               std::to_string(published);
@@ -601,9 +425,12 @@ void Run::Report(double seconds, bool accounted, const std::string& verdict) {
   bool has_latency = !lat.empty();
   double achieved_publish_rate =
       seconds > 0 ? static_cast<double>(published) / ((st_.last_publish_us - start_us_) / 1e6) : 0;
+  const std::string describe = driver_.Describe();
 
   if (o_.json_output) {
-    json j = {{"scenario", o_.scenario},
+    json j = {{"system", o_.driver.system},
+              {"describe", describe},
+              {"scenario", o_.scenario},
               {"messages", messages},
               {"seconds", std::round(seconds * 1000) / 1000},
               {"messagesPerSecond", std::round(rate)},
@@ -622,12 +449,15 @@ void Run::Report(double seconds, bool accounted, const std::string& verdict) {
               {"consumers", HasConsumers() ? o_.consumers : 0},
               {"batch", o_.batch},
               {"receiveBatch", receive_batch_},
-              {"bodySize", o_.body_size},
+              {"bodySize", o_.driver.body_size},
               {"maxBacklog", o_.max_backlog},
               {"loadgenCpuSeconds", std::round(cpu * 100) / 100},
               {"accounted", accounted},
               {"verdict", verdict}};
-    if (o_.scenario == "dead-letter") j["failShare"] = o_.fail_share;
+    if (o_.scenario == "dead-letter") {
+      j["failShare"] = o_.fail_share;
+      j["maxDeliveries"] = max_deliveries_;
+    }
     if (o_.scenario == "latency") {
       j["targetRate"] = o_.rate;
       j["publishRate"] = std::round(achieved_publish_rate);
@@ -643,6 +473,7 @@ void Run::Report(double seconds, bool accounted, const std::string& verdict) {
     if (!st_.first_error.empty()) j["firstError"] = st_.first_error;
     std::printf("%s\n", j.dump().c_str());
   } else {
+    std::printf("system              %s (%s)\n", o_.driver.system.c_str(), describe.c_str());
     std::printf("scenario            %s\n", o_.scenario.c_str());
     std::printf("messages            %lld\n", static_cast<long long>(messages));
     std::printf("seconds             %.3f\n", seconds);
@@ -660,7 +491,8 @@ void Run::Report(double seconds, bool accounted, const std::string& verdict) {
     std::printf(
         "parameters          producers %d, consumers %d, batch %d, receive batch %d, "
         "body %d bytes\n",
-        o_.producers, HasConsumers() ? o_.consumers : 0, o_.batch, receive_batch_, o_.body_size);
+        o_.producers, HasConsumers() ? o_.consumers : 0, o_.batch, receive_batch_,
+        o_.driver.body_size);
     std::printf(
         "requests            publish %lld, receive %lld (empty %lld), redelivered %lld, "
         "errors %lld\n",
@@ -675,27 +507,31 @@ void Run::Report(double seconds, bool accounted, const std::string& verdict) {
   std::fflush(stdout);
 }
 
-bool LocalUrl(const std::string& url) {
-  for (const char* prefix : {"http://127.0.0.1", "http://localhost"}) {
-    size_t n = std::strlen(prefix);
-    if (url.compare(0, n, prefix) == 0 && (url.size() == n || url[n] == ':' || url[n] == '/')) {
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"redrive_loadgen: a load generator for redrive's REST API (127.0.0.1 only)"};
-  app.add_option("--url", o.url, "Server base URL (127.0.0.1 or localhost only)")
+  bench::DriverOptions& d = o.driver;
+  CLI::App app{
+      "redrive_loadgen: a load generator for redrive and its peers (127.0.0.1 only); see "
+      "docs/benchmarks.md"};
+  app.add_option("--system", d.system,
+                 "redrive | rabbitmq-classic | rabbitmq-quorum | postgres-queue")
+      ->check(CLI::IsMember({"redrive", "rabbitmq-classic", "rabbitmq-quorum", "postgres-queue"}))
       ->capture_default_str();
-  auto* token = app.add_option("--token", o.token, "Bearer token");
-  app.add_option("--token-file", o.token_file, "Read the bearer token from this file")
+  app.add_option("--url", d.url, "redrive: server base URL (127.0.0.1 or localhost only)")
+      ->capture_default_str();
+  auto* token = app.add_option("--token", d.token, "redrive: bearer token");
+  app.add_option("--token-file", o.token_file, "redrive: read the bearer token from this file")
       ->excludes(token);
-  app.add_option("--tenant", o.tenant, "Tenant")->capture_default_str();
+  app.add_option("--tenant", d.tenant, "redrive: tenant")->capture_default_str();
+  app.add_option("--amqp-port", d.amqp_port, "RabbitMQ: AMQP port on 127.0.0.1")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("--pg-conninfo", d.pg_conninfo,
+                 "postgres-queue: libpq connection string (host 127.0.0.1, localhost or a "
+                 "socket directory)")
+      ->capture_default_str();
   app.add_option("--queue", o.queue, "Queue")->capture_default_str();
   app.add_option("--producers", o.producers, "Producer threads")
       ->check(CLI::Range(1, 256))
@@ -708,7 +544,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--receive-batch", o.receive_batch, "maxMessages per receive (default --batch)")
       ->check(CLI::Range(1, 1000));
-  app.add_option("--body-size", o.body_size, "Body bytes per message")
+  app.add_option("--body-size", d.body_size, "Body bytes per message")
       ->check(CLI::Range(1, 256 * 1024))
       ->capture_default_str();
   auto* messages = app.add_option("--messages", o.messages, "Messages to publish in total")
@@ -726,38 +562,40 @@ int main(int argc, char** argv) {
                  "Dead-letter scenario: share of messages nacked on every delivery")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--max-deliveries", o.max_deliveries,
+                 "Dead-letter scenario: deliveries before a failing message is dead-lettered")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--timeout", o.timeout,
                  "Give up after this many seconds (default: --seconds + 120, or 600)")
       ->check(CLI::Range(1.0, 7200.0));
   app.add_option("--max-backlog", o.max_backlog,
                  "Producers pause while this many published messages are unsettled (0: no limit)")
       ->check(CLI::Range(int64_t{0}, int64_t{100'000'000}));
-  app.add_flag("--create", o.create,
-               "Create the tenant and queue when missing (needs an operator token)");
+  app.add_flag("--create", d.create,
+               "redrive: create the tenant and queue when missing (needs an operator token)");
+  app.add_flag("--keep-queue", o.keep_queue,
+               "Peers: use the queue as it is instead of deleting and recreating it (redrive "
+               "always does)");
   app.add_flag("--json", o.json_output, "Print one JSON object instead of text");
   CLI11_PARSE(app, argc, argv);
 
-  if (!LocalUrl(o.url)) {
-    std::fprintf(stderr, "redrive_loadgen: --url must be http://127.0.0.1[:port] or localhost\n");
-    return 2;
-  }
-  while (!o.url.empty() && o.url.back() == '/') o.url.pop_back();
   if (!o.token_file.empty()) {
     std::ifstream f(o.token_file);
-    std::getline(f, o.token);
-  }
-  if (o.token.empty()) {
-    std::fprintf(stderr, "redrive_loadgen: --token or --token-file is required\n");
-    return 2;
+    if (!f) {
+      std::fprintf(stderr, "redrive_loadgen: cannot read --token-file %s\n", o.token_file.c_str());
+      return 2;
+    }
+    std::getline(f, d.token);
   }
   if (o.messages == 0 && o.seconds == 0) o.messages = 100'000;
 
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  int rc;
-  {
-    Run run(o);
-    rc = run.Execute();
+  std::string error;
+  std::unique_ptr<bench::Driver> driver = bench::MakeDriver(d, &error);
+  if (driver == nullptr) {
+    std::fprintf(stderr, "redrive_loadgen: %s\n", error.c_str());
+    return 2;
   }
-  curl_global_cleanup();
-  return rc;
+  Run run(o, *driver);
+  return run.Execute();
 }
