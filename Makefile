@@ -4,7 +4,7 @@ PRESET ?= release
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: deps build run test test-asan bench format check-format clean
+.PHONY: deps build run test test-asan fuzz bench bench-workbench format check-format clean
 
 deps:
 	@scripts/deps.sh
@@ -28,10 +28,27 @@ test-asan: deps
 	cmake --build build/debug -j$$(nproc)
 	cd build/debug && ctest --output-on-failure -j2 --timeout 900
 
-# The load generator against a running server, then the dead-letter workbench benchmark
-# (WORKBENCH_DEAD_LETTERS dead letters, 1,000,000 by default; takes a few minutes).
+# libFuzzer targets with ASan+UBSan (clang, build/fuzz): each for FUZZ_SECONDS, then a summary.
+# FUZZ_TARGET=json_fuzz runs one; see docs/testing.md.
+FUZZ_TARGET ?= all
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh $(FUZZ_TARGET) $(FUZZ_SECONDS)
+
+# redrive side by side with RabbitMQ (classic and quorum queues) and a PostgreSQL queue: installs
+# the peers from Debian packages, builds, runs every scenario against each system, prints one
+# table with the ratios and where the JSON and the chart went (bench/compare.sh; BENCH_SYSTEMS,
+# BENCH_SCENARIOS, BENCH_SECONDS, BENCH_1M select; docs/benchmarks.md). About 45 minutes on 2
+# cores, a third of it redrive's redrive job over 1,000,000 dead letters.
+bench:
+	@scripts/deps.sh --bench
+	@$(MAKE) --no-print-directory build
+	BUILD=$(BUILD) bench/compare.sh
+
+# redrive alone: the load generator's scenarios (bench/run.sh), then the dead-letter workbench
+# benchmark (WORKBENCH_DEAD_LETTERS dead letters, 1,000,000 by default; takes a few minutes).
 WORKBENCH_DEAD_LETTERS ?= 1000000
-bench: build
+bench-workbench: build
 	bench/run.sh
 	$(BUILD)/bench/redrive_workbench_bench --dead-letters $(WORKBENCH_DEAD_LETTERS)
 

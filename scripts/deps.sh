@@ -7,13 +7,20 @@ packages=(
   g++ make cmake ninja-build pkg-config ccache
   libsqlite3-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libcli11-dev
   libtomlplusplus-dev nlohmann-json3-dev libcurl4-openssl-dev
+  libpq-dev librabbitmq-dev
   libgtest-dev
   clang-format curl ca-certificates sqlite3 procps
 )
 # --fuzz: also what scripts/fuzz.sh needs (clang and its sanitizer/libFuzzer runtime).
-if [ "${1:-}" = "--fuzz" ]; then
-  packages+=(clang libclang-rt-14-dev)
-fi
+# --bench: also the peers `make bench` runs side by side with redrive (RabbitMQ 3.10,
+# PostgreSQL 15) and gnuplot for the chart.
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    --bench) packages+=(rabbitmq-server postgresql-15 gnuplot-nox) ;;
+    *) echo "usage: $0 [--fuzz] [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +22,21 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
+// Collects "Name: value" header lines (names lower-cased); the status line has no colon.
+size_t CollectHeader(char* data, size_t size, size_t n, void* out) {
+  std::string line(data, size * n);
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
+    static_cast<HttpResult*>(out)->headers.emplace_back(std::move(name), std::move(value));
+  }
+  return size * n;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -31,6 +47,13 @@ std::string ReadFile(const std::string& path) {
 }  // namespace
 
 json HttpResult::Json() const { return json::parse(body, nullptr, false); }
+
+std::string HttpResult::Header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
 
 std::string HttpResult::ErrorCode() const {
   json j = Json();
@@ -56,8 +79,11 @@ HttpResult HttpClient::Send(const std::string& method, const std::string& path,
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, CollectHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60'000L);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (!ca_file_.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file_.c_str());
   if (method != "GET" && method != "DELETE") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -79,6 +105,7 @@ HttpResult HttpClient::Send(const std::string& method, const std::string& path,
     return r;
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &last_new_connections_);
   return r;
 }
 
@@ -142,6 +169,7 @@ bool ServerProcess::Start(std::string* error) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      start_exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       if (error) *error = "server exited at start: " + log();
       return false;
     }
@@ -149,6 +177,7 @@ bool ServerProcess::Start(std::string* error) {
     if (!p.empty() && p.back() == '\n') {
       port_ = std::stoi(p);
       HttpClient c(url());
+      c.set_ca_file(tls_ca_file_);
       if (c.Get("/healthz").status == 200) return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

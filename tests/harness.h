@@ -15,6 +15,9 @@ using nlohmann::json;
 struct HttpResult {
   long status = 0;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  // The first header with this lower-case name, or "".
+  std::string Header(const std::string& name) const;
   json Json() const;              // parsed body, or null when it is not JSON
   std::string ErrorCode() const;  // body.error.code, or ""
 };
@@ -28,6 +31,10 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   void set_token(std::string token) { token_ = std::move(token); }
+  // For https URLs: trust only the CAs in this PEM file (empty: the system's).
+  void set_ca_file(std::string path) { ca_file_ = std::move(path); }
+  // Connections the last call opened: 0 when it reused the kept-alive one.
+  long last_new_connections() const { return last_new_connections_; }
   HttpResult Get(const std::string& path);
   HttpResult Delete(const std::string& path);
   HttpResult Post(const std::string& path, const json& body);
@@ -40,6 +47,8 @@ class HttpClient {
  private:
   std::string base_;
   std::string token_;
+  std::string ca_file_;
+  long last_new_connections_ = 0;
   void* curl_;
 };
 
@@ -60,9 +69,18 @@ class ServerProcess {
   // SIGKILL, no cleanup: the crash in crash tests.
   void Kill();
 
+  // The server speaks TLS (the args configure it): url() is https, and Start() checks
+  // /healthz trusting only the CAs in `ca_file`. Call before Start().
+  void set_tls_ca_file(std::string ca_file) { tls_ca_file_ = std::move(ca_file); }
+  // The exit code when Start() failed because the process exited (-1 otherwise).
+  int start_exit_code() const { return start_exit_code_; }
+
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return (tls_ca_file_.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") +
+           std::to_string(port_);
+  }
   const std::string& data_dir() const { return data_dir_; }
   std::string operator_token() const;
   std::string log() const;
@@ -71,6 +89,8 @@ class ServerProcess {
   std::string data_dir_;
   bool own_dir_ = false;
   std::vector<std::string> extra_args_;
+  std::string tls_ca_file_;
+  int start_exit_code_ = -1;
   pid_t pid_ = -1;
   int port_ = 0;
 };

@@ -221,17 +221,84 @@ json QueueJson(const engine::QueueInfo& q) {
   return j;
 }
 
+// Never the secret nor its hash: only a creation or rotation answer adds "token".
 json TokenJson(const engine::TokenInfo& t) {
   return {{"id", t.id},
           {"tenant", t.tenant.empty() ? json(nullptr) : json(t.tenant)},
           {"label", t.label},
           {"scopes", t.scopes},
+          {"state", t.state},
           {"createdAt", FormatTime(t.created_at)},
-          {"revokedAt", OptTime(t.revoked_at)}};
+          {"expiresAt", OptTime(t.expires_at)},
+          {"revokedAt", OptTime(t.revoked_at)},
+          {"lastUsedAt", OptTime(t.last_used_at)},
+          {"replacedBy", t.replaced_by.empty() ? json(nullptr) : json(t.replaced_by)}};
 }
 
-json TenantJson(const engine::TenantInfo& t) {
-  return {{"name", t.name}, {"createdAt", FormatTime(t.created_at)}};
+json NewTokenJson(const engine::NewToken& t) {
+  json j = TokenJson(t.info);
+  j["token"] = t.secret;
+  if (!t.replaces.empty()) {
+    j["replaces"] = {{"id", t.replaces}, {"expiresAt", FormatTime(t.replaces_until)}};
+  }
+  return j;
+}
+
+// The list form; `detailed` (GET of one tenant) adds the effective quotas and the usage.
+json TenantJson(const engine::TenantInfo& t, bool detailed = false) {
+  json j = {{"name", t.name},
+            {"state", t.deleting ? "deleting" : "active"},
+            {"createdAt", FormatTime(t.created_at)},
+            {"quotaOverrides", engine::QuotaOverridesToJson(t.overrides)}};
+  if (detailed) {
+    j["quotas"] = engine::TenantQuotasToJson(t.quotas);
+    j["usage"] = {
+        {"queues", t.usage.queues}, {"messages", t.usage.messages}, {"bytes", t.usage.bytes}};
+  }
+  return j;
+}
+
+// Reads "quotas" of a body into *o (merged over what it holds). Absent: nothing changes.
+Status QuotasFromJson(const json& body, engine::QuotaOverrides* o) {
+  auto it = body.find("quotas");
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_object()) return Status(ErrorCode::kInvalidArgument, "'quotas' must be an object");
+  return engine::ApplyQuotaOverridesJson(*it, o);
+}
+
+// A token body's optional "expiresIn" duration.
+Result<std::optional<DurationMs>> ExpiresIn(const json& body) {
+  return GetDuration(body, "expiresIn");
+}
+
+// A rotation body: {"overlap": "1h", "expiresIn": "90d"}, both optional; the body itself is
+// optional too (no body = the default overlap).
+Result<std::pair<DurationMs, std::optional<DurationMs>>> RotationFromRequest(const Request& req) {
+  std::pair<DurationMs, std::optional<DurationMs>> out{engine::kDefaultRotationOverlap,
+                                                       std::nullopt};
+  if (req.body.empty()) return out;
+  REDRIVE_RETURN_IF_ERROR(RequireJsonBody(req));
+  REDRIVE_ASSIGN_OR_RETURN(json body, ParseObject(req.body));
+  REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"overlap", "expiresIn"}));
+  REDRIVE_ASSIGN_OR_RETURN(auto overlap, GetDuration(body, "overlap"));
+  if (overlap) out.first = *overlap;
+  REDRIVE_ASSIGN_OR_RETURN(out.second, ExpiresIn(body));
+  return out;
+}
+
+Result<bool> BoolQuery(const Request& req, const char* name) {
+  bool found = false;
+  std::string_view v = req.Query(name, &found);
+  if (!found || v == "false") return false;
+  if (v == "true") return true;
+  return Status(ErrorCode::kInvalidQuery, "'" + std::string(name) + "' must be true or false");
+}
+
+Response AuditPage(const engine::AuditQueryResult& r) {
+  return Json(
+      200, {{"result", r.items},
+            {"resultCount", r.items.size()},
+            {"pagedResultsCookie", r.next_cookie.empty() ? json(nullptr) : json(r.next_cookie)}});
 }
 
 // Per-item results of a batch call: HTTP 200 with each item's outcome.
@@ -284,6 +351,14 @@ Result<int> IntQuery(const Request& req, const char* name, int def) {
     return Status(ErrorCode::kInvalidQuery, "'" + std::string(name) + "' must be an integer");
   }
   return n;
+}
+
+Result<engine::AuditQuery> AuditQueryOf(const Request& req) {
+  engine::AuditQuery q;
+  q.filter = std::string(req.Query("_queryFilter"));
+  q.cookie = std::string(req.Query("_pagedResultsCookie"));
+  REDRIVE_ASSIGN_OR_RETURN(q.page_size, IntQuery(req, "_pageSize", 100));
+  return q;
 }
 
 }  // namespace
@@ -374,11 +449,13 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
 
   // ---- tenants (operator)
   Add("POST", "/v1/tenants", "tenant_create", {kScopeOperator},
-      [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams&, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
-        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name"}));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name", "quotas"}));
         REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateTenant(name));
+        engine::QuotaOverrides quotas;
+        REDRIVE_RETURN_IF_ERROR(QuotasFromJson(body, &quotas));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateTenant(who, name, quotas));
         return Json(201, TenantJson(t));
       });
   Add("GET", "/v1/tenants", "tenant_list", {kScopeOperator},
@@ -391,14 +468,69 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   Add("GET", "/v1/tenants/{tenant}", "tenant_get", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.GetTenant(p.Get("tenant")));
-        return Json(200, TenantJson(t));
+        return Json(200, TenantJson(t, true));
+      });
+  Add("PATCH", "/v1/tenants/{tenant}", "tenant_update", {kScopeOperator},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"quotas"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto current, engine_.GetTenant(p.Get("tenant")));
+        // A merge: named quotas change, null removes an override, the others stay.
+        engine::QuotaOverrides quotas = current.overrides;
+        REDRIVE_RETURN_IF_ERROR(QuotasFromJson(body, &quotas));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.SetTenantQuotas(who, p.Get("tenant"), quotas));
+        return Json(200, TenantJson(t, true));
+      });
+  Add("DELETE", "/v1/tenants/{tenant}", "tenant_delete", {kScopeOperator},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(bool force, BoolQuery(req, "force"));
+        REDRIVE_RETURN_IF_ERROR(engine_.DeleteTenant(who, p.Get("tenant"), force));
+        return NoContent();
+      },
+      {"force"});
+  Add("GET", "/v1/audit", "server_audit_query", {kScopeOperator},
+      [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto q, AuditQueryOf(req));
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.QueryServerAudit(q));
+        return AuditPage(r);
+      },
+      {"_queryFilter", "_pageSize", "_pagedResultsCookie"});
+
+  // ---- operator tokens
+  Add("POST", "/v1/operator-tokens", "operator_token_create", {kScopeOperator},
+      [this](Request& req, const PathParams&, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"label", "expiresIn"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string label, RequiredString(body, "label"));
+        REDRIVE_ASSIGN_OR_RETURN(auto expires_in, ExpiresIn(body));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateOperatorToken(who, label, expires_in));
+        return Json(201, NewTokenJson(t));
+      });
+  Add("GET", "/v1/operator-tokens", "operator_token_list", {kScopeOperator},
+      [this](Request&, const PathParams&, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListOperatorTokens());
+        json items = json::array();
+        for (const auto& t : list) items.push_back(TokenJson(t));
+        return Json(200, {{"tokens", items}});
+      });
+  Add("DELETE", "/v1/operator-tokens/{token}", "operator_token_revoke", {kScopeOperator},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.RevokeOperatorToken(who, p.Get("token")));
+        return NoContent();
+      });
+  Add("POST", "/v1/operator-tokens/{token}/rotate", "operator_token_rotate", {kScopeOperator},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto rotation, RotationFromRequest(req));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.RotateOperatorToken(
+                                             who, p.Get("token"), rotation.first, rotation.second));
+        return Json(201, NewTokenJson(t));
       });
 
   // ---- tokens
   Add("POST", "/v1/tenants/{tenant}/tokens", "token_create", {kScopeAdmin},
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
-        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"label", "scopes"}));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"label", "scopes", "expiresIn"}));
         REDRIVE_ASSIGN_OR_RETURN(std::string label, RequiredString(body, "label"));
         std::vector<std::string> scopes;
         if (auto it = body.find("scopes"); it != body.end()) {
@@ -415,10 +547,10 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
             return Status(ErrorCode::kInvalidArgument, "'scopes' must not be empty");
           }
         }
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateToken(p.Get("tenant"), label, scopes));
-        json j = TokenJson(t.info);
-        j["token"] = t.secret;
-        return Json(201, j);
+        REDRIVE_ASSIGN_OR_RETURN(auto expires_in, ExpiresIn(body));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto t, engine_.CreateToken(who, p.Get("tenant"), label, scopes, expires_in));
+        return Json(201, NewTokenJson(t));
       });
   Add("GET", "/v1/tenants/{tenant}/tokens", "token_list", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
@@ -428,14 +560,21 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         return Json(200, {{"tokens", items}});
       });
   Add("DELETE", "/v1/tenants/{tenant}/tokens/{token}", "token_revoke", {kScopeAdmin},
-      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(engine_.RevokeToken(p.Get("tenant"), p.Get("token")));
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.RevokeToken(who, p.Get("tenant"), p.Get("token")));
         return NoContent();
+      });
+  Add("POST", "/v1/tenants/{tenant}/tokens/{token}/rotate", "token_rotate", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto rotation, RotationFromRequest(req));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.RotateToken(who, p.Get("tenant"), p.Get("token"),
+                                                             rotation.first, rotation.second));
+        return Json(201, NewTokenJson(t));
       });
 
   // ---- queues
   Add("POST", "/v1/tenants/{tenant}/queues", "queue_create", {kScopeAdmin},
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name", "attributes"}));
         REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
@@ -443,7 +582,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         if (auto it = body.find("attributes"); it != body.end()) {
           REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
         }
-        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.CreateQueue(p.Get("tenant"), name, config));
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.CreateQueue(who, p.Get("tenant"), name, config));
         return Json(201, QueueJson(q));
       });
   Add("GET", "/v1/tenants/{tenant}/queues", "queue_list", kQueueReaders,
@@ -459,7 +598,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         return Json(200, QueueJson(q));
       });
   Add("PATCH", "/v1/tenants/{tenant}/queues/{queue}", "queue_update", {kScopeAdmin},
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"attributes"}));
         REDRIVE_ASSIGN_OR_RETURN(auto current, engine_.GetQueue(p.Get("tenant"), p.Get("queue")));
@@ -468,12 +607,12 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
           REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
         }
         REDRIVE_ASSIGN_OR_RETURN(auto q,
-                                 engine_.UpdateQueue(p.Get("tenant"), p.Get("queue"), config));
+                                 engine_.UpdateQueue(who, p.Get("tenant"), p.Get("queue"), config));
         return Json(200, QueueJson(q));
       });
   Add("DELETE", "/v1/tenants/{tenant}/queues/{queue}", "queue_delete", {kScopeAdmin},
-      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(engine_.DeleteQueue(p.Get("tenant"), p.Get("queue")));
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.DeleteQueue(who, p.Get("tenant"), p.Get("queue")));
         return NoContent();
       });
 
@@ -823,15 +962,9 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   // ---- audit
   Add("GET", "/v1/tenants/{tenant}/audit", "audit_query", {kScopeAdmin, kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        engine::AuditQuery q;
-        q.filter = std::string(req.Query("_queryFilter"));
-        q.cookie = std::string(req.Query("_pagedResultsCookie"));
-        REDRIVE_ASSIGN_OR_RETURN(q.page_size, IntQuery(req, "_pageSize", 100));
+        REDRIVE_ASSIGN_OR_RETURN(auto q, AuditQueryOf(req));
         REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.QueryAudit(p.Get("tenant"), q));
-        return Json(200, {{"result", r.items},
-                          {"resultCount", r.items.size()},
-                          {"pagedResultsCookie",
-                           r.next_cookie.empty() ? json(nullptr) : json(r.next_cookie)}});
+        return AuditPage(r);
       },
       {"_queryFilter", "_pageSize", "_pagedResultsCookie"});
 }
@@ -891,6 +1024,11 @@ Response RestApi::Handle(Request& req) {
       }
     }
   }
+  // The tenant's request rate counts every request a tenant token is let in for.
+  DurationMs retry_after = 0;
+  if (auth.ok() && !match->info.scopes.empty()) {
+    auth = engine_.AdmitRequest(principal, params.Get("tenant"), &retry_after);
+  }
   if (!auth.ok()) {
     resp = StatusResponse(auth);
     if (auth.code() == ErrorCode::kUnauthenticated) {
@@ -901,6 +1039,14 @@ Response RestApi::Handle(Request& req) {
   } else {
     Result<Response> r = match->handler(req, params, principal);
     resp = r.ok() ? std::move(r).value() : StatusResponse(r.status());
+    if (!r.ok() && r.status().code() == ErrorCode::kQuotaExceeded) {
+      retry_after = engine_.quota_retry_after();
+    }
+  }
+  if (resp.status == 429) {
+    // Whole seconds (RFC 9110), rounded up so a client never comes back too early.
+    resp.headers.emplace_back("Retry-After",
+                              std::to_string(std::max<DurationMs>(1, (retry_after + 999) / 1000)));
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   match->latency->Observe(secs);
@@ -956,6 +1102,7 @@ std::string RestApi::RenderMetrics() {
       "# HELP redrive_http_request_duration_seconds Request latency by route.\n"
       "# TYPE redrive_http_request_duration_seconds histogram\n";
   for (const auto& r : routes_) r.latency->Render("route=\"" + r.info.name + "\"", &out);
+  for (const auto& render : extra_metrics_) out += render();
   return out;
 }
 

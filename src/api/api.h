@@ -51,6 +51,12 @@ class RestApi {
   std::vector<RouteInfo> Routes() const;
   // Readiness: false while draining.
   void SetReady(bool ready) { ready_ = ready; }
+  // Adds metrics kept outside the engine (the HTTP server's TLS counters) to /metrics:
+  // `render` returns Prometheus text and is called on every scrape, from connection threads.
+  // REQUIRES: called before the first request.
+  void AddMetrics(std::function<std::string()> render) {
+    extra_metrics_.push_back(std::move(render));
+  }
 
  private:
   using RouteHandler = std::function<Result<http::Response>(http::Request&, const PathParams&,
@@ -69,6 +75,7 @@ class RestApi {
   engine::Engine& engine_;
   std::vector<Route> routes_;
   std::atomic<bool> ready_{true};
+  std::vector<std::function<std::string()>> extra_metrics_;
 };
 
 // Maps an engine Status to the HTTP error response of its catalogue row.

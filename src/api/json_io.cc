@@ -40,6 +40,9 @@ Result<json> ParseObject(std::string_view body) {
   } catch (const json::parse_error& e) {
     return Status(ErrorCode::kInvalidJson,
                   "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number too large for a double (1e400) is out_of_range.
+    return Status(ErrorCode::kInvalidJson, std::string("invalid JSON: ") + e.what());
   }
   if (!j.is_object()) return Status(ErrorCode::kInvalidJson, "the body must be a JSON object");
   return j;
@@ -89,6 +92,10 @@ Result<std::optional<DurationMs>> GetDuration(const json& obj, const char* field
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return std::optional<DurationMs>();
   if (it->is_number_integer() && it->get<int64_t>() >= 0) {
+    if (it->get<int64_t>() > kMaxDuration) {
+      return Status(ErrorCode::kInvalidDuration,
+                    "'" + std::string(field) + "' must be at most 36500d");
+    }
     return std::optional<DurationMs>(it->get<int64_t>());
   }
   if (!it->is_string()) return WrongType(field, "a duration like \"30s\"");

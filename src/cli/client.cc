@@ -47,8 +47,8 @@ std::string UrlEscape(std::string_view text) {
   return out;
 }
 
-Client::Client(std::string base_url, std::string token)
-    : base_url_(std::move(base_url)), token_(std::move(token)) {
+Client::Client(std::string base_url, std::string token, std::string ca_file)
+    : base_url_(std::move(base_url)), token_(std::move(token)), ca_file_(std::move(ca_file)) {
   // curl_global_init is not thread-safe; do it once, before the first handle.
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -119,6 +119,7 @@ CallResult<json> Client::Call(const char* method, const std::string& path_and_qu
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "redrive-cli");
+  if (!ca_file_.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file_.c_str());
   if (body) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
@@ -142,6 +143,10 @@ CallResult<json> Client::Call(const char* method, const std::string& path_and_qu
     err.kind = CallError::Kind::kUnreachable;
     std::string detail = curl_error[0] ? curl_error : curl_easy_strerror(rc);
     err.message = "cannot reach the server at " + base_url_ + ": " + detail;
+    if (rc == CURLE_PEER_FAILED_VERIFICATION && ca_file_.empty()) {
+      err.message +=
+          " (for a certificate from a private CA, pass --ca-file or set REDRIVE_CA_FILE)";
+    }
     return err;
   }
   long status = 0;

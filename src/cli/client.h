@@ -66,9 +66,11 @@ std::string UrlEscape(std::string_view text);
 
 class Client {
  public:
-  // `base_url` like "http://127.0.0.1:8080" (a trailing '/' is ignored); `token` may be empty,
-  // in which case no Authorization header is sent.
-  Client(std::string base_url, std::string token);
+  // `base_url` like "http://127.0.0.1:8080" or "https://..." (a trailing '/' is ignored);
+  // `token` may be empty, in which case no Authorization header is sent. `ca_file`, when not
+  // empty, is a PEM file of the CAs that https servers are checked against, instead of the
+  // system's.
+  Client(std::string base_url, std::string token, std::string ca_file = "");
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -95,6 +97,7 @@ class Client {
 
   std::string base_url_;
   std::string token_;
+  std::string ca_file_;
   void* curl_;  // CURL*, owned; kept across calls for connection reuse
 };
 

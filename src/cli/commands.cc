@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -48,7 +50,7 @@ Status Invalid(std::string message) {
 // One source of settings; unset keys are nullopt.
 struct Source {
   std::string name;  // for messages: "command line", "environment", "config file X"
-  std::optional<std::string> url, token, token_file, tenant;
+  std::optional<std::string> url, token, token_file, tenant, ca_file;
   fs::path base_dir;  // a relative token_file is relative to this
 };
 
@@ -81,9 +83,11 @@ Result<Source> ReadConfigFile(const std::string& path) {
       slot = &src.token_file;
     } else if (k == "tenant") {
       slot = &src.tenant;
+    } else if (k == "ca_file") {
+      slot = &src.ca_file;
     } else {
       return Invalid("config file " + path + ": unknown key '" + k +
-                     "' (known: url, token, token_file, tenant)");
+                     "' (known: url, token, token_file, tenant, ca_file)");
     }
     auto value = node.value<std::string>();
     if (!value) return Invalid("config file " + path + ": '" + k + "' must be a string");
@@ -134,12 +138,14 @@ Result<Settings> ResolveSettings(const GlobalOptions& flags, const EnvLookup& en
               .token = NonEmpty(flags.token),
               .token_file = NonEmpty(flags.token_file),
               .tenant = NonEmpty(flags.tenant),
+              .ca_file = NonEmpty(flags.ca_file),
               .base_dir = {}};
   Source environment{.name = "environment",
                      .url = env("REDRIVE_URL"),
                      .token = env("REDRIVE_TOKEN"),
                      .token_file = env("REDRIVE_TOKEN_FILE"),
                      .tenant = env("REDRIVE_TENANT"),
+                     .ca_file = env("REDRIVE_CA_FILE"),
                      .base_dir = {}};
   const Source* order[] = {&flag, &environment, &file};
 
@@ -153,6 +159,17 @@ Result<Settings> ResolveSettings(const GlobalOptions& flags, const EnvLookup& en
   for (const Source* s : order) {
     if (s->tenant) {
       settings.tenant = *s->tenant;
+      break;
+    }
+  }
+  for (const Source* s : order) {
+    if (s->ca_file) {
+      fs::path p(*s->ca_file);
+      if (p.is_relative() && !s->base_dir.empty()) p = s->base_dir / p;
+      if (!std::ifstream(p)) {
+        return Invalid("cannot read CA file " + p.string() + ": " + std::strerror(errno));
+      }
+      settings.ca_file = p.string();
       break;
     }
   }
@@ -177,7 +194,8 @@ Result<Settings> ResolveSettings(const GlobalOptions& flags, const EnvLookup& en
 // ------------------------------------------------------------------ context and output
 
 struct Context {
-  explicit Context(Settings s) : settings(std::move(s)), client(settings.url, settings.token) {}
+  explicit Context(Settings s)
+      : settings(std::move(s)), client(settings.url, settings.token, settings.ca_file) {}
 
   Settings settings;
   Client client;
@@ -429,6 +447,13 @@ struct ClientCommands::Flags {
   std::string label;
   std::vector<std::string> scopes;
   std::string token_id;
+  std::string expires_in;
+  std::string overlap;
+  // tenant quotas (set-quota), in API field names; `unset` holds quotas to reset to the default
+  json quota_flags = json::object();
+  std::vector<std::string> unset;
+  bool force = false;
+  bool server = false;  // audit ls: the server-wide log
   // queue attributes: the flags write straight into this object, in API field names
   json attribute_flags = json::object();
   std::string attributes_json;
@@ -489,6 +514,9 @@ void AddGlobalOptions(CLI::App* cmd, GlobalOptions* g) {
   cmd->add_option("--token-file", g->token_file, "File holding the token (env REDRIVE_TOKEN_FILE)")
       ->group(kGroup);
   cmd->add_option("--tenant", g->tenant, "Tenant (env REDRIVE_TENANT)")->group(kGroup);
+  cmd->add_option("--ca-file", g->ca_file,
+                  "PEM file of the CAs to trust for an https URL (env REDRIVE_CA_FILE)")
+      ->group(kGroup);
   cmd->add_option("--config", g->config,
                   "CLI config file, TOML (default $XDG_CONFIG_HOME/redrive/cli.toml)")
       ->group(kGroup);
@@ -596,42 +624,184 @@ int TenantList(Context& ctx, const Flags&) {
   return kExitOk;
 }
 
-// ------------------------------------------------------------------ token
+std::string TenantPathOf(const std::string& name) { return "/v1/tenants/" + UrlEscape(name); }
 
-int TokenCreate(Context& ctx, const Flags& f) {
-  json body = {{"label", f.label}};
-  if (!f.scopes.empty()) body["scopes"] = f.scopes;
-  auto r = ctx.client.Post(ctx.TenantPath() + "/tokens", body);
+void PrintTenant(const json& t) {
+  Details d;
+  d.Add("name", Text(t, "name"));
+  d.Add("state", Text(t, "state"));
+  d.Add("created at", Text(t, "createdAt"));
+  const json& usage = At(t, "usage");
+  const json& quotas = At(t, "quotas");
+  const json& overrides = At(t, "quotaOverrides");
+  // One line per quota: the limit (0 = unlimited), where it comes from, and the usage.
+  struct Row {
+    const char* field;
+    const char* label;
+    const char* usage;
+  };
+  for (const Row& row :
+       {Row{"maxQueues", "max queues", "queues"}, Row{"maxMessages", "max messages", "messages"},
+        Row{"maxBytes", "max bytes", "bytes"}, Row{"requestRate", "request rate", ""},
+        Row{"requestBurst", "request burst", ""}}) {
+    const json& limit = At(quotas, row.field);
+    bool burst = std::string_view(row.field) == "requestBurst";
+    std::string text = limit == 0 ? (burst ? "the request rate" : "unlimited") : Text(limit);
+    text += overrides.contains(row.field) ? " (tenant)" : " (default)";
+    if (*row.usage) text += ", using " + Text(usage, row.usage);
+    d.Add(row.label, text);
+  }
+  d.Print(stdout);
+}
+
+int TenantShow(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Get(TenantPathOf(f.name));
   if (!r.ok()) return ctx.Fail(r.error());
   if (ctx.settings.json) {
     ctx.PrintJson(r.value());
+  } else {
+    PrintTenant(r.value());
+  }
+  return kExitOk;
+}
+
+int TenantSetQuota(Context& ctx, const Flags& f) {
+  json quotas = f.quota_flags;
+  for (const auto& u : f.unset) {
+    if (quotas.contains(u)) return Usage("--unset " + u + " and a value for it exclude each other");
+    quotas[u] = nullptr;
+  }
+  if (quotas.empty()) {
+    return Usage("nothing to set: give at least one quota flag or --unset");
+  }
+  auto r = ctx.client.Patch(TenantPathOf(f.name), {{"quotas", quotas}});
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+  } else {
+    PrintTenant(r.value());
+  }
+  return kExitOk;
+}
+
+int TenantRemove(Context& ctx, const Flags& f) {
+  std::string path = TenantPathOf(f.name) + (f.force ? "?force=true" : "");
+  auto r = ctx.client.Delete(path);
+  if (!r.ok()) {
+    int rc = ctx.Fail(r.error());
+    if (r.error().code == "tenant-not-empty") {
+      std::fprintf(stderr,
+                   "hint: --force deletes the tenant with its queues, messages, dead letters, "
+                   "tokens and audit log\n");
+    }
+    return rc;
+  }
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+  } else {
+    std::printf("deleted tenant %s\n", Printable(f.name).c_str());
+  }
+  return kExitOk;
+}
+
+// ------------------------------------------------------------------ token
+
+// A new token's answer (create, rotate): every field, the secret last, and the warning.
+int PrintNewToken(Context& ctx, const json& t) {
+  if (ctx.settings.json) {
+    ctx.PrintJson(t);
     return kExitOk;
   }
   Details d;
-  d.Add("id", Text(r.value(), "id"));
-  d.Add("tenant", Text(r.value(), "tenant"));
-  d.Add("label", Text(r.value(), "label"));
-  d.Add("scopes", Text(r.value(), "scopes"));
-  d.Add("token", Text(r.value(), "token"));
+  d.Add("id", Text(t, "id"));
+  d.Add("tenant", Text(t, "tenant"));
+  d.Add("label", Text(t, "label"));
+  d.Add("scopes", Text(t, "scopes"));
+  d.Add("expires at", Text(t, "expiresAt", "never"));
+  const json& replaces = At(t, "replaces");
+  if (replaces.is_object()) {
+    d.Add("replaces", Text(replaces, "id") + ", accepted until " + Text(replaces, "expiresAt"));
+  }
+  d.Add("token", Text(t, "token"));
   d.Print(stdout);
   std::printf("\nThis is the only time the token is shown: the server keeps just its hash.\n");
   return kExitOk;
 }
 
-int TokenList(Context& ctx, const Flags&) {
-  auto r = ctx.client.Get(ctx.TenantPath() + "/tokens");
-  if (!r.ok()) return ctx.Fail(r.error());
+int PrintTokens(Context& ctx, const json& answer) {
   if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
+    ctx.PrintJson(answer);
     return kExitOk;
   }
-  Table t({"id", "label", "scopes", "created at", "revoked at"});
-  for (const auto& item : Items(r.value(), "tokens")) {
-    t.AddRow({Text(item, "id"), Text(item, "label"), Text(item, "scopes"), Text(item, "createdAt"),
-              Text(item, "revokedAt")});
+  Table t({"id", "label", "scopes", "state", "created at", "expires at", "last used at"});
+  for (const auto& item : Items(answer, "tokens")) {
+    t.AddRow({Text(item, "id"), Text(item, "label"), Text(item, "scopes"), Text(item, "state"),
+              Text(item, "createdAt"), Text(item, "expiresAt"), Text(item, "lastUsedAt")});
   }
   t.Print(stdout);
   return kExitOk;
+}
+
+// A rotation's body: the flags given, else no body (the server's default overlap).
+json RotationBody(const Flags& f) {
+  json body = json::object();
+  if (!f.overlap.empty()) body["overlap"] = f.overlap;
+  if (!f.expires_in.empty()) body["expiresIn"] = f.expires_in;
+  return body;
+}
+
+int TokenCreate(Context& ctx, const Flags& f) {
+  json body = {{"label", f.label}};
+  if (!f.scopes.empty()) body["scopes"] = f.scopes;
+  if (!f.expires_in.empty()) body["expiresIn"] = f.expires_in;
+  auto r = ctx.client.Post(ctx.TenantPath() + "/tokens", body);
+  if (!r.ok()) return ctx.Fail(r.error());
+  return PrintNewToken(ctx, r.value());
+}
+
+int TokenList(Context& ctx, const Flags&) {
+  auto r = ctx.client.Get(ctx.TenantPath() + "/tokens");
+  if (!r.ok()) return ctx.Fail(r.error());
+  return PrintTokens(ctx, r.value());
+}
+
+int TokenRotate(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Post(ctx.TenantPath() + "/tokens/" + UrlEscape(f.token_id) + "/rotate",
+                           RotationBody(f));
+  if (!r.ok()) return ctx.Fail(r.error());
+  return PrintNewToken(ctx, r.value());
+}
+
+int OperatorTokenCreate(Context& ctx, const Flags& f) {
+  json body = {{"label", f.label}};
+  if (!f.expires_in.empty()) body["expiresIn"] = f.expires_in;
+  auto r = ctx.client.Post("/v1/operator-tokens", body);
+  if (!r.ok()) return ctx.Fail(r.error());
+  return PrintNewToken(ctx, r.value());
+}
+
+int OperatorTokenList(Context& ctx, const Flags&) {
+  auto r = ctx.client.Get("/v1/operator-tokens");
+  if (!r.ok()) return ctx.Fail(r.error());
+  return PrintTokens(ctx, r.value());
+}
+
+int OperatorTokenRevoke(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Delete("/v1/operator-tokens/" + UrlEscape(f.token_id));
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+  } else {
+    std::printf("revoked operator token %s\n", Printable(f.token_id).c_str());
+  }
+  return kExitOk;
+}
+
+int OperatorTokenRotate(Context& ctx, const Flags& f) {
+  auto r =
+      ctx.client.Post("/v1/operator-tokens/" + UrlEscape(f.token_id) + "/rotate", RotationBody(f));
+  if (!r.ok()) return ctx.Fail(r.error());
+  return PrintNewToken(ctx, r.value());
 }
 
 int TokenRevoke(Context& ctx, const Flags& f) {
@@ -1493,8 +1663,8 @@ int JobWatch(Context& ctx, const Flags& f) { return WatchJob(ctx, f.id); }
 // as compact JSON. A detail that is not an object is shown as JSON.
 std::string AuditDetail(const json& detail) {
   if (!detail.is_object()) return CompactJson(detail);
-  std::vector<std::string> order = {"job",         "target", "deadLetterQueue",
-                                    "destination", "toMove", "result"};
+  std::vector<std::string> order = {"tenant",          "token",       "queue",  "job",   "target",
+                                    "deadLetterQueue", "destination", "toMove", "result"};
   for (auto it = detail.begin(); it != detail.end(); ++it) {
     if (std::find(order.begin(), order.end(), it.key()) == order.end()) order.push_back(it.key());
   }
@@ -1521,7 +1691,12 @@ int AuditList(Context& ctx, const Flags& f) {
   QueryParams query = {{"_queryFilter", f.filter},
                        {"_pageSize", f.limit > 0 ? std::to_string(f.limit) : ""},
                        {"_pagedResultsCookie", f.cursor}};
-  auto r = ctx.client.Get(ctx.TenantPath() + "/audit", query);
+  if (!f.server && ctx.settings.tenant.empty()) {
+    return Usage(
+        "no tenant: pass --tenant, set REDRIVE_TENANT, or set tenant in the config file (or "
+        "--server for the server-wide log)");
+  }
+  auto r = ctx.client.Get(f.server ? "/v1/audit" : ctx.TenantPath() + "/audit", query);
   if (!r.ok()) return ctx.Fail(r.error());
   if (ctx.settings.json) {
     ctx.PrintJson(r.value());
@@ -1563,6 +1738,40 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
   tenant_create->add_option("NAME", f->name, "Tenant name")->required();
   AddLeaf(tenant_create, false, with(TenantCreate));
   AddLeaf(tenant->add_subcommand("ls", "List tenants"), false, with(TenantList));
+  auto* tenant_show =
+      tenant->add_subcommand("show", "Show a tenant's quotas and what it uses of them");
+  tenant_show->add_option("NAME", f->name, "Tenant name")->required();
+  AddLeaf(tenant_show, false, with(TenantShow));
+  auto* tenant_quota =
+      tenant->add_subcommand("set-quota", "Override the default quotas of a tenant (operator)");
+  tenant_quota->add_option("NAME", f->name, "Tenant name")->required();
+  for (const auto& [flag, field, help] : std::vector<std::array<const char*, 3>>{
+           {"--max-queues", "maxQueues", "Most standard queues (0 = unlimited)"},
+           {"--max-messages", "maxMessages",
+            "Most stored messages, dead letters included (0 = unlimited)"},
+           {"--max-bytes", "maxBytes", "Most body bytes of those messages (0 = unlimited)"},
+           {"--request-rate", "requestRate", "Requests per second (0 = unlimited)"},
+           {"--request-burst", "requestBurst", "Requests at once (0 = the rate)"}}) {
+    json* q = &f->quota_flags;
+    std::string name = field;
+    tenant_quota
+        ->add_option_function<int64_t>(
+            flag, [q, name](const int64_t& v) { (*q)[name] = v; }, help)
+        ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
+  }
+  tenant_quota
+      ->add_option("--unset", f->unset,
+                   "Back to the server default for this quota (repeatable): maxQueues, "
+                   "maxMessages, maxBytes, requestRate, requestBurst")
+      ->check(
+          CLI::IsMember({"maxQueues", "maxMessages", "maxBytes", "requestRate", "requestBurst"}))
+      ->allow_extra_args(false);
+  AddLeaf(tenant_quota, false, with(TenantSetQuota));
+  auto* tenant_rm = tenant->add_subcommand("rm", "Delete a tenant (operator)");
+  tenant_rm->add_option("NAME", f->name, "Tenant name")->required();
+  tenant_rm->add_flag("--force", f->force,
+                      "Also when it has queues: delete everything it holds, for good");
+  AddLeaf(tenant_rm, false, with(TenantRemove));
 
   // token
   auto* token = app.add_subcommand("token", "Create, list and revoke the tenant's tokens");
@@ -1574,11 +1783,44 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
                    "A scope (repeatable): publish, consume, dlq:read, dlq:write, dlq:export, "
                    "admin; default all")
       ->allow_extra_args(false);
+  token_create->add_option("--expires-in", f->expires_in, "Refuse the token after this long")
+      ->check(DurationCheck());
   AddLeaf(token_create, true, with(TokenCreate));
   AddLeaf(token->add_subcommand("ls", "List tokens"), true, with(TokenList));
   auto* token_revoke = token->add_subcommand("revoke", "Revoke a token");
   token_revoke->add_option("ID", f->token_id, "Token id (tok_...)")->required();
   AddLeaf(token_revoke, true, with(TokenRevoke));
+  // The rotate subcommand of `token` and `operator-token`.
+  auto add_rotate = [f](CLI::App* parent) {
+    auto* rotate = parent->add_subcommand(
+        "rotate", "Issue a replacement with the same scopes; the old one works for --overlap");
+    rotate->add_option("ID", f->token_id, "Token id (tok_...)")->required();
+    rotate
+        ->add_option("--overlap", f->overlap,
+                     "How long the old token stays valid (default 24h, at most 30d; 0s = now)")
+        ->check(DurationCheck());
+    rotate->add_option("--expires-in", f->expires_in, "Refuse the new token after this long")
+        ->check(DurationCheck());
+    return rotate;
+  };
+  AddLeaf(add_rotate(token), true, with(TokenRotate));
+
+  // operator-token
+  auto* op_token = app.add_subcommand(
+      "operator-token", "Create, list, rotate and revoke operator tokens (operator token)");
+  op_token->require_subcommand(1);
+  auto* op_create =
+      op_token->add_subcommand("create", "Create an operator token; prints its secret once");
+  op_create->add_option("--label", f->label, "What the token is for")->required();
+  op_create->add_option("--expires-in", f->expires_in, "Refuse the token after this long")
+      ->check(DurationCheck());
+  AddLeaf(op_create, false, with(OperatorTokenCreate));
+  AddLeaf(op_token->add_subcommand("ls", "List operator tokens"), false, with(OperatorTokenList));
+  auto* op_revoke =
+      op_token->add_subcommand("revoke", "Revoke an operator token (never the last active one)");
+  op_revoke->add_option("ID", f->token_id, "Token id (tok_...)")->required();
+  AddLeaf(op_revoke, false, with(OperatorTokenRevoke));
+  AddLeaf(add_rotate(op_token), false, with(OperatorTokenRotate));
 
   // queue
   auto* queue = app.add_subcommand("queue", "Create, change, list, show and delete queues");
@@ -1753,14 +1995,17 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
   add_job("watch", "Show a job's progress until it finishes or halts", JobWatch);
 
   // audit
-  auto* audit = app.add_subcommand("audit", "The tenant's audit log of dead-letter actions");
+  auto* audit =
+      app.add_subcommand("audit", "The audit log: dead-letter actions and administrative changes");
   audit->require_subcommand(1);
   auto* audit_ls = audit->add_subcommand("ls", "List audit entries, oldest first");
   audit_ls->add_option("--filter", f->filter, "Query filter, e.g. '/action sw \"job.\"'");
   audit_ls->add_option("--limit", f->limit, "Page size (server default 100, at most 1000)")
       ->check(CLI::Range(1, 1000));
   audit_ls->add_option("--cursor", f->cursor, "Continue after a previous page (its next cursor)");
-  AddLeaf(audit_ls, true, with(AuditList));
+  audit_ls->add_flag("--server", f->server,
+                     "The server-wide log (tenants, operator tokens, quotas; operator token)");
+  AddLeaf(audit_ls, false, with(AuditList));
 }
 
 ClientCommands::~ClientCommands() = default;

@@ -1,7 +1,8 @@
-// The client subcommands of `redrive` (everything but `serve`): tenant, token, queue, send,
-// receive, ack, nack, extend, dlq (browse, failure groups, stats, rm, restore, reroute, purge),
-// jobs (redrive jobs) and audit. Each talks REST to a server through Client; none touches the
-// store. docs/cli.md is the user's description of the same.
+// The client subcommands of `redrive` (everything but `serve`): tenant (with quotas and
+// deletion), token (with rotation), operator-token, queue, send, receive, ack, nack, extend,
+// dlq (browse, failure groups, stats, rm, restore, reroute, purge), jobs (redrive jobs) and
+// audit (the tenant's, or the server's). Each talks REST to a server through Client; none touches
+// the store. docs/cli.md is the user's description of the same.
 //
 // Output: results go to stdout (a table or "key: value" lines, or with --json the server's JSON
 // answer pretty-printed); errors, notices, skipped dead letters and job progress go to stderr.
@@ -37,6 +38,7 @@ struct GlobalOptions {
   std::string token;
   std::string token_file;
   std::string tenant;
+  std::string ca_file;
   std::string config;
   bool json = false;
 };
@@ -44,8 +46,9 @@ struct GlobalOptions {
 // What a command runs with once the sources are merged.
 struct Settings {
   std::string url;
-  std::string token;   // may be empty: the server then answers "unauthenticated"
-  std::string tenant;  // may be empty: tenant-scoped commands then fail with a usage error
+  std::string token;    // may be empty: the server then answers "unauthenticated"
+  std::string tenant;   // may be empty: tenant-scoped commands then fail with a usage error
+  std::string ca_file;  // may be empty: https servers are checked against the system's CAs
   bool json = false;
   std::string config_path;  // the config file that was read, or "" when none
 };
@@ -59,14 +62,14 @@ using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
 std::optional<std::string> ProcessEnv(const char* name);
 
 // Merges the sources, each key taking the first of: flag, environment (REDRIVE_URL,
-// REDRIVE_TOKEN, REDRIVE_TOKEN_FILE, REDRIVE_TENANT), config file, default. A token and a token
-// file are one setting: the highest source that gives either wins, and one source giving both
-// is an error. The config file is `flags.config` (it must exist) or else the default path
-// ($XDG_CONFIG_HOME/redrive/cli.toml, or ~/.config/redrive/cli.toml without XDG_CONFIG_HOME)
-// when that file exists; it is TOML with string keys url, token, token_file and tenant, and a
-// relative token_file is relative to the config file's folder.
+// REDRIVE_TOKEN, REDRIVE_TOKEN_FILE, REDRIVE_TENANT, REDRIVE_CA_FILE), config file, default.
+// A token and a token file are one setting: the highest source that gives either wins, and one
+// source giving both is an error. The config file is `flags.config` (it must exist) or else the
+// default path ($XDG_CONFIG_HOME/redrive/cli.toml, or ~/.config/redrive/cli.toml without
+// XDG_CONFIG_HOME) when that file exists; it is TOML with string keys url, token, token_file,
+// tenant and ca_file, and a relative token_file or ca_file is relative to the config file's folder.
 // Errors: kInvalidArgument (unreadable or malformed config file, unreadable or empty token
-// file, both token and token file from one source).
+// file, both token and token file from one source, unreadable CA file).
 Result<Settings> ResolveSettings(const GlobalOptions& flags, const EnvLookup& env);
 
 // The default config file path, whether or not the file exists ("" without HOME).

@@ -47,9 +47,17 @@ namespace redrive {
     "The queue is at its max length and its overflow policy is reject-publish.")                 \
   X(kDeadLetterQueueReadOnly, "dead-letter-queue-read-only", 409,                                \
     "Dead-letter queues are written by redrive only; use the dead-letter API to read them.")     \
+  X(kLastOperatorToken, "last-operator-token", 409,                                              \
+    "Revoking this token would leave no active operator token; create or rotate one first.")     \
+  X(kTenantNotEmpty, "tenant-not-empty", 409,                                                    \
+    "The tenant still has queues; delete them first or pass force=true.")                        \
   X(kRequestTooLarge, "request-too-large", 413, "The request body is larger than allowed.")      \
   X(kMessageTooLarge, "message-too-large", 413, "A message body exceeds the queue's limit.")     \
   X(kUnsupportedMediaType, "unsupported-media-type", 415, "The body must be application/json.")  \
+  X(kQuotaExceeded, "quota-exceeded", 429,                                                       \
+    "The tenant is at one of its quotas (queues, messages, bytes); see Retry-After.")            \
+  X(kRateLimited, "rate-limited", 429,                                                           \
+    "The tenant sent more requests than its request rate allows; see Retry-After.")              \
   X(kHeadersTooLarge, "headers-too-large", 431, "The request line or headers are too large.")    \
   X(kInternal, "internal", 500, "An unexpected server error; the server log has the details.")   \
   X(kStoreFailed, "store-failed", 503,                                                           \

@@ -35,8 +35,7 @@ Result<DurationMs> ParseDuration(std::string_view text) {
   } else {
     return bad();
   }
-  constexpr uint64_t kMax = 100ull * 365 * 86'400'000;  // a century is plenty
-  if (n > kMax / mult) return bad();
+  if (n > static_cast<uint64_t>(kMaxDuration) / mult) return bad();
   return static_cast<DurationMs>(n * mult);
 }
 

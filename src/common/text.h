@@ -10,8 +10,13 @@
 
 namespace redrive {
 
+// The longest duration anywhere: a century. ParseDuration refuses more, and so must every
+// reader of integer milliseconds, so that whatever is accepted prints (FormatDuration) to a
+// text that parses again.
+inline constexpr DurationMs kMaxDuration = 100LL * 365 * 86'400'000;
+
 // Parses "250ms", "30s", "5m", "2h", "7d" (an unsigned integer and a unit) or a bare integer
-// of milliseconds. Errors: kInvalidDuration.
+// of milliseconds, at most kMaxDuration. Errors: kInvalidDuration.
 Result<DurationMs> ParseDuration(std::string_view text);
 // The shortest exact rendering in the largest unit that divides it: 90000 -> "90s".
 std::string FormatDuration(DurationMs d);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
@@ -108,8 +109,10 @@ void Engine::Stop() {
       sig->cv.notify_all();
     }
   }
+  bool was_running = sweeper_.joinable();
   if (sweeper_.joinable()) sweeper_.join();
   if (job_runner_.joinable()) job_runner_.join();
+  if (was_running) FlushTokenUse(/*force=*/true);
 }
 
 // ------------------------------------------------------------------ auth
@@ -123,20 +126,26 @@ Result<Principal> Engine::Authenticate(std::string_view bearer) {
   {
     std::lock_guard<std::mutex> l(cache_mu_);
     auto it = principals_.find(hash);
-    if (it != principals_.end() && now - it->second.fetched_at < options_.token_cache_ttl) {
+    // An expiry is exact even while the principal is cached (a rotation's overlap ends on
+    // time); a revocation elsewhere takes at most token_cache_ttl.
+    if (it != principals_.end() && now - it->second.fetched_at < options_.token_cache_ttl &&
+        (it->second.expires_at == 0 || now < it->second.expires_at)) {
+      token_last_used_[it->second.principal.token_id] = now;
       return it->second.principal;
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto record, store_.FindTokenByHash(hash));
-  if (!record || record->revoked_at != 0) {
+  if (!record || record->revoked_at != 0 ||
+      (record->expires_at != 0 && record->expires_at <= now)) {
     std::lock_guard<std::mutex> l(cache_mu_);
     principals_.erase(hash);
-    return Status(ErrorCode::kUnauthenticated, "the token is unknown or revoked");
+    return Status(ErrorCode::kUnauthenticated, "the token is unknown, revoked or expired");
   }
   Principal p{record->id, record->tenant, record->scopes};
   std::lock_guard<std::mutex> l(cache_mu_);
   if (principals_.size() > 10'000) principals_.clear();
-  principals_[hash] = CachedPrincipal{p, now};
+  principals_[hash] = CachedPrincipal{p, now, record->expires_at};
+  token_last_used_[p.token_id] = now;
   return p;
 }
 
@@ -157,38 +166,7 @@ Status Engine::Authorize(const Principal& p, const std::string& tenant, std::str
   return Status::Ok();
 }
 
-Result<NewToken> Engine::IssueToken(const std::string& tenant, const std::string& label,
-                                    const std::vector<std::string>& scopes) {
-  TimeMs now = clock_.Now();
-  NewToken t;
-  t.info.id = "tok_" + NewUlid(now, random_);
-  t.info.tenant = tenant;
-  t.info.label = label;
-  t.info.scopes = scopes;
-  t.info.created_at = now;
-  t.secret = "rdt_" + HexEncode(random_.Bytes(24));
-  store::TokenRecord rec{t.info.id, tenant, label, Sha256Hex(t.secret), scopes, now, 0};
-  REDRIVE_RETURN_IF_ERROR(store_.CreateToken(rec));
-  return t;
-}
-
-Result<NewToken> Engine::CreateOperatorToken(const std::string& label) {
-  REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
-  return IssueToken("", label, {kScopeOperator});
-}
-
-namespace {
-TokenInfo ToInfo(const store::TokenRecord& r) {
-  return TokenInfo{r.id, r.tenant, r.label, r.scopes, r.created_at, r.revoked_at};
-}
-}  // namespace
-
-Result<std::vector<TokenInfo>> Engine::ListOperatorTokens() {
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(""));
-  std::vector<TokenInfo> out;
-  for (const auto& r : records) out.push_back(ToInfo(r));
-  return out;
-}
+// Creating, listing and revoking tokens and tenants: tenancy.cc.
 
 // ------------------------------------------------------------------ tenants
 
@@ -198,71 +176,10 @@ Status Engine::EnsureTenant(const std::string& tenant) {
     if (tenants_.count(tenant)) return Status::Ok();
   }
   REDRIVE_ASSIGN_OR_RETURN(auto t, store_.GetTenant(tenant));
-  if (!t) return TenantNotFound(tenant);
+  // A tenant being deleted is gone for every caller.
+  if (!t || t->deleting) return TenantNotFound(tenant);
   std::lock_guard<std::mutex> l(cache_mu_);
   tenants_[tenant] = true;
-  return Status::Ok();
-}
-
-Result<TenantInfo> Engine::CreateTenant(const std::string& name) {
-  REDRIVE_RETURN_IF_ERROR(ValidateName(name, "tenant"));
-  TenantInfo info{name, clock_.Now()};
-  Status st = store_.CreateTenant(store::TenantRecord{name, info.created_at});
-  if (st.code() == ErrorCode::kAlreadyExists) {
-    return Status(ErrorCode::kAlreadyExists, "tenant '" + name + "' already exists");
-  }
-  REDRIVE_RETURN_IF_ERROR(st);
-  return info;
-}
-
-Result<std::vector<TenantInfo>> Engine::ListTenants() {
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTenants());
-  std::vector<TenantInfo> out;
-  for (const auto& r : records) out.push_back(TenantInfo{r.name, r.created_at});
-  return out;
-}
-
-Result<TenantInfo> Engine::GetTenant(const std::string& name) {
-  REDRIVE_ASSIGN_OR_RETURN(auto t, store_.GetTenant(name));
-  if (!t) return TenantNotFound(name);
-  return TenantInfo{t->name, t->created_at};
-}
-
-Result<NewToken> Engine::CreateToken(const std::string& tenant, const std::string& label,
-                                     const std::vector<std::string>& scopes) {
-  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
-  std::vector<std::string> chosen = scopes.empty() ? TenantScopes() : scopes;
-  for (const auto& s : chosen) {
-    const auto& all = TenantScopes();
-    if (std::find(all.begin(), all.end(), s) == all.end()) {
-      return Status(ErrorCode::kInvalidArgument, "unknown scope '" + s + "'");
-    }
-  }
-  std::sort(chosen.begin(), chosen.end());
-  chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
-  return IssueToken(tenant, label, chosen);
-}
-
-Result<std::vector<TokenInfo>> Engine::ListTokens(const std::string& tenant) {
-  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(tenant));
-  std::vector<TokenInfo> out;
-  for (const auto& r : records) out.push_back(ToInfo(r));
-  return out;
-}
-
-Status Engine::RevokeToken(const std::string& tenant, const std::string& token_id) {
-  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(bool revoked, store_.RevokeToken(tenant, token_id, clock_.Now()));
-  if (!revoked) {
-    return Status(ErrorCode::kTokenNotFound, "no active token '" + token_id + "' in this tenant");
-  }
-  // Forget cached principals so the revocation takes effect on this node at once.
-  std::lock_guard<std::mutex> l(cache_mu_);
-  for (auto it = principals_.begin(); it != principals_.end();) {
-    it = it->second.principal.token_id == token_id ? principals_.erase(it) : std::next(it);
-  }
   return Status::Ok();
 }
 
@@ -338,8 +255,8 @@ Result<QueueInfo> Engine::MakeQueueInfo(const store::QueueRecord& record) {
   return info;
 }
 
-Result<QueueInfo> Engine::CreateQueue(const std::string& tenant, const std::string& name,
-                                      const QueueConfig& config) {
+Result<QueueInfo> Engine::CreateQueue(const Principal& actor, const std::string& tenant,
+                                      const std::string& name, const QueueConfig& config) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateName(name, "queue"));
   REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
@@ -350,11 +267,23 @@ Result<QueueInfo> Engine::CreateQueue(const std::string& tenant, const std::stri
   if (existing) {
     return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
   }
+  // Checked before the dead-letter queue is made, so a refusal leaves nothing behind; the
+  // store checks again in the transaction that creates the queue.
+  REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, QuotasOf(tenant));
+  if (quotas.max_queues > 0) {
+    REDRIVE_ASSIGN_OR_RETURN(auto usage, store_.GetTenantUsage(tenant));
+    if (usage.queues >= quotas.max_queues) {
+      return Status(ErrorCode::kQuotaExceeded, "tenant " + tenant +
+                                                   " is at its maxQueues quota of " +
+                                                   std::to_string(quotas.max_queues) + ": " +
+                                                   std::to_string(usage.queues) + " queues exist");
+    }
+  }
   REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
   TimeMs now = clock_.Now();
   store::QueueRecord rec{0,   tenant, name, QueueKind::kStandard, QueueConfigToJson(config).dump(),
                          now, now};
-  auto id = store_.CreateQueue(rec);
+  auto id = store_.CreateQueueWithinQuota(rec, quotas.max_queues);
   if (!id.ok()) {
     if (id.status().code() == ErrorCode::kAlreadyExists) {
       return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
@@ -363,11 +292,13 @@ Result<QueueInfo> Engine::CreateQueue(const std::string& tenant, const std::stri
   }
   rec.id = id.value();
   ForgetQueue(tenant, name);
+  Audit(tenant, actor.token_id, "queue.create",
+        nlohmann::json{{"queue", name}, {"attributes", QueueConfigToJson(config)}});
   return MakeQueueInfo(rec);
 }
 
-Result<QueueInfo> Engine::UpdateQueue(const std::string& tenant, const std::string& name,
-                                      const QueueConfig& config) {
+Result<QueueInfo> Engine::UpdateQueue(const Principal& actor, const std::string& tenant,
+                                      const std::string& name, const QueueConfig& config) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
   if (!rec) return QueueNotFound(name);
@@ -380,11 +311,15 @@ Result<QueueInfo> Engine::UpdateQueue(const std::string& tenant, const std::stri
     return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
   }
   REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
-  rec->config_json = QueueConfigToJson(config).dump();
+  nlohmann::json before = nlohmann::json::parse(rec->config_json, nullptr, false);
+  nlohmann::json after = QueueConfigToJson(config);
+  rec->config_json = after.dump();
   rec->updated_at = clock_.Now();
   REDRIVE_ASSIGN_OR_RETURN(bool updated, store_.UpdateQueue(*rec));
   ForgetQueue(tenant, name);
   if (!updated) return QueueNotFound(name);
+  Audit(tenant, actor.token_id, "queue.update",
+        nlohmann::json{{"queue", name}, {"changed", Changes(before, after)}});
   return MakeQueueInfo(*rec);
 }
 
@@ -405,7 +340,8 @@ Result<std::vector<QueueInfo>> Engine::ListQueues(const std::string& tenant) {
   return out;
 }
 
-Status Engine::DeleteQueue(const std::string& tenant, const std::string& name) {
+Status Engine::DeleteQueue(const Principal& actor, const std::string& tenant,
+                           const std::string& name) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
   if (!rec) return QueueNotFound(name);
@@ -422,6 +358,8 @@ Status Engine::DeleteQueue(const std::string& tenant, const std::string& name) {
   int64_t discarded = depth.ready + depth.delayed + depth.leased;
   counters_.dropped += discarded;
   spdlog::warn("deleted queue {}/{} with {} messages in it", tenant, name, discarded);
+  Audit(tenant, actor.token_id, "queue.delete",
+        nlohmann::json{{"queue", name}, {"messagesDiscarded", discarded}});
   Notify(rec->id);
   return Status::Ok();
 }
@@ -484,6 +422,9 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   req.dedup_window = cfg.dedup_window;
   req.max_length = cfg.max_length;
   req.evict_oldest = cfg.overflow == OverflowPolicy::kDeadLetterOldest;
+  REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, QuotasOf(tenant));
+  req.tenant_max_messages = quotas.max_messages;
+  req.tenant_max_bytes = quotas.max_bytes;
   std::string overflow_cause =
       "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length);
   FailureSignature overflow_sig = SignatureOf(queue, kReasonOverflow, overflow_cause);
@@ -518,6 +459,20 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   if (static_cast<int64_t>(result.outcomes.size()) > dup) Notify(q->record.id);
   return std::move(result.outcomes);
 }
+
+namespace {
+
+// Ack, nack and extend act on leases, which only standard queues hand out: on a dead-letter
+// queue they are refused like publish and receive, whatever the receipts.
+Status NoLeasesOn(const auto& queue) {
+  if (queue.record.kind != QueueKind::kDeadLetter) return Status::Ok();
+  return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                "'" + queue.record.name +
+                    "' is a dead-letter queue: it holds no leases; act on its dead letters "
+                    "through the dead-letter API");
+}
+
+}  // namespace
 
 std::string Engine::NewLeaseToken() { return HexEncode(random_.Bytes(12)); }
 
@@ -582,6 +537,7 @@ Result<std::vector<Status>> Engine::Ack(const std::string& tenant, const std::st
                                         const std::vector<std::string>& receipts) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
   if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
   if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
     return Status(ErrorCode::kBatchTooLarge,
@@ -616,6 +572,7 @@ Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::s
                                          const std::vector<NackRequest>& nacks) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
   if (nacks.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
   if (nacks.size() > static_cast<size_t>(options_.max_batch)) {
     return Status(ErrorCode::kBatchTooLarge,
@@ -632,6 +589,11 @@ Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::s
   }
   std::vector<Status> out(nacks.size());
   TimeMs now = clock_.Now();
+  // Every nack of the batch is decided first, then applied in one store write (one fsync).
+  std::vector<store::MessageRecord> messages;
+  std::vector<store::FailureAction> actions;
+  std::vector<size_t> index;
+  messages.reserve(nacks.size());
   for (size_t i = 0; i < nacks.size(); ++i) {
     const auto& n = nacks[i];
     store::Receipt r;
@@ -647,62 +609,98 @@ Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::s
     store::Attempt attempt{now, n.consumer.empty() ? msg->consumer : n.consumer,
                            n.dead_letter ? "rejected" : "nack", n.reason,
                            Truncate(n.error, options_.max_error)};
-    REDRIVE_ASSIGN_OR_RETURN(bool held, HandleFailure(*q, *msg, r, std::move(attempt), n.delay,
-                                                      n.dead_letter ? kReasonRejected : ""));
-    if (!held) {
-      out[i] = LeaseLost();
-      continue;
+    actions.push_back(PlanFailure(*q, *msg, r, std::move(attempt), n.delay,
+                                  n.dead_letter ? kReasonRejected : ""));
+    messages.push_back(std::move(*msg));
+    index.push_back(i);
+  }
+  if (actions.empty()) return out;
+  std::vector<const store::MessageRecord*> message_ptrs;
+  for (const auto& m : messages) message_ptrs.push_back(&m);
+  REDRIVE_ASSIGN_OR_RETURN(auto held, ApplyFailures(*q, message_ptrs, actions));
+  for (size_t k = 0; k < actions.size(); ++k) {
+    if (held[k]) {
+      ++counters_.nacked;
+    } else {
+      out[index[k]] = LeaseLost();
     }
-    ++counters_.nacked;
   }
   return out;
 }
 
-Result<bool> Engine::HandleFailure(const CachedQueue& q, const store::MessageRecord& msg,
-                                   const store::Receipt& receipt, store::Attempt attempt,
-                                   std::optional<DurationMs> delay,
-                                   const std::string& force_reason) {
+store::FailureAction Engine::PlanFailure(const CachedQueue& q, const store::MessageRecord& msg,
+                                         const store::Receipt& receipt, store::Attempt attempt,
+                                         std::optional<DurationMs> delay,
+                                         const std::string& force_reason) {
   store::Journal journal = msg.journal;
   std::string cause = !attempt.error.empty() ? attempt.error : attempt.reason;
   AppendAttempt(&journal, std::move(attempt));
   if (!force_reason.empty()) {
-    return TakeExhaustedAction(q, msg, receipt, journal, force_reason, cause);
+    return PlanExhausted(q, msg, receipt, std::move(journal), force_reason, cause);
   }
   if (IsExhausted(q.config.retry, msg.delivery_count)) {
-    return TakeExhaustedAction(q, msg, receipt, journal, kReasonMaxDeliveries, cause);
+    return PlanExhausted(q, msg, receipt, std::move(journal), kReasonMaxDeliveries, cause);
   }
   DurationMs wait =
       delay ? *delay : BackoffDelay(q.config.retry.backoff, msg.delivery_count, random_);
-  REDRIVE_ASSIGN_OR_RETURN(bool held,
-                           store_.Requeue(q.record.id, receipt, clock_.Now() + wait, journal));
-  if (held && wait == 0) Notify(q.record.id);
-  return held;
+  store::FailureAction a;
+  a.kind = store::FailureAction::Kind::kRequeue;
+  a.receipt = receipt;
+  a.visible_at = clock_.Now() + wait;
+  a.journal = std::move(journal);
+  return a;
 }
 
-Result<bool> Engine::TakeExhaustedAction(const CachedQueue& q, const store::MessageRecord& msg,
-                                         const store::Receipt& receipt,
-                                         const store::Journal& journal, const std::string& reason,
-                                         const std::string& cause) {
-  TimeMs now = clock_.Now();
+store::FailureAction Engine::PlanExhausted(const CachedQueue& q, const store::MessageRecord& msg,
+                                           const store::Receipt& receipt, store::Journal journal,
+                                           const std::string& reason, const std::string& cause) {
+  store::FailureAction a;
+  a.receipt = receipt;
   if (q.config.retry.on_exhausted == ExhaustedAction::kDrop) {
-    REDRIVE_ASSIGN_OR_RETURN(bool dropped, store_.Drop(q.record.id, receipt));
-    if (dropped) {
-      ++counters_.dropped;
-      spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
-                   q.record.tenant, q.record.name, msg.delivery_count, reason, cause);
-    }
-    return dropped;
+    a.kind = store::FailureAction::Kind::kDrop;
+    a.death.reason = reason;  // for the log line only
+    a.death.cause = cause;
+    return a;
   }
+  TimeMs now = clock_.Now();
   FailureSignature sig = SignatureOf(q.record.name, reason, cause);
-  store::DeathInfo death{q.config.dead_letter_queue,           reason,       cause,   now,
-                         DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
-  REDRIVE_ASSIGN_OR_RETURN(bool moved, store_.DeadLetter(q.record.id, receipt, journal, death));
-  if (moved) {
-    CountDeadLetter(reason);
-    spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})", msg.id,
-                 q.record.tenant, q.record.name, death.dlq, msg.delivery_count, reason, cause);
+  a.kind = store::FailureAction::Kind::kDeadLetter;
+  a.journal = std::move(journal);
+  a.death = store::DeathInfo{q.config.dead_letter_queue,           reason,       cause,   now,
+                             DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
+  return a;
+}
+
+Result<std::vector<bool>> Engine::ApplyFailures(
+    const CachedQueue& q, const std::vector<const store::MessageRecord*>& messages,
+    const std::vector<store::FailureAction>& actions) {
+  REDRIVE_ASSIGN_OR_RETURN(auto held, store_.SettleFailures(q.record.id, actions));
+  TimeMs now = clock_.Now();
+  bool wake = false;
+  for (size_t i = 0; i < actions.size(); ++i) {
+    if (!held[i]) continue;
+    const store::FailureAction& a = actions[i];
+    const store::MessageRecord& msg = *messages[i];
+    switch (a.kind) {
+      case store::FailureAction::Kind::kRequeue:
+        wake = wake || a.visible_at <= now;
+        break;
+      case store::FailureAction::Kind::kDrop:
+        ++counters_.dropped;
+        spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
+                     q.record.tenant, q.record.name, msg.delivery_count, a.death.reason,
+                     a.death.cause);
+        break;
+      case store::FailureAction::Kind::kDeadLetter:
+        CountDeadLetter(a.death.reason);
+        spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})",
+                     msg.id, q.record.tenant, q.record.name, a.death.dlq, msg.delivery_count,
+                     a.death.reason, a.death.cause);
+        break;
+    }
   }
-  return moved;
+  if (wake) Notify(q.record.id);
+  return held;
 }
 
 TimeMs Engine::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const {
@@ -724,6 +722,7 @@ Result<std::vector<Status>> Engine::ExtendLeases(const std::string& tenant,
                                                  DurationMs visibility_timeout) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
   if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
   if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
     return Status(ErrorCode::kBatchTooLarge,
@@ -763,37 +762,64 @@ Result<int64_t> Engine::SweepOnce() {
   int64_t done = 0;
   TimeMs now = clock_.Now();
 
-  // Leases that ended without an ack or nack count as failed deliveries.
-  REDRIVE_ASSIGN_OR_RETURN(auto leases, store_.ExpiredLeases(now, options_.sweep_batch));
-  for (const auto& m : leases) {
-    auto q = LookupQueueById(m.queue_id);
-    if (!q.ok()) continue;  // queue deleted meanwhile
-    store::Attempt attempt{m.visible_at, m.consumer, "lease-timeout", "lease-timeout",
-                           "lease expired after " +
-                               FormatDuration(m.visible_at - m.last_delivered_at) +
-                               " without ack or nack"};
-    REDRIVE_ASSIGN_OR_RETURN(bool held,
-                             HandleFailure(*q.value(), m, store::Receipt{m.seq, m.lease_token},
-                                           std::move(attempt), std::nullopt, ""));
-    if (held) {
-      ++counters_.lease_timeouts;
-      ++done;
+  // Leases that ended without an ack or nack count as failed deliveries; messages past their
+  // TTL leave by the exhausted action with reason "expired". Both are applied one store write
+  // per queue.
+  struct QueueBatch {
+    std::shared_ptr<const CachedQueue> queue;
+    std::vector<const store::MessageRecord*> messages;
+    std::vector<store::FailureAction> actions;
+    bool lease_timeouts = false;
+  };
+  auto apply = [&](std::map<int64_t, QueueBatch>& batches) -> Status {
+    for (auto& [id, b] : batches) {
+      REDRIVE_ASSIGN_OR_RETURN(auto held, ApplyFailures(*b.queue, b.messages, b.actions));
+      for (bool h : held) {
+        if (!h) continue;
+        ++done;
+        if (b.lease_timeouts) ++counters_.lease_timeouts;
+      }
     }
+    return Status::Ok();
+  };
+
+  REDRIVE_ASSIGN_OR_RETURN(auto leases, store_.ExpiredLeases(now, options_.sweep_batch));
+  {
+    std::map<int64_t, QueueBatch> batches;
+    for (const auto& m : leases) {
+      auto q = LookupQueueById(m.queue_id);
+      if (!q.ok()) continue;  // queue deleted meanwhile
+      QueueBatch& b = batches[m.queue_id];
+      b.queue = q.value();
+      b.lease_timeouts = true;
+      store::Attempt attempt{m.visible_at, m.consumer, "lease-timeout", "lease-timeout",
+                             "lease expired after " +
+                                 FormatDuration(m.visible_at - m.last_delivered_at) +
+                                 " without ack or nack"};
+      b.actions.push_back(PlanFailure(*b.queue, m, store::Receipt{m.seq, m.lease_token},
+                                      std::move(attempt), std::nullopt, ""));
+      b.messages.push_back(&m);
+    }
+    REDRIVE_RETURN_IF_ERROR(apply(batches));
   }
 
-  // Messages past their TTL leave by the exhausted action with reason "expired".
   REDRIVE_ASSIGN_OR_RETURN(auto expired, store_.ExpiredMessages(now, options_.sweep_batch));
-  for (const auto& m : expired) {
-    auto q = LookupQueueById(m.queue_id);
-    if (!q.ok()) continue;
-    std::string cause = "message TTL of " + FormatDuration(q.value()->config.message_ttl) +
-                        " passed before it was consumed";
-    store::Journal journal = m.journal;
-    AppendAttempt(&journal, store::Attempt{now, "", "expired", kReasonExpired, cause});
-    REDRIVE_ASSIGN_OR_RETURN(bool moved,
-                             TakeExhaustedAction(*q.value(), m, store::Receipt{m.seq, ""}, journal,
-                                                 kReasonExpired, cause));
-    done += moved ? 1 : 0;
+  {
+    std::map<int64_t, QueueBatch> batches;
+    for (const auto& m : expired) {
+      auto q = LookupQueueById(m.queue_id);
+      if (!q.ok()) continue;
+      QueueBatch& b = batches[m.queue_id];
+      b.queue = q.value();
+      std::string cause = "message TTL of " + FormatDuration(b.queue->config.message_ttl) +
+                          " passed before it was consumed";
+      store::Journal journal = m.journal;
+      AppendAttempt(&journal, store::Attempt{now, "", "expired", kReasonExpired, cause});
+      b.actions.push_back(PlanExhausted(*b.queue, m, store::Receipt{m.seq, ""}, std::move(journal),
+                                        kReasonExpired, cause));
+      b.messages.push_back(&m);
+    }
+    REDRIVE_RETURN_IF_ERROR(apply(batches));
   }
 
   // Retention: the queue's limit on how long any message is kept.
@@ -821,6 +847,7 @@ void Engine::SweeperLoop() {
     l.unlock();
     auto r = SweepOnce();
     if (!r.ok()) spdlog::error("sweeper: {}", r.status().ToString());
+    FlushTokenUse();
     l.lock();
     // Under load a pass that did a full batch runs again at once.
     if (r.ok() && r.value() >= options_.sweep_batch) continue;

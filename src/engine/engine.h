@@ -55,6 +55,33 @@ inline constexpr char kReasonExpired[] = "expired";
 inline constexpr char kReasonOverflow[] = "overflow";
 const std::vector<std::string>& DeadLetterReasons();
 
+// A tenant's quotas; 0 = unlimited. The server's defaults (EngineOptions::default_quotas) apply
+// unless an operator overrides one for the tenant.
+struct TenantQuotas {
+  int64_t max_queues = 0;     // standard queues (dead-letter queues are not counted)
+  int64_t max_messages = 0;   // stored messages: ready, delayed, leased and dead-lettered
+  int64_t max_bytes = 0;      // body bytes of those messages
+  int64_t request_rate = 0;   // requests per second with a tenant token, on tenant routes
+  int64_t request_burst = 0;  // requests allowed at once; 0 = request_rate
+};
+
+// An operator's overrides of the default quotas for one tenant; unset = the default applies.
+struct QuotaOverrides {
+  std::optional<int64_t> max_queues, max_messages, max_bytes, request_rate, request_burst;
+};
+
+// JSON forms, shared by the API and the config file: {"maxQueues": 10, "maxMessages": 0,
+// "maxBytes": 0, "requestRate": 0, "requestBurst": 0}.
+nlohmann::json TenantQuotasToJson(const TenantQuotas& quotas);
+nlohmann::json QuotaOverridesToJson(const QuotaOverrides& overrides);  // only the set ones
+// Applies an object of quotas to *overrides: an integer sets one (0 = unlimited), null removes
+// the override. Errors: kUnknownField (naming it), kInvalidArgument (type, negative, too large).
+Status ApplyQuotaOverridesJson(const nlohmann::json& j, QuotaOverrides* overrides);
+
+inline constexpr DurationMs kDefaultRotationOverlap = 86'400'000;     // 24h
+inline constexpr DurationMs kMaxRotationOverlap = 30 * 86'400'000LL;  // 30d
+inline constexpr DurationMs kMaxTokenLifetime = 3650 * 86'400'000LL;  // 10 years
+
 struct EngineOptions {
   int max_batch = 1000;               // messages per publish / receipts per ack, nack, extend
   int max_receive = 1000;             // messages per receive
@@ -72,11 +99,19 @@ struct EngineOptions {
   DurationMs job_history = 7 * 86'400'000LL;  // finished redrive jobs are kept this long
   int redrive_chunk = 500;                    // dead letters moved per transaction
   DurationMs job_tick = 100;                  // job runner pause when idle or throttled
+  TenantQuotas default_quotas;                // every tenant's, unless overridden
+  DurationMs quota_retry_after = 5'000;       // Retry-After of quota-exceeded
+  DurationMs token_use_flush = 60'000;        // how often tokens' last use is written
 };
 
 struct TenantInfo {
   std::string name;
   TimeMs created_at = 0;
+  bool deleting = false;
+  QuotaOverrides overrides;
+  // Filled by GetTenant only:
+  TenantQuotas quotas;  // effective: the defaults with the overrides
+  store::TenantUsage usage;
 };
 
 struct TokenInfo {
@@ -86,11 +121,18 @@ struct TokenInfo {
   std::vector<std::string> scopes;
   TimeMs created_at = 0;
   TimeMs revoked_at = 0;
+  TimeMs expires_at = 0;    // 0 = never
+  TimeMs last_used_at = 0;  // to within EngineOptions::token_use_flush on other nodes
+  std::string replaced_by;  // the token a rotation issued in its place
+  std::string state;        // active, expired or revoked (at the time of the call)
 };
 
 struct NewToken {
   TokenInfo info;
   std::string secret;  // shown once; only its hash is stored
+  // Set by a rotation: the token this one replaces, and when that one stops being accepted.
+  std::string replaces;
+  TimeMs replaces_until = 0;
 };
 
 struct QueueInfo {
@@ -254,38 +296,91 @@ class Engine {
   Result<NewToken> CreateOperatorToken(const std::string& label);
   Result<std::vector<TokenInfo>> ListOperatorTokens();
 
-  // ---- tenants and their tokens
-  // Errors: kInvalidName, kAlreadyExists.
+  // ---- tenancy (tenancy.cc): tenants, tokens, quotas, request rate, the audit of
+  // administrative changes. Every change is written to the audit log with the token id of
+  // `actor`: changes inside a tenant (its tokens, queues, quotas) to the tenant's log,
+  // server-wide ones (tenants, operator tokens, quotas) to the server log (tenant ""), which
+  // QueryServerAudit reads. The overloads without an actor act as `system`.
+  //
+  // Errors: kInvalidName, kAlreadyExists, kInvalidArgument (a negative quota).
+  Result<TenantInfo> CreateTenant(const Principal& actor, const std::string& name,
+                                  const QuotaOverrides& quotas = {});
   Result<TenantInfo> CreateTenant(const std::string& name);
   Result<std::vector<TenantInfo>> ListTenants();
-  // Errors: kTenantNotFound.
+  // With its effective quotas and usage. Errors: kTenantNotFound.
   Result<TenantInfo> GetTenant(const std::string& name);
-  // Errors: kTenantNotFound, kInvalidName (label), kInvalidArgument (unknown scope).
+  // Replaces the tenant's overrides; a quota already below its usage refuses only new work.
+  // Errors: kTenantNotFound, kInvalidArgument (a negative quota).
+  Result<TenantInfo> SetTenantQuotas(const Principal& actor, const std::string& name,
+                                     const QuotaOverrides& overrides);
+  // Deletes the tenant with its tokens, queues, messages, dead letters, jobs and audit log.
+  // Errors: kTenantNotFound, kTenantNotEmpty (it has queues and `force` is false).
+  Status DeleteTenant(const Principal& actor, const std::string& name, bool force);
+  // The defaults with the tenant's overrides. Errors: kTenantNotFound.
+  Result<TenantQuotas> QuotasOf(const std::string& tenant);
+  // Admits one request of `p` on `tenant` by the tenant's request rate (a token bucket of
+  // request_burst, refilled at request_rate per second). Operator tokens are never limited.
+  // Errors: kRateLimited, with *retry_after set to when a request will be admitted again.
+  Status AdmitRequest(const Principal& p, const std::string& tenant, DurationMs* retry_after);
+  // Retry-After for kQuotaExceeded: space frees only as consumers and operators remove work.
+  DurationMs quota_retry_after() const { return options_.quota_retry_after; }
+
+  // Tenant tokens. `expires_in`: the token is refused from then on (1s to kMaxTokenLifetime).
+  // Errors: kTenantNotFound, kInvalidName (label), kInvalidArgument (unknown scope, lifetime).
+  Result<NewToken> CreateToken(const Principal& actor, const std::string& tenant,
+                               const std::string& label, const std::vector<std::string>& scopes,
+                               std::optional<DurationMs> expires_in = std::nullopt);
   Result<NewToken> CreateToken(const std::string& tenant, const std::string& label,
                                const std::vector<std::string>& scopes);
   Result<std::vector<TokenInfo>> ListTokens(const std::string& tenant);
   // Errors: kTokenNotFound.
+  Status RevokeToken(const Principal& actor, const std::string& tenant,
+                     const std::string& token_id);
   Status RevokeToken(const std::string& tenant, const std::string& token_id);
+  // Issues a new token with the same tenant, label and scopes (and `expires_in`, else no
+  // expiry); the old one is still accepted for `overlap` (0 = stops at once), then refused
+  // like a revoked one. Errors: kTokenNotFound (no token with that id that is neither revoked
+  // nor expired), kInvalidArgument (overlap outside 0 to kMaxRotationOverlap; lifetime).
+  Result<NewToken> RotateToken(const Principal& actor, const std::string& tenant,
+                               const std::string& token_id, DurationMs overlap,
+                               std::optional<DurationMs> expires_in = std::nullopt);
 
-  // ---- queues
+  // Operator tokens. Errors as for tenant tokens; revoking fails with kLastOperatorToken
+  // when no other operator token would stay active (neither revoked nor expired).
+  Result<NewToken> CreateOperatorToken(const Principal& actor, const std::string& label,
+                                       std::optional<DurationMs> expires_in = std::nullopt);
+  Status RevokeOperatorToken(const Principal& actor, const std::string& token_id);
+  Result<NewToken> RotateOperatorToken(const Principal& actor, const std::string& token_id,
+                                       DurationMs overlap,
+                                       std::optional<DurationMs> expires_in = std::nullopt);
+  // The server-wide audit log (tenants, operator tokens, quotas). Errors: kInvalidQuery.
+  Result<AuditQueryResult> QueryServerAudit(const AuditQuery& query);
+
+  // ---- queues (each change audited with `actor`; without one, as `system`)
   // Creates the queue and, if missing, its dead-letter queue. Errors: kTenantNotFound,
-  // kInvalidName, kInvalidArgument, kAlreadyExists.
+  // kInvalidName, kInvalidArgument, kAlreadyExists, kQuotaExceeded (maxQueues).
+  Result<QueueInfo> CreateQueue(const Principal& actor, const std::string& tenant,
+                                const std::string& name, const QueueConfig& config);
   Result<QueueInfo> CreateQueue(const std::string& tenant, const std::string& name,
                                 const QueueConfig& config);
   // Replaces the attributes. Errors: kQueueNotFound, kInvalidArgument,
   // kDeadLetterQueueReadOnly (a dead-letter queue has no attributes to change).
+  Result<QueueInfo> UpdateQueue(const Principal& actor, const std::string& tenant,
+                                const std::string& name, const QueueConfig& config);
   Result<QueueInfo> UpdateQueue(const std::string& tenant, const std::string& name,
                                 const QueueConfig& config);
   // With depths. Errors: kQueueNotFound.
   Result<QueueInfo> GetQueue(const std::string& tenant, const std::string& name);
   Result<std::vector<QueueInfo>> ListQueues(const std::string& tenant);
   // Deletes the queue and its messages; dead letters from it stay. Errors: kQueueNotFound.
+  Status DeleteQueue(const Principal& actor, const std::string& tenant, const std::string& name);
   Status DeleteQueue(const std::string& tenant, const std::string& name);
 
   // ---- messages
   // All or nothing: every message is validated before any is stored. Errors: kQueueNotFound,
   // kDeadLetterQueueReadOnly, kEmptyBatch, kBatchTooLarge, kMessageTooLarge,
-  // kTooManyAttributes, kAttributeTooLarge, kInvalidArgument, kQueueFull.
+  // kTooManyAttributes, kAttributeTooLarge, kInvalidArgument, kQueueFull, kQuotaExceeded
+  // (maxMessages or maxBytes of the tenant: nothing of the batch is stored).
   Result<std::vector<store::PublishOutcome>> Publish(const std::string& tenant,
                                                      const std::string& queue,
                                                      std::vector<NewMessage> messages);
@@ -294,7 +389,8 @@ class Engine {
   Result<std::vector<Delivery>> Receive(const std::string& tenant, const std::string& queue,
                                         const ReceiveOptions& options);
   // One Status per receipt: ok, kInvalidReceipt or kLeaseLost. Errors (whole call):
-  // kQueueNotFound, kEmptyBatch, kBatchTooLarge.
+  // kQueueNotFound, kEmptyBatch, kBatchTooLarge, kDeadLetterQueueReadOnly (as for Nack and
+  // ExtendLeases: a dead-letter queue has no leases).
   Result<std::vector<Status>> Ack(const std::string& tenant, const std::string& queue,
                                   const std::vector<std::string>& receipts);
   // Records the failure in the journal, then retries by policy or takes the exhausted action.
@@ -381,6 +477,15 @@ class Engine {
   struct CachedPrincipal {
     Principal principal;
     TimeMs fetched_at = 0;
+    TimeMs expires_at = 0;  // the token's; 0 = never
+  };
+  struct CachedOverrides {
+    QuotaOverrides overrides;
+    TimeMs fetched_at = 0;
+  };
+  struct RateBucket {
+    double tokens = 0;
+    TimeMs at = 0;
   };
 
   Result<std::shared_ptr<const CachedQueue>> LookupQueue(const std::string& tenant,
@@ -390,18 +495,42 @@ class Engine {
   Status EnsureTenant(const std::string& tenant);
   Status EnsureDeadLetterQueue(const std::string& tenant, const std::string& name);
   Result<QueueInfo> MakeQueueInfo(const store::QueueRecord& record);
-  Result<NewToken> IssueToken(const std::string& tenant, const std::string& label,
-                              const std::vector<std::string>& scopes);
+  // tenancy.cc: a token for `tenant` ("" = operator) with a fresh id and secret, not stored.
+  NewToken MintToken(const std::string& tenant, const std::string& label,
+                     const std::vector<std::string>& scopes, TimeMs expires_at);
+  // Now + expires_in, or 0 without one. Errors: kInvalidArgument (outside 1s..10y).
+  Result<TimeMs> ExpiryOf(std::optional<DurationMs> expires_in);
+  Result<NewToken> Rotate(const Principal& actor, const std::string& tenant,
+                          const std::string& token_id, DurationMs overlap,
+                          std::optional<DurationMs> expires_in);
+  TokenInfo TokenInfoOf(const store::TokenRecord& record, TimeMs now);
+  // Drops cached principals whose token id is `token_id`, or (token_id empty) of `tenant`.
+  void ForgetPrincipals(const std::string& tenant, const std::string& token_id);
+  Result<QuotaOverrides> OverridesOf(const std::string& tenant);
+  // Writes the last use of tokens seen since the last flush, at most every token_use_flush
+  // unless `force` (the sweeper thread calls it, and Stop once the sweeper has ended).
+  void FlushTokenUse(bool force = false);
+  // What differs between two JSON objects, by JSON pointer: {"/a/b": {"from": x, "to": y}}.
+  static nlohmann::json Changes(const nlohmann::json& before, const nlohmann::json& after);
+  // The audit log of `tenant` ("" = server-wide), filtered and paged (workbench.cc).
+  Result<AuditQueryResult> ReadAudit(const std::string& tenant, const AuditQuery& query);
 
-  // The shared path of every failed delivery: journal it, then retry or take the exhausted
-  // action. `force_reason` non-empty skips the remaining retries with that reason.
-  // Returns false when the lease was lost meanwhile.
-  Result<bool> HandleFailure(const CachedQueue& queue, const store::MessageRecord& message,
-                             const store::Receipt& receipt, store::Attempt attempt,
-                             std::optional<DurationMs> delay, const std::string& force_reason);
-  Result<bool> TakeExhaustedAction(const CachedQueue& queue, const store::MessageRecord& message,
-                                   const store::Receipt& receipt, const store::Journal& journal,
-                                   const std::string& reason, const std::string& cause);
+  // The shared path of every failed delivery (nack, ended lease, expired TTL): journal it, then
+  // decide between a retry and the exhausted action. `force_reason` non-empty skips the
+  // remaining retries with that reason; `journal` already holds this failure (TTL expiry).
+  store::FailureAction PlanFailure(const CachedQueue& queue, const store::MessageRecord& message,
+                                   const store::Receipt& receipt, store::Attempt attempt,
+                                   std::optional<DurationMs> delay,
+                                   const std::string& force_reason);
+  store::FailureAction PlanExhausted(const CachedQueue& queue, const store::MessageRecord& message,
+                                     const store::Receipt& receipt, store::Journal journal,
+                                     const std::string& reason, const std::string& cause);
+  // Applies the planned failures of one queue in one store write, then counts, logs and wakes
+  // receivers. `messages[i]` is the message of `actions[i]`. One bool per action: false when
+  // the lease was lost meanwhile.
+  Result<std::vector<bool>> ApplyFailures(const CachedQueue& queue,
+                                          const std::vector<const store::MessageRecord*>& messages,
+                                          const std::vector<store::FailureAction>& actions);
   void CountDeadLetter(const std::string& reason);
   // When a dead letter of `origin` made now expires: the queue's deadLetterRetention, else the
   // server's dead_letter_retention; 0 (never) when that is 0.
@@ -456,6 +585,14 @@ class Engine {
   std::thread job_runner_;
   // Token buckets of throttled jobs, by job id. Used by the job runner thread only.
   std::unordered_map<std::string, std::pair<double, TimeMs>> job_tokens_;
+
+  // Last use of tokens, by id, not yet written to the store. GUARDED_BY(cache_mu_)
+  std::unordered_map<std::string, TimeMs> token_last_used_;
+  // Quota overrides by tenant, refreshed after token_cache_ttl. GUARDED_BY(cache_mu_)
+  std::unordered_map<std::string, CachedOverrides> quota_overrides_;
+  TimeMs token_use_flushed_at_ = 0;  // used by the sweeper thread only
+  std::mutex rate_mu_;
+  std::unordered_map<std::string, RateBucket> rate_buckets_;  // by tenant. GUARDED_BY(rate_mu_)
 };
 
 }  // namespace redrive::engine

@@ -15,6 +15,11 @@ Status Bad(const std::string& field, const std::string& why) {
 
 Status ReadDuration(const json& v, const std::string& field, DurationMs* out) {
   if (v.is_number_integer() && v.get<int64_t>() >= 0) {
+    // The same ceiling as a string: a larger value would be stored in a form that no longer
+    // parses, and the queue could not be loaded again.
+    if (v.get<int64_t>() > kMaxDuration) {
+      return Status(ErrorCode::kInvalidDuration, "'" + field + "' must be at most 36500d");
+    }
     *out = v.get<int64_t>();
     return Status::Ok();
   }

@@ -1010,6 +1010,10 @@ void Engine::JobRunnerLoop() {
 
 Result<AuditQueryResult> Engine::QueryAudit(const std::string& tenant, const AuditQuery& q) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
+  return ReadAudit(tenant, q);
+}
+
+Result<AuditQueryResult> Engine::ReadAudit(const std::string& tenant, const AuditQuery& q) {
   if (q.page_size < 1 || q.page_size > 1000) {
     return Status(ErrorCode::kInvalidQuery, "_pageSize must be between 1 and 1000");
   }

@@ -13,6 +13,8 @@
 #include <cstring>
 
 #include "common/errors.h"
+#include "http/request_parser.h"
+#include "http/tls.h"
 
 namespace redrive::http {
 namespace {
@@ -74,6 +76,40 @@ bool WriteAll(int fd, const std::string& data, int timeout_ms) {
   return true;
 }
 
+// Waits up to `wait_ms` for bytes and reads what is there. Returns the count (> 0), 0 when
+// nothing arrived in time, -1 when the peer closed or the socket broke.
+ssize_t ReadSome(int fd, char* buf, size_t len, int wait_ms) {
+  pollfd p{fd, POLLIN, 0};
+  int r = poll(&p, 1, wait_ms);
+  if (r < 0 && errno != EINTR) return -1;
+  if (r <= 0) return 0;
+  ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+  if (n == 0) return -1;  // peer closed
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+  return n;
+}
+
+bool Write(int fd, TlsConnection* tls, const std::string& data, int timeout_ms) {
+  return tls ? tls->WriteAll(data, timeout_ms) : WriteAll(fd, data, timeout_ms);
+}
+
+// Before closing a connection the client may still be writing to: stop sending, then discard
+// what arrives for a moment, so that the close does not reset the connection (and the client
+// lose the answer) while the client's request is still unread.
+void Linger(int fd, int timeout_ms) {
+  shutdown(fd, SHUT_WR);
+  auto start = SteadyClock::now();
+  char buf[4096];
+  size_t discarded = 0;
+  while (discarded < 64 * 1024) {
+    int64_t left = timeout_ms - MsSince(start);
+    if (left <= 0) return;
+    ssize_t n = ReadSome(fd, buf, sizeof(buf), static_cast<int>(left));
+    if (n < 0) return;
+    discarded += static_cast<size_t>(n);
+  }
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options, Handler handler)
@@ -88,6 +124,12 @@ Server::~Server() {
 }
 
 Status Server::Start() {
+  if (options_.tls.enabled()) {
+    auto loaded = TlsContext::Load(options_.tls);
+    if (!loaded.ok()) return loaded.status();
+    std::lock_guard<std::mutex> l(tls_mu_);
+    tls_ = std::move(loaded).value();
+  }
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0)
     return Status(ErrorCode::kInternal, std::string("socket: ") + strerror(errno));
@@ -121,7 +163,8 @@ void Server::AcceptLoop() {
     if (r <= 0) continue;
     sockaddr_in peer{};
     socklen_t len = sizeof(peer);
-    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+    int fd =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -130,8 +173,22 @@ void Server::AcceptLoop() {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (active_ >= options_.max_connections) {
+        if (options_.tls.enabled() && refusing_ < kMaxRefusing) {
+          ++refusing_;
+          std::thread([this, fd] {
+            RefuseBusyTls(fd);
+            std::lock_guard<std::mutex> l(mu_);
+            close(fd);
+            --refusing_;
+            cv_.notify_all();
+          }).detach();
+          continue;
+        }
         // Refuse early and cheaply: no thread, no parsing.
-        WriteAll(fd, Serialize(Error(ErrorCode::kServerBusy, "too many connections"), false), 100);
+        if (!options_.tls.enabled()) {
+          WriteAll(fd, Serialize(Error(ErrorCode::kServerBusy, "too many connections"), false),
+                   100);
+        }
         close(fd);
         continue;
       }
@@ -150,45 +207,45 @@ void Server::AcceptLoop() {
 }
 
 void Server::Serve(int fd, std::string remote) {
+  std::unique_ptr<TlsConnection> tls;
+  if (options_.tls.enabled()) {
+    tls = std::make_unique<TlsConnection>(CurrentTls(), fd);
+    auto deadline = SteadyClock::now() + std::chrono::milliseconds(options_.request_timeout_ms);
+    switch (tls->Handshake(deadline, stopping_)) {
+      case TlsConnection::HandshakeResult::kOk:
+        break;
+      case TlsConnection::HandshakeResult::kPlainHttp:
+        ++tls_handshake_failures_;
+        WriteAll(fd,
+                 Serialize(Error(ErrorCode::kInvalidArgument,
+                                 "this port speaks HTTPS only: use an https:// URL"),
+                           false),
+                 1000);
+        Linger(fd, 1000);
+        return;
+      default:
+        if (!stopping_) ++tls_handshake_failures_;
+        return;
+    }
+  }
   std::string buf;
   char chunk[16 * 1024];
   for (;;) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-    parser.body_limit(options_.max_body_bytes);
-    parser.eager(true);
+    RequestParser parser(options_.max_header_bytes, options_.max_body_bytes);
     auto idle_since = SteadyClock::now();
     std::optional<SteadyClock::time_point> started;
     if (!buf.empty()) started = SteadyClock::now();
     Response early;
     bool failed = false;
 
-    while (!parser.is_done()) {
+    for (;;) {
       if (!buf.empty()) {
-        boost::system::error_code ec;
-        size_t n = parser.put(boost::asio::buffer(buf.data(), buf.size()), ec);
-        buf.erase(0, n);
-        if (ec == bhttp::error::need_more) {
-          // fall through to read more
-        } else if (ec == bhttp::error::header_limit) {
-          early = Error(ErrorCode::kHeadersTooLarge, "request line and headers exceed " +
-                                                         std::to_string(options_.max_header_bytes) +
-                                                         " bytes");
+        RequestParser::Step step = parser.Feed(&buf);
+        if (step == RequestParser::Step::kDone) break;
+        if (step == RequestParser::Step::kFailed) {
+          early = parser.error();
           failed = true;
           break;
-        } else if (ec == bhttp::error::body_limit) {
-          early =
-              Error(ErrorCode::kRequestTooLarge,
-                    "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
-          failed = true;
-          break;
-        } else if (ec) {
-          early = Error(ErrorCode::kInvalidArgument, "malformed HTTP request: " + ec.message());
-          failed = true;
-          break;
-        } else {
-          if (parser.is_done()) break;
-          if (n > 0) continue;
         }
       }
       // Wait for more bytes, within the deadline that applies now.
@@ -205,46 +262,25 @@ void Server::Serve(int fd, std::string remote) {
         if (stopping_ || MsSince(idle_since) >= options_.idle_timeout_ms) return;
         wait_ms = 250;
       }
-      pollfd p{fd, POLLIN, 0};
-      int r = poll(&p, 1, wait_ms);
-      if (r < 0 && errno != EINTR) return;
-      if (r <= 0) continue;
-      ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
-      if (n == 0) return;  // peer closed
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-        return;
-      }
+      ssize_t n = tls ? tls->Read(chunk, sizeof(chunk), wait_ms)
+                      : ReadSome(fd, chunk, sizeof(chunk), wait_ms);
+      if (n < 0) return;     // peer closed, or the connection broke
+      if (n == 0) continue;  // nothing yet
       if (!started) started = SteadyClock::now();
       buf.append(chunk, static_cast<size_t>(n));
     }
 
     if (failed) {
-      WriteAll(fd, Serialize(early, false), 5000);
+      Write(fd, tls.get(), Serialize(early, false), 5000);
       return;
     }
 
-    auto msg = parser.release();
     Request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    req.remote = remote;
-    std::string_view target = req.target;
-    size_t qpos = target.find('?');
-    req.path = std::string(target.substr(0, qpos));
-    bool ok = qpos == std::string_view::npos || ParseQuery(target.substr(qpos + 1), &req.query);
-    for (const auto& f : msg) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
-    req.body = std::move(msg.body());
-    bool keep_alive = msg.keep_alive() && !stopping_;
-
-    Response resp = ok ? handler_(req)
-                       : Error(ErrorCode::kInvalidArgument, "malformed percent-encoding in query");
+    Response resp;
+    bool keep_alive = false;
+    if (parser.TakeRequest(remote, &req, &keep_alive, &resp)) resp = handler_(req);
     if (stopping_) keep_alive = false;
-    if (!WriteAll(fd, Serialize(resp, keep_alive), 30'000)) return;
+    if (!Write(fd, tls.get(), Serialize(resp, keep_alive), 30'000)) return;
     if (!keep_alive) return;
   }
 }
@@ -260,12 +296,54 @@ void Server::StopAccepting() {
 
 bool Server::Drain(int timeout_ms) {
   std::unique_lock<std::mutex> l(mu_);
-  if (cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return active_ == 0; })) {
-    return true;
-  }
+  auto done = [&] { return active_ == 0 && refusing_ == 0; };
+  if (cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), done)) return true;
   // Connections that outlived the drain: unblock their reads and writes.
   for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-  return cv_.wait_for(l, std::chrono::milliseconds(2000), [&] { return active_ == 0; });
+  return cv_.wait_for(l, std::chrono::milliseconds(2000), done);
+}
+
+std::shared_ptr<const TlsContext> Server::CurrentTls() const {
+  std::lock_guard<std::mutex> l(tls_mu_);
+  return tls_;
+}
+
+CertificateInfo Server::tls_certificate() const { return CurrentTls()->certificate(); }
+
+Result<CertificateInfo> Server::ReloadTls() {
+  if (!options_.tls.enabled()) {
+    return Status(ErrorCode::kInvalidArgument, "TLS is not configured");
+  }
+  auto loaded = TlsContext::Load(options_.tls);
+  if (!loaded.ok()) {
+    ++tls_reload_failures_;
+    return loaded.status();
+  }
+  std::shared_ptr<const TlsContext> fresh = std::move(loaded).value();
+  CertificateInfo info = fresh->certificate();
+  std::lock_guard<std::mutex> l(tls_mu_);
+  tls_.swap(fresh);
+  return info;
+}
+
+void Server::RefuseBusyTls(int fd) {
+  {
+    TlsConnection tls(CurrentTls(), fd);
+    auto deadline =
+        SteadyClock::now() + std::chrono::milliseconds(std::min(options_.request_timeout_ms, 2000));
+    auto busy = Serialize(Error(ErrorCode::kServerBusy, "too many connections"), false);
+    switch (tls.Handshake(deadline, stopping_)) {
+      case TlsConnection::HandshakeResult::kOk:
+        tls.WriteAll(busy, 1000);
+        break;
+      case TlsConnection::HandshakeResult::kPlainHttp:
+        WriteAll(fd, busy, 1000);
+        break;
+      default:
+        return;
+    }
+  }  // close_notify goes out before the linger
+  Linger(fd, 1000);
 }
 
 }  // namespace redrive::http

@@ -8,7 +8,15 @@
 // to arrive (408, slow clients), idle keep-alive connections (closed), and connections beyond
 // max_connections (503 at once, then closed).
 //
-// Thread-safety: Start/Stop from one thread; the handler is called from many threads at once.
+// With options.tls set the listener speaks TLS only (no plain HTTP on the same port): the
+// handshake runs on the connection's thread and must finish within request_timeout, the
+// connection counts against max_connections from accept on, and the limits above apply to
+// the decrypted requests. A plain HTTP request sent to the TLS port is answered in plain HTTP
+// with 400 invalid-argument and closed. ReloadTls (SIGHUP) swaps in a new certificate for new
+// connections; connections that already began keep theirs.
+//
+// Thread-safety: Start/Stop from one thread; the handler is called from many threads at once;
+// ReloadTls and the TLS accessors from any thread.
 #pragma once
 
 #include <atomic>
@@ -21,6 +29,7 @@
 
 #include "common/status.h"
 #include "http/http.h"
+#include "http/tls.h"
 
 namespace redrive::http {
 
@@ -33,6 +42,7 @@ struct ServerOptions {
   int request_timeout_ms = 30'000;  // whole request, from its first byte
   int idle_timeout_ms = 75'000;     // keep-alive wait for the next request
   int max_connections = 2048;
+  TlsOptions tls;  // TLS when tls.enabled()
 };
 
 using Handler = std::function<Response(Request&)>;
@@ -42,7 +52,8 @@ class Server {
   Server(ServerOptions options, Handler handler);
   ~Server();
 
-  // Binds and starts accepting. Errors: kInternal when the address cannot be bound.
+  // Binds and starts accepting. Errors: kInternal when the address cannot be bound; with TLS,
+  // first the errors of TlsContext::Load (kInvalidArgument naming the file).
   Status Start();
   // The bound port (useful with port 0).
   int port() const { return port_; }
@@ -53,9 +64,27 @@ class Server {
   // which case the caller must not destroy what handlers use.
   bool Drain(int timeout_ms);
 
+  bool tls_enabled() const { return options_.tls.enabled(); }
+  // Loads options.tls's files again. On success new connections use the new pair (connections
+  // already open keep theirs) and the new certificate is returned; on error the current pair
+  // stays in use, tls_reload_failures() grows, and the error names the file.
+  // REQUIRES: tls_enabled() and Start() succeeded.
+  Result<CertificateInfo> ReloadTls();
+  // The certificate new connections get. REQUIRES: tls_enabled() and Start() succeeded.
+  CertificateInfo tls_certificate() const;
+  // Since Start: reloads that failed; TLS handshakes that failed or timed out (plain HTTP on
+  // the TLS port included, shutdown excluded).
+  int64_t tls_reload_failures() const { return tls_reload_failures_; }
+  int64_t tls_handshake_failures() const { return tls_handshake_failures_; }
+
  private:
   void AcceptLoop();
   void Serve(int fd, std::string remote);
+  std::shared_ptr<const TlsContext> CurrentTls() const;
+  // Over max_connections with TLS: the 503 must go through a handshake, so it gets a thread of
+  // its own, a short deadline, and at most kMaxRefusing run at once (beyond, a plain close).
+  void RefuseBusyTls(int fd);
+  static constexpr int kMaxRefusing = 16;
 
   const ServerOptions options_;
   Handler handler_;
@@ -68,6 +97,14 @@ class Server {
   std::condition_variable cv_;
   int active_ = 0;          // GUARDED_BY(mu_): connection threads alive
   std::set<int> open_fds_;  // GUARDED_BY(mu_): their sockets
+  int refusing_ = 0;        // GUARDED_BY(mu_): RefuseBusyTls threads alive
+
+  mutable std::mutex tls_mu_;
+  // GUARDED_BY(tls_mu_). Shared with the connections that began with it, each holding it until
+  // it closes, so a reload never pulls a certificate from under a live connection.
+  std::shared_ptr<const TlsContext> tls_;
+  std::atomic<int64_t> tls_reload_failures_{0};
+  std::atomic<int64_t> tls_handshake_failures_{0};
 };
 
 }  // namespace redrive::http

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <cstdlib>
 
 #include "common/text.h"
@@ -52,7 +53,9 @@ Status ReadIntKey(const toml::table& t, const char* key, const std::string& wher
                   int64_t hi, T* out) {
   auto node = t.get(key);
   if (!node) return Status::Ok();
-  auto v = node->value<int64_t>();
+  // Integers only: toml++'s float-to-integer conversion casts before it checks the range
+  // (undefined for 1e33), and a setting like max_batch = 1.5 is a mistake worth naming.
+  auto v = node->is_integer() ? node->value<int64_t>() : std::nullopt;
   if (!v || *v < lo || *v > hi) {
     return Bad(where + key,
                "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
@@ -70,6 +73,23 @@ Status ReadStringKey(const toml::table& t, const char* key, const std::string& w
   *out = *v;
   return Status::Ok();
 }
+
+// The default tenant quotas: [quotas] keys, REDRIVE_QUOTA_* variables and --quota-* flags.
+struct QuotaKey {
+  const char* key;
+  const char* env;
+  int64_t engine::TenantQuotas::*field;
+  int64_t max;
+};
+constexpr QuotaKey kQuotaKeys[] = {
+    {"max_queues", "REDRIVE_QUOTA_MAX_QUEUES", &engine::TenantQuotas::max_queues, INT64_MAX},
+    {"max_messages", "REDRIVE_QUOTA_MAX_MESSAGES", &engine::TenantQuotas::max_messages, INT64_MAX},
+    {"max_bytes", "REDRIVE_QUOTA_MAX_BYTES", &engine::TenantQuotas::max_bytes, INT64_MAX},
+    {"request_rate", "REDRIVE_QUOTA_REQUEST_RATE", &engine::TenantQuotas::request_rate,
+     1'000'000'000},
+    {"request_burst", "REDRIVE_QUOTA_REQUEST_BURST", &engine::TenantQuotas::request_burst,
+     1'000'000'000},
+};
 
 Status OnlyKeys(const toml::table& t, std::initializer_list<std::string_view> allowed,
                 const std::string& where) {
@@ -114,7 +134,7 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
                                                    std::to_string(e.source().begin.line) + ": " +
                                                    std::string(e.description()));
   }
-  REDRIVE_RETURN_IF_ERROR(OnlyKeys(root, {"server", "limits", "tenants"}, ""));
+  REDRIVE_RETURN_IF_ERROR(OnlyKeys(root, {"server", "limits", "tenants", "tls", "quotas"}, ""));
   if (auto server = root["server"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(
         OnlyKeys(*server,
@@ -160,6 +180,36 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
       c->engine.dead_letter_retention = d.value();
     }
   }
+  if (auto quotas = root["quotas"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(OnlyKeys(
+        *quotas,
+        {"max_queues", "max_messages", "max_bytes", "request_rate", "request_burst", "retry_after"},
+        "quotas."));
+    for (const auto& q : kQuotaKeys) {
+      REDRIVE_RETURN_IF_ERROR(
+          ReadIntKey(*quotas, q.key, "quotas.", 0, q.max, &(c->engine.default_quotas.*q.field)));
+    }
+    std::string retry_after;
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*quotas, "retry_after", "quotas.", &retry_after));
+    if (!retry_after.empty()) {
+      auto d = ParseDuration(retry_after);
+      if (!d.ok()) return Bad("quotas.retry_after", d.status().message());
+      if (d.value() < 1000 || d.value() > 3'600'000) {
+        return Bad("quotas.retry_after", "must be between 1s and 1h");
+      }
+      c->engine.quota_retry_after = d.value();
+    }
+  } else if (root.contains("quotas")) {
+    return Bad("quotas", "must be a table");
+  }
+  if (auto tls = root["tls"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(OnlyKeys(*tls, {"cert_file", "key_file", "min_version"}, "tls."));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*tls, "cert_file", "tls.", &c->http.tls.cert_file));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*tls, "key_file", "tls.", &c->http.tls.key_file));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*tls, "min_version", "tls.", &c->http.tls.min_version));
+  } else if (root.contains("tls")) {
+    return Bad("tls", "must be a table");
+  }
   if (auto tenants = root["tenants"].as_array()) {
     for (size_t i = 0; i < tenants->size(); ++i) {
       std::string where = "tenants[" + std::to_string(i) + "].";
@@ -196,6 +246,15 @@ Status ValidateConfig(const ServerConfig& c) {
     return Bad("log_level", "must be one of trace, debug, info, warn, error, critical, off");
   }
   if (c.data_dir.empty()) return Bad("data_dir", "must not be empty");
+  const auto& tls = c.http.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return Bad(tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+               "is missing: TLS needs both a certificate (tls.cert_file, REDRIVE_TLS_CERT_FILE, "
+               "--tls-cert) and its key (tls.key_file, REDRIVE_TLS_KEY_FILE, --tls-key)");
+  }
+  if (tls.min_version != "1.2" && tls.min_version != "1.3") {
+    return Bad("tls.min_version", "must be \"1.2\" or \"1.3\"");
+  }
   return Status::Ok();
 }
 
@@ -206,7 +265,30 @@ Status ApplyEnvironment(ServerConfig* c) {
   if (const char* v = std::getenv("REDRIVE_DATA_DIR"); v && *v) c->data_dir = v;
   if (const char* v = std::getenv("REDRIVE_STORE"); v && *v) c->store = v;
   if (const char* v = std::getenv("REDRIVE_LOG_LEVEL"); v && *v) c->log_level = v;
+  if (const char* v = std::getenv("REDRIVE_TLS_CERT_FILE"); v && *v) c->http.tls.cert_file = v;
+  if (const char* v = std::getenv("REDRIVE_TLS_KEY_FILE"); v && *v) c->http.tls.key_file = v;
+  for (const auto& q : kQuotaKeys) {
+    if (const char* v = std::getenv(q.env); v && *v) {
+      REDRIVE_RETURN_IF_ERROR(ApplyQuota(q.key, v, c));
+    }
+  }
   return Status::Ok();
+}
+
+Status ApplyQuota(const std::string& key, const std::string& value, ServerConfig* c) {
+  for (const auto& q : kQuotaKeys) {
+    if (key != q.key) continue;
+    int64_t n = -1;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || p != value.data() + value.size() || n < 0 || n > q.max) {
+      return Bad(std::string("quotas.") + q.key, "must be an integer from 0 (unlimited) to " +
+                                                     std::to_string(q.max) + ", not '" + value +
+                                                     "'");
+    }
+    c->engine.default_quotas.*q.field = n;
+    return Status::Ok();
+  }
+  return Bad("quotas." + key, "is not a known quota");
 }
 
 }  // namespace redrive::server

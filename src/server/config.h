@@ -40,9 +40,16 @@ struct ServerConfig {
 Status LoadConfigFile(const std::string& path, ServerConfig* config);
 // Parses "HOST:PORT" or ":PORT" or "PORT" into config->http.
 Status ApplyListen(const std::string& listen, ServerConfig* config);
-// REDRIVE_LISTEN, REDRIVE_DATA_DIR, REDRIVE_STORE, REDRIVE_LOG_LEVEL.
+// REDRIVE_LISTEN, REDRIVE_DATA_DIR, REDRIVE_STORE, REDRIVE_LOG_LEVEL, REDRIVE_TLS_CERT_FILE,
+// REDRIVE_TLS_KEY_FILE, REDRIVE_QUOTA_{MAX_QUEUES,MAX_MESSAGES,MAX_BYTES,REQUEST_RATE,
+// REQUEST_BURST}.
 Status ApplyEnvironment(ServerConfig* config);
-// Checks the combined result (after file, environment and flags). Errors: kInvalidArgument.
+// Sets one default tenant quota from text: `key` is a [quotas] key (max_queues, max_messages,
+// max_bytes, request_rate, request_burst). Errors: kInvalidArgument naming the key.
+Status ApplyQuota(const std::string& key, const std::string& value, ServerConfig* config);
+// Checks the combined result (after file, environment and flags): among others, a TLS
+// certificate and key come together. Errors: kInvalidArgument. The TLS files themselves are
+// read when the server starts.
 Status ValidateConfig(const ServerConfig& config);
 
 }  // namespace redrive::server

@@ -90,6 +90,20 @@ TEST_F(ConfigTest, RejectsValuesOfTheWrongType) {
   }
 }
 
+// Found by config_fuzz: a float for an integer setting went through toml++'s float-to-integer
+// conversion, which casts before it checks the range (undefined behaviour for 1e33).
+TEST_F(ConfigTest, RefusesFloatsForIntegerSettings) {
+  for (const char* text : {"[limits]\nmax_batch = 1e33\n", "[limits]\nmax_batch = 1000.0\n",
+                           "[server]\nmax_connections = -1e300\n",
+                           "[server]\nmax_body_bytes = nan\n", "[limits]\nmax_receive = inf\n"}) {
+    ServerConfig c;
+    auto st = LoadConfigFile(Write(text), &c);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << text;
+    EXPECT_NE(st.message().find("must be an integer"), std::string::npos) << st.message();
+    EXPECT_EQ(c.engine.max_batch, ServerConfig().engine.max_batch) << text;
+  }
+}
+
 TEST_F(ConfigTest, ValidatesTheCombinedResult) {
   ServerConfig c;
   EXPECT_TRUE(ValidateConfig(c).ok());
@@ -107,6 +121,92 @@ TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
   unsetenv("REDRIVE_DATA_DIR");
   EXPECT_EQ(c.http.port, 2000);
   EXPECT_EQ(c.data_dir, "/tmp/x");
+}
+
+TEST_F(ConfigTest, TlsTakesACertificateAndItsKeyTogether) {
+  ServerConfig c;
+  auto st = LoadConfigFile(Write("[tls]\ncert_file = \"/etc/redrive/cert.pem\"\n"
+                                 "min_version = \"1.3\"\n"),
+                           &c);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(c.http.tls.cert_file, "/etc/redrive/cert.pem");
+  EXPECT_EQ(c.http.tls.min_version, "1.3");
+  st = ValidateConfig(c);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("tls.key_file"), std::string::npos) << st.message();
+
+  setenv("REDRIVE_TLS_KEY_FILE", "/etc/redrive/key.pem", 1);
+  st = ApplyEnvironment(&c);
+  unsetenv("REDRIVE_TLS_KEY_FILE");
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(c.http.tls.key_file, "/etc/redrive/key.pem");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+
+  c.http.tls.min_version = "1.1";
+  EXPECT_EQ(ValidateConfig(c).code(), ErrorCode::kInvalidArgument);
+  ServerConfig typo;
+  st = LoadConfigFile(Write("[tls]\ncert = \"x.pem\"\n"), &typo);
+  EXPECT_NE(st.message().find("tls.cert"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace redrive::server
+
+namespace redrive::server {
+namespace {
+
+TEST_F(ConfigTest, QuotasComeFromTheFileTheEnvironmentAndFlagsInThatOrder) {
+  ServerConfig c;
+  auto st = LoadConfigFile(Write(R"(
+[quotas]
+max_queues = 10
+max_messages = 1000
+request_rate = 50
+retry_after = "2s"
+)"),
+                           &c);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(c.engine.default_quotas.max_queues, 10);
+  EXPECT_EQ(c.engine.default_quotas.max_messages, 1000);
+  EXPECT_EQ(c.engine.default_quotas.max_bytes, 0);
+  EXPECT_EQ(c.engine.default_quotas.request_rate, 50);
+  EXPECT_EQ(c.engine.quota_retry_after, 2000);
+  setenv("REDRIVE_QUOTA_MAX_MESSAGES", "2000", 1);
+  st = ApplyEnvironment(&c);
+  unsetenv("REDRIVE_QUOTA_MAX_MESSAGES");
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(c.engine.default_quotas.max_messages, 2000);
+  ASSERT_TRUE(ApplyQuota("max_messages", "3000", &c).ok());
+  EXPECT_EQ(c.engine.default_quotas.max_messages, 3000);
+  EXPECT_EQ(c.engine.default_quotas.max_queues, 10);
+}
+
+TEST_F(ConfigTest, BadQuotasAreRefusedWithTheirName) {
+  for (const char* text :
+       {"[quotas]\nmax_queues = -1\n", "[quotas]\nmax_queue = 1\n",
+        "[quotas]\nrequest_rate = 2000000000\n", "[quotas]\nmax_bytes = \"1GiB\"\n",
+        "[quotas]\nretry_after = \"0s\"\n", "quotas = 5\n"}) {
+    ServerConfig c;
+    auto st = LoadConfigFile(Write(text), &c);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << text;
+    EXPECT_NE(st.message().find("quotas"), std::string::npos) << st.message();
+  }
+  ServerConfig c;
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"max_messages", "-5"},
+                                                        {"max_messages", "12x"},
+                                                        {"max_messages", ""},
+                                                        {"retry_after", "5"},
+                                                        {"nope", "1"}}) {
+    auto st = ApplyQuota(key, value, &c);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << key << "=" << value;
+  }
+  EXPECT_EQ(c.engine.default_quotas.max_messages, 0) << "nothing changed";
+  setenv("REDRIVE_QUOTA_REQUEST_RATE", "fast", 1);
+  auto st = ApplyEnvironment(&c);
+  unsetenv("REDRIVE_QUOTA_REQUEST_RATE");
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("request_rate"), std::string::npos) << st.message();
 }
 
 }  // namespace

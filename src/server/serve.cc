@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -32,12 +33,14 @@ Status WriteSecretFile(const std::string& path, const std::string& content) {
 }
 
 // Creates the declared tenants and queues; updates declared queues whose attributes differ.
+// The audit log names the config file as their actor.
 Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
+  const engine::Principal kConfig{"config", "", {}};
   for (const auto& t : config.tenants) {
     auto existing = engine.GetTenant(t.name);
     if (!existing.ok()) {
       if (existing.status().code() != ErrorCode::kTenantNotFound) return existing.status();
-      REDRIVE_RETURN_IF_ERROR(engine.CreateTenant(t.name).status());
+      REDRIVE_RETURN_IF_ERROR(engine.CreateTenant(kConfig, t.name).status());
       spdlog::info("created tenant {} (declared in config)", t.name);
     }
     for (const auto& q : t.queues) {
@@ -50,11 +53,11 @@ Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
       auto current = engine.GetQueue(t.name, q.name);
       if (current.ok()) {
         if (engine::QueueConfigToJson(current->config) != engine::QueueConfigToJson(qc)) {
-          REDRIVE_RETURN_IF_ERROR(engine.UpdateQueue(t.name, q.name, qc).status());
+          REDRIVE_RETURN_IF_ERROR(engine.UpdateQueue(kConfig, t.name, q.name, qc).status());
           spdlog::info("updated queue {}/{} from config", t.name, q.name);
         }
       } else if (current.status().code() == ErrorCode::kQueueNotFound) {
-        REDRIVE_RETURN_IF_ERROR(engine.CreateQueue(t.name, q.name, qc).status());
+        REDRIVE_RETURN_IF_ERROR(engine.CreateQueue(kConfig, t.name, q.name, qc).status());
         spdlog::info("created queue {}/{} (declared in config)", t.name, q.name);
       } else {
         return current.status();
@@ -64,18 +67,65 @@ Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
   return Status::Ok();
 }
 
+// A tenant deletion cut short (a crash, a kill) left the tenant marked `deleting`: finish it.
+Status FinishTenantDeletions(engine::Engine& engine) {
+  REDRIVE_ASSIGN_OR_RETURN(auto tenants, engine.ListTenants());
+  for (const auto& t : tenants) {
+    if (!t.deleting) continue;
+    spdlog::warn("finishing the deletion of tenant {}", t.name);
+    REDRIVE_RETURN_IF_ERROR(engine.DeleteTenant(engine::Principal{"system", "", {}}, t.name, true));
+  }
+  return Status::Ok();
+}
+
+void LogCertificate(const char* what, const http::TlsOptions& tls,
+                    const http::CertificateInfo& cert) {
+  spdlog::info("{} TLS certificate {}: subject {}, serial {}, notAfter {}", what, tls.cert_file,
+               cert.subject, cert.serial, cert.not_after);
+  if (cert.not_after_unix < static_cast<int64_t>(std::time(nullptr))) {
+    spdlog::warn("TLS certificate {} expired at {}; clients will refuse it", tls.cert_file,
+                 cert.not_after);
+  }
+}
+
+std::string TlsMetrics(const http::Server& server) {
+  auto line = [](const char* name, const char* type, const char* help, int64_t v) {
+    return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(v) + "\n";
+  };
+  return line("redrive_tls_reload_failures_total", "counter",
+              "SIGHUP reloads of the TLS certificate and key that failed (the old pair stays).",
+              server.tls_reload_failures()) +
+         line("redrive_tls_handshake_failures_total", "counter",
+              "TLS handshakes that failed or timed out, plain HTTP on the TLS port included.",
+              server.tls_handshake_failures()) +
+         line("redrive_tls_certificate_expiry_timestamp_seconds", "gauge",
+              "notAfter of the certificate new connections get, in seconds since the epoch.",
+              server.tls_certificate().not_after_unix);
+}
+
 }  // namespace
 
 int RunServer(const ServerConfig& config, const std::string& port_file) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
-  // Block the shutdown signals in every thread; the main thread waits for them below.
+  // Block the shutdown signals and SIGHUP (TLS reload) in every thread; the main thread waits
+  // for them below.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (config.http.tls.enabled()) {
+    // Before anything is created: a server that cannot serve TLS changes nothing on disk.
+    auto tls = http::TlsContext::Load(config.http.tls);
+    if (!tls.ok()) {
+      spdlog::error("{}", tls.status().ToString());
+      return 1;
+    }
+  }
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {
@@ -92,7 +142,8 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   SystemRandom random;
   engine::Engine engine(*store, clock, random, config.engine);
 
-  Status st = ApplyDeclarations(config, engine);
+  Status st = FinishTenantDeletions(engine);
+  if (st.ok()) st = ApplyDeclarations(config, engine);
   if (!st.ok()) {
     spdlog::error("{}", st.ToString());
     return 1;
@@ -105,7 +156,9 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
     return 1;
   }
   bool any_active = false;
-  for (const auto& t : operators.value()) any_active = any_active || t.revoked_at == 0;
+  // Expired operator tokens count as gone: a server whose every operator token expired gets a
+  // new one (and a new token file) at its next start.
+  for (const auto& t : operators.value()) any_active = any_active || t.state == "active";
   if (!any_active || !std::filesystem::exists(token_path)) {
     if (!any_active) {
       auto token = engine.CreateOperatorToken("operator");
@@ -118,6 +171,8 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
         spdlog::error("{}", st.ToString());
         return 1;
       }
+      spdlog::warn("no active operator token: created {} and wrote it to {} (mode 0600)",
+                   token->info.id, token_path);
     } else {
       spdlog::warn("operator token file {} is missing; the tokens in the store stay valid",
                    token_path);
@@ -126,23 +181,40 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
 
   api::RestApi rest(engine);
   http::Server server(config.http, [&rest](http::Request& req) { return rest.Handle(req); });
+  if (server.tls_enabled()) rest.AddMetrics([&server] { return TlsMetrics(server); });
   st = server.Start();
   if (!st.ok()) {
     spdlog::error("{}", st.ToString());
     return 1;
   }
+  if (server.tls_enabled()) LogCertificate("serving", config.http.tls, server.tls_certificate());
   engine.Start();
   if (!port_file.empty()) {
     st = WriteSecretFile(port_file, std::to_string(server.port()));
     if (!st.ok()) spdlog::error("{}", st.ToString());
   }
-  std::printf("redrive listening on http://%s:%d\n", config.http.host.c_str(), server.port());
+  std::printf("redrive listening on %s://%s:%d\n", server.tls_enabled() ? "https" : "http",
+              config.http.host.c_str(), server.port());
   std::printf("store: %s\n", config.StoreUri().c_str());
   std::printf("operator token: %s\n", token_path.c_str());
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    if (!server.tls_enabled()) {
+      spdlog::info("received SIGHUP; TLS is not configured, nothing to reload");
+      continue;
+    }
+    auto reloaded = server.ReloadTls();
+    if (reloaded.ok()) {
+      LogCertificate("reloaded", config.http.tls, reloaded.value());
+    } else {
+      spdlog::error("TLS reload failed, still serving the previous certificate: {}",
+                    reloaded.status().message());
+    }
+  }
   spdlog::info("received {}, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   rest.SetReady(false);
   server.StopAccepting();

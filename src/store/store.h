@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -30,6 +31,16 @@ using Attributes = std::map<std::string, std::string>;
 struct TenantRecord {
   std::string name;
   TimeMs created_at = 0;
+  std::string quotas_json;  // operators' quota overrides, engine-encoded; "" = none
+  bool deleting = false;    // a deletion began and has not finished (see DeleteTenant)
+};
+
+// What a tenant stores now. Kept current by the store on every write that adds or removes a
+// message or a dead letter, so reading it costs no scan of the messages.
+struct TenantUsage {
+  int64_t queues = 0;    // standard queues (dead-letter queues are not counted)
+  int64_t messages = 0;  // messages in its queues (ready, delayed, leased) plus its dead letters
+  int64_t bytes = 0;     // body bytes of those
 };
 
 struct TokenRecord {
@@ -39,8 +50,19 @@ struct TokenRecord {
   std::string secret_hash;  // SHA-256 hex of the whole token string
   std::vector<std::string> scopes;
   TimeMs created_at = 0;
-  TimeMs revoked_at = 0;  // 0 = active
+  TimeMs revoked_at = 0;    // 0 = not revoked
+  TimeMs expires_at = 0;    // refused from this time on; 0 = never
+  TimeMs last_used_at = 0;  // as last recorded by TouchTokens; 0 = never
+  std::string replaced_by;  // id of the token a rotation issued in its place
 };
+
+enum class RevokeOutcome {
+  kRevoked,
+  kNotActive,   // no such token, or already revoked
+  kLastActive,  // the last active operator token: left as it is
+};
+
+enum class DeleteTenantOutcome { kDeleted, kNotFound, kNotEmpty };
 
 enum class QueueKind { kStandard = 0, kDeadLetter = 1 };
 
@@ -230,6 +252,9 @@ struct PublishRequest {
   int64_t max_length = 0;       // 0 = unlimited
   bool evict_oldest = false;    // on overflow, dead-letter the oldest ready messages
   DeathInfo overflow_death;     // used for evicted messages
+  // The tenant's quotas, checked against TenantUsage in the same transaction; 0 = unlimited.
+  int64_t tenant_max_messages = 0;
+  int64_t tenant_max_bytes = 0;
 };
 
 struct PublishOutcome {
@@ -254,6 +279,17 @@ struct LeaseRequest {
 struct Receipt {
   int64_t seq = 0;
   std::string lease_token;
+};
+
+// What happens to one failed delivery. A receipt with an empty lease_token means "whatever its
+// state" (TTL expiry); otherwise the lease must still match.
+struct FailureAction {
+  enum class Kind { kRequeue, kDeadLetter, kDrop };
+  Kind kind = Kind::kRequeue;
+  Receipt receipt;
+  TimeMs visible_at = 0;  // kRequeue: ready again at
+  Journal journal;        // kRequeue and kDeadLetter: the journal with this failure appended
+  DeathInfo death;        // kDeadLetter
 };
 
 // Row counts of the store, for metrics and accounting checks.
@@ -304,18 +340,13 @@ class Store {
   virtual Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) = 0;
   // Deletes each leased message whose token matches; one bool per receipt.
   virtual Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) = 0;
-  // Makes a leased message ready again at `visible_at` with a new journal.
-  virtual Result<bool> Requeue(int64_t queue_id, const Receipt& receipt, TimeMs visible_at,
-                               const Journal& journal) = 0;
   // Moves the lease end of a message whose lease has not yet ended at `now`.
   virtual Result<bool> ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
                                    TimeMs until) = 0;
-  // Moves a message to the dead letters with `death` and `journal`. An empty lease_token means
-  // "whatever its state" (used for expiry); otherwise the lease must match.
-  virtual Result<bool> DeadLetter(int64_t queue_id, const Receipt& receipt, const Journal& journal,
-                                  const DeathInfo& death) = 0;
-  // Deletes a message (exhausted action "drop"); same token rule as DeadLetter.
-  virtual Result<bool> Drop(int64_t queue_id, const Receipt& receipt) = 0;
+  // Applies the outcome of each failed delivery (a nack, an ended lease, an expired TTL) in one
+  // transaction; one bool per action: whether the message was still there to act on.
+  virtual Result<std::vector<bool>> SettleFailures(int64_t queue_id,
+                                                   const std::vector<FailureAction>& actions) = 0;
 
   // --- sweeper inputs: bounded batches, oldest first
   virtual Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) = 0;
@@ -371,6 +402,36 @@ class Store {
   virtual Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) = 0;
   // Deletes finished jobs whose finished_at is before `before`; returns how many.
   virtual Result<int64_t> DeleteFinishedJobs(TimeMs before) = 0;
+
+  // --- tenancy: quotas, usage, token rotation, tenant deletion
+  // Replaces the tenant's quota overrides. False when the tenant is absent or being deleted.
+  virtual Result<bool> SetTenantQuotas(const std::string& tenant,
+                                       const std::string& quotas_json) = 0;
+  // Errors: none beyond the store's own; an unknown tenant has zero usage.
+  virtual Result<TenantUsage> GetTenantUsage(const std::string& tenant) = 0;
+  // CreateQueue, refusing a standard queue when the tenant already has `max_standard_queues`
+  // (0 = no limit), checked in the same transaction. A standard queue never reuses the id of
+  // a queue whose messages are still being deleted. Errors: kAlreadyExists, kQuotaExceeded.
+  virtual Result<int64_t> CreateQueueWithinQuota(const QueueRecord& queue,
+                                                 int64_t max_standard_queues) = 0;
+  // In one transaction, if the token `id` of `tenant` is neither revoked nor expired at `now`:
+  // stores `replacement`, and sets the old token's replaced_by and its expires_at to
+  // `old_expires_at` (or keeps its own, when sooner). False (nothing written) otherwise.
+  virtual Result<bool> RotateToken(const std::string& tenant, const std::string& id,
+                                   const TokenRecord& replacement, TimeMs old_expires_at,
+                                   TimeMs now) = 0;
+  // Revokes an operator token unless no other operator token would stay active (neither
+  // revoked nor expired at `at`), checked in the same transaction.
+  virtual Result<RevokeOutcome> RevokeOperatorToken(const std::string& id, TimeMs at) = 0;
+  // Records when tokens were last used; a time never moves backwards. Unknown ids are ignored.
+  virtual Status TouchTokens(const std::vector<std::pair<std::string, TimeMs>>& last_used) = 0;
+  // Deletes the tenant and everything it owns: tokens, queues, messages, dead letters, jobs,
+  // audit entries, quotas. With `only_if_empty`, refuses (kNotEmpty, nothing changed) while it
+  // has any queue. The tenant is marked `deleting` and loses its tokens in the first
+  // transaction; the rest goes in bounded transactions, and the tenant row last, so a deletion
+  // cut short by a crash leaves a `deleting` tenant that calling this again finishes.
+  virtual Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant,
+                                                   bool only_if_empty) = 0;
 };
 
 // Opens a store from a URI: "sqlite:PATH", or a plain PATH to an SQLite file.

@@ -31,6 +31,30 @@ const std::vector<Backend>& Backends() {
 
 constexpr TimeMs kNow = 1'700'000'000'000;
 
+// One failed delivery at a time, through SettleFailures.
+Result<bool> Settle(Store* store, int64_t queue_id, FailureAction action) {
+  REDRIVE_ASSIGN_OR_RETURN(auto held, store->SettleFailures(queue_id, {std::move(action)}));
+  return static_cast<bool>(held.at(0));
+}
+Result<bool> Requeue(Store* store, int64_t queue_id, const Receipt& r, TimeMs visible_at,
+                     const Journal& journal) {
+  FailureAction a;
+  a.kind = FailureAction::Kind::kRequeue;
+  a.receipt = r;
+  a.visible_at = visible_at;
+  a.journal = journal;
+  return Settle(store, queue_id, std::move(a));
+}
+Result<bool> DeadLetter(Store* store, int64_t queue_id, const Receipt& r, const Journal& journal,
+                        const DeathInfo& death) {
+  FailureAction a;
+  a.kind = FailureAction::Kind::kDeadLetter;
+  a.receipt = r;
+  a.journal = journal;
+  a.death = death;
+  return Settle(store, queue_id, std::move(a));
+}
+
 class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -203,8 +227,8 @@ TEST_P(StoreTest, RequeueIsCompareAndSetAndKeepsTheJournal) {
   Journal j;
   j.attempts.push_back({kNow, "c1", "nack", "bad", "HTTP 500"});
   j.omitted = 2;
-  EXPECT_FALSE(store_->Requeue(queue_id_, {m.seq, "stale"}, kNow + 100, j).value());
-  EXPECT_TRUE(store_->Requeue(queue_id_, {m.seq, m.lease_token}, kNow + 100, j).value());
+  EXPECT_FALSE(Requeue(store_.get(), queue_id_, {m.seq, "stale"}, kNow + 100, j).value());
+  EXPECT_TRUE(Requeue(store_.get(), queue_id_, {m.seq, m.lease_token}, kNow + 100, j).value());
   EXPECT_TRUE(LeaseN(1, kNow + 50).empty());
   auto again = LeaseN(1, kNow + 100, kNow + 200);
   ASSERT_EQ(again.size(), 1u);
@@ -238,10 +262,10 @@ TEST_P(StoreTest, DeadLetterMovesAtomicallyWithItsStory) {
   Journal j;
   j.attempts.push_back({kNow + 1, "c1", "nack", "bad", "boom"});
   DeathInfo death{"dead-letters", "max-deliveries", "boom", kNow + 2, kNow + 1000};
-  EXPECT_FALSE(store_->DeadLetter(queue_id_, {m.seq, "stale"}, j, death).value());
-  EXPECT_TRUE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, j, death).value());
+  EXPECT_FALSE(DeadLetter(store_.get(), queue_id_, {m.seq, "stale"}, j, death).value());
+  EXPECT_TRUE(DeadLetter(store_.get(), queue_id_, {m.seq, m.lease_token}, j, death).value());
   EXPECT_FALSE(store_->GetMessage(queue_id_, m.seq).value().has_value());
-  EXPECT_FALSE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, j, death).value());
+  EXPECT_FALSE(DeadLetter(store_.get(), queue_id_, {m.seq, m.lease_token}, j, death).value());
   auto d = store_->GetDeadLetter("acme", "m1").value();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->origin, "orders");
@@ -260,14 +284,41 @@ TEST_P(StoreTest, DeadLetterMovesAtomicallyWithItsStory) {
   EXPECT_EQ(Depth().dead_lettered, 1);
 }
 
+TEST_P(StoreTest, SettleFailuresAppliesAMixedBatchInOneWrite) {
+  MakeQueue("dead-letters", QueueKind::kDeadLetter);
+  ASSERT_TRUE(store_->Publish(Pub({Msg("a"), Msg("b"), Msg("c"), Msg("d")})).ok());
+  auto m = LeaseN(4);
+  ASSERT_EQ(m.size(), 4u);
+  std::vector<FailureAction> actions(5);
+  actions[0].kind = FailureAction::Kind::kRequeue;
+  actions[0].receipt = {m[0].seq, m[0].lease_token};
+  actions[0].visible_at = kNow;
+  actions[1].kind = FailureAction::Kind::kDeadLetter;
+  actions[1].receipt = {m[1].seq, m[1].lease_token};
+  actions[1].death = {"dead-letters", "rejected", "bad input", kNow, 0};
+  actions[2].kind = FailureAction::Kind::kDrop;
+  actions[2].receipt = {m[2].seq, m[2].lease_token};
+  actions[3].kind = FailureAction::Kind::kRequeue;  // a lease that is no longer held
+  actions[3].receipt = {m[3].seq, "stale"};
+  actions[4].kind = FailureAction::Kind::kDeadLetter;  // the same message twice: second loses
+  actions[4].receipt = {m[1].seq, m[1].lease_token};
+  actions[4].death = actions[1].death;
+  auto held = store_->SettleFailures(queue_id_, actions).value();
+  EXPECT_EQ(held, (std::vector<bool>{true, true, true, false, false}));
+  EXPECT_EQ(Depth().ready, 1);
+  EXPECT_EQ(Depth().leased, 1);  // d keeps its lease
+  EXPECT_EQ(Depth().dead_lettered, 1);
+  EXPECT_TRUE(store_->GetDeadLetter("acme", "b").value().has_value());
+  EXPECT_FALSE(store_->GetMessage(queue_id_, m[2].seq).value().has_value());
+}
+
 TEST_P(StoreTest, DeadLettersListByFilterAndPage) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("a"), Msg("b"), Msg("c")})).ok());
   auto leased = LeaseN(3);
   const char* reasons[] = {"rejected", "max-deliveries", "rejected"};
   for (size_t i = 0; i < 3; ++i) {
-    ASSERT_TRUE(store_
-                    ->DeadLetter(queue_id_, {leased[i].seq, leased[i].lease_token}, {},
-                                 {"dead-letters", reasons[i], "x", kNow, 0})
+    ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[i].seq, leased[i].lease_token}, {},
+                           {"dead-letters", reasons[i], "x", kNow, 0})
                     .value());
   }
   DeadLetterScan q;
@@ -354,9 +405,8 @@ TEST_P(StoreTest, RetentionDeletesOnlyWhatIsPastIt) {
 TEST_P(StoreTest, DeleteQueueRemovesItsMessagesButNotItsDeadLetters) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2")})).ok());
   auto m = LeaseN(1)[0];
-  ASSERT_TRUE(store_
-                  ->DeadLetter(queue_id_, {m.seq, m.lease_token}, {},
-                               {"dead-letters", "rejected", "x", kNow, 0})
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {m.seq, m.lease_token}, {},
+                         {"dead-letters", "rejected", "x", kNow, 0})
                   .value());
   EXPECT_TRUE(store_->DeleteQueue(queue_id_).value());
   EXPECT_FALSE(store_->DeleteQueue(queue_id_).value());
@@ -392,7 +442,7 @@ TEST_P(StoreTest, ConcurrentPublishersAreAllDurable) {
     ASSERT_TRUE(store_->Publish(Pub(msgs)).ok());                                               \
     for (auto& m : LeaseN(n)) {                                                                 \
       DeathInfo d{"dead-letters", reason, "boom", kNow, 0, group, std::string("sig-") + group}; \
-      ASSERT_TRUE(store_->DeadLetter(queue_id_, {m.seq, m.lease_token}, {}, d).value());        \
+      ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {m.seq, m.lease_token}, {}, d).value());  \
     }                                                                                           \
   } while (0)
 
@@ -530,6 +580,179 @@ TEST_P(StoreTest, OneActiveJobPerScope) {
   EXPECT_EQ(store_->ListJobs("").value().size(), 3u);
   EXPECT_EQ(store_->DeleteFinishedJobs(kNow + 11).value(), 1);
   EXPECT_EQ(store_->ListJobs("acme").value().size(), 1u);
+}
+
+// ---- tenancy: usage counters, quotas, token rotation, operator tokens, tenant deletion
+
+TEST_P(StoreTest, UsageFollowsEveryPathThatAddsOrRemovesAMessage) {
+  auto usage = [&] { return store_->GetTenantUsage("acme").value(); };
+  EXPECT_EQ(usage().queues, 1);
+  EXPECT_EQ(usage().messages, 0);
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1", "12345"), Msg("m2", "123"), Msg("m3", "1")})).ok());
+  EXPECT_EQ(usage().messages, 3);
+  EXPECT_EQ(usage().bytes, 9);
+  // A duplicate publish stores nothing.
+  auto dup = Msg("m4", "xxxxxxxx");
+  dup.idempotency_key = "k";
+  ASSERT_TRUE(store_->Publish(Pub({dup})).ok());
+  ASSERT_TRUE(store_->Publish(Pub({dup})).ok());
+  EXPECT_EQ(usage().messages, 4);
+  EXPECT_EQ(usage().bytes, 17);
+  // Ack removes; dead-lettering moves (the total stays); leasing changes nothing.
+  auto leased = LeaseN(2);
+  ASSERT_EQ(leased.size(), 2u);
+  EXPECT_EQ(usage().messages, 4);
+  ASSERT_TRUE(store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token}}).value()[0]);
+  EXPECT_EQ(usage().messages, 3);
+  EXPECT_EQ(usage().bytes, 12);
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[1].seq, leased[1].lease_token}, {},
+                         {"dead-letters", "rejected", "x", kNow, 0})
+                  .value());
+  EXPECT_EQ(usage().messages, 3);
+  EXPECT_EQ(usage().bytes, 12);
+  // The counters are stored: a reopen reads the same.
+  Reopen();
+  EXPECT_EQ(usage().messages, 3);
+  EXPECT_EQ(usage().bytes, 12);
+  // Redrive moves back (total unchanged), deleting a dead letter removes it.
+  auto dls = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(dls.size(), 1u);
+  RedriveItem back{dls[0].seq, queue_id_, "orders", 0, 0, kNow, 0, 0, {}};
+  ASSERT_EQ(store_->Redrive("acme", {back}, kNow).value()[0], RedriveOutcome::kMoved);
+  EXPECT_EQ(usage().messages, 3);
+  auto again = LeaseN(10);
+  ASSERT_FALSE(again.empty());
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {again[0].seq, again[0].lease_token}, {},
+                         {"dead-letters", "rejected", "x", kNow, 0})
+                  .value());
+  dls = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(dls.size(), 1u);
+  ASSERT_TRUE(store_->DeleteDeadLetters("acme", {dls[0].seq}).value()[0]);
+  EXPECT_EQ(usage().messages, 2);
+  // Deleting the queue drops its messages from the usage; another tenant is untouched.
+  ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
+  EXPECT_EQ(store_->GetTenantUsage("beta").value().messages, 0);
+  ASSERT_TRUE(store_->DeleteQueue(queue_id_).value());
+  EXPECT_EQ(usage().messages, 0);
+  EXPECT_EQ(usage().bytes, 0);
+  EXPECT_EQ(usage().queues, 0);
+}
+
+TEST_P(StoreTest, PublishOverATenantQuotaStoresNothing) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1", "aaaa")})).ok());
+  auto req = Pub({Msg("m2", "bb"), Msg("m3", "cc")});
+  req.tenant_max_messages = 2;
+  auto refused = store_->Publish(req);
+  EXPECT_EQ(refused.status().code(), ErrorCode::kQuotaExceeded);
+  EXPECT_NE(refused.status().message().find("maxMessages"), std::string::npos);
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 1);
+  EXPECT_EQ(Depth().ready, 1);
+  req.tenant_max_messages = 3;
+  req.tenant_max_bytes = 7;
+  refused = store_->Publish(req);
+  EXPECT_EQ(refused.status().code(), ErrorCode::kQuotaExceeded);
+  EXPECT_NE(refused.status().message().find("maxBytes"), std::string::npos);
+  req.tenant_max_bytes = 8;
+  ASSERT_TRUE(store_->Publish(req).ok());
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().bytes, 8);
+}
+
+TEST_P(StoreTest, QueueQuotaCountsStandardQueuesOnly) {
+  QueueRecord dlq{0, "acme", "dead-letters", QueueKind::kDeadLetter, "{}", kNow, kNow};
+  ASSERT_TRUE(store_->CreateQueueWithinQuota(dlq, 1).ok()) << "dead-letter queues are free";
+  QueueRecord q{0, "acme", "second", QueueKind::kStandard, "{}", kNow, kNow};
+  auto refused = store_->CreateQueueWithinQuota(q, 1);
+  EXPECT_EQ(refused.status().code(), ErrorCode::kQuotaExceeded);
+  EXPECT_FALSE(store_->GetQueue("acme", "second").value().has_value());
+  auto made = store_->CreateQueueWithinQuota(q, 2);
+  ASSERT_TRUE(made.ok());
+  EXPECT_GT(made.value(), queue_id_);
+  EXPECT_EQ(store_->CreateQueueWithinQuota(q, 0).status().code(), ErrorCode::kAlreadyExists);
+}
+
+TEST_P(StoreTest, QuotaOverridesAreStored) {
+  ASSERT_TRUE(store_->SetTenantQuotas("acme", R"({"maxQueues":3})").value());
+  EXPECT_FALSE(store_->SetTenantQuotas("nope", "{}").value());
+  Reopen();
+  EXPECT_EQ(store_->GetTenant("acme").value()->quotas_json, R"({"maxQueues":3})");
+}
+
+TEST_P(StoreTest, RotationIssuesTheReplacementAndBoundsTheOldToken) {
+  TokenRecord old{"tok_old", "acme", "ci", "h-old", {"publish"}, kNow, 0};
+  ASSERT_TRUE(store_->CreateToken(old).ok());
+  TokenRecord fresh{"tok_new", "acme", "ci", "h-new", {"publish"}, kNow + 1, 0};
+  EXPECT_FALSE(store_->RotateToken("beta", "tok_old", fresh, kNow + 100, kNow).value());
+  ASSERT_TRUE(store_->RotateToken("acme", "tok_old", fresh, kNow + 100, kNow).value());
+  auto o = store_->FindTokenByHash("h-old").value();
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->expires_at, kNow + 100);
+  EXPECT_EQ(o->replaced_by, "tok_new");
+  EXPECT_TRUE(store_->FindTokenByHash("h-new").value().has_value());
+  // A second rotation of the old token cannot lengthen its life, and an expired one is out.
+  TokenRecord third{"tok_3", "acme", "ci", "h-3", {"publish"}, kNow + 2, 0};
+  ASSERT_TRUE(store_->RotateToken("acme", "tok_old", third, kNow + 500, kNow + 50).value());
+  EXPECT_EQ(store_->FindTokenByHash("h-old").value()->expires_at, kNow + 100);
+  TokenRecord fourth{"tok_4", "acme", "ci", "h-4", {"publish"}, kNow + 3, 0};
+  EXPECT_FALSE(store_->RotateToken("acme", "tok_old", fourth, kNow + 500, kNow + 100).value());
+  EXPECT_FALSE(store_->FindTokenByHash("h-4").value().has_value()) << "nothing written";
+}
+
+TEST_P(StoreTest, TheLastActiveOperatorTokenIsNotRevoked) {
+  ASSERT_TRUE(store_->CreateToken({"op_1", "", "a", "h1", {"operator"}, kNow, 0}).ok());
+  ASSERT_TRUE(store_->CreateToken({"op_2", "", "b", "h2", {"operator"}, kNow, 0, kNow + 10}).ok());
+  // op_2 expires at kNow + 10: after that, op_1 is the last active one.
+  EXPECT_EQ(store_->RevokeOperatorToken("op_1", kNow + 20).value(), RevokeOutcome::kLastActive);
+  EXPECT_EQ(store_->FindTokenByHash("h1").value()->revoked_at, 0);
+  // An expired token may be revoked whatever else is active.
+  EXPECT_EQ(store_->RevokeOperatorToken("op_2", kNow + 20).value(), RevokeOutcome::kRevoked);
+  EXPECT_EQ(store_->RevokeOperatorToken("op_2", kNow + 20).value(), RevokeOutcome::kNotActive);
+  EXPECT_EQ(store_->RevokeOperatorToken("nope", kNow).value(), RevokeOutcome::kNotActive);
+  ASSERT_TRUE(store_->CreateToken({"op_3", "", "c", "h3", {"operator"}, kNow, 0}).ok());
+  EXPECT_EQ(store_->RevokeOperatorToken("op_1", kNow + 20).value(), RevokeOutcome::kRevoked);
+  // A tenant token is never an operator token.
+  ASSERT_TRUE(store_->CreateToken({"tok_t", "acme", "t", "ht", {"admin"}, kNow, 0}).ok());
+  EXPECT_EQ(store_->RevokeOperatorToken("tok_t", kNow).value(), RevokeOutcome::kNotActive);
+}
+
+TEST_P(StoreTest, TokenLastUseOnlyMovesForward) {
+  ASSERT_TRUE(store_->CreateToken({"tok_1", "acme", "ci", "h1", {"publish"}, kNow, 0}).ok());
+  ASSERT_TRUE(store_->TouchTokens({{"tok_1", kNow + 50}, {"ghost", kNow}}).ok());
+  ASSERT_TRUE(store_->TouchTokens({{"tok_1", kNow + 10}}).ok());
+  EXPECT_EQ(store_->ListTokens("acme").value()[0].last_used_at, kNow + 50);
+}
+
+TEST_P(StoreTest, DeletingATenantRemovesEverythingItOwnsAndNothingElse) {
+  ASSERT_TRUE(store_->CreateToken({"tok_a", "acme", "ci", "ha", {"publish"}, kNow, 0}).ok());
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2")})).ok());
+  auto m = LeaseN(1)[0];
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {m.seq, m.lease_token}, {},
+                         {"dead-letters", "rejected", "x", kNow, 0})
+                  .value());
+  ASSERT_TRUE(store_->AppendAudit({0, "acme", kNow, "tok_a", "x", "{}"}).ok());
+  ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
+  ASSERT_TRUE(store_->CreateToken({"tok_b", "beta", "ci", "hb", {"publish"}, kNow, 0}).ok());
+  ASSERT_TRUE(store_->AppendAudit({0, "beta", kNow, "tok_b", "x", "{}"}).ok());
+
+  EXPECT_EQ(store_->DeleteTenant("acme", true).value(), DeleteTenantOutcome::kNotEmpty);
+  EXPECT_FALSE(store_->GetTenant("acme").value()->deleting) << "a refusal changes nothing";
+  EXPECT_TRUE(store_->FindTokenByHash("ha").value().has_value());
+  EXPECT_EQ(store_->DeleteTenant("gamma", false).value(), DeleteTenantOutcome::kNotFound);
+  EXPECT_EQ(store_->DeleteTenant("acme", false).value(), DeleteTenantOutcome::kDeleted);
+
+  EXPECT_FALSE(store_->GetTenant("acme").value().has_value());
+  EXPECT_FALSE(store_->FindTokenByHash("ha").value().has_value());
+  EXPECT_TRUE(store_->ListQueues("acme").value().empty());
+  EXPECT_FALSE(store_->GetDeadLetter("acme", "m1").value().has_value());
+  EXPECT_TRUE(store_->ListAudit("acme", 0, 10).value().empty());
+  EXPECT_FALSE(store_->GetMessage(queue_id_, m.seq + 1).value().has_value());
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 0);
+  // beta is untouched; an empty tenant goes without force.
+  EXPECT_TRUE(store_->FindTokenByHash("hb").value().has_value());
+  EXPECT_EQ(store_->ListAudit("beta", 0, 10).value().size(), 1u);
+  EXPECT_EQ(store_->DeleteTenant("beta", true).value(), DeleteTenantOutcome::kDeleted);
+  // The name is free again, and a new tenant of that name starts empty.
+  ASSERT_TRUE(store_->CreateTenant({"acme", kNow}).ok());
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),

@@ -49,13 +49,10 @@ class SqliteStore : public Store {
   Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) override;
   Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) override;
   Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) override;
-  Result<bool> Requeue(int64_t queue_id, const Receipt& receipt, TimeMs visible_at,
-                       const Journal& journal) override;
   Result<bool> ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
                            TimeMs until) override;
-  Result<bool> DeadLetter(int64_t queue_id, const Receipt& receipt, const Journal& journal,
-                          const DeathInfo& death) override;
-  Result<bool> Drop(int64_t queue_id, const Receipt& receipt) override;
+  Result<std::vector<bool>> SettleFailures(int64_t queue_id,
+                                           const std::vector<FailureAction>& actions) override;
 
   Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) override;
   Result<std::vector<MessageRecord>> ExpiredMessages(TimeMs now, int limit) override;
@@ -88,6 +85,18 @@ class SqliteStore : public Store {
   Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) override;
   Result<int64_t> DeleteFinishedJobs(TimeMs before) override;
 
+  // Tenancy (sqlite_tenancy.cc).
+  Result<bool> SetTenantQuotas(const std::string& tenant, const std::string& quotas_json) override;
+  Result<TenantUsage> GetTenantUsage(const std::string& tenant) override;
+  Result<int64_t> CreateQueueWithinQuota(const QueueRecord& queue,
+                                         int64_t max_standard_queues) override;
+  Result<bool> RotateToken(const std::string& tenant, const std::string& id,
+                           const TokenRecord& replacement, TimeMs old_expires_at,
+                           TimeMs now) override;
+  Result<RevokeOutcome> RevokeOperatorToken(const std::string& id, TimeMs at) override;
+  Status TouchTokens(const std::vector<std::pair<std::string, TimeMs>>& last_used) override;
+  Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant, bool only_if_empty) override;
+
  private:
   struct WriteJob {
     std::function<Status(Db&)> fn;
@@ -96,6 +105,16 @@ class SqliteStore : public Store {
 
   explicit SqliteStore(std::string path) : path_(std::move(path)) {}
   Status Init();
+  // Inside Publish's transaction: kQuotaExceeded when the batch's new messages (those not
+  // marked in `duplicate`) would take the tenant past tenant_max_messages or tenant_max_bytes.
+  static Status CheckPublishQuota(Db& db, const PublishRequest& request,
+                                  const std::vector<bool>& duplicate);
+  // Counts messages inserted into a queue in its usage counters (removals count themselves:
+  // see kSchema). Every statement that inserts into `messages` must be followed by one.
+  static Status AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, int64_t bytes);
+  // AddQueueUsage for the new (not duplicate) messages of a publish.
+  static Status AddPublishedUsage(Db& db, const PublishRequest& request,
+                                  const std::vector<bool>& duplicate);
   void WriterLoop();
   // Runs `fn` inside the next group-commit transaction; returns once it is durable.
   Status Write(std::function<Status(Db&)> fn);
