@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <unordered_map>
 
 #include "store/codec.h"
@@ -432,8 +434,67 @@ Status SqliteStore::Init() {
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
   st = writer_db_->Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
+  // Checkpoints leave the writer's commit path (OnWalCommit replaces SQLite's automatic
+  // checkpoint, which is itself a WAL hook): copying the WAL into the database and fsyncing the
+  // database file took 15-25 ms in the writer every second or so under load, and every request
+  // waiting for a commit waited for that too.
+  checkpoint_db_ = std::make_unique<Db>();
+  st = checkpoint_db_->Open(path_, /*read_only=*/false);
+  if (st.ok()) st = checkpoint_db_->Exec("PRAGMA synchronous=FULL;");
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, "checkpoint connection: " + st.message());
+  sqlite3_wal_hook(writer_db_->raw(), &SqliteStore::OnWalCommit, this);
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
+}
+
+namespace {
+// The WAL size, in pages, at which the checkpointer is woken (SQLite's automatic checkpoint
+// uses the same figure), and past which the writer checkpoints itself. The writer must do so
+// now and then: the WAL starts again from its beginning only when a checkpoint has copied all
+// of it, which a checkpoint running beside a busy writer never does. Most of the WAL is copied
+// by then, so the writer's own checkpoint is short; it is skipped (SQLITE_BUSY) while the
+// checkpointer runs.
+constexpr int kBackgroundCheckpointPages = 1000;
+constexpr int kForegroundCheckpointPages = 8000;
+}  // namespace
+
+int SqliteStore::OnWalCommit(void* self, sqlite3* db, const char* name, int pages) {
+  auto* store = static_cast<SqliteStore*>(self);
+  if (pages < store->pages_at_last_request_) store->pages_at_last_request_ = 0;  // restarted
+  if (pages >= kForegroundCheckpointPages) {
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      spdlog::warn("store: checkpoint in the writer failed: {}", sqlite3_errstr(rc));
+    }
+    store->pages_at_last_request_ = 0;
+    return SQLITE_OK;
+  }
+  if (pages - store->pages_at_last_request_ >= kBackgroundCheckpointPages) {
+    store->pages_at_last_request_ = pages;
+    {
+      std::lock_guard<std::mutex> l(store->checkpoint_mu_);
+      store->checkpoint_wanted_ = true;
+    }
+    store->checkpoint_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void SqliteStore::CheckpointLoop() {
+  std::unique_lock<std::mutex> l(checkpoint_mu_);
+  for (;;) {
+    checkpoint_cv_.wait(l, [&] { return checkpoint_stopping_ || checkpoint_wanted_; });
+    if (checkpoint_stopping_) return;
+    checkpoint_wanted_ = false;
+    l.unlock();
+    int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       nullptr, nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      spdlog::warn("store: background checkpoint failed: {}", sqlite3_errstr(rc));
+    }
+    l.lock();
+  }
 }
 
 SqliteStore::~SqliteStore() {
@@ -443,6 +504,12 @@ SqliteStore::~SqliteStore() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> l(checkpoint_mu_);
+    checkpoint_stopping_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
 }
 
 void SqliteStore::WriterLoop() {
@@ -465,13 +532,14 @@ void SqliteStore::WriterLoop() {
         sticky = Status(ErrorCode::kStoreFailed, "cannot begin transaction: " + begin.message());
       } else {
         for (size_t i = 0; i < batch.size(); ++i) {
-          if (!db.Exec("SAVEPOINT job").ok()) {
+          // Prepared once, not parsed per job as sqlite3_exec would.
+          if (!db.Prepare("SAVEPOINT job").Run().ok()) {
             results[i] = Status(ErrorCode::kStoreFailed, "cannot open savepoint");
             continue;
           }
           results[i] = batch[i]->fn(db);
-          if (!results[i].ok()) (void)db.Exec("ROLLBACK TO job");
-          (void)db.Exec("RELEASE job");
+          if (!results[i].ok()) (void)db.Prepare("ROLLBACK TO job").Run();
+          (void)db.Prepare("RELEASE job").Run();
           if (results[i].code() == ErrorCode::kStoreFailed) sticky = results[i];
         }
         Status commit = sticky.ok() ? db.Exec("COMMIT") : Status(ErrorCode::kStoreFailed, "");

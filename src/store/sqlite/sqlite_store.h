@@ -116,6 +116,13 @@ class SqliteStore : public Store {
   static Status AddPublishedUsage(Db& db, const PublishRequest& request,
                                   const std::vector<bool>& duplicate);
   void WriterLoop();
+  // WAL checkpoints (docs/design/storage.md, "Checkpoints"). OnWalCommit is the writer
+  // connection's WAL hook: after each commit, with the WAL's size in pages, it wakes the
+  // checkpointer once the WAL has grown by kBackgroundCheckpointPages, and checkpoints in the
+  // writer itself only past kForegroundCheckpointPages. CheckpointLoop copies the WAL into the
+  // database on its own connection, so the writer goes on committing meanwhile.
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int pages);
+  void CheckpointLoop();
   // Runs `fn` inside the next group-commit transaction; returns once it is durable.
   Status Write(std::function<Status(Db&)> fn);
   // Runs `fn` on a pooled read connection.
@@ -130,6 +137,14 @@ class SqliteStore : public Store {
   bool stopping_ = false;                           // GUARDED_BY(mu_)
   Status background_error_;                         // GUARDED_BY(mu_), sticky
   std::thread writer_;
+
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;     // GUARDED_BY(checkpoint_mu_)
+  bool checkpoint_stopping_ = false;   // GUARDED_BY(checkpoint_mu_)
+  int pages_at_last_request_ = 0;      // writer thread only
+  std::unique_ptr<Db> checkpoint_db_;  // used by the checkpointer thread only
+  std::thread checkpointer_;
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Db>> readers_;  // GUARDED_BY(pool_mu_): idle read connections
