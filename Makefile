@@ -38,8 +38,8 @@ fuzz:
 # redrive side by side with RabbitMQ (classic and quorum queues) and a PostgreSQL queue: installs
 # the peers from Debian packages, builds, runs every scenario against each system, prints one
 # table with the ratios and where the JSON and the chart went (bench/compare.sh; BENCH_SYSTEMS,
-# BENCH_SCENARIOS, BENCH_SECONDS, BENCH_1M select; docs/benchmarks.md). About 45 minutes on 2
-# cores, a third of it redrive's redrive job over 1,000,000 dead letters.
+# BENCH_SCENARIOS, BENCH_SECONDS, BENCH_1M select; docs/benchmarks.md). About 16 minutes on 2
+# quiet cores.
 bench:
 	@scripts/deps.sh --bench
 	@$(MAKE) --no-print-directory build
