@@ -511,8 +511,8 @@ Result<std::vector<Delivery>> Engine::Receive(const std::string& tenant, const s
     req.now = now;
     req.lease_until = now + vt;
     req.consumer = opt.consumer;
-    req.lease_tokens.reserve(static_cast<size_t>(opt.max_messages));
-    for (int i = 0; i < opt.max_messages; ++i) req.lease_tokens.push_back(NewLeaseToken());
+    req.max_messages = opt.max_messages;
+    req.lease_token = NewLeaseToken();
     REDRIVE_ASSIGN_OR_RETURN(auto leased, store_.Lease(req));
     if (!leased.empty() || now >= deadline || stopping_flag_) {
       std::vector<Delivery> out;

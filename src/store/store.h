@@ -272,7 +272,10 @@ struct LeaseRequest {
   TimeMs now = 0;
   TimeMs lease_until = 0;
   std::string consumer;
-  std::vector<std::string> lease_tokens;  // one per message wanted; size = max batch
+  int max_messages = 1;
+  // The lease token of every message of this lease. A receipt is (seq, token), so receipts
+  // stay distinct; a redelivery gets a new token, which is what makes old receipts stale.
+  std::string lease_token;
 };
 
 // Names a leased message: its store sequence number and the lease token it was handed out with.
@@ -334,7 +337,7 @@ class Store {
   // window) are not stored again. Errors: kQueueFull when max_length would be exceeded and
   // evict_oldest cannot make room (nothing is stored).
   virtual Result<PublishResult> Publish(const PublishRequest& request) = 0;
-  // Leases up to lease_tokens.size() ready, visible, unexpired messages in FIFO order:
+  // Leases up to max_messages ready, visible, unexpired messages in FIFO order:
   // increments delivery_count durably before returning them.
   virtual Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) = 0;
   virtual Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) = 0;

@@ -106,8 +106,8 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     r.now = now;
     r.lease_until = until;
     r.consumer = "c1";
-    for (int i = 0; i < n; ++i)
-      r.lease_tokens.push_back("tok" + std::to_string(i) + "-" + std::to_string(now));
+    r.max_messages = n;
+    r.lease_token = "tok-" + std::to_string(now);
     auto out = store_->Lease(r);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? out.value() : std::vector<MessageRecord>{};
@@ -519,7 +519,8 @@ TEST_P(StoreTest, RedriveMovesAtomicallyOrRecordsTheRefusal) {
   lr.queue_id = other;
   lr.now = kNow + 5;
   lr.lease_until = kNow + 100;
-  lr.lease_tokens = {"a", "b", "c"};
+  lr.max_messages = 3;
+  lr.lease_token = "a";
   auto moved = store_->Lease(lr).value();
   ASSERT_EQ(moved.size(), 2u);
   EXPECT_EQ(moved[0].id, dls[0].id);

@@ -68,7 +68,8 @@ TEST_F(FaultTest, FailedFsyncMakesTheStoreRefuseWritesUntilRestart) {
   lr.queue_id = queue_id_;
   lr.now = 10;
   lr.lease_until = 100;
-  lr.lease_tokens = {"a", "b", "c", "d"};
+  lr.max_messages = 4;
+  lr.lease_token = "a";
   auto leased = store_->Lease(lr).value();
   std::vector<std::string> ids;
   for (const auto& m : leased) ids.push_back(m.id);

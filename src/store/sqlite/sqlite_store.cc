@@ -947,23 +947,43 @@ Result<std::vector<MessageRecord>> SqliteStore::Lease(const LeaseRequest& req) {
       auto s = db.Prepare(
           "SELECT seq FROM messages WHERE queue_id = ?1 AND state = 0 AND visible_at <= ?2 "
           "AND (expires_at = 0 OR expires_at > ?2) ORDER BY visible_at, seq LIMIT ?3");
-      s.Bind(1, req.queue_id).Bind(2, req.now).Bind(3, int64_t(req.lease_tokens.size()));
+      s.Bind(1, req.queue_id).Bind(2, req.now).Bind(3, int64_t{req.max_messages});
       while (s.Step() == SQLITE_ROW) seqs.push_back(s.Int(0));
       REDRIVE_RETURN_IF_ERROR(s.Error());
     }
+    if (seqs.empty()) return Status::Ok();
+    // One statement for the whole batch: inside the job's savepoint, each statement keeps a
+    // statement journal, and one UPDATE per message cost a multiple of this (the lease was
+    // most of the writer's work).
+    std::string list = "[";
     for (size_t i = 0; i < seqs.size(); ++i) {
-      auto u = db.Prepare(
-          "UPDATE messages SET state = 1, visible_at = ?2, lease_token = ?3, consumer = ?4, "
-          "delivery_count = delivery_count + 1, last_delivered_at = ?5, "
-          "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN ?5 ELSE "
-          "first_delivered_at END WHERE seq = ?1 RETURNING " MESSAGE_COLUMNS);
-      u.Bind(1, seqs[i])
-          .Bind(2, req.lease_until)
-          .Bind(3, req.lease_tokens[i])
-          .Bind(4, req.consumer)
-          .Bind(5, req.now);
-      if (u.Step() == SQLITE_ROW) out.push_back(ReadMessage(u));
-      REDRIVE_RETURN_IF_ERROR(u.Run());
+      if (i) list += ',';
+      list += std::to_string(seqs[i]);
+    }
+    list += ']';
+    auto u = db.Prepare(
+        "UPDATE messages SET state = 1, visible_at = ?2, lease_token = ?3, consumer = ?4, "
+        "delivery_count = delivery_count + 1, last_delivered_at = ?5, "
+        "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN ?5 ELSE "
+        "first_delivered_at END WHERE seq IN (SELECT value FROM json_each(?1)) "
+        "RETURNING " MESSAGE_COLUMNS);
+    u.Bind(1, list)
+        .Bind(2, req.lease_until)
+        .Bind(3, req.lease_token)
+        .Bind(4, req.consumer)
+        .Bind(5, req.now);
+    std::unordered_map<int64_t, size_t> position;  // seq -> index in FIFO order
+    for (size_t i = 0; i < seqs.size(); ++i) position.emplace(seqs[i], i);
+    std::vector<std::optional<MessageRecord>> ordered(seqs.size());
+    while (u.Step() == SQLITE_ROW) {
+      MessageRecord m = ReadMessage(u);
+      auto at = position.find(m.seq);
+      if (at != position.end()) ordered[at->second] = std::move(m);
+    }
+    REDRIVE_RETURN_IF_ERROR(u.Error());
+    out.reserve(seqs.size());
+    for (auto& m : ordered) {
+      if (m) out.push_back(std::move(*m));
     }
     return Status::Ok();
   }));
