@@ -221,6 +221,26 @@ TEST_P(StoreTest, AckNeedsTheCurrentLeaseToken) {
   EXPECT_EQ(Depth().leased, 1);
 }
 
+TEST_P(StoreTest, OneAckAcrossReceivesAnswersEachReceiptOnce) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), Msg("m2"), Msg("m3")})).ok());
+  auto first = LeaseN(2, kNow);
+  auto second = LeaseN(1, kNow + 1);
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(first[0].lease_token, first[1].lease_token) << "one token per receive";
+  EXPECT_NE(first[0].lease_token, second[0].lease_token);
+  // Receipts of two receives, one given twice, one with the other receive's token.
+  auto acked = store_
+                   ->Ack(queue_id_, {{second[0].seq, second[0].lease_token},
+                                     {first[0].seq, first[0].lease_token},
+                                     {first[0].seq, first[0].lease_token},
+                                     {first[1].seq, second[0].lease_token}})
+                   .value();
+  EXPECT_EQ(acked, (std::vector<bool>{true, true, false, false}));
+  EXPECT_EQ(Depth().leased, 1) << "only first[1] is still leased";
+  EXPECT_TRUE(store_->GetMessage(queue_id_, first[1].seq).value().has_value());
+}
+
 TEST_P(StoreTest, RequeueIsCompareAndSetAndKeepsTheJournal) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("m1")})).ok());
   auto m = LeaseN(1)[0];

@@ -1006,13 +1006,32 @@ Result<std::vector<bool>> SqliteStore::Ack(int64_t queue_id, const std::vector<R
   std::vector<bool> out;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     out.assign(receipts.size(), false);
-    for (size_t i = 0; i < receipts.size(); ++i) {
+    // One statement per lease token, not per receipt (the receipts of one receive share their
+    // token): each statement inside the job's savepoint keeps a statement journal.
+    std::unordered_map<std::string_view, std::vector<size_t>> by_token;
+    for (size_t i = 0; i < receipts.size(); ++i) by_token[receipts[i].lease_token].push_back(i);
+    for (const auto& [token, indexes] : by_token) {
+      std::string list = "[";
+      for (size_t i : indexes) {
+        if (list.size() > 1) list += ',';
+        list += std::to_string(receipts[i].seq);
+      }
+      list += ']';
       auto s = db.Prepare(
-          "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND "
-          "lease_token = ?3");
-      s.Bind(1, receipts[i].seq).Bind(2, queue_id).Bind(3, receipts[i].lease_token);
-      REDRIVE_RETURN_IF_ERROR(s.Run());
-      out[i] = s.Changes() == 1;
+          "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?1)) AND "
+          "queue_id = ?2 AND state = 1 AND lease_token = ?3 RETURNING seq");
+      s.Bind(1, list).Bind(2, queue_id).Bind(3, token);
+      std::unordered_map<int64_t, bool> deleted;
+      while (s.Step() == SQLITE_ROW) deleted.emplace(s.Int(0), true);
+      REDRIVE_RETURN_IF_ERROR(s.Error());
+      // A receipt given twice in one request is acked once: the first one succeeds.
+      for (size_t i : indexes) {
+        auto d = deleted.find(receipts[i].seq);
+        if (d != deleted.end() && d->second) {
+          out[i] = true;
+          d->second = false;
+        }
+      }
     }
     return Status::Ok();
   }));
