@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "api/json_io.h"
+#include "api/json_writer.h"
 #include "common/text.h"
 #include "engine/dead_letter_doc.h"
 
@@ -42,6 +43,14 @@ Response Json(int status, const json& body) {
   Response r;
   r.status = status;
   r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+// An answer written by JsonWriter (the message routes).
+Response JsonText(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
   return r;
 }
 
@@ -81,23 +90,7 @@ Status OnlyQuery(const Request& req, const std::vector<std::string>& allowed) {
   return Status::Ok();
 }
 
-using engine::AttributesJson;
 using engine::OptTime;
-using engine::PutBody;
-
-json DeliveryJson(const engine::Delivery& d) {
-  const auto& m = d.message;
-  json j = {{"id", m.id}, {"receipt", d.receipt}};
-  PutBody(j, m.body);
-  j["attributes"] = AttributesJson(m.attributes);
-  j["idempotencyKey"] = m.idempotency_key.empty() ? json(nullptr) : json(m.idempotency_key);
-  j["deliveryCount"] = m.delivery_count;
-  j["publishedAt"] = FormatTime(m.published_at);
-  j["enqueuedAt"] = FormatTime(m.enqueued_at);
-  j["firstDeliveredAt"] = OptTime(m.first_delivered_at);
-  j["leaseExpiresAt"] = FormatTime(m.visible_at);
-  return j;
-}
 
 json ActionResultJson(const engine::ActionResult& r) {
   json skipped = json::array();
@@ -667,11 +660,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         }
         REDRIVE_ASSIGN_OR_RETURN(
             auto outcomes, engine_.Publish(p.Get("tenant"), p.Get("queue"), std::move(messages)));
-        json items = json::array();
-        for (const auto& o : outcomes) {
-          items.push_back({{"id", o.id}, {"duplicate", o.duplicate}});
-        }
-        return Json(201, {{"messages", items}});
+        return JsonText(201, PublishAnswer(outcomes));
       });
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/receive", "receive", {kScopeConsume},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
@@ -696,9 +685,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         }
         REDRIVE_ASSIGN_OR_RETURN(auto deliveries,
                                  engine_.Receive(p.Get("tenant"), p.Get("queue"), opt));
-        json items = json::array();
-        for (const auto& d : deliveries) items.push_back(DeliveryJson(d));
-        return Json(200, {{"messages", items}});
+        return JsonText(200, ReceiveAnswer(deliveries));
       });
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/ack", "ack", {kScopeConsume},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
