@@ -1,25 +1,29 @@
 #include "api/json_io.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "common/text.h"
 
 namespace redrive::api {
 
 int JsonDepth(std::string_view text) {
   int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    char c = *p++;
     if (c == '"') {
-      in_string = true;
+      // Skip the string to its closing quote: memchr for the quote, and a quote after an odd
+      // run of backslashes is escaped. Strings (message bodies) are most of a body's bytes.
+      for (;;) {
+        const auto* q = static_cast<const char*>(std::memchr(p, '"', end - p));
+        if (q == nullptr) return max_depth;
+        const char* b = q;
+        while (b > p && b[-1] == '\\') --b;
+        p = q + 1;
+        if ((q - b) % 2 == 0) break;
+      }
     } else if (c == '{' || c == '[') {
       max_depth = std::max(max_depth, ++depth);
     } else if (c == '}' || c == ']') {

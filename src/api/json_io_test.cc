@@ -35,6 +35,15 @@ TEST(ParseObjectTest, DepthLimitRefusesBeforeParsing) {
   EXPECT_TRUE(ParseObject("{\"a\": \"" + std::string(1000, '[') + "\\\"\"}").ok());
 }
 
+TEST(JsonDepthTest, QuotesAfterBackslashesEndAStringOnlyWhenTheRunIsEven) {
+  EXPECT_EQ(JsonDepth(R"({"a": "\\"})"), 1);       // "\\" then the closing quote
+  EXPECT_EQ(JsonDepth(R"({"a": "\\\"[[["})"), 1);  // \\ \" : the quote is escaped
+  EXPECT_EQ(JsonDepth(R"({"a": "x\\\\", "b": [[1]]})"), 3);
+  EXPECT_EQ(JsonDepth(R"({"a": "\"", "b": [{}]})"), 3);
+  EXPECT_EQ(JsonDepth(R"([[[ "unterminated \" [[[[)"), 3);
+  EXPECT_EQ(JsonDepth(""), 0);
+}
+
 TEST(ParseObjectTest, RefusesWhatIsNotAnObject) {
   for (const char* body : {"", "[]", "1", "\"x\"", "null", "{", "{} {}", "{\"a\": 1,}"}) {
     EXPECT_EQ(ParseObject(body).status().code(), ErrorCode::kInvalidJson) << body;

@@ -28,6 +28,9 @@ class JsonWriter {
   void Key(std::string_view key);
   // A string; invalid UTF-8 is replaced with U+FFFD as nlohmann's replace handler does.
   void String(std::string_view s);
+  // The same for a string already known to be valid UTF-8 (checked once, not twice).
+  // REQUIRES: IsValidUtf8(s).
+  void Utf8String(std::string_view s);
   void Int(int64_t v);
   void Bool(bool v);
   void Null();
@@ -35,6 +38,7 @@ class JsonWriter {
  private:
   void Separate();
   void Escaped(std::string_view s);
+  void EscapedUtf8(std::string_view s);
 
   std::string& out_;
   bool need_comma_ = false;

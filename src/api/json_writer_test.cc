@@ -58,7 +58,9 @@ void ExpectSameAsTree(const std::vector<engine::Delivery>& deliveries, bool vali
   // And it is JSON that reads back to the same document (where the strings were UTF-8;
   // otherwise they read back with U+FFFD in place of the bad bytes).
   auto parsed = json::parse(written);
-  if (valid_utf8) EXPECT_EQ(parsed, (json{{"messages", items}}));
+  if (valid_utf8) {
+    EXPECT_EQ(parsed, (json{{"messages", items}}));
+  }
 }
 
 TEST(JsonWriterTest, ReceiveAnswerIsTheTextTheTreeWouldDump) {
@@ -74,6 +76,22 @@ TEST(JsonWriterTest, ReceiveAnswerIsTheTextTheTreeWouldDump) {
   auto empty = MakeDelivery("");
   ExpectSameAsTree({plain, controls, utf8, binary, empty});
   ExpectSameAsTree({});
+}
+
+TEST(JsonWriterTest, EscapesAtEveryPositionOfALongStringAsTheTreeWould) {
+  // The writer scans eight bytes at a time: put each character that needs an escape (and a
+  // multi-byte character) at every offset of a long run, and at its ends.
+  for (std::string special :
+       {std::string("\""), std::string("\\"), std::string("\n"), std::string(1, '\0'),
+        std::string("\x1f"), std::string("\x7f"), std::string("\xc3\xa9"), std::string(" ")}) {
+    for (size_t at = 0; at <= 24; ++at) {
+      std::string body = std::string(at, 'a') + special + std::string(24 - at, 'b');
+      std::string out;
+      JsonWriter w(&out);
+      w.String(body);
+      EXPECT_EQ(out, Dump(json(body))) << "at " << at;
+    }
+  }
 }
 
 TEST(JsonWriterTest, InvalidUtf8OutsideTheBodyIsReplacedAsTheTreeWouldReplaceIt) {

@@ -55,6 +55,14 @@ TEST(Utf8Test, ValidatesStrictly) {
   EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
   EXPECT_FALSE(IsValidUtf8("\xe2\x82"));          // truncated
   EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  // ASCII is checked eight bytes at a time: a bad byte at any offset is still found.
+  for (size_t at = 0; at <= 20; ++at) {
+    std::string s = std::string(at, 'a') + "\xff" + std::string(20 - at, 'b');
+    EXPECT_FALSE(IsValidUtf8(s)) << at;
+    s = std::string(at, 'a') + "\xe2\x82\xac" + std::string(20 - at, 'b');
+    EXPECT_TRUE(IsValidUtf8(s)) << at;
+    EXPECT_FALSE(IsValidUtf8(s.substr(0, at + 2))) << at;  // truncated at the end
+  }
 }
 
 TEST(Base64Test, RoundTripsBytes) {
