@@ -513,8 +513,8 @@ SqliteStore::~SqliteStore() {
 }
 
 void SqliteStore::WriterLoop() {
-  std::vector<std::unique_ptr<WriteJob>> batch;
-  std::vector<Status> results;
+  auto& batch = batch_;
+  auto& results = results_;
   for (;;) {
     Status sticky;
     {

@@ -130,6 +130,11 @@ class SqliteStore : public Store {
 
   const std::string path_;
   std::unique_ptr<Db> writer_db_;  // used by the writer thread only
+  // The writer thread's group and its results, reused from group to group (writer thread
+  // only). Members rather than locals of WriterLoop, so that they are reachable from the
+  // store: LeakSanitizer's leak checks while fuzzing once missed them on the writer's stack.
+  std::vector<std::unique_ptr<WriteJob>> batch_;
+  std::vector<Status> results_;
 
   std::mutex mu_;
   std::condition_variable cv_;
