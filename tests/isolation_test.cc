@@ -525,8 +525,12 @@ TEST_F(IsolationTest, EveryRouteHidesATenantFromOtherTenantsAndInsufficientScope
       EXPECT_EQ(r.status, 404) << Short(r.body);
     }
     json j = r.Json();
-    if (j.is_object() && j.contains("done")) EXPECT_EQ(j["done"], 0) << Short(r.body);
-    if (j.is_object() && j.contains("results")) EXPECT_EQ(j["succeeded"], 0) << Short(r.body);
+    if (j.is_object() && j.contains("done")) {
+      EXPECT_EQ(j["done"], 0) << Short(r.body);
+    }
+    if (j.is_object() && j.contains("results")) {
+      EXPECT_EQ(j["succeeded"], 0) << Short(r.body);
+    }
     for (const auto& s : a.secrets) {
       if (sent.find(s) != std::string::npos) continue;
       EXPECT_EQ(r.body.find(s), std::string::npos) << "leaks '" << s << "': " << Short(r.body);

@@ -9,6 +9,7 @@
 
 #include "api/json_io.h"
 #include "api/json_writer.h"
+#include "api/publish_decoder.h"
 #include "common/text.h"
 #include "engine/dead_letter_doc.h"
 
@@ -612,52 +613,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   // ---- messages
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/messages", "publish", {kScopePublish},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
-        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"messages"}));
-        auto it = body.find("messages");
-        if (it == body.end()) return Status(ErrorCode::kMissingField, "'messages' is required");
-        if (!it->is_array()) {
-          return Status(ErrorCode::kInvalidArgument, "'messages' must be an array");
-        }
-        std::vector<engine::NewMessage> messages;
-        messages.reserve(it->size());
-        size_t i = 0;
-        for (auto& m : *it) {
-          std::string where = "messages[" + std::to_string(i++) + "].";
-          if (!m.is_object()) {
-            return Status(ErrorCode::kInvalidArgument, where + " must be an object");
-          }
-          REDRIVE_RETURN_IF_ERROR(
-              OnlyFields(m, {"body", "base64", "attributes", "idempotencyKey", "delay"}, where));
-          engine::NewMessage nm;
-          auto b = m.find("body");
-          if (b == m.end() || !b->is_string()) {
-            return Status(ErrorCode::kMissingField, "'" + where + "body' must be a string");
-          }
-          REDRIVE_ASSIGN_OR_RETURN(auto is_b64, GetBool(m, "base64"));
-          if (is_b64.value_or(false)) {
-            REDRIVE_ASSIGN_OR_RETURN(nm.body, Base64Decode(b->get_ref<const std::string&>()));
-          } else {
-            nm.body = std::move(b->get_ref<std::string&>());
-          }
-          if (auto a = m.find("attributes"); a != m.end() && !a->is_null()) {
-            if (!a->is_object()) {
-              return Status(ErrorCode::kInvalidArgument,
-                            "'" + where + "attributes' must be an object of strings");
-            }
-            for (auto kv = a->begin(); kv != a->end(); ++kv) {
-              if (!kv->is_string()) {
-                return Status(ErrorCode::kInvalidArgument,
-                              "'" + where + "attributes' values must be strings");
-              }
-              nm.attributes.emplace(kv.key(), kv->get<std::string>());
-            }
-          }
-          REDRIVE_ASSIGN_OR_RETURN(auto key, GetString(m, "idempotencyKey"));
-          nm.idempotency_key = key.value_or("");
-          REDRIVE_ASSIGN_OR_RETURN(nm.delay, GetDuration(m, "delay"));
-          messages.push_back(std::move(nm));
-        }
+        REDRIVE_RETURN_IF_ERROR(RequireJsonBody(req));
+        REDRIVE_ASSIGN_OR_RETURN(auto messages, DecodePublish(req.body));
         REDRIVE_ASSIGN_OR_RETURN(
             auto outcomes, engine_.Publish(p.Get("tenant"), p.Get("queue"), std::move(messages)));
         return JsonText(201, PublishAnswer(outcomes));

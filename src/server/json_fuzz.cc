@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/publish_decoder.h"
 #include "server/fuzz_fixture.h"
 
 namespace {
@@ -74,6 +75,29 @@ const std::vector<BodyRoute>& BodyRoutes() {
   return routes;
 }
 
+// The publish decoder's fast path (simdjson) must decode whatever it takes exactly as the
+// general decoder (nlohmann) does: same messages, or it must leave the body to the general one.
+void CheckPublishDecoders(std::string_view body) {
+  auto fast = redrive::api::DecodePublishFast(body);
+  if (!fast) return;
+  auto parsed = redrive::api::ParseObject(body);
+  auto general = parsed.ok()
+                     ? redrive::api::DecodePublishGeneral(parsed.value())
+                     : redrive::Result<std::vector<redrive::engine::NewMessage>>(parsed.status());
+  bool same = general.ok() && general.value().size() == fast->size();
+  for (size_t i = 0; same && i < fast->size(); ++i) {
+    const auto& a = (*fast)[i];
+    const auto& b = general.value()[i];
+    same = a.body == b.body && a.attributes == b.attributes &&
+           a.idempotency_key == b.idempotency_key && a.delay == b.delay;
+  }
+  if (!same) {
+    std::fprintf(stderr, "publish decoders disagree on: %.*s\n", static_cast<int>(body.size()),
+                 body.data());
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -93,6 +117,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (char c : name) hash = (hash ^ static_cast<uint8_t>(c)) * 16777619u;
     route = &routes[hash % routes.size()];
   }
+
+  if (route->name == "publish") CheckPublishDecoders(server.Substitute(body));
 
   FuzzServer::Session& session = server.Begin();
   redrive::http::Request req =
