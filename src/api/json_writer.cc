@@ -176,6 +176,8 @@ std::string ReceiveAnswer(const std::vector<engine::Delivery>& deliveries) {
       w.String(v);
     }
     w.EndObject();
+    // The body as engine::PutBody encodes it (UTF-8 as it is, otherwise base64); the test
+    // compares the two.
     bool utf8 = IsValidUtf8(m.body);
     w.Key("base64");
     w.Bool(!utf8);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
+#include "engine/dead_letter_doc.h"
 
 namespace redrive::api {
 namespace {
@@ -13,27 +14,19 @@ using nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-json OptTimeJson(TimeMs t) { return t ? json(FormatTime(t)) : json(nullptr); }
-
-// The receive answer as the handler built it before JsonWriter: an nlohmann tree.
+// The receive answer as the handler built it before JsonWriter: an nlohmann tree, with the
+// engine's shared encoding of bodies, attributes and times (engine/dead_letter_doc.h), so the
+// writer is held to that encoding and not to a copy of it.
 json ReferenceDelivery(const engine::Delivery& d) {
   const auto& m = d.message;
   json j = {{"id", m.id}, {"receipt", d.receipt}};
-  if (IsValidUtf8(m.body)) {
-    j["body"] = m.body;
-    j["base64"] = false;
-  } else {
-    j["body"] = Base64Encode(m.body);
-    j["base64"] = true;
-  }
-  json attributes = json::object();
-  for (const auto& [k, v] : m.attributes) attributes[k] = v;
-  j["attributes"] = attributes;
+  engine::PutBody(j, m.body);
+  j["attributes"] = engine::AttributesJson(m.attributes);
   j["idempotencyKey"] = m.idempotency_key.empty() ? json(nullptr) : json(m.idempotency_key);
   j["deliveryCount"] = m.delivery_count;
   j["publishedAt"] = FormatTime(m.published_at);
   j["enqueuedAt"] = FormatTime(m.enqueued_at);
-  j["firstDeliveredAt"] = OptTimeJson(m.first_delivered_at);
+  j["firstDeliveredAt"] = engine::OptTime(m.first_delivered_at);
   j["leaseExpiresAt"] = FormatTime(m.visible_at);
   return j;
 }
