@@ -150,8 +150,9 @@ bool ServerProcess::Start(std::string* error) {
   std::string port_file = data_dir_ + "/port";
   std::filesystem::remove(port_file);
   std::string log_file = data_dir_ + "/server.log";
-  std::vector<std::string> args = {RedriveBinary(), "serve",       "--data-dir",  data_dir_,
-                                   "--listen",      "127.0.0.1:0", "--port-file", port_file};
+  std::string listen = host_.find(':') != std::string::npos ? "[" + host_ + "]:0" : host_ + ":0";
+  std::vector<std::string> args = {RedriveBinary(), "serve", "--data-dir",  data_dir_,
+                                   "--listen",      listen,  "--port-file", port_file};
   for (const auto& a : extra_args_) args.push_back(a);
   pid_ = fork();
   if (pid_ == 0) {

@@ -75,11 +75,13 @@ class ServerProcess {
   // The exit code when Start() failed because the process exited (-1 otherwise).
   int start_exit_code() const { return start_exit_code_; }
 
+  // Listen on this loopback address instead of 127.0.0.1 ("::1" for IPv6). Call before Start().
+  void set_listen_host(std::string host) { host_ = std::move(host); }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
   std::string url() const {
-    return (tls_ca_file_.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") +
-           std::to_string(port_);
+    std::string host = host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_;
+    return (tls_ca_file_.empty() ? "http://" : "https://") + host + ":" + std::to_string(port_);
   }
   const std::string& data_dir() const { return data_dir_; }
   std::string operator_token() const;
@@ -90,6 +92,7 @@ class ServerProcess {
   bool own_dir_ = false;
   std::vector<std::string> extra_args_;
   std::string tls_ca_file_;
+  std::string host_ = "127.0.0.1";
   int start_exit_code_ = -1;
   pid_t pid_ = -1;
   int port_ = 0;

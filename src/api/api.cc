@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <future>
 #include <sstream>
 
 #include "api/json_io.h"
@@ -412,6 +413,14 @@ void RestApi::Add(std::string method, std::string pattern, std::string name,
   routes_.push_back(std::move(r));
 }
 
+void RestApi::AddAsync(std::string method, std::string pattern, std::string name,
+                       std::vector<std::string> scopes, AsyncRouteHandler handler,
+                       std::vector<std::string> query) {
+  Add(std::move(method), std::move(pattern), std::move(name), std::move(scopes), nullptr,
+      std::move(query));
+  routes_.back().async_handler = std::move(handler);
+}
+
 std::vector<RouteInfo> RestApi::Routes() const {
   std::vector<RouteInfo> out;
   for (const auto& r : routes_) out.push_back(r.info);
@@ -619,30 +628,36 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
             auto outcomes, engine_.Publish(p.Get("tenant"), p.Get("queue"), std::move(messages)));
         return JsonText(201, PublishAnswer(outcomes));
       });
-  Add("POST", "/v1/tenants/{tenant}/queues/{queue}/receive", "receive", {kScopeConsume},
-      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
-        REDRIVE_RETURN_IF_ERROR(
-            OnlyFields(body, {"maxMessages", "wait", "visibilityTimeout", "consumer"}));
-        engine::ReceiveOptions opt;
-        REDRIVE_ASSIGN_OR_RETURN(auto max, GetInt(body, "maxMessages"));
-        if (max) {
-          if (*max < 1 || *max > 1'000'000) {
-            return Status(ErrorCode::kInvalidArgument, "'maxMessages' is out of range");
-          }
-          opt.max_messages = static_cast<int>(*max);
+  AddAsync(
+      "POST", "/v1/tenants/{tenant}/queues/{queue}/receive", "receive", {kScopeConsume},
+      [this](Request& req, const PathParams& p, const Principal& who, Done done) {
+        auto options = [&]() -> Result<engine::ReceiveOptions> {
+          REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+          REDRIVE_RETURN_IF_ERROR(
+              OnlyFields(body, {"maxMessages", "wait", "visibilityTimeout", "consumer"}));
+          engine::ReceiveOptions opt;
+          REDRIVE_ASSIGN_OR_RETURN(auto max, GetInt(body, "maxMessages"));
+          if (max) opt.max_messages = *max;
+          REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(body, "wait"));
+          opt.wait = wait.value_or(0);
+          REDRIVE_ASSIGN_OR_RETURN(opt.visibility_timeout, GetDuration(body, "visibilityTimeout"));
+          REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(body, "consumer"));
+          opt.consumer = consumer.value_or("");
+          opt.caller = who.token_id;
+          return opt;
+        }();
+        if (!options.ok()) {
+          done(options.status());
+          return;
         }
-        REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(body, "wait"));
-        opt.wait = wait.value_or(0);
-        REDRIVE_ASSIGN_OR_RETURN(opt.visibility_timeout, GetDuration(body, "visibilityTimeout"));
-        REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(body, "consumer"));
-        opt.consumer = consumer.value_or(who.token_id);
-        if (opt.consumer.size() > 256) {
-          return Status(ErrorCode::kInvalidArgument, "'consumer' is longer than 256 bytes");
-        }
-        REDRIVE_ASSIGN_OR_RETURN(auto deliveries,
-                                 engine_.Receive(p.Get("tenant"), p.Get("queue"), opt));
-        return JsonText(200, ReceiveAnswer(deliveries));
+        engine_.ReceiveAsync(p.Get("tenant"), p.Get("queue"), options.value(),
+                             [done = std::move(done)](Result<std::vector<engine::Delivery>> r) {
+                               if (!r.ok()) {
+                                 done(r.status());
+                                 return;
+                               }
+                               done(JsonText(200, ReceiveAnswer(r.value())));
+                             });
       });
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/ack", "ack", {kScopeConsume},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
@@ -914,10 +929,19 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
 }
 
 Response RestApi::Handle(Request& req) {
+  std::promise<Response> answer;
+  auto future = answer.get_future();
+  HandleAsync(req, [&answer](Response r) { answer.set_value(std::move(r)); });
+  return future.get();
+}
+
+void RestApi::HandleAsync(Request req, http::Responder respond) {
   auto start = std::chrono::steady_clock::now();
   std::vector<std::string> segments;
   if (!SplitPath(req.path, &segments)) {
-    return StatusResponse(Status(ErrorCode::kInvalidArgument, "malformed percent-encoding in URL"));
+    respond(
+        StatusResponse(Status(ErrorCode::kInvalidArgument, "malformed percent-encoding in URL")));
+    return;
   }
   Route* match = nullptr;
   bool path_matched = false;
@@ -943,12 +967,12 @@ Response RestApi::Handle(Request& req) {
     }
   }
   if (!match) {
-    return path_matched ? StatusResponse(Status(ErrorCode::kMethodNotAllowed,
-                                                req.method + " is not allowed on " + req.path))
-                        : StatusResponse(Status(ErrorCode::kNotFound, "no route " + req.path));
+    respond(path_matched ? StatusResponse(Status(ErrorCode::kMethodNotAllowed,
+                                                 req.method + " is not allowed on " + req.path))
+                         : StatusResponse(Status(ErrorCode::kNotFound, "no route " + req.path)));
+    return;
   }
 
-  Response resp;
   engine::Principal principal;
   Status auth;
   if (!match->info.scopes.empty()) {
@@ -974,18 +998,33 @@ Response RestApi::Handle(Request& req) {
     auth = engine_.AdmitRequest(principal, params.Get("tenant"), &retry_after);
   }
   if (!auth.ok()) {
-    resp = StatusResponse(auth);
+    Response resp = StatusResponse(auth);
     if (auth.code() == ErrorCode::kUnauthenticated) {
       resp.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
-  } else if (Status q = OnlyQuery(req, match->info.query); !q.ok()) {
-    resp = StatusResponse(q);
-  } else {
-    Result<Response> r = match->handler(req, params, principal);
-    resp = r.ok() ? std::move(r).value() : StatusResponse(r.status());
-    if (!r.ok() && r.status().code() == ErrorCode::kQuotaExceeded) {
-      retry_after = engine_.quota_retry_after();
-    }
+    Finish(*match, start, std::move(resp), retry_after, respond);
+    return;
+  }
+  if (Status q = OnlyQuery(req, match->info.query); !q.ok()) {
+    Finish(*match, start, q, retry_after, respond);
+    return;
+  }
+  if (match->async_handler) {
+    match->async_handler(req, params, principal,
+                         [this, match, start, retry_after, respond](Result<Response> r) {
+                           Finish(*match, start, std::move(r), retry_after, respond);
+                         });
+    return;
+  }
+  Finish(*match, start, match->handler(req, params, principal), retry_after, respond);
+}
+
+void RestApi::Finish(const Route& route, std::chrono::steady_clock::time_point start,
+                     Result<Response> result, DurationMs retry_after,
+                     const http::Responder& respond) {
+  Response resp = result.ok() ? std::move(result).value() : StatusResponse(result.status());
+  if (!result.ok() && result.status().code() == ErrorCode::kQuotaExceeded) {
+    retry_after = engine_.quota_retry_after();
   }
   if (resp.status == 429) {
     // Whole seconds (RFC 9110), rounded up so a client never comes back too early.
@@ -993,8 +1032,8 @@ Response RestApi::Handle(Request& req) {
                               std::to_string(std::max<DurationMs>(1, (retry_after + 999) / 1000)));
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  match->latency->Observe(secs);
-  return resp;
+  route.latency->Observe(secs);
+  respond(std::move(resp));
 }
 
 std::string RestApi::RenderMetrics() {
@@ -1025,6 +1064,10 @@ std::string RestApi::RenderMetrics() {
     out += "redrive_messages_dead_lettered_total{reason=\"" + reasons[i] + "\"} " +
            std::to_string(c.dead_lettered[i].load()) + "\n";
   }
+  out +=
+      "# HELP redrive_long_polls_waiting Receives parked until a message or the end of their "
+      "wait.\n# TYPE redrive_long_polls_waiting gauge\nredrive_long_polls_waiting " +
+      std::to_string(engine_.parked_receives()) + "\n";
   auto depths = engine_.AllDepths();
   if (depths.ok()) {
     out +=

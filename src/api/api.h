@@ -2,11 +2,12 @@
 // HTTP and JSON into Engine calls and Engine results back; it holds no rule of its own.
 // Every route is a row of the route table (method, pattern, scopes), which tests walk.
 //
-// Thread-safety: Handle is called concurrently from connection threads.
+// Thread-safety: HandleAsync and Handle are called concurrently from handler threads.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +48,10 @@ class LatencyHistogram {
 class RestApi {
  public:
   explicit RestApi(engine::Engine& engine);
+  // Answers `request` through `respond`, exactly once: before returning, or later from another
+  // thread (a receive that waits answers when a message arrives or its wait ends).
+  void HandleAsync(http::Request request, http::Responder respond);
+  // HandleAsync, waiting for the answer (tests and fuzz targets).
   http::Response Handle(http::Request& request);
   std::vector<RouteInfo> Routes() const;
   // Readiness: false while draining.
@@ -61,15 +66,27 @@ class RestApi {
  private:
   using RouteHandler = std::function<Result<http::Response>(http::Request&, const PathParams&,
                                                             const engine::Principal&)>;
+  // A route that may answer later: it calls `done` once, from any thread.
+  using Done = std::function<void(Result<http::Response>)>;
+  using AsyncRouteHandler =
+      std::function<void(http::Request&, const PathParams&, const engine::Principal&, Done done)>;
   struct Route {
     RouteInfo info;
     std::vector<std::string> segments;
-    RouteHandler handler;
+    RouteHandler handler;  // or:
+    AsyncRouteHandler async_handler;
     std::unique_ptr<LatencyHistogram> latency;
   };
   void Add(std::string method, std::string pattern, std::string name,
            std::vector<std::string> scopes, RouteHandler handler,
            std::vector<std::string> query = {});
+  void AddAsync(std::string method, std::string pattern, std::string name,
+                std::vector<std::string> scopes, AsyncRouteHandler handler,
+                std::vector<std::string> query = {});
+  // The common end of every routed request: Retry-After, the latency histogram, the answer.
+  void Finish(const Route& route, std::chrono::steady_clock::time_point start,
+              Result<http::Response> result, DurationMs retry_after,
+              const http::Responder& respond);
   std::string RenderMetrics();
 
   engine::Engine& engine_;

@@ -82,9 +82,20 @@ bool Principal::HasScope(std::string_view scope) const {
 }
 
 Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions options)
-    : store_(store), clock_(clock), random_(random), options_(options) {}
+    : store_(store), clock_(clock), random_(random), options_(options) {
+  for (int i = 0; i < 2; ++i) wakers_.emplace_back([this] { WakerLoop(); });
+}
 
-Engine::~Engine() { Stop(); }
+Engine::~Engine() {
+  Stop();
+  {
+    std::lock_guard<std::mutex> l(wait_mu_);
+    wakers_exit_ = true;
+  }
+  wait_cv_.notify_all();
+  for (auto& t : wakers_) t.join();
+  EndLongPolls();
+}
 
 void Engine::Start() {
   std::lock_guard<std::mutex> l(stop_mu_);
@@ -102,13 +113,7 @@ void Engine::Stop() {
     stopping_flag_ = true;
   }
   stop_cv_.notify_all();
-  {
-    std::lock_guard<std::mutex> l(signal_mu_);
-    for (auto& [id, sig] : signals_) {
-      std::lock_guard<std::mutex> sl(sig->mu);
-      sig->cv.notify_all();
-    }
-  }
+  EndLongPolls();
   bool was_running = sweeper_.joinable();
   if (sweeper_.joinable()) sweeper_.join();
   if (job_runner_.joinable()) job_runner_.join();
@@ -476,61 +481,26 @@ Status NoLeasesOn(const auto& queue) {
 
 std::string Engine::NewLeaseToken() { return HexEncode(random_.Bytes(12)); }
 
-Result<std::vector<Delivery>> Engine::Receive(const std::string& tenant, const std::string& queue,
-                                              const ReceiveOptions& opt) {
-  REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
-  if (q->record.kind == QueueKind::kDeadLetter) {
-    return Status(ErrorCode::kDeadLetterQueueReadOnly,
-                  "'" + queue + "' is a dead-letter queue; read it through the dead-letter API");
+Result<std::vector<Delivery>> Engine::LeaseNow(const CachedQueue& q, int max,
+                                               DurationMs visibility_timeout,
+                                               const std::string& consumer) {
+  TimeMs now = clock_.Now();
+  store::LeaseRequest req;
+  req.queue_id = q.record.id;
+  req.now = now;
+  req.lease_until = now + visibility_timeout;
+  req.consumer = consumer;
+  req.max_messages = max;
+  req.lease_token = NewLeaseToken();
+  REDRIVE_ASSIGN_OR_RETURN(auto leased, store_.Lease(req));
+  std::vector<Delivery> out;
+  out.reserve(leased.size());
+  for (auto& m : leased) {
+    std::string receipt = EncodeReceipt(m.seq, m.lease_token);
+    out.push_back(Delivery{std::move(m), std::move(receipt)});
   }
-  if (opt.max_messages < 1 || opt.max_messages > options_.max_receive) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "maxMessages must be between 1 and " + std::to_string(options_.max_receive));
-  }
-  if (opt.wait < 0 || opt.wait > options_.max_wait) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "wait must be between 0s and " + FormatDuration(options_.max_wait));
-  }
-  DurationMs vt = opt.visibility_timeout.value_or(q->config.visibility_timeout);
-  if (vt < 1000 || vt > kMaxVisibilityTimeout) {
-    return Status(ErrorCode::kInvalidArgument, "visibilityTimeout must be between 1s and 12h");
-  }
-
-  auto signal = SignalFor(q->record.id);
-  TimeMs deadline = clock_.Now() + opt.wait;
-  for (;;) {
-    uint64_t epoch;
-    {
-      std::lock_guard<std::mutex> l(signal->mu);
-      epoch = signal->epoch;
-    }
-    TimeMs now = clock_.Now();
-    store::LeaseRequest req;
-    req.queue_id = q->record.id;
-    req.now = now;
-    req.lease_until = now + vt;
-    req.consumer = opt.consumer;
-    req.max_messages = opt.max_messages;
-    req.lease_token = NewLeaseToken();
-    REDRIVE_ASSIGN_OR_RETURN(auto leased, store_.Lease(req));
-    if (!leased.empty() || now >= deadline || stopping_flag_) {
-      std::vector<Delivery> out;
-      out.reserve(leased.size());
-      for (auto& m : leased) {
-        std::string receipt = EncodeReceipt(m.seq, m.lease_token);
-        out.push_back(Delivery{std::move(m), std::move(receipt)});
-      }
-      counters_.delivered += static_cast<int64_t>(out.size());
-      return out;
-    }
-    // Wait for a publish or requeue on this queue. Delayed messages and backoffs become visible
-    // by time alone, so the wait is also bounded by a short slice.
-    std::unique_lock<std::mutex> l(signal->mu);
-    if (signal->epoch == epoch && !stopping_flag_) {
-      clock_.WaitFor(signal->cv, l, std::min<DurationMs>(deadline - now, 500));
-    }
-  }
+  counters_.delivered += static_cast<int64_t>(out.size());
+  return out;
 }
 
 Result<std::vector<Status>> Engine::Ack(const std::string& tenant, const std::string& queue,
@@ -853,26 +823,6 @@ void Engine::SweeperLoop() {
     if (r.ok() && r.value() >= options_.sweep_batch) continue;
     clock_.WaitFor(stop_cv_, l, options_.sweep_interval);
   }
-}
-
-std::shared_ptr<Engine::QueueSignal> Engine::SignalFor(int64_t queue_id) {
-  std::lock_guard<std::mutex> l(signal_mu_);
-  auto& s = signals_[queue_id];
-  if (!s) s = std::make_shared<QueueSignal>();
-  return s;
-}
-
-void Engine::Notify(int64_t queue_id) {
-  std::shared_ptr<QueueSignal> s;
-  {
-    std::lock_guard<std::mutex> l(signal_mu_);
-    auto it = signals_.find(queue_id);
-    if (it == signals_.end()) return;  // nobody has ever waited on it
-    s = it->second;
-  }
-  std::lock_guard<std::mutex> l(s->mu);
-  ++s->epoch;
-  s->cv.notify_all();
 }
 
 Result<std::vector<store::QueueDepthRow>> Engine::AllDepths() {

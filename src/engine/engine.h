@@ -5,13 +5,17 @@
 // Errors: each method documents the ErrorCodes it returns; kStoreFailed and kInternal can come
 // from any method that touches the store.
 //
-// Thread-safety: thread-safe. Threads: Start() runs one sweeper thread; Stop() joins it and
-// wakes every long poll. Long polls block the calling thread (at most their wait time).
+// Thread-safety: thread-safe. Threads: Start() runs the sweeper and the redrive job runner;
+// Stop() joins both and ends every long poll early. Two waker threads (from construction to
+// destruction) finish parked long polls: they lease for them when messages become ready and
+// answer them when their wait ends. A long poll parked by ReceiveAsync holds no thread.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -152,17 +156,24 @@ struct NewMessage {
   std::optional<DurationMs> delay;  // overrides the queue's delivery delay
 };
 
+inline constexpr size_t kMaxConsumerName = 256;  // bytes
+
 struct ReceiveOptions {
-  int max_messages = 1;
-  DurationMs wait = 0;
-  std::optional<DurationMs> visibility_timeout;  // overrides the queue's
-  std::string consumer;                          // recorded in the attempt journal
+  int64_t max_messages = 1;                      // 1 to EngineOptions::max_receive
+  DurationMs wait = 0;                           // 0 to EngineOptions::max_wait
+  std::optional<DurationMs> visibility_timeout;  // overrides the queue's; 1s to 12h
+  // Recorded in the attempt journal, at most kMaxConsumerName bytes; empty = `caller`.
+  std::string consumer;
+  std::string caller;  // the id of the token that receives
 };
 
 struct Delivery {
   store::MessageRecord message;
   std::string receipt;  // opaque receipt handle for ack, nack, extend
 };
+
+// The end of a receive: its deliveries (empty when the wait passed) or its error.
+using ReceiveCallback = std::function<void(Result<std::vector<Delivery>>)>;
 
 struct NackRequest {
   std::string receipt;
@@ -384,10 +395,20 @@ class Engine {
   Result<std::vector<store::PublishOutcome>> Publish(const std::string& tenant,
                                                      const std::string& queue,
                                                      std::vector<NewMessage> messages);
-  // Leases up to max_messages; with wait > 0 blocks until one is available or wait passed.
+  // Leases up to max_messages. With wait > 0 and nothing ready, the receive parks as a waiter
+  // (no thread) until messages become ready or the wait passes; `done` is then called once,
+  // from a waker thread, or from the thread that calls Stop(). Otherwise `done` is called before
+  // ReceiveAsync returns. Waiters on a queue are served in arrival order, and a publish of n
+  // messages wakes at most the waiters those n messages satisfy (one lease for several waiters
+  // of the same consumer and visibility timeout).
   // Errors: kQueueNotFound, kDeadLetterQueueReadOnly, kInvalidArgument.
+  void ReceiveAsync(const std::string& tenant, const std::string& queue,
+                    const ReceiveOptions& options, ReceiveCallback done);
+  // ReceiveAsync, blocking the calling thread until `done`.
   Result<std::vector<Delivery>> Receive(const std::string& tenant, const std::string& queue,
                                         const ReceiveOptions& options);
+  // Long polls parked now (for tests and metrics).
+  int64_t parked_receives();
   // One Status per receipt: ok, kInvalidReceipt or kLeaseLost. Errors (whole call):
   // kQueueNotFound, kEmptyBatch, kBatchTooLarge, kDeadLetterQueueReadOnly (as for Nack and
   // ExtendLeases: a dead-letter queue has no leases).
@@ -469,10 +490,22 @@ class Engine {
     store::QueueRecord record;
     QueueConfig config;
   };
-  struct QueueSignal {
-    std::mutex mu;
-    std::condition_variable cv;
-    uint64_t epoch = 0;  // GUARDED_BY(mu)
+  // A receive parked until messages are ready or its deadline passes (long_poll.cc).
+  struct Waiter {
+    std::shared_ptr<const CachedQueue> queue;
+    int max_messages = 1;
+    DurationMs visibility_timeout = 0;
+    std::string consumer;
+    TimeMs deadline = 0;
+    uint64_t id = 0;
+    ReceiveCallback done;
+  };
+  using WaiterList = std::list<Waiter>;
+  struct QueueWaiters {
+    WaiterList waiting;            // in arrival order
+    uint64_t epoch = 0;            // counts Notify calls, so that a receive about to park sees one
+    bool draining = false;         // a waker thread is leasing for this queue's waiters
+    bool drain_requested = false;  // Notify came while draining: go round again
   };
   struct CachedPrincipal {
     Principal principal;
@@ -536,8 +569,20 @@ class Engine {
   // server's dead_letter_retention; 0 (never) when that is 0.
   TimeMs DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const;
 
-  std::shared_ptr<QueueSignal> SignalFor(int64_t queue_id);
+  // Long polls (long_poll.cc). Notify: messages of the queue became ready now.
   void Notify(int64_t queue_id);
+  // One lease of up to `max` messages for `consumer`.
+  Result<std::vector<Delivery>> LeaseNow(const CachedQueue& queue, int max,
+                                         DurationMs visibility_timeout,
+                                         const std::string& consumer);
+  // Parks `w` unless the queue's epoch moved past `epoch` (returns false: lease again).
+  bool Park(Waiter w, uint64_t epoch);
+  uint64_t EpochOf(int64_t queue_id);
+  void WakerLoop();
+  // Leases for the waiters of one queue, in order, until one finds nothing.
+  void Drain(int64_t queue_id);
+  // Ends every parked long poll with no messages (Stop, destruction).
+  void EndLongPolls();
   std::string NewLeaseToken();
   void SweeperLoop();
   void JobRunnerLoop();
@@ -574,8 +619,18 @@ class Engine {
   std::unordered_map<std::string, CachedPrincipal> principals_;  // by token hash
   std::unordered_map<std::string, bool> tenants_;                // known to exist
 
-  std::mutex signal_mu_;
-  std::unordered_map<int64_t, std::shared_ptr<QueueSignal>> signals_;  // GUARDED_BY(signal_mu_)
+  // Long polls. Lock order: wait_mu_ before nothing else; callbacks run without it.
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;                    // the waker threads wait on it
+  std::unordered_map<int64_t, QueueWaiters> waiters_;  // by queue id. GUARDED_BY(wait_mu_)
+  // Parked waiters by deadline. GUARDED_BY(wait_mu_)
+  std::map<std::pair<TimeMs, uint64_t>, std::pair<int64_t, WaiterList::iterator>> deadlines_;
+  std::vector<int64_t> drains_;  // queues to drain. GUARDED_BY(wait_mu_)
+  uint64_t next_waiter_id_ = 0;  // GUARDED_BY(wait_mu_)
+  int64_t parked_ = 0;           // GUARDED_BY(wait_mu_)
+  TimeMs next_recheck_ = 0;      // GUARDED_BY(wait_mu_)
+  bool wakers_exit_ = false;     // GUARDED_BY(wait_mu_)
+  std::vector<std::thread> wakers_;
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

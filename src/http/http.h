@@ -2,6 +2,7 @@
 // never see the HTTP library. Value types; thread-compatible.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,6 +31,10 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// Completes a request: called exactly once with the answer, from any thread, at any time
+// (a long poll answers when a message arrives or its wait ends). Copyable; thread-safe.
+using Responder = std::function<void(Response)>;
 
 // Splits and percent-decodes "a=1&b=x%20y". False when an escape is malformed.
 bool ParseQuery(std::string_view text, std::vector<std::pair<std::string, std::string>>* out);

@@ -1,7 +1,10 @@
-// Server: an HTTP/1.1 listener. One thread accepts; each connection gets a thread that parses
-// requests (Boost.Beast's parser), calls the handler, and writes the response. Handlers may
-// block (long polls, group commits): a thread per connection keeps that simple and lets many
-// requests wait on one fsync together.
+// Server: an asynchronous HTTP/1.1 server on Boost.Asio and Boost.Beast. A few I/O threads
+// (options.io_threads) run every socket: accepting, TLS handshakes, reading and parsing
+// requests, writing answers, timers. A parsed request goes to a pool of handler threads
+// (options.handler_threads), where the handler may block on the store (a group commit lets many
+// requests wait on one fsync together) and answers through its Responder, then or later from
+// any thread. A long poll therefore holds no thread while it waits: the handler parks it and
+// returns, and the engine calls the Responder when a message arrives or the wait ends.
 //
 // Limits enforced here, each answered with a JSON error before the handler runs: header and
 // request-line size (431), body size (413), a request that takes longer than request_timeout
@@ -9,23 +12,23 @@
 // max_connections (503 at once, then closed).
 //
 // With options.tls set the listener speaks TLS only (no plain HTTP on the same port): the
-// handshake runs on the connection's thread and must finish within request_timeout, the
-// connection counts against max_connections from accept on, and the limits above apply to
-// the decrypted requests. A plain HTTP request sent to the TLS port is answered in plain HTTP
-// with 400 invalid-argument and closed. ReloadTls (SIGHUP) swaps in a new certificate for new
-// connections; connections that already began keep theirs.
+// handshake must finish within request_timeout, the connection counts against max_connections
+// from accept on, and the limits above apply to the decrypted requests. A plain HTTP request
+// sent to the TLS port is answered in plain HTTP with 400 invalid-argument and closed.
+// ReloadTls (SIGHUP) swaps in a new certificate for new connections; connections that already
+// began keep theirs.
 //
-// Thread-safety: Start/Stop from one thread; the handler is called from many threads at once;
-// ReloadTls and the TLS accessors from any thread.
+// Listens on one IPv4 or IPv6 address (host "127.0.0.1", "::1", "0.0.0.0", "::").
+//
+// Thread-safety: Start/StopAccepting/Drain from one thread; the handler is called from many
+// threads at once; ReloadTls and the accessors from any thread.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 
 #include "common/status.h"
 #include "http/http.h"
@@ -34,37 +37,49 @@
 namespace redrive::http {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";
-  int port = 8080;  // 0 picks a free port
+  std::string host = "127.0.0.1";  // an IPv4 or IPv6 address, without brackets
+  int port = 8080;                 // 0 picks a free port
   size_t max_header_bytes = 16 * 1024;
   // A 16 MiB message (the largest maxMessageSize) is ~21.4 MiB in base64, plus JSON.
   size_t max_body_bytes = 24 * 1024 * 1024;
   int request_timeout_ms = 30'000;  // whole request, from its first byte
   int idle_timeout_ms = 75'000;     // keep-alive wait for the next request
   int max_connections = 2048;
-  TlsOptions tls;  // TLS when tls.enabled()
+  int io_threads = 0;        // threads running the sockets; 0 = one per core, at most 4
+  int handler_threads = 64;  // threads running handlers (which may wait on the store)
+  TlsOptions tls;            // TLS when tls.enabled()
 };
 
-using Handler = std::function<Response(Request&)>;
+// Handles one request: answers through `respond`, exactly once, now or later, from any thread.
+// Runs on a handler thread; may block (the store), but a wait for an event belongs in a callback.
+using Handler = std::function<void(Request request, Responder respond)>;
 
 class Server {
  public:
   Server(ServerOptions options, Handler handler);
+  // Stops accepting, closes every connection, joins every thread (handlers still running are
+  // waited for). Responders called after this are ignored.
   ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
-  // Binds and starts accepting. Errors: kInternal when the address cannot be bound; with TLS,
-  // first the errors of TlsContext::Load (kInvalidArgument naming the file).
+  // Binds and starts accepting. Errors: kInvalidArgument for a host that is not an IP address;
+  // kInternal when the address cannot be bound; with TLS, first the errors of TlsContext::Load
+  // (kInvalidArgument naming the file).
   Status Start();
   // The bound port (useful with port 0).
-  int port() const { return port_; }
-  // Stops accepting new connections; connections finish the request they are in.
+  int port() const;
+  // Stops accepting new connections; idle keep-alive connections close; connections finish the
+  // request they are in, and answer it with Connection: close.
   void StopAccepting();
-  // Waits up to `timeout_ms` for every connection to finish, then shuts down the sockets of
-  // what is left and waits a little more. Returns false if some handler is still running, in
-  // which case the caller must not destroy what handlers use.
+  // Waits up to `timeout_ms` for every connection to finish, then closes what is left and waits
+  // a little more. Returns false if some connection was still open at the end.
   bool Drain(int timeout_ms);
 
-  bool tls_enabled() const { return options_.tls.enabled(); }
+  // Connections open now (for tests and /metrics).
+  int open_connections() const;
+
+  bool tls_enabled() const;
   // Loads options.tls's files again. On success new connections use the new pair (connections
   // already open keep theirs) and the new certificate is returned; on error the current pair
   // stays in use, tls_reload_failures() grows, and the error names the file.
@@ -74,37 +89,13 @@ class Server {
   CertificateInfo tls_certificate() const;
   // Since Start: reloads that failed; TLS handshakes that failed or timed out (plain HTTP on
   // the TLS port included, shutdown excluded).
-  int64_t tls_reload_failures() const { return tls_reload_failures_; }
-  int64_t tls_handshake_failures() const { return tls_handshake_failures_; }
+  int64_t tls_reload_failures() const;
+  int64_t tls_handshake_failures() const;
+
+  struct Core;  // the sockets' shared state (server.cc)
 
  private:
-  void AcceptLoop();
-  void Serve(int fd, std::string remote);
-  std::shared_ptr<const TlsContext> CurrentTls() const;
-  // Over max_connections with TLS: the 503 must go through a handshake, so it gets a thread of
-  // its own, a short deadline, and at most kMaxRefusing run at once (beyond, a plain close).
-  void RefuseBusyTls(int fd);
-  static constexpr int kMaxRefusing = 16;
-
-  const ServerOptions options_;
-  Handler handler_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread acceptor_;
-  std::atomic<bool> stopping_{false};
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int active_ = 0;          // GUARDED_BY(mu_): connection threads alive
-  std::set<int> open_fds_;  // GUARDED_BY(mu_): their sockets
-  int refusing_ = 0;        // GUARDED_BY(mu_): RefuseBusyTls threads alive
-
-  mutable std::mutex tls_mu_;
-  // GUARDED_BY(tls_mu_). Shared with the connections that began with it, each holding it until
-  // it closes, so a reload never pulls a certificate from under a live connection.
-  std::shared_ptr<const TlsContext> tls_;
-  std::atomic<int64_t> tls_reload_failures_{0};
-  std::atomic<int64_t> tls_handshake_failures_{0};
+  std::shared_ptr<Core> core_;
 };
 
 }  // namespace redrive::http

@@ -6,8 +6,6 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,8 +16,6 @@
 
 namespace redrive::http {
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
 
 Status Invalid(std::string message) {
   return Status(ErrorCode::kInvalidArgument, std::move(message));
@@ -102,11 +98,6 @@ CertificateInfo Describe(X509* cert) {
     info.not_after = buf;
   }
   return info;
-}
-
-int64_t MsUntil(SteadyClock::time_point deadline) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now())
-      .count();
 }
 
 }  // namespace
@@ -192,147 +183,13 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::Load(const TlsOptions& opt
     return Invalid("key file " + options.key_file + " does not match the certificate in " +
                    options.cert_file + " (" + OpenSslError() + ")");
   }
-  std::shared_ptr<const TlsContext> loaded(new TlsContext(ctx.release(), Describe(leaf.get())));
+  // boost::asio::ssl::context takes ownership of the SSL_CTX.
+  auto asio_ctx = std::make_unique<boost::asio::ssl::context>(ctx.release());
+  std::shared_ptr<const TlsContext> loaded(
+      new TlsContext(std::move(asio_ctx), Describe(leaf.get())));
   return loaded;
 }
 
-TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
-
-TlsConnection::TlsConnection(std::shared_ptr<const TlsContext> context, int fd)
-    : context_(std::move(context)), fd_(fd), ssl_(SSL_new(context_->native())) {
-  if (ssl_) {
-    SSL_set_fd(ssl_, fd_);
-    SSL_set_accept_state(ssl_);
-  }
-}
-
-TlsConnection::~TlsConnection() {
-  if (!ssl_) return;
-  // close_notify, without waiting for the peer's: the socket is closed right after.
-  if (established_) SSL_shutdown(ssl_);
-  ERR_clear_error();
-  SSL_free(ssl_);
-}
-
-TlsConnection::HandshakeResult TlsConnection::Handshake(SteadyClock::time_point deadline,
-                                                        const std::atomic<bool>& stop) {
-  if (!ssl_) {
-    error_ = "SSL_new: " + OpenSslError();
-    return HandshakeResult::kFailed;
-  }
-  // 1 when the socket is ready for `events`, 0 at the deadline or on stop, -1 on error.
-  auto wait = [&](short events) {
-    for (;;) {
-      int64_t left = MsUntil(deadline);
-      if (stop || left <= 0) return 0;
-      pollfd p{fd_, events, 0};
-      int r = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 250)));
-      if (r > 0) return 1;
-      if (r < 0 && errno != EINTR) return -1;
-    }
-  };
-  // The first byte tells a ClientHello (a handshake record, 0x16) from a plain request line.
-  for (;;) {
-    unsigned char first = 0;
-    ssize_t n = recv(fd_, &first, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 1) {
-      if (first >= 'A' && first <= 'Z') return HandshakeResult::kPlainHttp;
-      break;
-    }
-    if (n == 0) {
-      error_ = "closed by the client";
-      return HandshakeResult::kFailed;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      error_ = strerror(errno);
-      return HandshakeResult::kFailed;
-    }
-    int w = wait(POLLIN);
-    if (w == 0) return HandshakeResult::kTimedOut;
-    if (w < 0) return HandshakeResult::kFailed;
-  }
-  for (;;) {
-    ERR_clear_error();
-    int r = SSL_do_handshake(ssl_);
-    if (r == 1) {
-      established_ = true;
-      return HandshakeResult::kOk;
-    }
-    int err = SSL_get_error(ssl_, r);
-    short events;
-    if (err == SSL_ERROR_WANT_READ) {
-      events = POLLIN;
-    } else if (err == SSL_ERROR_WANT_WRITE) {
-      events = POLLOUT;
-    } else {
-      error_ = OpenSslError();
-      if (error_.empty()) error_ = "closed by the client";
-      return HandshakeResult::kFailed;
-    }
-    int w = wait(events);
-    if (w == 0) return HandshakeResult::kTimedOut;
-    if (w < 0) return HandshakeResult::kFailed;
-  }
-}
-
-ssize_t TlsConnection::Read(char* buf, size_t len, int wait_ms) {
-  auto deadline = SteadyClock::now() + std::chrono::milliseconds(wait_ms);
-  for (;;) {
-    // SSL_read first: it may hold decrypted bytes the socket no longer signals.
-    ERR_clear_error();
-    int n = SSL_read(ssl_, buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
-    if (n > 0) return n;
-    int err = SSL_get_error(ssl_, n);
-    short events;
-    if (err == SSL_ERROR_WANT_READ) {
-      events = POLLIN;
-    } else if (err == SSL_ERROR_WANT_WRITE) {
-      events = POLLOUT;
-    } else {
-      // close_notify may be answered; after any other error OpenSSL forbids SSL_shutdown.
-      if (err != SSL_ERROR_ZERO_RETURN) established_ = false;
-      ERR_clear_error();
-      return -1;
-    }
-    int64_t left = MsUntil(deadline);
-    if (left <= 0) return 0;
-    pollfd p{fd_, events, 0};
-    int r = poll(&p, 1, static_cast<int>(left));
-    if (r < 0 && errno != EINTR) return -1;
-    if (r == 0) return 0;
-  }
-}
-
-bool TlsConnection::WriteAll(const std::string& data, int timeout_ms) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ERR_clear_error();
-    int n = SSL_write(ssl_, data.data() + off,
-                      static_cast<int>(std::min<size_t>(data.size() - off, INT_MAX)));
-    if (n > 0) {
-      off += static_cast<size_t>(n);
-      continue;
-    }
-    int err = SSL_get_error(ssl_, n);
-    short events;
-    if (err == SSL_ERROR_WANT_WRITE) {
-      events = POLLOUT;
-    } else if (err == SSL_ERROR_WANT_READ) {
-      events = POLLIN;
-    } else {
-      established_ = false;
-      ERR_clear_error();
-      return false;
-    }
-    pollfd p{fd_, events, 0};
-    int r = poll(&p, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      established_ = false;  // a write is half done: no close_notify after it
-      return false;
-    }
-  }
-  return true;
-}
+TlsContext::~TlsContext() = default;
 
 }  // namespace redrive::http

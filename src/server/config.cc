@@ -115,10 +115,16 @@ Status ApplyListen(const std::string& listen, ServerConfig* c) {
     if (colon > 0) host = listen.substr(0, colon);
     port = listen.substr(colon + 1);
   }
+  // An IPv6 address is written in brackets: [::1]:8080.
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return Bad("listen", "an IPv6 address goes in brackets, like [::1]:8080");
+  }
   char* end = nullptr;
   long p = std::strtol(port.c_str(), &end, 10);
   if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
-    return Bad("listen", "must look like 127.0.0.1:8080");
+    return Bad("listen", "must look like 127.0.0.1:8080 or [::1]:8080");
   }
   c->http.host = host;
   c->http.port = static_cast<int>(p);
@@ -139,7 +145,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
     REDRIVE_RETURN_IF_ERROR(
         OnlyKeys(*server,
                  {"listen", "data_dir", "store", "log_level", "max_connections", "request_timeout",
-                  "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes"},
+                  "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes",
+                  "io_threads", "handler_threads"},
                  "server."));
     std::string listen;
     REDRIVE_RETURN_IF_ERROR(ReadStringKey(*server, "listen", "server.", &listen));
@@ -149,6 +156,10 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
     REDRIVE_RETURN_IF_ERROR(ReadStringKey(*server, "log_level", "server.", &c->log_level));
     REDRIVE_RETURN_IF_ERROR(
         ReadIntKey(*server, "max_connections", "server.", 1, 100'000, &c->http.max_connections));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadIntKey(*server, "io_threads", "server.", 0, 64, &c->http.io_threads));
+    REDRIVE_RETURN_IF_ERROR(
+        ReadIntKey(*server, "handler_threads", "server.", 1, 1024, &c->http.handler_threads));
     REDRIVE_RETURN_IF_ERROR(ReadIntKey(*server, "max_body_bytes", "server.", 1024,
                                        int64_t{256} << 20, &c->http.max_body_bytes));
     REDRIVE_RETURN_IF_ERROR(ReadIntKey(*server, "max_header_bytes", "server.", 1024,

@@ -209,5 +209,39 @@ TEST_F(ConfigTest, BadQuotasAreRefusedWithTheirName) {
   EXPECT_NE(st.message().find("request_rate"), std::string::npos) << st.message();
 }
 
+TEST(ListenTest, TakesIpv4AndBracketedIpv6) {
+  ServerConfig c;
+  ASSERT_TRUE(ApplyListen("[::1]:8080", &c).ok());
+  EXPECT_EQ(c.http.host, "::1");
+  EXPECT_EQ(c.http.port, 8080);
+  ASSERT_TRUE(ApplyListen("[::]:0", &c).ok());
+  EXPECT_EQ(c.http.host, "::");
+  ASSERT_TRUE(ApplyListen("0.0.0.0:9", &c).ok());
+  EXPECT_EQ(c.http.host, "0.0.0.0");
+  ASSERT_TRUE(ApplyListen(":7", &c).ok());  // keeps the host
+  EXPECT_EQ(c.http.host, "0.0.0.0");
+  EXPECT_EQ(c.http.port, 7);
+}
+
+TEST(ListenTest, RefusesUnbracketedIpv6AndChangesNothing) {
+  ServerConfig c;
+  auto st = ApplyListen("::1:8080", &c);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("brackets"), std::string::npos) << st.message();
+  EXPECT_EQ(c.http.host, "127.0.0.1");
+  EXPECT_EQ(c.http.port, 8080);
+}
+
+TEST_F(ConfigTest, ThreadCountsAreReadAndBounded) {
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(Write("[server]\nio_threads = 3\nhandler_threads = 16\n"), &c).ok());
+  EXPECT_EQ(c.http.io_threads, 3);
+  EXPECT_EQ(c.http.handler_threads, 16);
+  ServerConfig d;
+  EXPECT_EQ(LoadConfigFile(Write("[server]\nhandler_threads = 0\n"), &d).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(d.http.handler_threads, 64);
+}
+
 }  // namespace
 }  // namespace redrive::server

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,6 +118,12 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Every connection is a descriptor: allow as many as the hard limit does.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   if (config.http.tls.enabled()) {
     // Before anything is created: a server that cannot serve TLS changes nothing on disk.
@@ -180,7 +187,9 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   }
 
   api::RestApi rest(engine);
-  http::Server server(config.http, [&rest](http::Request& req) { return rest.Handle(req); });
+  http::Server server(config.http, [&rest](http::Request req, http::Responder respond) {
+    rest.HandleAsync(std::move(req), std::move(respond));
+  });
   if (server.tls_enabled()) rest.AddMetrics([&server] { return TlsMetrics(server); });
   st = server.Start();
   if (!st.ok()) {
@@ -193,8 +202,10 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
     st = WriteSecretFile(port_file, std::to_string(server.port()));
     if (!st.ok()) spdlog::error("{}", st.ToString());
   }
+  std::string host = config.http.host.find(':') != std::string::npos ? "[" + config.http.host + "]"
+                                                                     : config.http.host;
   std::printf("redrive listening on %s://%s:%d\n", server.tls_enabled() ? "https" : "http",
-              config.http.host.c_str(), server.port());
+              host.c_str(), server.port());
   std::printf("store: %s\n", config.StoreUri().c_str());
   std::printf("operator token: %s\n", token_path.c_str());
   std::fflush(stdout);
@@ -220,10 +231,8 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   server.StopAccepting();
   engine.Stop();  // ends long polls early
   if (!server.Drain(config.drain_timeout_ms)) {
-    // Every acknowledged write is already durable; what is still running got no answer.
-    spdlog::warn("drain timed out with requests still running; exiting without waiting");
-    spdlog::shutdown();
-    std::_Exit(0);
+    // Every acknowledged write is already durable; what is still running gets no answer.
+    spdlog::warn("drain timed out with connections still open; closed them");
   }
   spdlog::info("stopped");
   return 0;
