@@ -33,6 +33,7 @@ namespace {
 struct Options {
   int port = 8080;
   std::string token;
+  std::string operator_token;
   std::string tenant = "bench";
   std::string queue = "long-poll";
   int waiters = 10'000;
@@ -44,7 +45,8 @@ struct Options {
 
 std::string Request(const Options& o, const std::string& method, const std::string& path,
                     const std::string& body) {
-  return method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + o.token +
+  const std::string& token = path == "/metrics" ? o.operator_token : o.token;
+  return method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\n\r\n" + body;
 }
@@ -124,6 +126,8 @@ int main(int argc, char** argv) {
   CLI::App app("redrive_long_poll_bench: many long polls, and how fast a publish wakes one");
   app.add_option("--port", o.port, "Server port on 127.0.0.1")->required();
   app.add_option("--token", o.token, "Tenant token (consume and publish)")->required();
+  app.add_option("--operator-token", o.operator_token, "Operator token (reads /metrics)")
+      ->required();
   app.add_option("--tenant", o.tenant)->capture_default_str();
   app.add_option("--queue", o.queue)->capture_default_str();
   app.add_option("--waiters", o.waiters)->check(CLI::Range(1, 50'000))->capture_default_str();
