@@ -7,7 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <future>
-#include <thread>
+#include <sstream>
 
 #include "tests/harness.h"
 
@@ -33,6 +33,18 @@ class ApiTest : public ::testing::Test {
     auto r = app_->Post(Q(queue, "/receive"), {{"maxMessages", max}, {"wait", wait}});
     EXPECT_EQ(r.status, 200) << r.body;
     return r.Json()["messages"];
+  }
+  // Whether the token labelled `label` has been used: the server sets a token's lastUsedAt as
+  // it authenticates a request, after reading the whole request and before handling it.
+  bool TokenUsed(const std::string& label) {
+    json answer = app_->Get("/v1/tenants/acme/tokens").Json();
+    if (!answer.is_object() || !answer["tokens"].is_array()) return false;
+    for (const auto& t : answer["tokens"]) {
+      if (t.value("label", "") == label) {
+        return t.contains("lastUsedAt") && !t.at("lastUsedAt").is_null();
+      }
+    }
+    return false;
   }
 
   std::unique_ptr<ServerProcess> server_;
@@ -154,13 +166,15 @@ TEST_F(ApiTest, FailingMessageComesBackWithBackoffThenDeadLetters) {
 
 TEST_F(ApiTest, LongPollIsWokenByAPublish) {
   CreateQueue(*op_, "acme", "wake");
+  std::string waiter_token = CreateToken(*op_, "acme", "waiter");
   auto waiter = std::async(std::launch::async, [&] {
-    HttpClient c(server_->url(), token_);
+    HttpClient c(server_->url(), waiter_token);
     auto start = std::chrono::steady_clock::now();
     auto r = c.Post(Q("wake", "/receive"), {{"wait", "20s"}});
     return std::make_pair(r, std::chrono::steady_clock::now() - start);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Publish only once the server has the receive, so that the publish wakes it.
+  ASSERT_TRUE(Eventually([&] { return TokenUsed("waiter"); })) << "the receive never arrived";
   ASSERT_EQ(app_->Post(Q("wake", "/messages"), {{"messages", {{{"body", "hi"}}}}}).status, 201);
   auto [r, waited] = waiter.get();
   ASSERT_EQ(r.status, 200);
@@ -314,11 +328,13 @@ TEST_F(ApiTest, DataSurvivesARestart) {
 
 TEST_F(ApiTest, SigtermEndsLongPollsAndExitsCleanly) {
   CreateQueue(*op_, "acme", "idle");
+  std::string waiter_token = CreateToken(*op_, "acme", "waiter");
   auto waiter = std::async(std::launch::async, [&] {
-    HttpClient c(server_->url(), token_);
+    HttpClient c(server_->url(), waiter_token);
     return c.Post(Q("idle", "/receive"), {{"wait", "20s"}});
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // SIGTERM only once the server has the long poll in hand.
+  ASSERT_TRUE(Eventually([&] { return TokenUsed("waiter"); })) << "the receive never arrived";
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(server_->Stop(), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
@@ -341,6 +357,30 @@ int Connect(int port) {
   timeval tv{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   return fd;
+}
+
+// Connections waiting in the accept queue of the socket listening on `port`, or -1 when there is
+// none: for a listening socket, the rx_queue column of /proc/net/tcp (or tcp6) is that count.
+int AcceptQueueLength(int port) {
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the column titles
+    while (std::getline(in, line)) {
+      // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXIP:HEXPORT.
+      std::istringstream row(line);
+      std::string slot, local, remote, state, queues;
+      row >> slot >> local >> remote >> state >> queues;
+      constexpr char kListen[] = "0A";
+      size_t colon = local.rfind(':'), queue_colon = queues.find(':');
+      if (state != kListen || colon == std::string::npos || queue_colon == std::string::npos) {
+        continue;
+      }
+      if (std::stoi(local.substr(colon + 1), nullptr, 16) != port) continue;
+      return std::stoi(queues.substr(queue_colon + 1), nullptr, 16);
+    }
+  }
+  return -1;
 }
 
 std::string ReadAll(int fd) {
@@ -402,7 +442,10 @@ TEST_F(ApiLimitsTest, ConnectionsBeyondTheLimitAreRefusedEarly) {
     send(fd, "G", 1, 0);  // a request in progress keeps the connection busy
     held.push_back(fd);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The server takes connections in the order they came: once it has taken these off its
+  // accept queue, each was counted (or refused), and the next one is over the limit.
+  ASSERT_TRUE(Eventually([&] { return AcceptQueueLength(server_->port()) == 0; }))
+      << "accept queue: " << AcceptQueueLength(server_->port());
   int extra = Connect(server_->port());
   ASSERT_GE(extra, 0);
   std::string resp = ReadAll(extra);

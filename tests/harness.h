@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -100,6 +102,12 @@ class ServerProcess {
 
 // Creates a unique temporary directory.
 std::string MakeTempDir();
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes, then checks it
+// once more; returns whether it held. The way to wait for what the server does in its own time,
+// instead of sleeping for a guessed while.
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Shorthands over an operator client: create a tenant, a queue with attributes, a token.
 void CreateTenant(HttpClient& op, const std::string& tenant);

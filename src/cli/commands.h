@@ -53,7 +53,8 @@ struct Settings {
   std::string config_path;  // the config file that was read, or "" when none
 };
 
-// The state a running command sees: settings, the client and output helpers (commands.cc).
+// The state a running command sees: settings, the client and output helpers
+// (commands_common.h).
 struct Context;
 
 // Reads an environment variable; returns nullopt when it is unset or empty.
@@ -88,16 +89,17 @@ class ClientCommands {
   // Runs the chosen subcommand and returns its exit code. REQUIRES: Selected().
   int Run(const EnvLookup& env = ProcessEnv);
 
-  // Parsed flags, filled by CLI11; public so the command functions in commands.cc can read them.
+  // Parsed flags, filled by CLI11; public so the command functions (commands_*.cc) can read
+  // them. Defined in commands_common.h.
   struct Flags;
 
  private:
   struct Leaf {
     CLI::App* app;
-    std::function<int(Context&)> run;
+    std::function<int(Context&, const Flags&)> run;
     bool needs_tenant;
   };
-  void AddLeaf(CLI::App* app, bool needs_tenant, std::function<int(Context&)> run);
+  void AddLeaf(CLI::App* app, bool needs_tenant, std::function<int(Context&, const Flags&)> run);
 
   std::unique_ptr<Flags> flags_;
   std::vector<Leaf> leaves_;
