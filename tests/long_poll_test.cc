@@ -29,17 +29,6 @@ int64_t ParkedReceives(HttpClient& op) {
   return at == std::string::npos ? -1 : std::atoll(m.c_str() + at + 28);
 }
 
-// Polls `condition` every 20 ms until it holds or `ms` passed.
-template <class F>
-bool Eventually(F condition, int ms = 10'000) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
-
 TEST(LongPollTest, WaitingReceivesHoldNoThreadAndAPublishWakesExactlyOne) {
   ServerProcess server;
   std::string error;
