@@ -5,7 +5,8 @@
 // failing request does not undo the others. Reads use a pool of read-only connections and never
 // wait for the writer. A failed commit is sticky: every later write answers kStoreFailed.
 //
-// Thread-safety: thread-safe. Threads: one writer thread, joined by the destructor.
+// Thread-safety: thread-safe. Threads: one writer thread and one checkpointer thread (WAL
+// checkpoints off the writer's commit path), both joined by the destructor.
 #pragma once
 
 #include <condition_variable>
