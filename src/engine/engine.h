@@ -575,8 +575,9 @@ class Engine {
   Result<std::vector<Delivery>> LeaseNow(const CachedQueue& queue, int max,
                                          DurationMs visibility_timeout,
                                          const std::string& consumer);
-  // Parks `w` unless the queue's epoch moved past `epoch` (returns false: lease again).
-  bool Park(Waiter w, uint64_t epoch);
+  // Parks `w` (moving from it) unless the queue's epoch moved past `epoch`: then returns false
+  // and leaves `w` as it was, to lease again.
+  bool Park(Waiter& w, uint64_t epoch);
   uint64_t EpochOf(int64_t queue_id);
   void WakerLoop();
   // Leases for the waiters of one queue, in order, until one finds nothing.

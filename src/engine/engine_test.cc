@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <future>
@@ -447,6 +448,48 @@ TEST_F(EngineTest, AReadyMessageByTimeAloneWakesAWaiter) {
   clock_.Advance(1'000);  // no publish: the waker's recheck finds it
   ASSERT_TRUE(parked.WaitEnded(1));
   EXPECT_EQ(parked.WithMessages(), 1u);
+}
+
+// Regression: a publish landing between a receive's empty lease and its parking made the receive
+// lease again with a waiter it had already given away (a crash under load).
+TEST_F(EngineTest, ReceivesRacingPublishesGetEveryMessageOnce) {
+  MakeQueue("orders", Config(5));
+  constexpr int kMessages = 2000;
+  std::atomic<int> received{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < 8; ++c) {
+    consumers.emplace_back([&] {
+      while (!done) {
+        ReceiveOptions o;
+        o.max_messages = 7;
+        o.wait = 20'000;
+        auto r = engine_->Receive("acme", "orders", o);
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        std::vector<std::string> receipts;
+        for (auto& d : r.value()) receipts.push_back(d.receipt);
+        if (receipts.empty()) continue;
+        ASSERT_TRUE(engine_->Ack("acme", "orders", receipts).ok());
+        if ((received += static_cast<int>(receipts.size())) >= kMessages) done = true;
+      }
+    });
+  }
+  std::vector<std::thread> producers;
+  for (int p = 0; p < 4; ++p) {
+    producers.emplace_back([&] {
+      for (int i = 0; i < kMessages / 4; ++i) Publish("orders", "m");
+    });
+  }
+  for (auto& t : producers) t.join();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  done = true;
+  engine_->Stop();  // ends the receives still parked
+  for (auto& t : consumers) t.join();
+  EXPECT_EQ(received, kMessages);
+  EXPECT_EQ(Depth("orders").ready + Depth("orders").leased, 0);
 }
 
 TEST_F(EngineTest, StopEndsEveryParkedReceive) {

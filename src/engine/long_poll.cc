@@ -70,7 +70,7 @@ void Engine::ReceiveAsync(const std::string& tenant, const std::string& queue,
     }
     // A Notify between the lease and now moved the epoch: lease again rather than sleep
     // through it.
-    if (Park(std::move(w), epoch)) return;
+    if (Park(w, epoch)) return;
   }
 }
 
@@ -88,7 +88,7 @@ uint64_t Engine::EpochOf(int64_t queue_id) {
   return waiters_[queue_id].epoch;
 }
 
-bool Engine::Park(Waiter w, uint64_t epoch) {
+bool Engine::Park(Waiter& w, uint64_t epoch) {
   ReceiveCallback ended;
   {
     std::lock_guard<std::mutex> l(wait_mu_);
