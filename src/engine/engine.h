@@ -562,7 +562,12 @@ class Engine {
   // meanwhile, saves the progress under the cancel's state and returns false.
   Result<bool> SaveJob(store::JobRecord& job, const std::string& expected);
 
+  // The two ports of one store. Each call goes to the narrowest: messages_ for the hot path
+  // and the sweeper's scans, control_ for everything else. store_ is both (the long poll in
+  // Receive uses it until the messages service takes it over).
   store::Store& store_;
+  store::MessageStore& messages_;
+  store::ControlStore& control_;
   Clock& clock_;
   Random& random_;
   const EngineOptions options_;

@@ -284,7 +284,7 @@ Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, i
     while (out.size() < static_cast<size_t>(limit) &&
            *cursor < static_cast<int64_t>(sel.ids.size())) {
       const std::string& id = sel.ids[static_cast<size_t>((*cursor)++)];
-      REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(sel.tenant, id));
+      REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(sel.tenant, id));
       if (d && ((!sel.scan.dlq.empty() && d->dlq != sel.scan.dlq) ||
                 (sel.scan.since > 0 && d->dead_lettered_at < sel.scan.since) ||
                 (sel.scan.until > 0 && d->dead_lettered_at >= sel.scan.until))) {
@@ -306,7 +306,7 @@ Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, i
   scan.limit = std::max(limit, 200);
   while (out.size() < static_cast<size_t>(limit)) {
     scan.after_seq = *cursor;
-    REDRIVE_ASSIGN_OR_RETURN(auto rows, store_.ScanDeadLetters(scan));
+    REDRIVE_ASSIGN_OR_RETURN(auto rows, control_.ScanDeadLetters(scan));
     if (rows.empty()) {
       *exhausted = true;
       break;
@@ -362,7 +362,7 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   if (!q.cookie.empty()) {
     if (!DecodeCookie(q.cookie, kind, &max_seq, &position)) return BadCookie();
   } else {
-    REDRIVE_ASSIGN_OR_RETURN(max_seq, store_.MaxDeadLetterSeq(tenant));
+    REDRIVE_ASSIGN_OR_RETURN(max_seq, control_.MaxDeadLetterSeq(tenant));
   }
 
   DeadLetterQueryResult result;
@@ -421,7 +421,7 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   if (q.total_policy != "NONE" && (sel.covered || !sel.filter)) {
     store::DeadLetterScan scan = sel.scan;
     scan.max_seq = max_seq;
-    REDRIVE_ASSIGN_OR_RETURN(result.total, store_.CountDeadLetters(scan));
+    REDRIVE_ASSIGN_OR_RETURN(result.total, control_.CountDeadLetters(scan));
   } else if (exact) {
     int64_t cursor = 0, n = 0;
     bool exhausted = false;
@@ -435,7 +435,7 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
 }
 
 namespace {
-Status CheckDeadLetterQueue(store::Store& store, const std::string& tenant,
+Status CheckDeadLetterQueue(store::ControlStore& store, const std::string& tenant,
                             const std::string& dlq) {
   if (dlq.empty()) return Status::Ok();
   REDRIVE_ASSIGN_OR_RETURN(auto rec, store.GetQueue(tenant, dlq));
@@ -449,21 +449,21 @@ Status CheckDeadLetterQueue(store::Store& store, const std::string& tenant,
 Result<std::vector<store::FailureGroupRow>> Engine::ListFailureGroups(const std::string& tenant,
                                                                       const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(store_, tenant, dlq));
-  return store_.ListFailureGroups(tenant, dlq);
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
+  return control_.ListFailureGroups(tenant, dlq);
 }
 
 Result<store::DeadLetterStats> Engine::GetDeadLetterStats(const std::string& tenant,
                                                           const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(store_, tenant, dlq));
-  return store_.GetDeadLetterStats(tenant, dlq);
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
+  return control_.GetDeadLetterStats(tenant, dlq);
 }
 
 void Engine::Audit(const std::string& tenant, const std::string& actor, const std::string& action,
                    json detail) {
   store::AuditRecord r{0, tenant, clock_.Now(), actor, action, detail.dump()};
-  Status st = store_.AppendAudit(r);
+  Status st = control_.AppendAudit(r);
   if (!st.ok()) spdlog::error("audit {} {}: {}", tenant, action, st.ToString());
 }
 
@@ -475,7 +475,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
                   "say which dead letters: ids, a filter or a group (purge empties a queue)");
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -503,7 +503,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
       ids.push_back(d.id);
     }
     if (seqs.empty()) continue;
-    auto del = store_.DeleteDeadLetters(tenant, seqs);
+    auto del = control_.DeleteDeadLetters(tenant, seqs);
     if (!del.ok()) {
       audit(del.status());
       return del.status();
@@ -528,7 +528,7 @@ Result<ActionResult> Engine::PurgeDeadLetterQueue(const Principal& actor, const 
                                                   const std::string& dlq,
                                                   const std::string& confirm) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, dlq));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, dlq));
   if (!rec || rec->kind != store::QueueKind::kDeadLetter) {
     return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + dlq + "' not found");
   }
@@ -536,7 +536,7 @@ Result<ActionResult> Engine::PurgeDeadLetterQueue(const Principal& actor, const 
     return Status(ErrorCode::kInvalidArgument,
                   "purge deletes every dead letter of '" + dlq + "': confirm with its name");
   }
-  REDRIVE_ASSIGN_OR_RETURN(int64_t n, store_.PurgeDeadLetters(tenant, dlq));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t n, control_.PurgeDeadLetters(tenant, dlq));
   ActionResult result;
   result.matched = result.done = n;
   json detail = {{"deadLetterQueue", dlq}, {"result", ActionJson(result)}};
@@ -587,7 +587,7 @@ Status Engine::MoveBatch(const std::string& tenant, const std::vector<DeadLetter
     sources.push_back(&d);
   }
   if (items.empty()) return Status::Ok();
-  REDRIVE_ASSIGN_OR_RETURN(auto outcomes, store_.Redrive(tenant, items, now));
+  REDRIVE_ASSIGN_OR_RETURN(auto outcomes, control_.Redrive(tenant, items, now));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     if (outcomes[i] == store::RedriveOutcome::kMoved) {
       ++result->done;
@@ -614,7 +614,7 @@ Result<ActionResult> Engine::MoveDeadLetters(const Principal& actor, const std::
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -685,7 +685,7 @@ Result<DryRunResult> Engine::DryRunJob(const std::string& tenant, const JobSpec&
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
   DryRunResult r;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -731,7 +731,7 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
                                  const JobSpec& spec) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
-  REDRIVE_ASSIGN_OR_RETURN(auto dlq, store_.GetQueue(tenant, spec.dlq));
+  REDRIVE_ASSIGN_OR_RETURN(auto dlq, control_.GetQueue(tenant, spec.dlq));
   if (!dlq || dlq->kind != store::QueueKind::kDeadLetter) {
     return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + spec.dlq + "' not found");
   }
@@ -743,12 +743,12 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
   store::DeadLetterScan count_scan = sel->scan;
   count_scan.max_seq = max_seq;
   int64_t to_move = 0;
   if (sel->covered) {
-    REDRIVE_ASSIGN_OR_RETURN(to_move, store_.CountDeadLetters(count_scan));
+    REDRIVE_ASSIGN_OR_RETURN(to_move, control_.CountDeadLetters(count_scan));
   } else {
     REDRIVE_ASSIGN_OR_RETURN(auto dry, DryRunJob(tenant, spec));
     to_move = dry.to_move;
@@ -771,7 +771,7 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
       {"createdBy",
        actor.token_id}}.dump();
   rec.created_at = rec.updated_at = now;
-  Status st = store_.CreateJob(rec);
+  Status st = control_.CreateJob(rec);
   if (st.code() == ErrorCode::kAlreadyExists) {
     return Status(ErrorCode::kJobActive, "a redrive job is already active on '" + spec.dlq + "'");
   }
@@ -784,19 +784,19 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
 
 Result<JobInfo> Engine::GetJob(const std::string& tenant, const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetJob(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
   JobInfo info = InfoOf(*rec);
   store::DeadLetterScan scan;
   scan.tenant = tenant;
   scan.redriven_by = "job:" + id;
-  REDRIVE_ASSIGN_OR_RETURN(info.failed_again, store_.CountDeadLetters(scan));
+  REDRIVE_ASSIGN_OR_RETURN(info.failed_again, control_.CountDeadLetters(scan));
   return info;
 }
 
 Result<std::vector<JobInfo>> Engine::ListJobs(const std::string& tenant) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto recs, store_.ListJobs(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto recs, control_.ListJobs(tenant));
   std::vector<JobInfo> out;
   for (const auto& r : recs) out.push_back(InfoOf(r));
   return out;
@@ -805,7 +805,7 @@ Result<std::vector<JobInfo>> Engine::ListJobs(const std::string& tenant) {
 Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& tenant,
                                   const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetJob(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
   if (!IsActive(rec->state)) {
     return Status(ErrorCode::kJobStateConflict, "job '" + id + "' is " + rec->state);
@@ -817,7 +817,7 @@ Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& ten
   rec->state = was == "halted" ? "cancelled" : "cancelling";
   if (rec->state == "cancelled") rec->finished_at = now;
   rec->updated_at = now;
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(*rec, was));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, was));
   if (!saved) {
     return Status(ErrorCode::kJobStateConflict,
                   "job '" + id + "' changed state meanwhile; look at it again");
@@ -830,7 +830,7 @@ Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& ten
 Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& tenant,
                                   const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetJob(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
   if (rec->state != "halted") {
     return Status(ErrorCode::kJobStateConflict,
@@ -842,7 +842,7 @@ Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& ten
   rec->progress_json = p.dump();
   rec->state = "running";
   rec->updated_at = clock_.Now();
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(*rec, "halted"));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, "halted"));
   if (!saved) {
     return Status(ErrorCode::kJobStateConflict,
                   "job '" + id + "' changed state meanwhile; look at it again");
@@ -853,15 +853,15 @@ Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& ten
 }
 
 Result<bool> Engine::SaveJob(store::JobRecord& job, const std::string& expected) {
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(job, expected));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(job, expected));
   if (saved) return true;
   // Someone changed the state meanwhile (a cancel): keep the progress this step made, under
   // the state they set.
-  REDRIVE_ASSIGN_OR_RETURN(auto now_stored, store_.GetJob(job.tenant, job.id));
+  REDRIVE_ASSIGN_OR_RETURN(auto now_stored, control_.GetJob(job.tenant, job.id));
   if (!now_stored || now_stored->state != "cancelling") return false;
   job.state = now_stored->state;
   job.finished_at = 0;
-  REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job, "cancelling").status());
+  REDRIVE_RETURN_IF_ERROR(control_.UpdateJob(job, "cancelling").status());
   return false;
 }
 
@@ -899,7 +899,7 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
     int64_t failed = 0, total = 0;
     for (const auto& id : p.value("canaryIds", json::array())) {
       ++total;
-      REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(job.tenant, id.get<std::string>()));
+      REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(job.tenant, id.get<std::string>()));
       if (d && d->lineage.last_redriven_by == "job:" + job.id) ++failed;
     }
     double share = total ? static_cast<double>(failed) / static_cast<double>(total) : 0.0;
@@ -970,7 +970,7 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
 }
 
 Result<int64_t> Engine::RunJobsOnce() {
-  REDRIVE_ASSIGN_OR_RETURN(auto jobs, store_.ListJobs(""));
+  REDRIVE_ASSIGN_OR_RETURN(auto jobs, control_.ListJobs(""));
   int64_t moved = 0;
   TimeMs now = clock_.Now();
   for (auto& job : jobs) {
@@ -985,7 +985,7 @@ Result<int64_t> Engine::RunJobsOnce() {
       job.progress_json = p.dump();
       job.state = "failed";
       job.finished_at = job.updated_at = now;
-      (void)store_.UpdateJob(job, entry_state);
+      (void)control_.UpdateJob(job, entry_state);
       Audit(job.tenant, "system", "job.failed", json{{"job", job.id}, {"error", p["error"]}});
       continue;
     }
@@ -1026,7 +1026,7 @@ Result<AuditQueryResult> Engine::ReadAudit(const std::string& tenant, const Audi
   AuditQueryResult result;
   int64_t last_returned = after;
   for (;;) {
-    REDRIVE_ASSIGN_OR_RETURN(auto rows, store_.ListAudit(tenant, after, 500));
+    REDRIVE_ASSIGN_OR_RETURN(auto rows, control_.ListAudit(tenant, after, 500));
     if (rows.empty()) break;
     for (const auto& r : rows) {
       after = r.seq;
