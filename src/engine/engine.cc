@@ -6,6 +6,8 @@
 #include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <unordered_map>
 
 #include "common/text.h"
 #include "engine/failure_group.h"
@@ -61,6 +63,46 @@ Status LeaseLost() {
 std::string Truncate(std::string s, size_t n) {
   if (s.size() > n) s.resize(n);
   return s;
+}
+
+// For each message of a publish, the index of the first message of the batch with the same
+// idempotency key (its own index when it is the first, has no key, or `dedup` is off).
+std::vector<size_t> FirstOccurrences(const std::vector<NewMessage>& messages, bool dedup) {
+  std::vector<size_t> first(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) first[i] = i;
+  if (!dedup) return first;
+  std::unordered_map<std::string_view, size_t> seen;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string& key = messages[i].idempotency_key;
+    if (key.empty()) continue;
+    auto [at, fresh] = seen.emplace(key, i);
+    if (!fresh) first[i] = at->second;
+  }
+  return first;
+}
+
+// The error of a publish the store refused: the code, and the words, with the figures the
+// store compared.
+Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
+                     const std::string& queue, int64_t max_length, const TenantQuotas& quotas) {
+  switch (r.refusal) {
+    case store::PublishRefusal::kNone:
+      return Status::Ok();
+    case store::PublishRefusal::kTenantMaxMessages:
+      return Status(ErrorCode::kQuotaExceeded,
+                    "tenant " + tenant + " is at its maxMessages quota of " +
+                        std::to_string(quotas.max_messages) + ": " + std::to_string(r.stored) +
+                        " messages stored, this publish adds " + std::to_string(r.adding));
+    case store::PublishRefusal::kTenantMaxBytes:
+      return Status(ErrorCode::kQuotaExceeded,
+                    "tenant " + tenant + " is at its maxBytes quota of " +
+                        std::to_string(quotas.max_bytes) + ": " + std::to_string(r.stored) +
+                        " body bytes stored, this publish adds " + std::to_string(r.adding));
+    case store::PublishRefusal::kQueueFull:
+      return Status(ErrorCode::kQueueFull, "queue " + queue + " is at its max length of " +
+                                               std::to_string(max_length) + " messages");
+  }
+  return Status(ErrorCode::kInternal, "unknown publish refusal");
 }
 
 }  // namespace
@@ -418,15 +460,21 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
     }
   }
 
+  // A key repeated within the batch is a duplicate of its first occurrence, which alone goes
+  // to the store (its contract wants the keys of one request distinct); keys already stored
+  // are the store's to find, in the transaction that stores the batch.
+  std::vector<size_t> first_of = FirstOccurrences(messages, cfg.dedup_window > 0);
+
   TimeMs now = clock_.Now();
   store::PublishRequest req;
   req.queue_id = q->record.id;
   req.tenant = tenant;
-  req.queue_name = queue;
   req.now = now;
   req.dedup_window = cfg.dedup_window;
   req.max_length = cfg.max_length;
-  req.evict_oldest = cfg.overflow == OverflowPolicy::kDeadLetterOldest;
+  req.overflow = cfg.overflow == OverflowPolicy::kDeadLetterOldest
+                     ? store::OverflowAction::kDeadLetterOldest
+                     : store::OverflowAction::kRefuse;
   REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, QuotasOf(tenant));
   req.tenant_max_messages = quotas.max_messages;
   req.tenant_max_bytes = quotas.max_bytes;
@@ -436,8 +484,11 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   req.overflow_death = store::DeathInfo{
       cfg.dead_letter_queue,           kReasonOverflow,       overflow_cause,   now,
       DeadLetterRetainUntil(cfg, now), overflow_sig.group_id, overflow_sig.text};
+  std::vector<size_t> slot(messages.size());  // message -> its entry in req.messages
   req.messages.reserve(messages.size());
-  for (auto& m : messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] != i) continue;
+    NewMessage& m = messages[i];
     store::MessageRecord r;
     r.id = NewUlid(now, random_);
     r.body = std::move(m.body);
@@ -448,12 +499,23 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
     r.visible_at = now + (m.delay ? *m.delay : cfg.delivery_delay);
     r.expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
     r.retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+    slot[i] = req.messages.size();
     req.messages.push_back(std::move(r));
   }
   REDRIVE_ASSIGN_OR_RETURN(auto result, messages_.Publish(req));
+  REDRIVE_RETURN_IF_ERROR(RefusalStatus(result, tenant, queue, cfg.max_length, quotas));
+  std::vector<store::PublishOutcome> outcomes;
+  outcomes.reserve(messages.size());
   int64_t dup = 0;
-  for (const auto& o : result.outcomes) dup += o.duplicate ? 1 : 0;
-  counters_.published += static_cast<int64_t>(result.outcomes.size()) - dup;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] == i) {
+      outcomes.push_back(std::move(result.outcomes[slot[i]]));
+    } else {
+      outcomes.push_back(store::PublishOutcome{outcomes[first_of[i]].id, true});
+    }
+    dup += outcomes.back().duplicate ? 1 : 0;
+  }
+  counters_.published += static_cast<int64_t>(outcomes.size()) - dup;
   counters_.duplicates += dup;
   for (size_t i = 0; i < result.evicted_ids.size(); ++i) CountDeadLetter(kReasonOverflow);
   if (!result.evicted_ids.empty()) {
@@ -461,8 +523,8 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
     spdlog::info("dead-lettered {} oldest messages of {}/{} (overflow), first {}",
                  result.evicted_ids.size(), tenant, queue, result.evicted_ids.front());
   }
-  if (static_cast<int64_t>(result.outcomes.size()) > dup) Notify(q->record.id);
-  return std::move(result.outcomes);
+  if (static_cast<int64_t>(outcomes.size()) > dup) Notify(q->record.id);
+  return outcomes;
 }
 
 namespace {

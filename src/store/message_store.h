@@ -16,9 +16,13 @@
 //   so is Redrive on the control port, the other way. Queues (their ids) belong to the control
 //   port. Both ports are one database today; docs/design/store-ports.md says what a backend
 //   that splits them must keep.
-// - Errors: kStoreFailed once a commit or fsync has failed (sticky until restart); kInternal;
-//   others as documented per method. "Not held" and "not found" are results (false,
-//   std::nullopt), never errors, so the engine chooses the error code.
+// - Errors: kStoreFailed once a commit or fsync has failed (sticky until restart); kInternal.
+//   "Not held", "not found" and the refusals of a publish are results (false, std::nullopt,
+//   PublishRefusal), never errors, so the engine chooses the error code and its words.
+// - Rules are the engine's. The store applies the parameters it is given (limits, the
+//   overflow action, the death record) and nothing of the engine's configuration formats;
+//   where a check must run in the writing transaction (Publish), the method's comment is its
+//   exact specification, and the conformance suite tests each point of it.
 //
 // Thread-safety: implementations are thread-safe.
 #pragma once
@@ -76,17 +80,27 @@ struct QueueDepthRow {
   QueueDepth depth;
 };
 
+// What Publish does when a batch would take the queue past its max length. The engine
+// chooses it (from the queue's overflow policy); the store applies it as Publish says.
+enum class OverflowAction {
+  kRefuse,            // refuse the batch: PublishRefusal::kQueueFull
+  kDeadLetterOldest,  // dead-letter the oldest unleased messages to make room
+};
+
 struct PublishRequest {
   int64_t queue_id = 0;
-  std::string tenant;
-  std::string queue_name;
-  std::vector<MessageRecord> messages;  // fully formed: id, times, body...
+  // Fully formed by the engine: id, times, body... REQUIRES: with dedup_window > 0, no two
+  // share a non-empty idempotency key (the engine settles repeats within a batch).
+  std::vector<MessageRecord> messages;
   TimeMs now = 0;
-  DurationMs dedup_window = 0;  // idempotency keys are remembered this long
-  int64_t max_length = 0;       // 0 = unlimited
-  bool evict_oldest = false;    // on overflow, dead-letter the oldest ready messages
-  DeathInfo overflow_death;     // used for evicted messages
-  // The tenant's quotas, checked against TenantUsage in the same transaction; 0 = unlimited.
+  DurationMs dedup_window = 0;  // idempotency keys are remembered this long; 0 = not at all
+  // The queue's limit; 0 = unlimited. On overflow, `overflow` applies; evicted messages are
+  // dead-lettered with `overflow_death`.
+  int64_t max_length = 0;
+  OverflowAction overflow = OverflowAction::kRefuse;
+  DeathInfo overflow_death;
+  // The tenant's quotas, checked against its TenantUsage in the same transaction; 0 = none.
+  std::string tenant;
   int64_t tenant_max_messages = 0;
   int64_t tenant_max_bytes = 0;
 };
@@ -96,9 +110,23 @@ struct PublishOutcome {
   bool duplicate = false;  // an idempotency key seen inside the dedup window
 };
 
+// Why a publish stored nothing (see MessageStore::Publish).
+enum class PublishRefusal {
+  kNone,               // stored
+  kTenantMaxMessages,  // the tenant's messages would pass tenant_max_messages
+  kTenantMaxBytes,     // the tenant's body bytes would pass tenant_max_bytes
+  kQueueFull,          // the queue would pass max_length and the overflow action made no room
+};
+
 struct PublishResult {
-  std::vector<PublishOutcome> outcomes;  // one per request message, in order
-  std::vector<std::string> evicted_ids;  // dead-lettered with reason overflow
+  PublishRefusal refusal = PublishRefusal::kNone;
+  // For a refusal, the two figures it compared with the limit: what is stored (the tenant's
+  // messages or body bytes, or the queue's messages) and what the batch adds (its fresh
+  // messages, or their body bytes). 0 when stored.
+  int64_t stored = 0;
+  int64_t adding = 0;
+  std::vector<PublishOutcome> outcomes;  // one per request message, in order; empty if refused
+  std::vector<std::string> evicted_ids;  // dead-lettered with overflow_death, in seq order
 };
 
 struct LeaseRequest {
@@ -128,10 +156,29 @@ class MessageStore {
   virtual ~MessageStore() = default;
 
   // --- publish, lease, settle
-  // Stores the batch atomically. Duplicates (same idempotency key in the queue within the
-  // window) are not stored again. Errors: kQueueFull when max_length would be exceeded and
-  // evict_oldest cannot make room; kQuotaExceeded when the tenant's quota would be passed
-  // (nothing is stored).
+  // Stores a batch, all or nothing, in one transaction. The checks that must see the queue and
+  // the tenant as they are at commit happen here, exactly as follows and in this order:
+  //  1. Duplicates. With dedup_window > 0, a message whose non-empty idempotency key is
+  //     remembered for the queue with an expiry after `now` is a duplicate: it is not stored,
+  //     and its outcome is the remembered message id with duplicate = true. The other
+  //     messages are fresh; F is their number, B the sum of their body sizes in bytes.
+  //  2. F = 0: nothing else is checked or written.
+  //  3. Tenant quotas, against TenantUsage of `tenant` in this transaction (its messages and
+  //     dead letters): refused (kTenantMaxMessages) when tenant_max_messages > 0 and
+  //     usage.messages + F > tenant_max_messages; else refused (kTenantMaxBytes) when
+  //     tenant_max_bytes > 0 and usage.bytes + B > tenant_max_bytes.
+  //  4. Length, when max_length > 0: D is the queue's messages (ready, delayed and leased) and
+  //     excess = D + F - max_length. When excess > 0: with kRefuse, refused (kQueueFull); with
+  //     kDeadLetterOldest and F <= max_length, the `excess` unleased (ready or delayed)
+  //     messages with the lowest seq are moved to the dead letters with overflow_death (journal
+  //     and lineage kept) and their ids returned in seq order; if fewer than `excess` are
+  //     unleased, or F > max_length, refused (kQueueFull) with nothing moved.
+  //  5. The fresh messages are stored in request order (increasing seq); with dedup_window > 0
+  //     each key is remembered with the expiry now + dedup_window (replacing an expired one);
+  //     the tenant's usage grows by F and B.
+  // A refusal is a result, not an error: `refusal` says which, `stored` and `adding` give the
+  // compared figures (usage.messages and F, usage.bytes and B, or D and F), and nothing at all
+  // is written. Otherwise `outcomes` has one entry per request message, in order.
   virtual Result<PublishResult> Publish(const PublishRequest& request) = 0;
   // Leases up to max_messages ready, visible, unexpired messages in FIFO order:
   // increments delivery_count durably before returning them.

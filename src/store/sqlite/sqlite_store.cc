@@ -822,6 +822,7 @@ Result<std::vector<QueueDepthRow>> SqliteStore::AllDepths(TimeMs now) {
 
 // ---------------------------------------------------------------- messages
 
+// Follows the contract of MessageStore::Publish step by step (message_store.h).
 Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
   PublishResult result;
   std::vector<std::string> attrs;
@@ -830,68 +831,81 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
 
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     result = PublishResult();
+    // Every refusal is decided before this request writes anything, so it writes nothing.
+    auto refuse = [&](PublishRefusal why, int64_t stored, int64_t adding) {
+      result.refusal = why;
+      result.stored = stored;
+      result.adding = adding;
+      return Status::Ok();
+    };
+    // 1. Duplicates of remembered keys.
     std::vector<bool> duplicate(req.messages.size(), false);
     std::vector<std::string> original(req.messages.size());
-    size_t fresh = 0;
+    int64_t fresh = 0, fresh_bytes = 0;
     for (size_t i = 0; i < req.messages.size(); ++i) {
-      const auto& key = req.messages[i].idempotency_key;
-      if (key.empty() || req.dedup_window <= 0) {
+      const auto& m = req.messages[i];
+      if (!m.idempotency_key.empty() && req.dedup_window > 0) {
+        auto s = db.Prepare(
+            "SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
+            "expires_at > ?3");
+        s.Bind(1, req.queue_id).Bind(2, m.idempotency_key).Bind(3, req.now);
+        if (s.Step() == SQLITE_ROW) {
+          duplicate[i] = true;
+          original[i] = s.Text(0);
+        }
+        REDRIVE_RETURN_IF_ERROR(s.Error());
+      }
+      if (!duplicate[i]) {
         ++fresh;
-        continue;
+        fresh_bytes += static_cast<int64_t>(m.body.size());
       }
-      auto s = db.Prepare(
-          "SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
-          "expires_at > ?3");
-      s.Bind(1, req.queue_id).Bind(2, key).Bind(3, req.now);
-      if (s.Step() == SQLITE_ROW) {
-        duplicate[i] = true;
-        original[i] = s.Text(0);
-      } else {
-        // A key repeated inside the batch is a duplicate of its first occurrence.
-        for (size_t k = 0; k < i; ++k) {
-          if (!duplicate[k] && req.messages[k].idempotency_key == key) {
-            duplicate[i] = true;
-            original[i] = req.messages[k].id;
-            break;
-          }
-        }
-        if (!duplicate[i]) ++fresh;
-      }
-      REDRIVE_RETURN_IF_ERROR(s.Error());
     }
-    if (fresh > 0) REDRIVE_RETURN_IF_ERROR(CheckPublishQuota(db, req, duplicate));
-
-    if (req.max_length > 0 && fresh > 0) {
-      auto c = db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1");
-      c.Bind(1, req.queue_id);
-      int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
-      REDRIVE_RETURN_IF_ERROR(c.Error());
-      int64_t excess = depth + static_cast<int64_t>(fresh) - req.max_length;
-      if (excess > 0 && req.evict_oldest && static_cast<int64_t>(fresh) <= req.max_length) {
-        auto oldest = db.Prepare(
-            "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
-            "LIMIT ?2");
-        oldest.Bind(1, req.queue_id).Bind(2, excess);
-        std::vector<std::pair<int64_t, std::string>> victims;
-        while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
-        REDRIVE_RETURN_IF_ERROR(oldest.Error());
-        for (const auto& [seq, id] : victims) {
-          bool moved = false;
-          REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
-                                                   req.overflow_death, &moved));
-          if (moved) {
-            result.evicted_ids.push_back(id);
-            --excess;
-          }
+    // 2. Nothing fresh: nothing to check or write.
+    if (fresh > 0) {
+      // 3. Tenant quotas.
+      if (req.tenant_max_messages > 0 || req.tenant_max_bytes > 0) {
+        TenantUsage u;
+        REDRIVE_RETURN_IF_ERROR(ReadUsage(db, req.tenant, &u));
+        if (req.tenant_max_messages > 0 && u.messages + fresh > req.tenant_max_messages) {
+          return refuse(PublishRefusal::kTenantMaxMessages, u.messages, fresh);
+        }
+        if (req.tenant_max_bytes > 0 && u.bytes + fresh_bytes > req.tenant_max_bytes) {
+          return refuse(PublishRefusal::kTenantMaxBytes, u.bytes, fresh_bytes);
         }
       }
-      if (excess > 0) {
-        return Status(ErrorCode::kQueueFull, "queue " + req.queue_name +
-                                                 " is at its max length of " +
-                                                 std::to_string(req.max_length) + " messages");
+      // 4. Length.
+      if (req.max_length > 0) {
+        auto c = db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1");
+        c.Bind(1, req.queue_id);
+        int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
+        REDRIVE_RETURN_IF_ERROR(c.Error());
+        int64_t excess = depth + fresh - req.max_length;
+        if (excess > 0 && req.overflow == OverflowAction::kDeadLetterOldest &&
+            fresh <= req.max_length) {
+          auto oldest = db.Prepare(
+              "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
+              "LIMIT ?2");
+          oldest.Bind(1, req.queue_id).Bind(2, excess);
+          std::vector<std::pair<int64_t, std::string>> victims;
+          while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
+          REDRIVE_RETURN_IF_ERROR(oldest.Error());
+          if (static_cast<int64_t>(victims.size()) == excess) {
+            for (const auto& [seq, id] : victims) {
+              bool moved = false;
+              REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
+                                                       req.overflow_death, &moved));
+              // Selected in this transaction, unleased: the move cannot miss.
+              if (!moved) return Status(ErrorCode::kInternal, "overflow: a victim vanished");
+              result.evicted_ids.push_back(id);
+            }
+            excess = 0;
+          }
+        }
+        if (excess > 0) return refuse(PublishRefusal::kQueueFull, depth, fresh);
       }
     }
 
+    // 5. The fresh messages, their keys and their usage.
     for (size_t i = 0; i < req.messages.size(); ++i) {
       const auto& m = req.messages[i];
       if (duplicate[i]) {
@@ -933,7 +947,7 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
       }
       result.outcomes.push_back(PublishOutcome{m.id, false});
     }
-    return AddPublishedUsage(db, req, duplicate);
+    return AddQueueUsage(db, req.queue_id, fresh, fresh_bytes);
   }));
   return result;
 }

@@ -110,16 +110,11 @@ class SqliteStore : public Store {
 
   explicit SqliteStore(std::string path) : path_(std::move(path)) {}
   Status Init();
-  // Inside Publish's transaction: kQuotaExceeded when the batch's new messages (those not
-  // marked in `duplicate`) would take the tenant past tenant_max_messages or tenant_max_bytes.
-  static Status CheckPublishQuota(Db& db, const PublishRequest& request,
-                                  const std::vector<bool>& duplicate);
+  // The tenant's usage as this transaction sees it (sqlite_tenancy.cc).
+  static Status ReadUsage(Db& db, const std::string& tenant, TenantUsage* usage);
   // Counts messages inserted into a queue in its usage counters (removals count themselves:
   // see kSchema). Every statement that inserts into `messages` must be followed by one.
   static Status AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, int64_t bytes);
-  // AddQueueUsage for the new (not duplicate) messages of a publish.
-  static Status AddPublishedUsage(Db& db, const PublishRequest& request,
-                                  const std::vector<bool>& duplicate);
   void WriterLoop();
   // WAL checkpoints (docs/design/storage.md, "Checkpoints"). OnWalCommit is the writer
   // connection's WAL hook: after each commit, with the WAL's size in pages, it wakes the

@@ -13,22 +13,6 @@ namespace {
 // Rows deleted per transaction when a tenant goes, as for queue deletion and purges.
 constexpr int64_t kDeleteChunk = 10'000;
 
-Status ReadUsage(Db& db, const std::string& tenant, TenantUsage* u) {
-  auto s = db.Prepare(
-      "SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(msg_count), 0), "
-      "COALESCE(SUM(msg_bytes), 0), "
-      "COALESCE((SELECT dl_count FROM tenants WHERE name = ?1), 0), "
-      "COALESCE((SELECT dl_bytes FROM tenants WHERE name = ?1), 0) "
-      "FROM queues WHERE tenant = ?1");
-  s.Bind(1, tenant);
-  if (s.Step() == SQLITE_ROW) {
-    u->queues = s.Int(0);
-    u->messages = s.Int(1) + s.Int(3);
-    u->bytes = s.Int(2) + s.Int(4);
-  }
-  return s.Error();
-}
-
 Status QuotaExceeded(const std::string& tenant, const char* quota, int64_t limit,
                      const std::string& detail) {
   return Status(ErrorCode::kQuotaExceeded, "tenant " + tenant + " is at its " + quota +
@@ -54,28 +38,20 @@ Status DeleteInChunks(const std::function<Status(std::function<Status(Db&)>)>& w
 
 }  // namespace
 
-Status SqliteStore::CheckPublishQuota(Db& db, const PublishRequest& req,
-                                      const std::vector<bool>& duplicate) {
-  if (req.tenant_max_messages <= 0 && req.tenant_max_bytes <= 0) return Status::Ok();
-  int64_t count = 0, bytes = 0;
-  for (size_t i = 0; i < req.messages.size(); ++i) {
-    if (duplicate[i]) continue;
-    ++count;
-    bytes += static_cast<int64_t>(req.messages[i].body.size());
+Status SqliteStore::ReadUsage(Db& db, const std::string& tenant, TenantUsage* u) {
+  auto s = db.Prepare(
+      "SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(msg_count), 0), "
+      "COALESCE(SUM(msg_bytes), 0), "
+      "COALESCE((SELECT dl_count FROM tenants WHERE name = ?1), 0), "
+      "COALESCE((SELECT dl_bytes FROM tenants WHERE name = ?1), 0) "
+      "FROM queues WHERE tenant = ?1");
+  s.Bind(1, tenant);
+  if (s.Step() == SQLITE_ROW) {
+    u->queues = s.Int(0);
+    u->messages = s.Int(1) + s.Int(3);
+    u->bytes = s.Int(2) + s.Int(4);
   }
-  TenantUsage u;
-  REDRIVE_RETURN_IF_ERROR(ReadUsage(db, req.tenant, &u));
-  if (req.tenant_max_messages > 0 && u.messages + count > req.tenant_max_messages) {
-    return QuotaExceeded(req.tenant, "maxMessages", req.tenant_max_messages,
-                         std::to_string(u.messages) + " messages stored, this publish adds " +
-                             std::to_string(count));
-  }
-  if (req.tenant_max_bytes > 0 && u.bytes + bytes > req.tenant_max_bytes) {
-    return QuotaExceeded(
-        req.tenant, "maxBytes", req.tenant_max_bytes,
-        std::to_string(u.bytes) + " body bytes stored, this publish adds " + std::to_string(bytes));
-  }
-  return Status::Ok();
+  return s.Error();
 }
 
 Status SqliteStore::AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, int64_t bytes) {
@@ -84,17 +60,6 @@ Status SqliteStore::AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, in
       "UPDATE queues SET msg_count = msg_count + ?2, msg_bytes = msg_bytes + ?3 WHERE id = ?1");
   s.Bind(1, queue_id).Bind(2, messages).Bind(3, bytes);
   return s.Run();
-}
-
-Status SqliteStore::AddPublishedUsage(Db& db, const PublishRequest& req,
-                                      const std::vector<bool>& duplicate) {
-  int64_t count = 0, bytes = 0;
-  for (size_t i = 0; i < req.messages.size(); ++i) {
-    if (duplicate[i]) continue;
-    ++count;
-    bytes += static_cast<int64_t>(req.messages[i].body.size());
-  }
-  return AddQueueUsage(db, req.queue_id, count, bytes);
 }
 
 Result<bool> SqliteStore::SetTenantQuotas(const std::string& tenant,
