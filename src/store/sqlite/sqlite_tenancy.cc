@@ -26,7 +26,7 @@ Status DeleteInChunks(const std::function<Status(std::function<Status(Db&)>)>& w
   for (;;) {
     int64_t n = 0;
     REDRIVE_RETURN_IF_ERROR(write([&](Db& db) {
-      auto s = db.Prepare(sql);
+      REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare(sql));
       s.Bind(1, tenant).Bind(2, kDeleteChunk);
       REDRIVE_RETURN_IF_ERROR(s.Run());
       n = s.Changes();
@@ -39,12 +39,12 @@ Status DeleteInChunks(const std::function<Status(std::function<Status(Db&)>)>& w
 }  // namespace
 
 Status SqliteStore::ReadUsage(Db& db, const std::string& tenant, TenantUsage* u) {
-  auto s = db.Prepare(
-      "SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(msg_count), 0), "
-      "COALESCE(SUM(msg_bytes), 0), "
-      "COALESCE((SELECT dl_count FROM tenants WHERE name = ?1), 0), "
-      "COALESCE((SELECT dl_bytes FROM tenants WHERE name = ?1), 0) "
-      "FROM queues WHERE tenant = ?1");
+  REDRIVE_ASSIGN_OR_RETURN(
+      auto s, db.Prepare("SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(msg_count), 0), "
+                         "COALESCE(SUM(msg_bytes), 0), "
+                         "COALESCE((SELECT dl_count FROM tenants WHERE name = ?1), 0), "
+                         "COALESCE((SELECT dl_bytes FROM tenants WHERE name = ?1), 0) "
+                         "FROM queues WHERE tenant = ?1"));
   s.Bind(1, tenant);
   if (s.Step() == SQLITE_ROW) {
     u->queues = s.Int(0);
@@ -56,8 +56,8 @@ Status SqliteStore::ReadUsage(Db& db, const std::string& tenant, TenantUsage* u)
 
 Status SqliteStore::AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, int64_t bytes) {
   if (messages == 0) return Status::Ok();
-  auto s = db.Prepare(
-      "UPDATE queues SET msg_count = msg_count + ?2, msg_bytes = msg_bytes + ?3 WHERE id = ?1");
+  REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("UPDATE queues SET msg_count = msg_count + ?2, "
+                                              "msg_bytes = msg_bytes + ?3 WHERE id = ?1"));
   s.Bind(1, queue_id).Bind(2, messages).Bind(3, bytes);
   return s.Run();
 }
@@ -66,7 +66,8 @@ Result<bool> SqliteStore::SetTenantQuotas(const std::string& tenant,
                                           const std::string& quotas_json) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare("UPDATE tenants SET quotas = ?2 WHERE name = ?1 AND deleting = 0");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE tenants SET quotas = ?2 WHERE name = ?1 AND deleting = 0"));
     s.Bind(1, tenant).Bind(2, quotas_json);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     changed = s.Changes() == 1;
@@ -86,7 +87,8 @@ Result<int64_t> SqliteStore::CreateQueueWithinQuota(const QueueRecord& q,
   int64_t id = 0;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     if (q.kind == QueueKind::kStandard && max_standard_queues > 0) {
-      auto c = db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1 AND kind = 0");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto c, db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1 AND kind = 0"));
       c.Bind(1, q.tenant);
       int64_t n = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
       REDRIVE_RETURN_IF_ERROR(c.Error());
@@ -97,10 +99,12 @@ Result<int64_t> SqliteStore::CreateQueueWithinQuota(const QueueRecord& q,
     }
     // Past every id still referenced by a message: a deleted queue's messages go in bounded
     // transactions after its row, and must never land in (or count against) a new queue.
-    auto s = db.Prepare(
-        "INSERT INTO queues(id, tenant, name, kind, config, created_at, updated_at) "
-        "VALUES(MAX(COALESCE((SELECT MAX(id) FROM queues), 0), "
-        "COALESCE((SELECT MAX(queue_id) FROM messages), 0)) + 1, ?1, ?2, ?3, ?4, ?5, ?6)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "INSERT INTO queues(id, tenant, name, kind, config, created_at, updated_at) "
+            "VALUES(MAX(COALESCE((SELECT MAX(id) FROM queues), 0), "
+            "COALESCE((SELECT MAX(queue_id) FROM messages), 0)) + 1, ?1, ?2, ?3, ?4, ?5, ?6)"));
     s.Bind(1, q.tenant)
         .Bind(2, q.name)
         .Bind(3, static_cast<int64_t>(q.kind))
@@ -120,19 +124,24 @@ Result<bool> SqliteStore::RotateToken(const std::string& tenant, const std::stri
   std::string scopes = JoinScopes(t.scopes);
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     rotated = false;
-    auto find = db.Prepare(
-        "SELECT expires_at FROM tokens WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0 AND "
-        "(expires_at = 0 OR expires_at > ?3)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto find,
+        db.Prepare(
+            "SELECT expires_at FROM tokens WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0 AND "
+            "(expires_at = 0 OR expires_at > ?3)"));
     find.Bind(1, tenant).Bind(2, id).Bind(3, now);
     if (find.Step() != SQLITE_ROW) return find.Error();
     TimeMs current = find.Int(0);
     TimeMs expires = current == 0 ? old_expires_at : std::min(current, old_expires_at);
-    auto old = db.Prepare("UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto old, db.Prepare("UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1"));
     old.Bind(1, id).Bind(2, expires).Bind(3, t.id);
     REDRIVE_RETURN_IF_ERROR(old.Run());
-    auto ins = db.Prepare(
-        "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at, "
-        "expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto ins,
+        db.Prepare(
+            "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at, "
+            "expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     ins.Bind(1, t.id)
         .Bind(2, t.tenant)
         .Bind(3, t.label)
@@ -152,15 +161,19 @@ Result<RevokeOutcome> SqliteStore::RevokeOperatorToken(const std::string& id, Ti
   RevokeOutcome outcome = RevokeOutcome::kNotActive;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     outcome = RevokeOutcome::kNotActive;
-    auto find = db.Prepare(
-        "SELECT expires_at FROM tokens WHERE tenant = '' AND id = ?1 AND revoked_at = 0");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto find,
+        db.Prepare(
+            "SELECT expires_at FROM tokens WHERE tenant = '' AND id = ?1 AND revoked_at = 0"));
     find.Bind(1, id);
     if (find.Step() != SQLITE_ROW) return find.Error();
     TimeMs expires = find.Int(0);
     if (expires == 0 || expires > at) {
-      auto others = db.Prepare(
-          "SELECT COUNT(*) FROM tokens WHERE tenant = '' AND id <> ?1 AND revoked_at = 0 AND "
-          "(expires_at = 0 OR expires_at > ?2)");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto others,
+          db.Prepare(
+              "SELECT COUNT(*) FROM tokens WHERE tenant = '' AND id <> ?1 AND revoked_at = 0 AND "
+              "(expires_at = 0 OR expires_at > ?2)"));
       others.Bind(1, id).Bind(2, at);
       int64_t n = others.Step() == SQLITE_ROW ? others.Int(0) : 0;
       REDRIVE_RETURN_IF_ERROR(others.Error());
@@ -169,7 +182,8 @@ Result<RevokeOutcome> SqliteStore::RevokeOperatorToken(const std::string& id, Ti
         return Status::Ok();
       }
     }
-    auto s = db.Prepare("UPDATE tokens SET revoked_at = ?2 WHERE tenant = '' AND id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE tokens SET revoked_at = ?2 WHERE tenant = '' AND id = ?1"));
     s.Bind(1, id).Bind(2, at);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     outcome = RevokeOutcome::kRevoked;
@@ -182,7 +196,9 @@ Status SqliteStore::TouchTokens(const std::vector<std::pair<std::string, TimeMs>
   if (last_used.empty()) return Status::Ok();
   return Write([&](Db& db) {
     for (const auto& [id, at] : last_used) {
-      auto s = db.Prepare("UPDATE tokens SET last_used_at = MAX(last_used_at, ?2) WHERE id = ?1");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s,
+          db.Prepare("UPDATE tokens SET last_used_at = MAX(last_used_at, ?2) WHERE id = ?1"));
       s.Bind(1, id).Bind(2, at);
       REDRIVE_RETURN_IF_ERROR(s.Run());
     }
@@ -196,12 +212,12 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
   // First: the tenant is marked and its tokens go, so nothing new arrives while the rest goes.
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     outcome = DeleteTenantOutcome::kNotFound;
-    auto t = db.Prepare("SELECT deleting FROM tenants WHERE name = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto t, db.Prepare("SELECT deleting FROM tenants WHERE name = ?1"));
     t.Bind(1, tenant);
     if (t.Step() != SQLITE_ROW) return t.Error();
     bool resuming = t.Int(0) != 0;
     if (only_if_empty && !resuming) {
-      auto c = db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1");
+      REDRIVE_ASSIGN_OR_RETURN(auto c, db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1"));
       c.Bind(1, tenant);
       int64_t n = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
       REDRIVE_RETURN_IF_ERROR(c.Error());
@@ -210,10 +226,11 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         return Status::Ok();
       }
     }
-    auto mark = db.Prepare("UPDATE tenants SET deleting = 1 WHERE name = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto mark,
+                             db.Prepare("UPDATE tenants SET deleting = 1 WHERE name = ?1"));
     mark.Bind(1, tenant);
     REDRIVE_RETURN_IF_ERROR(mark.Run());
-    auto tokens = db.Prepare("DELETE FROM tokens WHERE tenant = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto tokens, db.Prepare("DELETE FROM tokens WHERE tenant = ?1"));
     tokens.Bind(1, tenant);
     REDRIVE_RETURN_IF_ERROR(tokens.Run());
     outcome = DeleteTenantOutcome::kDeleted;
@@ -255,7 +272,7 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         "DELETE FROM tenants WHERE name = ?1",
     };
     for (const char* sql : kFinal) {
-      auto s = db.Prepare(sql);
+      REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare(sql));
       s.Bind(1, tenant);
       REDRIVE_RETURN_IF_ERROR(s.Run());
     }
