@@ -545,10 +545,14 @@ class Engine {
   struct Selector;  // a compiled DeadLetterTarget (workbench.cc)
   Result<std::shared_ptr<const Selector>> Compile(const std::string& tenant,
                                                   const DeadLetterTarget& target);
-  // The next matches after `*cursor` (advanced past everything scanned), at most `limit`.
-  Result<std::vector<store::DeadLetterRecord>> NextMatches(const Selector& selector,
-                                                           int64_t max_seq, int limit,
-                                                           int64_t* cursor, bool* exhausted);
+  // The next matches of `snapshot` after `*cursor` (advanced past everything scanned), in seq
+  // order, at most `limit`.
+  Result<std::vector<store::DeadLetterRecord>> NextMatches(
+      const Selector& selector, const store::DeadLetterSnapshot& snapshot, int limit,
+      int64_t* cursor, bool* exhausted);
+  // What a job of `spec` would move from `snapshot`.
+  Result<DryRunResult> DryRun(const Selector& selector, const store::DeadLetterSnapshot& snapshot,
+                              const JobSpec& spec);
   Result<ActionResult> MoveDeadLetters(const Principal& actor, const std::string& tenant,
                                        const DeadLetterTarget& target,
                                        const std::string& destination, const char* action);

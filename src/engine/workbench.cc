@@ -106,21 +106,34 @@ bool ConstraintsExact(const query::Expr& e, const query::IndexedConstraints& c) 
   return c.until && ParseTime(*c.until).value() <= b;
 }
 
-std::string EncodeCookie(const std::string& kind, int64_t a, int64_t b) {
-  return Base64Encode(kind + ":" + std::to_string(a) + ":" + std::to_string(b));
+// "<kind>:<a>:<b>", and ":<tail>" when `tail` is not empty (a snapshot's `visible` part, which
+// may hold colons itself), base64-encoded.
+std::string EncodeCookie(const std::string& kind, int64_t a, int64_t b,
+                         const std::string& tail = "") {
+  std::string text = kind + ":" + std::to_string(a) + ":" + std::to_string(b);
+  if (!tail.empty()) text += ":" + tail;
+  return Base64Encode(text);
 }
 
-bool DecodeCookie(const std::string& cookie, const std::string& kind, int64_t* a, int64_t* b) {
+bool DecodeCookie(const std::string& cookie, const std::string& kind, int64_t* a, int64_t* b,
+                  std::string* tail = nullptr) {
   auto text = Base64Decode(cookie);
   if (!text.ok() || text->rfind(kind + ":", 0) != 0) return false;
   std::string_view rest(text.value());
   rest.remove_prefix(kind.size() + 1);
   auto colon = rest.find(':');
   if (colon == std::string_view::npos) return false;
+  auto second = rest.find(':', colon + 1);
+  std::string_view b_text = rest.substr(
+      colon + 1, second == std::string_view::npos ? std::string_view::npos : second - colon - 1);
+  if (second != std::string_view::npos) {
+    if (tail == nullptr || second + 1 == rest.size()) return false;
+    *tail = std::string(rest.substr(second + 1));
+  }
   auto r1 = std::from_chars(rest.data(), rest.data() + colon, *a);
-  auto r2 = std::from_chars(rest.data() + colon + 1, rest.data() + rest.size(), *b);
+  auto r2 = std::from_chars(b_text.data(), b_text.data() + b_text.size(), *b);
   return r1.ec == std::errc() && r1.ptr == rest.data() + colon && r2.ec == std::errc() &&
-         r2.ptr == rest.data() + rest.size() && *a >= 0 && *b >= 0;
+         r2.ptr == b_text.data() + b_text.size() && *a >= 0 && *b >= 0;
 }
 
 Status BadCookie() {
@@ -274,7 +287,8 @@ Result<std::shared_ptr<const Engine::Selector>> Engine::Compile(const std::strin
   return std::shared_ptr<const Selector>(sel);
 }
 
-Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, int64_t max_seq,
+Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel,
+                                                          const store::DeadLetterSnapshot& snapshot,
                                                           int limit, int64_t* cursor,
                                                           bool* exhausted) {
   std::vector<DeadLetterRecord> out;
@@ -302,7 +316,7 @@ Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, i
     return out;
   }
   store::DeadLetterScan scan = sel.scan;
-  scan.max_seq = max_seq;
+  scan.snapshot = snapshot;
   scan.limit = std::max(limit, 200);
   while (out.size() < static_cast<size_t>(limit)) {
     scan.after_seq = *cursor;
@@ -357,20 +371,26 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   }
 
   // The page snapshot: dead letters that arrive later are not in this query's pages.
-  int64_t max_seq = 0, position = 0;
+  store::DeadLetterSnapshot snapshot;
+  int64_t position = 0;
   const std::string kind = sort_keys.empty() ? "n" : "s";
   if (!q.cookie.empty()) {
-    if (!DecodeCookie(q.cookie, kind, &max_seq, &position)) return BadCookie();
+    if (!DecodeCookie(q.cookie, kind, &snapshot.max_seq, &position, &snapshot.visible)) {
+      return BadCookie();
+    }
   } else {
-    REDRIVE_ASSIGN_OR_RETURN(max_seq, control_.MaxDeadLetterSeq(tenant));
+    REDRIVE_ASSIGN_OR_RETURN(snapshot, control_.SnapshotDeadLetters(tenant));
   }
+  auto cookie = [&](int64_t at) {
+    return EncodeCookie(kind, snapshot.max_seq, at, snapshot.visible);
+  };
 
   DeadLetterQueryResult result;
   auto render = [&](const DeadLetterRecord& d) {
     json doc = DeadLetterDocument(d);
     return fields.empty() ? doc : query::Project(doc, fields);
   };
-  if (max_seq == 0) {
+  if (snapshot.max_seq == 0) {
     result.total = 0;
     return result;
   }
@@ -378,21 +398,21 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
     int64_t cursor = position;
     bool exhausted = false;
     REDRIVE_ASSIGN_OR_RETURN(auto page,
-                             NextMatches(sel, max_seq, q.page_size, &cursor, &exhausted));
+                             NextMatches(sel, snapshot, q.page_size, &cursor, &exhausted));
     for (const auto& d : page) result.items.push_back(render(d));
     if (!exhausted && static_cast<int>(page.size()) == q.page_size) {
       // One more look tells whether a next page exists.
       int64_t probe = cursor;
       bool probe_done = false;
-      REDRIVE_ASSIGN_OR_RETURN(auto more, NextMatches(sel, max_seq, 1, &probe, &probe_done));
-      if (!more.empty()) result.next_cookie = EncodeCookie(kind, max_seq, cursor);
+      REDRIVE_ASSIGN_OR_RETURN(auto more, NextMatches(sel, snapshot, 1, &probe, &probe_done));
+      if (!more.empty()) result.next_cookie = cookie(cursor);
     }
   } else {
     std::vector<DeadLetterRecord> all;
     int64_t cursor = 0;
     bool exhausted = false;
     while (!exhausted) {
-      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, max_seq, 1000, &cursor, &exhausted));
+      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, snapshot, 1000, &cursor, &exhausted));
       for (auto& d : chunk) all.push_back(std::move(d));
       if (all.size() > static_cast<size_t>(kMaxSortedMatches)) {
         return Status(ErrorCode::kInvalidQuery,
@@ -411,8 +431,7 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
     for (size_t i = from; i < to; ++i) {
       result.items.push_back(fields.empty() ? docs[i] : query::Project(docs[i], fields));
     }
-    if (to < docs.size())
-      result.next_cookie = EncodeCookie(kind, max_seq, static_cast<int64_t>(to));
+    if (to < docs.size()) result.next_cookie = cookie(static_cast<int64_t>(to));
     result.total = static_cast<int64_t>(docs.size());
     return result;
   }
@@ -420,13 +439,13 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   bool exact = q.total_policy == "EXACT";
   if (q.total_policy != "NONE" && (sel.covered || !sel.filter)) {
     store::DeadLetterScan scan = sel.scan;
-    scan.max_seq = max_seq;
+    scan.snapshot = snapshot;
     REDRIVE_ASSIGN_OR_RETURN(result.total, control_.CountDeadLetters(scan));
   } else if (exact) {
     int64_t cursor = 0, n = 0;
     bool exhausted = false;
     while (!exhausted) {
-      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, max_seq, 1000, &cursor, &exhausted));
+      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, snapshot, 1000, &cursor, &exhausted));
       n += static_cast<int64_t>(chunk.size());
     }
     result.total = n;
@@ -475,7 +494,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
                   "say which dead letters: ids, a filter or a group (purge empties a queue)");
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -485,7 +504,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
     Audit(tenant, actor.token_id, "dead-letter.delete", std::move(detail));
   };
   while (!exhausted) {
-    auto next = NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted);
+    auto next = NextMatches(*sel, snapshot, options_.redrive_chunk, &cursor, &exhausted);
     if (!next.ok()) {
       audit(next.status());  // the chunks before this one took effect
       return next.status();
@@ -614,7 +633,7 @@ Result<ActionResult> Engine::MoveDeadLetters(const Principal& actor, const std::
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -626,7 +645,7 @@ Result<ActionResult> Engine::MoveDeadLetters(const Principal& actor, const std::
     Audit(tenant, actor.token_id, action, std::move(detail));
   };
   while (!exhausted) {
-    auto next = NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted);
+    auto next = NextMatches(*sel, snapshot, options_.redrive_chunk, &cursor, &exhausted);
     Status st =
         next.ok() ? MoveBatch(tenant, next.value(), destination, by, &result) : next.status();
     if (!st.ok()) {
@@ -685,12 +704,17 @@ Result<DryRunResult> Engine::DryRunJob(const std::string& tenant, const JobSpec&
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
+  return DryRun(*sel, snapshot, spec);
+}
+
+Result<DryRunResult> Engine::DryRun(const Selector& sel, const store::DeadLetterSnapshot& snapshot,
+                                    const JobSpec& spec) {
   DryRunResult r;
   int64_t cursor = 0;
   bool exhausted = false;
   while (!exhausted) {
-    REDRIVE_ASSIGN_OR_RETURN(auto batch, NextMatches(*sel, max_seq, 1000, &cursor, &exhausted));
+    REDRIVE_ASSIGN_OR_RETURN(auto batch, NextMatches(sel, snapshot, 1000, &cursor, &exhausted));
     for (const auto& d : batch) {
       ++r.to_move;
       ++r.destinations[spec.destination.empty() ? d.origin : spec.destination];
@@ -743,14 +767,17 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, control_.MaxDeadLetterSeq(tenant));
+  // What the job covers: the dead letters of this snapshot that match, found in seq order
+  // behind a cursor, and nothing else (control_store.h, SnapshotDeadLetters). toMove counts
+  // the same set.
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   store::DeadLetterScan count_scan = sel->scan;
-  count_scan.max_seq = max_seq;
+  count_scan.snapshot = snapshot;
   int64_t to_move = 0;
   if (sel->covered) {
     REDRIVE_ASSIGN_OR_RETURN(to_move, control_.CountDeadLetters(count_scan));
   } else {
-    REDRIVE_ASSIGN_OR_RETURN(auto dry, DryRunJob(tenant, spec));
+    REDRIVE_ASSIGN_OR_RETURN(auto dry, DryRun(*sel, snapshot, spec));
     to_move = dry.to_move;
   }
   TimeMs now = clock_.Now();
@@ -766,10 +793,15 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
       {"moved", 0},
       {"skipped", 0},
       {"cursor", 0},
-      {"maxSeq", max_seq},
+      {"maxSeq", snapshot.max_seq},
       {"canaryIds", json::array()},
       {"createdBy",
        actor.token_id}}.dump();
+  if (!snapshot.visible.empty()) {
+    json p = json::parse(rec.progress_json);
+    p["snapshot"] = snapshot.visible;
+    rec.progress_json = p.dump();
+  }
   rec.created_at = rec.updated_at = now;
   Status st = control_.CreateJob(rec);
   if (st.code() == ErrorCode::kAlreadyExists) {
@@ -937,10 +969,11 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
   DeadLetterTarget target = TargetOf(spec);
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(job.tenant, target));
   int64_t cursor = p.value("cursor", int64_t{0});
+  store::DeadLetterSnapshot snapshot{p.value("maxSeq", int64_t{0}), p.value("snapshot", "")};
   bool exhausted = false;
   REDRIVE_ASSIGN_OR_RETURN(
-      auto batch, NextMatches(*sel, p.value("maxSeq", int64_t{0}),
-                              static_cast<int>(std::max<int64_t>(limit, 1)), &cursor, &exhausted));
+      auto batch, NextMatches(*sel, snapshot, static_cast<int>(std::max<int64_t>(limit, 1)),
+                              &cursor, &exhausted));
   ActionResult r;
   REDRIVE_RETURN_IF_ERROR(MoveBatch(job.tenant, batch, spec.destination, "job:" + job.id, &r));
   if (spec.rate > 0) job_tokens_[job.id].first -= static_cast<double>(r.matched);

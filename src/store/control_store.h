@@ -102,6 +102,20 @@ struct DeadLetterRecord {
   Lineage lineage;
 };
 
+// A tenant's dead letters as they stood when it was taken: exactly those whose dead-lettering
+// had committed by then (and still exist), whatever order transactions commit in and whatever
+// seq they were given. Made by SnapshotDeadLetters; handed back unchanged in DeadLetterScan
+// to bound a scan or a count. The engine keeps it between calls (a job's progress, a query's
+// cookie), so both fields are plain data; a snapshot is only meaningful to the backend that
+// made it.
+struct DeadLetterSnapshot {
+  int64_t max_seq = 0;  // no dead letter with a larger seq is in it; 0 = the tenant had none
+  // The backend's own test for "committed before", for backends where a lower seq can commit
+  // later (PostgreSQL: the transaction snapshot, pg_current_snapshot()); "" where seq order is
+  // commit order and seqs are never given twice (SQLite: one writer, and dead_letter_seq).
+  std::string visible;
+};
+
 // Narrows a scan of a tenant's dead letters by indexed columns; empty/0 = any.
 struct DeadLetterScan {
   std::string tenant;
@@ -112,7 +126,8 @@ struct DeadLetterScan {
   TimeMs since = 0;  // dead_lettered_at >= since
   TimeMs until = 0;  // dead_lettered_at < until (0 = no bound)
   int64_t after_seq = 0;
-  int64_t max_seq = 0;  // 0 = no bound (a snapshot bound for stable paging)
+  // Only dead letters in this snapshot; max_seq = 0: no bound (every dead letter there now).
+  DeadLetterSnapshot snapshot;
   int limit = 500;
   std::string redriven_by;  // lineage.last_redriven_by equals this ("job:<id>")
 };
@@ -244,11 +259,19 @@ class ControlStore {
   // --- dead letters
   virtual Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
                                                                 const std::string& id) = 0;
-  // In seq order from after_seq, at most limit rows.
+  // In seq order from after_seq, at most limit rows. Errors: kInvalidArgument for a snapshot
+  // this backend did not make.
   virtual Result<std::vector<DeadLetterRecord>> ScanDeadLetters(const DeadLetterScan& scan) = 0;
   // How many rows the scan matches (after_seq and limit ignored).
   virtual Result<int64_t> CountDeadLetters(const DeadLetterScan& scan) = 0;
-  virtual Result<int64_t> MaxDeadLetterSeq(const std::string& tenant) = 0;
+  // The tenant's dead letters now, as a snapshot (see DeadLetterSnapshot). Scanning inside
+  // one snapshot in seq order with a cursor (after_seq = the last seq read) therefore meets
+  // every dead letter of it exactly once, however long the scan takes and whatever commits
+  // meanwhile: the set is fixed when the snapshot is taken and can only shrink (deletes and
+  // moves); a dead letter committed later is never in it, even with a lower seq than its
+  // max_seq, so a scan of it always ends. Redrive jobs, bulk actions and query pages are
+  // bounded this way (docs/design/store-ports.md, "Snapshots of the dead letters").
+  virtual Result<DeadLetterSnapshot> SnapshotDeadLetters(const std::string& tenant) = 0;
   // Groups by failure group, largest first. `dlq` empty = all dead-letter queues.
   virtual Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
                                                                  const std::string& dlq) = 0;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -514,8 +515,99 @@ TEST_P(StoreTest, ScansNarrowByIndexedColumnsAndPage) {
   scan.since = kNow;
   scan.until = kNow + 1;
   EXPECT_EQ(store_->CountDeadLetters(scan).value(), 5);
-  scan.max_seq = store_->MaxDeadLetterSeq("acme").value() - 1;
+  scan.snapshot = store_->SnapshotDeadLetters("acme").value();
+  scan.snapshot.max_seq -= 1;
   EXPECT_EQ(store_->CountDeadLetters(scan).value(), 4);
+}
+
+// ---- snapshots of the dead letters (control_store.h, SnapshotDeadLetters): exactly what was
+// committed when it was taken, whatever seq later dead letters get and whenever they commit.
+
+// Regression: SQLite gave a new dead letter the seq of a deleted highest one, so a dead letter
+// made after a snapshot fell inside its bound (and a redrive job took it).
+TEST_P(StoreTest, ASnapshotHoldsTheDeadLettersCommittedBeforeItAndNoLaterOne) {
+  EXPECT_EQ(store_->SnapshotDeadLetters("acme").value().max_seq, 0) << "none yet";
+  DEAD_LETTER_N(3, "rejected", "g");
+  auto before = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(before.size(), 3u);
+  auto snapshot = store_->SnapshotDeadLetters("acme").value();
+  EXPECT_EQ(snapshot.max_seq, before.back().seq);
+  // The highest goes, new ones come.
+  ASSERT_TRUE(store_->DeleteDeadLetters("acme", {before.back().seq}).value()[0]);
+  DEAD_LETTER_N(2, "rejected", "h");
+  DeadLetterScan scan{"acme"};
+  scan.snapshot = snapshot;
+  auto in = store_->ScanDeadLetters(scan).value();
+  ASSERT_EQ(in.size(), 2u);
+  EXPECT_EQ(in[0].id, before[0].id);
+  EXPECT_EQ(in[1].id, before[1].id);
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 2);
+  int64_t highest = 0;
+  for (const auto& d : store_->ScanDeadLetters(DeadLetterScan{"acme"}).value()) {
+    if (d.group_id == "h") EXPECT_GT(d.seq, snapshot.max_seq) << d.id;
+    highest = std::max(highest, d.seq);
+  }
+  // Not even once every dead letter is gone, nor across a reopen.
+  ASSERT_EQ(store_->PurgeDeadLetters("acme", "dead-letters").value(), 4);
+  Reopen();
+  DEAD_LETTER_N(1, "rejected", "k");
+  auto fresh = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_GT(fresh[0].seq, highest) << "a seq is never given twice";
+}
+
+// A snapshot scanned while dead letters keep committing, and again afterwards, holds the same
+// dead letters: nothing committed after it appears in it later, whatever its seq.
+TEST_P(StoreTest, ASnapshotStaysFixedWhileDeadLettersArrive) {
+  DEAD_LETTER_N(5, "rejected", "a");
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 100; ++i) {
+      auto r = store_->Publish(Pub({Msg("w" + std::to_string(i))}));
+      EXPECT_TRUE(r.ok());
+      auto leased = LeaseN(1);
+      if (leased.size() != 1u) continue;
+      EXPECT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[0].seq, leased[0].lease_token}, {},
+                             {"dead-letters", "rejected", "x", kNow, 0})
+                      .value());
+    }
+    done = true;
+  });
+  auto ids_in = [&](const DeadLetterSnapshot& snapshot) {
+    DeadLetterScan scan{"acme"};
+    scan.snapshot = snapshot;
+    scan.limit = 100'000;
+    std::vector<std::string> ids;
+    for (const auto& d : store_->ScanDeadLetters(scan).value()) ids.push_back(d.id);
+    return ids;
+  };
+  std::vector<std::pair<DeadLetterSnapshot, std::vector<std::string>>> seen;
+  while (!done) {
+    auto snapshot = store_->SnapshotDeadLetters("acme").value();
+    if (seen.empty() || seen.back().first.max_seq != snapshot.max_seq) {
+      seen.push_back({snapshot, ids_in(snapshot)});
+    }
+    std::this_thread::yield();
+  }
+  writer.join();
+  ASSERT_FALSE(seen.empty());
+  for (const auto& [snapshot, ids] : seen) {
+    EXPECT_EQ(ids_in(snapshot), ids) << "snapshot at seq " << snapshot.max_seq;
+    EXPECT_EQ(static_cast<int64_t>(ids.size()), [&] {
+      DeadLetterScan scan{"acme"};
+      scan.snapshot = snapshot;
+      return store_->CountDeadLetters(scan).value();
+    }());
+  }
+  EXPECT_EQ(ids_in(store_->SnapshotDeadLetters("acme").value()).size(), 105u);
+}
+
+TEST_P(StoreTest, AScanOfASnapshotThisStoreDidNotMakeIsRefused) {
+  DeadLetterScan scan{"acme"};
+  scan.snapshot = store_->SnapshotDeadLetters("acme").value();
+  scan.snapshot.visible = "not-a-snapshot-of-this-store";
+  EXPECT_EQ(store_->ScanDeadLetters(scan).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->CountDeadLetters(scan).status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST_P(StoreTest, RedriveMovesAtomicallyOrRecordsTheRefusal) {

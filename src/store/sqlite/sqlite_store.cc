@@ -153,6 +153,20 @@ CREATE TRIGGER IF NOT EXISTS usage_dead_letter_out AFTER DELETE ON dead_letters 
   UPDATE tenants SET dl_count = dl_count - 1, dl_bytes = dl_bytes - OLD.body_size
     WHERE name = OLD.tenant;
 END;
+-- The seq of the next dead letter (docs/design/storage.md, "Dead-letter snapshots"). SQLite
+-- gives a new row the highest rowid plus one, so once the highest dead letter is gone its seq
+-- would be given again, to a dead letter that a snapshot taken before (seq <= MAX(seq)) would
+-- then hold. Every insert into dead_letters takes its seq from here (MoveToDeadLetter); the
+-- trigger moves it past each seq inserted, and every open past every stored one (a file last
+-- written by a version before this table). No NOT NULL and no function in the trigger, as for
+-- the usage counters.
+CREATE TABLE IF NOT EXISTS dead_letter_seq(next INTEGER);
+INSERT INTO dead_letter_seq(next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM dead_letter_seq);
+UPDATE dead_letter_seq SET next = (SELECT MAX(seq) + 1 FROM dead_letters)
+  WHERE next <= (SELECT COALESCE(MAX(seq), 0) FROM dead_letters);
+CREATE TRIGGER IF NOT EXISTS dead_letter_seq_next AFTER INSERT ON dead_letters BEGIN
+  UPDATE dead_letter_seq SET next = NEW.seq + 1 WHERE next <= NEW.seq;
+END;
 )sql";
 
 // From schema version 2: the tables as version 3 has them (a snapshot: later versions migrate
@@ -335,18 +349,20 @@ TenantRecord ReadTenant(Stmt& s) {
   return TenantRecord{s.Text(0), s.Int(1), s.Text(2), s.Int(3) != 0};
 }
 
-// Moves one message to dead_letters. `journal` null keeps the stored journal. An empty lease
-// token matches any state. Sets *moved.
+// Moves one message to dead_letters, with the next seq of dead_letter_seq (never one given
+// before: see kSchema). `journal` null keeps the stored journal. An empty lease token matches
+// any state. Sets *moved.
 Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const Journal* journal,
                         const DeathInfo& death, bool* moved) {
   std::string journal_text = journal ? EncodeJournal(*journal) : std::string();
   REDRIVE_ASSIGN_OR_RETURN(
       auto ins,
       db.Prepare(
-          "INSERT INTO dead_letters(tenant, id, dlq, origin, reason, cause, body, attributes, "
-          "idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
+          "INSERT INTO dead_letters(seq, tenant, id, dlq, origin, reason, cause, body, "
+          "attributes, idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
           "first_delivered_at, last_delivered_at, journal, group_id, signature, lineage) "
-          "SELECT q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, m.attributes, m.idem_key, "
+          "SELECT (SELECT next FROM dead_letter_seq), q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, "
+          "m.attributes, m.idem_key, "
           "m.published_at, ?4, ?5, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
           "CASE WHEN ?6 THEN ?7 ELSE m.journal END, ?11, ?12, m.lineage "
           "FROM messages m JOIN queues q ON q.id = m.queue_id "
@@ -1303,7 +1319,7 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   if (!s.group_id.empty()) text("group_id", s.group_id);
   if (s.since > 0) num("dead_lettered_at >= ?", s.since);
   if (s.until > 0) num("dead_lettered_at < ?", s.until);
-  if (s.max_seq > 0) num("seq <= ?", s.max_seq);
+  if (s.snapshot.max_seq > 0) num("seq <= ?", s.snapshot.max_seq);
   if (!s.redriven_by.empty()) {
     // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
     // hold no quote or wildcard.
@@ -1312,6 +1328,12 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   }
   q.where = q.where.substr(5);  // drop the first " AND "
   return q;
+}
+
+// A snapshot this store made has no `visible` part (see SnapshotDeadLetters).
+Status CheckSnapshot(const DeadLetterSnapshot& snapshot) {
+  if (snapshot.visible.empty()) return Status::Ok();
+  return Status(ErrorCode::kInvalidArgument, "a dead-letter snapshot of another store");
 }
 
 void BindScan(Stmt& st, const ScanSql& q) {
@@ -1332,6 +1354,7 @@ Result<std::vector<CountRow>> CountBy(Db& db, const std::string& sql, const std:
 }  // namespace
 
 Result<std::vector<DeadLetterRecord>> SqliteStore::ScanDeadLetters(const DeadLetterScan& scan) {
+  REDRIVE_RETURN_IF_ERROR(CheckSnapshot(scan.snapshot));
   std::vector<DeadLetterRecord> out;
   ScanSql q = BuildScan(scan);
   std::string sql = "SELECT " DEAD_LETTER_COLUMNS " FROM dead_letters WHERE " + q.where +
@@ -1347,6 +1370,7 @@ Result<std::vector<DeadLetterRecord>> SqliteStore::ScanDeadLetters(const DeadLet
 }
 
 Result<int64_t> SqliteStore::CountDeadLetters(const DeadLetterScan& scan) {
+  REDRIVE_RETURN_IF_ERROR(CheckSnapshot(scan.snapshot));
   int64_t n = 0;
   ScanSql q = BuildScan(scan);
   std::string sql = "SELECT COUNT(*) FROM dead_letters WHERE " + q.where;
@@ -1359,16 +1383,19 @@ Result<int64_t> SqliteStore::CountDeadLetters(const DeadLetterScan& scan) {
   return n;
 }
 
-Result<int64_t> SqliteStore::MaxDeadLetterSeq(const std::string& tenant) {
-  int64_t n = 0;
+// Exact with max_seq alone: one writer commits transactions one after another, so a dead
+// letter not committed when this read begins is given its seq later, and dead_letter_seq
+// never gives a seq twice: any such dead letter has a seq above every one visible here.
+Result<DeadLetterSnapshot> SqliteStore::SnapshotDeadLetters(const std::string& tenant) {
+  DeadLetterSnapshot snapshot;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
     REDRIVE_ASSIGN_OR_RETURN(
         auto s, db.Prepare("SELECT COALESCE(MAX(seq), 0) FROM dead_letters WHERE tenant = ?1"));
     s.Bind(1, tenant);
-    if (s.Step() == SQLITE_ROW) n = s.Int(0);
+    if (s.Step() == SQLITE_ROW) snapshot.max_seq = s.Int(0);
     return s.Error();
   }));
-  return n;
+  return snapshot;
 }
 
 Result<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(const std::string& tenant,

@@ -78,7 +78,7 @@ class SqliteStore : public Store {
                                                         const std::string& id) override;
   Result<std::vector<DeadLetterRecord>> ScanDeadLetters(const DeadLetterScan& scan) override;
   Result<int64_t> CountDeadLetters(const DeadLetterScan& scan) override;
-  Result<int64_t> MaxDeadLetterSeq(const std::string& tenant) override;
+  Result<DeadLetterSnapshot> SnapshotDeadLetters(const std::string& tenant) override;
   Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
                                                          const std::string& dlq) override;
   Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
