@@ -220,8 +220,15 @@ DeadLetterTarget TargetOf(const JobSpec& s) {
   return t;
 }
 
-bool IsActive(const std::string& state) {
-  return state == "running" || state == "cancelling" || state == "halted";
+// A phase in a job's progress JSON, as the words of job_state.h.
+std::string PhaseText(JobPhase phase) { return std::string(store::ToString(phase)); }
+
+JobPhase PhaseOf(const json& progress, JobPhase otherwise) {
+  JobPhase phase = otherwise;
+  if (progress.contains("phase") && progress["phase"].is_string()) {
+    (void)store::FromString(progress["phase"].get<std::string>(), &phase);
+  }
+  return phase;
 }
 
 }  // namespace
@@ -735,7 +742,7 @@ JobInfo InfoOf(const store::JobRecord& j) {
   if (spec.is_object()) info.spec = SpecFromJson(spec);
   json p = json::parse(j.progress_json, nullptr, false);
   if (p.is_object()) {
-    info.phase = p.value("phase", "");
+    info.phase = PhaseOf(p, JobPhase::kBulk);
     info.to_move = p.value("toMove", int64_t{0});
     info.moved = p.value("moved", int64_t{0});
     info.skipped = p.value("skipped", int64_t{0});
@@ -785,10 +792,10 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
   rec.id = "job_" + NewUlid(now, random_);
   rec.tenant = tenant;
   rec.scope = spec.dlq;
-  rec.state = "running";
+  rec.state = JobState::kRunning;
   rec.spec_json = SpecJson(spec).dump();
   rec.progress_json = json{
-      {"phase", spec.canary > 0 ? "canary" : "bulk"},
+      {"phase", PhaseText(spec.canary > 0 ? JobPhase::kCanary : JobPhase::kBulk)},
       {"toMove", to_move},
       {"moved", 0},
       {"skipped", 0},
@@ -839,15 +846,16 @@ Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& ten
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
-  if (!IsActive(rec->state)) {
-    return Status(ErrorCode::kJobStateConflict, "job '" + id + "' is " + rec->state);
+  if (!store::IsActive(rec->state)) {
+    return Status(ErrorCode::kJobStateConflict,
+                  "job '" + id + "' is " + std::string(store::ToString(rec->state)));
   }
   TimeMs now = clock_.Now();
   // A halted job is not moving anything: it is cancelled at once. A running one stops at the
   // end of the chunk it is in.
-  const std::string was = rec->state;
-  rec->state = was == "halted" ? "cancelled" : "cancelling";
-  if (rec->state == "cancelled") rec->finished_at = now;
+  const JobState was = rec->state;
+  rec->state = was == JobState::kHalted ? JobState::kCancelled : JobState::kCancelling;
+  if (rec->state == JobState::kCancelled) rec->finished_at = now;
   rec->updated_at = now;
   REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, was));
   if (!saved) {
@@ -864,17 +872,18 @@ Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& ten
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
-  if (rec->state != "halted") {
-    return Status(ErrorCode::kJobStateConflict,
-                  "only a halted job can be resumed; job '" + id + "' is " + rec->state);
+  if (rec->state != JobState::kHalted) {
+    return Status(ErrorCode::kJobStateConflict, "only a halted job can be resumed; job '" + id +
+                                                    "' is " +
+                                                    std::string(store::ToString(rec->state)));
   }
   json p = json::parse(rec->progress_json, nullptr, false);
-  p["phase"] = "bulk";
+  p["phase"] = PhaseText(JobPhase::kBulk);
   p["haltReason"] = "";
   rec->progress_json = p.dump();
-  rec->state = "running";
+  rec->state = JobState::kRunning;
   rec->updated_at = clock_.Now();
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, "halted"));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, JobState::kHalted));
   if (!saved) {
     return Status(ErrorCode::kJobStateConflict,
                   "job '" + id + "' changed state meanwhile; look at it again");
@@ -884,48 +893,49 @@ Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& ten
   return InfoOf(*rec);
 }
 
-Result<bool> Engine::SaveJob(store::JobRecord& job, const std::string& expected) {
+Result<bool> Engine::SaveJob(store::JobRecord& job, JobState expected) {
   REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(job, expected));
   if (saved) return true;
   // Someone changed the state meanwhile (a cancel): keep the progress this step made, under
   // the state they set.
   REDRIVE_ASSIGN_OR_RETURN(auto now_stored, control_.GetJob(job.tenant, job.id));
-  if (!now_stored || now_stored->state != "cancelling") return false;
+  if (!now_stored || now_stored->state != JobState::kCancelling) return false;
   job.state = now_stored->state;
   job.finished_at = 0;
-  REDRIVE_RETURN_IF_ERROR(control_.UpdateJob(job, "cancelling").status());
+  REDRIVE_RETURN_IF_ERROR(control_.UpdateJob(job, JobState::kCancelling).status());
   return false;
 }
 
 Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
-  const std::string entry_state = job.state;
+  const JobState entry_state = job.state;
   json p = json::parse(job.progress_json, nullptr, false);
   if (!p.is_object()) p = json::object();
-  auto finish = [&](const std::string& state) -> Status {
+  auto finish = [&](JobState state) -> Status {
     job.state = state;
     job.finished_at = now;
     job.updated_at = now;
-    p["phase"] = "done";
+    p["phase"] = PhaseText(JobPhase::kDone);
     job.progress_json = p.dump();
     job_tokens_.erase(job.id);
     REDRIVE_ASSIGN_OR_RETURN(bool saved, SaveJob(job, entry_state));
     if (!saved) return Status::Ok();
-    spdlog::info("redrive job {} of {} {}: moved {}, skipped {}", job.id, job.tenant, state,
-                 p.value("moved", int64_t{0}), p.value("skipped", int64_t{0}));
-    Audit(job.tenant, "system", "job." + state,
+    spdlog::info("redrive job {} of {} {}: moved {}, skipped {}", job.id, job.tenant,
+                 store::ToString(state), p.value("moved", int64_t{0}),
+                 p.value("skipped", int64_t{0}));
+    Audit(job.tenant, "system", "job." + std::string(store::ToString(state)),
           json{{"job", job.id},
                {"moved", p.value("moved", int64_t{0})},
                {"skipped", p.value("skipped", int64_t{0})}});
     return Status::Ok();
   };
-  if (job.state == "cancelling") {
-    REDRIVE_RETURN_IF_ERROR(finish("cancelled"));
+  if (job.state == JobState::kCancelling) {
+    REDRIVE_RETURN_IF_ERROR(finish(JobState::kCancelled));
     return 0;
   }
   JobSpec spec = SpecFromJson(json::parse(job.spec_json, nullptr, false));
-  std::string phase = p.value("phase", "bulk");
+  JobPhase phase = PhaseOf(p, JobPhase::kBulk);
 
-  if (phase == "canary-wait") {
+  if (phase == JobPhase::kCanaryWait) {
     if (now < p.value("canaryUntil", TimeMs{0})) return 0;
     // How many of the canary came back as dead letters?
     int64_t failed = 0, total = 0;
@@ -936,9 +946,9 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
     }
     double share = total ? static_cast<double>(failed) / static_cast<double>(total) : 0.0;
     if (share > spec.canary_max_failure) {
-      job.state = "halted";
+      job.state = JobState::kHalted;
       job.updated_at = now;
-      p["phase"] = "canary-wait";
+      p["phase"] = PhaseText(JobPhase::kCanaryWait);
       p["haltReason"] = std::to_string(failed) + " of " + std::to_string(total) +
                         " canary messages failed again (more than " +
                         std::to_string(static_cast<int>(spec.canary_max_failure * 100)) + "%)";
@@ -950,13 +960,15 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
       Audit(job.tenant, "system", "job.halted", json{{"job", job.id}, {"reason", p["haltReason"]}});
       return 0;
     }
-    p["phase"] = "bulk";
-    phase = "bulk";
+    p["phase"] = PhaseText(JobPhase::kBulk);
+    phase = JobPhase::kBulk;
   }
 
   // How many this step may move: the chunk, the canary, and the rate limit.
   int64_t limit = options_.redrive_chunk;
-  if (phase == "canary") limit = std::min<int64_t>(limit, spec.canary - p.value("moved", 0));
+  if (phase == JobPhase::kCanary) {
+    limit = std::min<int64_t>(limit, spec.canary - p.value("moved", 0));
+  }
   if (spec.rate > 0) {
     auto& [tokens, last] = job_tokens_.try_emplace(job.id, 0.0, now).first->second;
     tokens = std::min(tokens + spec.rate * static_cast<double>(now - last) / 1000.0,
@@ -980,14 +992,14 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
   p["cursor"] = cursor;
   p["moved"] = p.value("moved", int64_t{0}) + r.done;
   p["skipped"] = p.value("skipped", int64_t{0}) + r.skipped;
-  if (phase == "canary") {
+  if (phase == JobPhase::kCanary) {
     json ids = p.value("canaryIds", json::array());
     for (const auto& d : batch) {
       if (d.seq != 0) ids.push_back(d.id);
     }
     p["canaryIds"] = ids;
     if (p["moved"].get<int64_t>() >= spec.canary || exhausted) {
-      p["phase"] = "canary-wait";
+      p["phase"] = PhaseText(JobPhase::kCanaryWait);
       p["canaryUntil"] = now + spec.canary_wait;
       exhausted = false;  // the check comes before completion
     }
@@ -995,7 +1007,7 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
   job.updated_at = now;
   job.progress_json = p.dump();
   if (exhausted) {
-    REDRIVE_RETURN_IF_ERROR(finish("completed"));
+    REDRIVE_RETURN_IF_ERROR(finish(JobState::kCompleted));
   } else {
     REDRIVE_RETURN_IF_ERROR(SaveJob(job, entry_state).status());
   }
@@ -1007,8 +1019,8 @@ Result<int64_t> Engine::RunJobsOnce() {
   int64_t moved = 0;
   TimeMs now = clock_.Now();
   for (auto& job : jobs) {
-    if (job.state != "running" && job.state != "cancelling") continue;
-    const std::string entry_state = job.state;
+    if (job.state != JobState::kRunning && job.state != JobState::kCancelling) continue;
+    const JobState entry_state = job.state;
     auto r = StepJob(job, now);
     if (!r.ok()) {
       spdlog::error("redrive job {} failed: {}", job.id, r.status().ToString());
@@ -1016,7 +1028,7 @@ Result<int64_t> Engine::RunJobsOnce() {
       if (!p.is_object()) p = json::object();
       p["error"] = r.status().ToString();
       job.progress_json = p.dump();
-      job.state = "failed";
+      job.state = JobState::kFailed;
       job.finished_at = job.updated_at = now;
       (void)control_.UpdateJob(job, entry_state);
       Audit(job.tenant, "system", "job.failed", json{{"job", job.id}, {"error", p["error"]}});

@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "store/job_state.h"
 #include "store/records.h"
 
 namespace redrive::store {
@@ -188,8 +189,8 @@ struct AuditRecord {
 struct JobRecord {
   std::string id;
   std::string tenant;
-  std::string scope;  // at most one active job per (tenant, scope)
-  std::string state;  // running, completed, cancelling, cancelled, halted, failed
+  std::string scope;  // at most one active job (IsActive) per (tenant, scope)
+  JobState state = JobState::kRunning;
   std::string spec_json;
   std::string progress_json;
   TimeMs created_at = 0;
@@ -297,13 +298,13 @@ class ControlStore {
                                                      int limit) = 0;
 
   // --- redrive jobs
-  // Errors: kAlreadyExists when the tenant has an active (running, cancelling, halted) job
-  // with the same scope.
+  // Errors: kAlreadyExists when the tenant has an active (IsActive: running, cancelling,
+  // halted) job with the same scope; the engine answers kJobActive.
   virtual Status CreateJob(const JobRecord& job) = 0;
   // Writes state, progress and times only if the stored state is still `expected_state`
   // (compare-and-set, so a cancel and the job runner cannot overwrite each other).
   // False when the state had changed.
-  virtual Result<bool> UpdateJob(const JobRecord& job, const std::string& expected_state) = 0;
+  virtual Result<bool> UpdateJob(const JobRecord& job, JobState expected_state) = 0;
   virtual Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
                                                   const std::string& id) = 0;
   // Newest first; `tenant` empty = every tenant.

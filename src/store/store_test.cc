@@ -677,7 +677,7 @@ TEST_P(StoreTest, AuditIsAppendOnlyPerTenant) {
 }
 
 TEST_P(StoreTest, OneActiveJobPerScope) {
-  JobRecord j{"job_1", "acme", "dead-letters", "running", "{}", "{}", kNow, kNow, 0};
+  JobRecord j{"job_1", "acme", "dead-letters", JobState::kRunning, "{}", "{}", kNow, kNow, 0};
   ASSERT_TRUE(store_->CreateJob(j).ok());
   JobRecord dup = j;
   dup.id = "job_2";
@@ -687,12 +687,13 @@ TEST_P(StoreTest, OneActiveJobPerScope) {
   elsewhere.tenant = "beta";
   auto created = store_->CreateJob(elsewhere);
   EXPECT_TRUE(created.ok()) << created.ToString();
-  j.state = "completed";
+  j.state = JobState::kCompleted;
   j.finished_at = kNow + 10;
-  EXPECT_FALSE(store_->UpdateJob(j, "cancelling").value()) << "compare-and-set on the state";
-  EXPECT_TRUE(store_->UpdateJob(j, "running").value());
+  EXPECT_FALSE(store_->UpdateJob(j, JobState::kCancelling).value())
+      << "compare-and-set on the state";
+  EXPECT_TRUE(store_->UpdateJob(j, JobState::kRunning).value());
   EXPECT_TRUE(store_->CreateJob(dup).ok()) << "a finished job frees its scope";
-  EXPECT_EQ(store_->GetJob("acme", "job_1").value()->state, "completed");
+  EXPECT_EQ(store_->GetJob("acme", "job_1").value()->state, JobState::kCompleted);
   EXPECT_FALSE(store_->GetJob("beta", "job_1").value().has_value());
   EXPECT_EQ(store_->ListJobs("acme").value().size(), 2u);
   EXPECT_EQ(store_->ListJobs("").value().size(), 3u);

@@ -1,5 +1,5 @@
-// Db and Stmt: a statement that does not prepare is an error of the call that needs it, not
-// the end of the process (it used to abort).
+// The SQLite layer: Db and Stmt (a statement that does not prepare is an error of the call that
+// needs it, not the end of the process: it used to abort), and the words stored for enums.
 #include "store/sqlite/sqlite_db.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "store/store.h"
 
@@ -102,6 +105,64 @@ TEST_F(SqliteDbTest, AStoreCallWhoseStatementCannotPrepareFailsAloneAndTheStoreG
   auto published = store->Publish(req);
   ASSERT_TRUE(published.ok()) << "not sticky: " << published.status().ToString();
   EXPECT_EQ(store->GetDepth(queue, kNow).value().ready, 1);
+}
+
+// The enums of job_state.h are stored as the words the column always held, so files written
+// before them read the same; a word that names no state is an error, not a guess.
+TEST_F(SqliteDbTest, TheJobStateColumnKeepsItsWords) {
+  auto store = OpenStore("sqlite:" + dir_ + "/store.db").value();
+  ASSERT_TRUE(store->CreateTenant({"acme", kNow}).ok());
+  JobRecord job{"job_1", "acme", "dead-letters", JobState::kCancelling, "{}", "{}", kNow, kNow, 0};
+  ASSERT_TRUE(store->CreateJob(job).ok());
+  Db raw;
+  ASSERT_TRUE(raw.Open(dir_ + "/store.db", /*read_only=*/false).ok());
+  {
+    auto s = raw.Prepare("SELECT state FROM jobs WHERE id = 'job_1'");
+    ASSERT_TRUE(s.ok());
+    ASSERT_EQ(s->Step(), SQLITE_ROW);
+    EXPECT_EQ(s->Text(0), "cancelling");
+  }
+  ASSERT_TRUE(raw.Exec("INSERT INTO jobs VALUES('job_2', 'acme', 'other', 'halted', '{}', '{}', "
+                       "1, 1, 0), ('job_3', 'acme', 'third', 'paused', '{}', '{}', 1, 1, 0)")
+                  .ok());
+  EXPECT_EQ(store->GetJob("acme", "job_2").value()->state, JobState::kHalted);
+  auto bad = store->GetJob("acme", "job_3");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInternal);
+  EXPECT_NE(bad.status().message().find("'paused'"), std::string::npos);
+}
+
+TEST(JobStateTest, EachStateAndPhaseHasOneWordBothWays) {
+  const std::vector<std::pair<JobState, std::string>> states = {
+      {JobState::kRunning, "running"},       {JobState::kCompleted, "completed"},
+      {JobState::kCancelling, "cancelling"}, {JobState::kCancelled, "cancelled"},
+      {JobState::kHalted, "halted"},         {JobState::kFailed, "failed"}};
+  for (const auto& [state, word] : states) {
+    EXPECT_EQ(ToString(state), word);
+    JobState back = JobState::kFailed;
+    ASSERT_TRUE(FromString(word, &back)) << word;
+    EXPECT_EQ(back, state);
+  }
+  const std::vector<std::pair<JobPhase, std::string>> phases = {
+      {JobPhase::kCanary, "canary"},
+      {JobPhase::kCanaryWait, "canary-wait"},
+      {JobPhase::kBulk, "bulk"},
+      {JobPhase::kDone, "done"}};
+  for (const auto& [phase, word] : phases) {
+    EXPECT_EQ(ToString(phase), word);
+    JobPhase back = JobPhase::kDone;
+    ASSERT_TRUE(FromString(word, &back)) << word;
+    EXPECT_EQ(back, phase);
+  }
+  JobState unchanged = JobState::kHalted;
+  EXPECT_FALSE(FromString("Running", &unchanged));
+  EXPECT_EQ(unchanged, JobState::kHalted);
+  EXPECT_TRUE(IsActive(JobState::kRunning));
+  EXPECT_TRUE(IsActive(JobState::kCancelling));
+  EXPECT_TRUE(IsActive(JobState::kHalted));
+  EXPECT_FALSE(IsActive(JobState::kCompleted));
+  EXPECT_FALSE(IsActive(JobState::kCancelled));
+  EXPECT_FALSE(IsActive(JobState::kFailed));
 }
 
 }  // namespace

@@ -1610,9 +1610,15 @@ Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::string& tenan
 #define JOB_COLUMNS "id, tenant, scope, state, spec, progress, created_at, updated_at, finished_at"
 
 namespace {
-JobRecord ReadJob(Stmt& s) {
-  return JobRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
-                   s.Text(5), s.Int(6),  s.Int(7),  s.Int(8)};
+// The state column holds the words of job_state.h. Errors: kInternal for any other.
+Status ReadJob(Stmt& s, JobRecord* j) {
+  *j = JobRecord{s.Text(0), s.Text(1), s.Text(2), JobState::kRunning, s.Text(4), s.Text(5),
+                 s.Int(6),  s.Int(7),  s.Int(8)};
+  std::string state = s.Text(3);
+  if (!FromString(state, &j->state)) {
+    return Status(ErrorCode::kInternal, "job " + j->id + " has an unknown state '" + state + "'");
+  }
+  return Status::Ok();
 }
 }  // namespace
 
@@ -1620,21 +1626,22 @@ Status SqliteStore::CreateJob(const JobRecord& j) {
   return Write([&](Db& db) {
     REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("INSERT INTO jobs(" JOB_COLUMNS
                                                 ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
-    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.scope).Bind(4, j.state).Bind(5, j.spec_json);
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.scope).Bind(4, ToString(j.state));
+    s.Bind(5, j.spec_json);
     s.Bind(6, j.progress_json).Bind(7, j.created_at).Bind(8, j.updated_at).Bind(9, j.finished_at);
     return s.Run();
   });
 }
 
-Result<bool> SqliteStore::UpdateJob(const JobRecord& j, const std::string& expected_state) {
+Result<bool> SqliteStore::UpdateJob(const JobRecord& j, JobState expected_state) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     REDRIVE_ASSIGN_OR_RETURN(
         auto s,
         db.Prepare("UPDATE jobs SET state = ?3, progress = ?4, updated_at = ?5, finished_at = ?6 "
                    "WHERE id = ?1 AND tenant = ?2 AND state = ?7"));
-    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.state).Bind(4, j.progress_json);
-    s.Bind(5, j.updated_at).Bind(6, j.finished_at).Bind(7, expected_state);
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, ToString(j.state)).Bind(4, j.progress_json);
+    s.Bind(5, j.updated_at).Bind(6, j.finished_at).Bind(7, ToString(expected_state));
     REDRIVE_RETURN_IF_ERROR(s.Run());
     changed = s.Changes() == 1;
     return Status::Ok();
@@ -1649,7 +1656,10 @@ Result<std::optional<JobRecord>> SqliteStore::GetJob(const std::string& tenant,
     REDRIVE_ASSIGN_OR_RETURN(
         auto s, db.Prepare("SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 AND id = ?2"));
     s.Bind(1, tenant).Bind(2, id);
-    if (s.Step() == SQLITE_ROW) out = ReadJob(s);
+    if (s.Step() == SQLITE_ROW) {
+      out.emplace();
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &*out));
+    }
     return s.Error();
   }));
   return out;
@@ -1664,7 +1674,9 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const std::string& tenant) 
                    " FROM jobs WHERE (?1 = '' OR tenant = ?1) ORDER BY created_at DESC, id DESC "
                    "LIMIT 1000"));
     s.Bind(1, tenant);
-    while (s.Step() == SQLITE_ROW) out.push_back(ReadJob(s));
+    while (s.Step() == SQLITE_ROW) {
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &out.emplace_back()));
+    }
     return s.Error();
   }));
   return out;

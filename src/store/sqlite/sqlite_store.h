@@ -96,7 +96,7 @@ class SqliteStore : public Store {
                                              int limit) override;
 
   Status CreateJob(const JobRecord& job) override;
-  Result<bool> UpdateJob(const JobRecord& job, const std::string& expected_state) override;
+  Result<bool> UpdateJob(const JobRecord& job, JobState expected_state) override;
   Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
                                           const std::string& id) override;
   Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) override;
