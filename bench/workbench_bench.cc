@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
   auto job = Must(eng.StartJob(ops, "bench", engine::JobSpec{}), "job");
   for (;;) {
     auto moved = Must(eng.RunJobsOnce(), "run");
-    if (moved == 0 && Must(eng.GetJob("bench", job.id), "get").state != "running") break;
+    if (moved == 0 && Must(eng.GetJob("bench", job.id), "get").state != engine::JobState::kRunning)
+      break;
   }
   double redrive_ms = Ms(start);
   auto done = Must(eng.GetJob("bench", job.id), "get");

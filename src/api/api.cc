@@ -185,8 +185,8 @@ json JobJson(const engine::JobInfo& j) {
                                             {"maxFailure", j.spec.canary_max_failure}}
                                      : json(nullptr);
   return {{"id", j.id},
-          {"state", j.state},
-          {"phase", j.phase},
+          {"state", std::string(store::ToString(j.state))},
+          {"phase", std::string(store::ToString(j.phase))},
           {"spec", spec},
           {"progress",
            {{"toMove", j.to_move},

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/store.h"
+#include "store/control_store.h"
 
 namespace redrive::engine {
 

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <unordered_map>
 
 #include "common/text.h"
 #include "engine/failure_group.h"
@@ -63,6 +65,46 @@ std::string Truncate(std::string s, size_t n) {
   return s;
 }
 
+// For each message of a publish, the index of the first message of the batch with the same
+// idempotency key (its own index when it is the first, has no key, or `dedup` is off).
+std::vector<size_t> FirstOccurrences(const std::vector<NewMessage>& messages, bool dedup) {
+  std::vector<size_t> first(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) first[i] = i;
+  if (!dedup) return first;
+  std::unordered_map<std::string_view, size_t> seen;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string& key = messages[i].idempotency_key;
+    if (key.empty()) continue;
+    auto [at, fresh] = seen.emplace(key, i);
+    if (!fresh) first[i] = at->second;
+  }
+  return first;
+}
+
+// The error of a publish the store refused: the code, and the words, with the figures the
+// store compared.
+Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
+                     const std::string& queue, int64_t max_length, const TenantQuotas& quotas) {
+  switch (r.refusal) {
+    case store::PublishRefusal::kNone:
+      return Status::Ok();
+    case store::PublishRefusal::kTenantMaxMessages:
+      return Status(ErrorCode::kQuotaExceeded,
+                    "tenant " + tenant + " is at its maxMessages quota of " +
+                        std::to_string(quotas.max_messages) + ": " + std::to_string(r.stored) +
+                        " messages stored, this publish adds " + std::to_string(r.adding));
+    case store::PublishRefusal::kTenantMaxBytes:
+      return Status(ErrorCode::kQuotaExceeded,
+                    "tenant " + tenant + " is at its maxBytes quota of " +
+                        std::to_string(quotas.max_bytes) + ": " + std::to_string(r.stored) +
+                        " body bytes stored, this publish adds " + std::to_string(r.adding));
+    case store::PublishRefusal::kQueueFull:
+      return Status(ErrorCode::kQueueFull, "queue " + queue + " is at its max length of " +
+                                               std::to_string(max_length) + " messages");
+  }
+  return Status(ErrorCode::kInternal, "unknown publish refusal");
+}
+
 }  // namespace
 
 const std::vector<std::string>& TenantScopes() {
@@ -82,7 +124,12 @@ bool Principal::HasScope(std::string_view scope) const {
 }
 
 Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions options)
-    : store_(store), clock_(clock), random_(random), options_(options) {
+    : store_(store),
+      messages_(store),
+      control_(store),
+      clock_(clock),
+      random_(random),
+      options_(options) {
   for (int i = 0; i < 2; ++i) wakers_.emplace_back([this] { WakerLoop(); });
 }
 
@@ -139,7 +186,7 @@ Result<Principal> Engine::Authenticate(std::string_view bearer) {
       return it->second.principal;
     }
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto record, store_.FindTokenByHash(hash));
+  REDRIVE_ASSIGN_OR_RETURN(auto record, control_.FindTokenByHash(hash));
   if (!record || record->revoked_at != 0 ||
       (record->expires_at != 0 && record->expires_at <= now)) {
     std::lock_guard<std::mutex> l(cache_mu_);
@@ -180,7 +227,7 @@ Status Engine::EnsureTenant(const std::string& tenant) {
     std::lock_guard<std::mutex> l(cache_mu_);
     if (tenants_.count(tenant)) return Status::Ok();
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto t, store_.GetTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto t, control_.GetTenant(tenant));
   // A tenant being deleted is gone for every caller.
   if (!t || t->deleting) return TenantNotFound(tenant);
   std::lock_guard<std::mutex> l(cache_mu_);
@@ -198,7 +245,7 @@ Result<std::shared_ptr<const Engine::CachedQueue>> Engine::LookupQueue(const std
     auto it = queues_.find(key);
     if (it != queues_.end()) return it->second;
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, name));
   if (!rec) return QueueNotFound(name);
   auto cached = std::make_shared<CachedQueue>();
   cached->record = *rec;
@@ -216,7 +263,7 @@ Result<std::shared_ptr<const Engine::CachedQueue>> Engine::LookupQueue(const std
 }
 
 Result<std::shared_ptr<const Engine::CachedQueue>> Engine::LookupQueueById(int64_t id) {
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueueById(id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueueById(id));
   if (!rec) return Status(ErrorCode::kQueueNotFound, "queue was deleted");
   return LookupQueue(rec->tenant, rec->name);
 }
@@ -227,7 +274,7 @@ void Engine::ForgetQueue(const std::string& tenant, const std::string& name) {
 }
 
 Status Engine::EnsureDeadLetterQueue(const std::string& tenant, const std::string& name) {
-  REDRIVE_ASSIGN_OR_RETURN(auto existing, store_.GetQueue(tenant, name));
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, control_.GetQueue(tenant, name));
   if (existing) {
     if (existing->kind != QueueKind::kDeadLetter) {
       return Status(ErrorCode::kInvalidArgument,
@@ -237,7 +284,7 @@ Status Engine::EnsureDeadLetterQueue(const std::string& tenant, const std::strin
   }
   TimeMs now = clock_.Now();
   store::QueueRecord rec{0, tenant, name, QueueKind::kDeadLetter, "{}", now, now};
-  auto created = store_.CreateQueue(rec);
+  auto created = control_.CreateQueue(rec);
   // Another request may have created it at the same moment: that is fine.
   if (!created.ok() && created.status().code() != ErrorCode::kAlreadyExists) {
     return created.status();
@@ -256,7 +303,7 @@ Result<QueueInfo> Engine::MakeQueueInfo(const store::QueueRecord& record) {
     REDRIVE_ASSIGN_OR_RETURN(auto cached, LookupQueue(record.tenant, record.name));
     info.config = cached->config;
   }
-  REDRIVE_ASSIGN_OR_RETURN(info.depth, store_.GetDepth(record.id, clock_.Now()));
+  REDRIVE_ASSIGN_OR_RETURN(info.depth, messages_.GetDepth(record.id, clock_.Now()));
   return info;
 }
 
@@ -268,7 +315,7 @@ Result<QueueInfo> Engine::CreateQueue(const Principal& actor, const std::string&
   if (config.dead_letter_queue == name) {
     return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto existing, store_.GetQueue(tenant, name));
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, control_.GetQueue(tenant, name));
   if (existing) {
     return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
   }
@@ -276,7 +323,7 @@ Result<QueueInfo> Engine::CreateQueue(const Principal& actor, const std::string&
   // store checks again in the transaction that creates the queue.
   REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, QuotasOf(tenant));
   if (quotas.max_queues > 0) {
-    REDRIVE_ASSIGN_OR_RETURN(auto usage, store_.GetTenantUsage(tenant));
+    REDRIVE_ASSIGN_OR_RETURN(auto usage, control_.GetTenantUsage(tenant));
     if (usage.queues >= quotas.max_queues) {
       return Status(ErrorCode::kQuotaExceeded, "tenant " + tenant +
                                                    " is at its maxQueues quota of " +
@@ -288,7 +335,7 @@ Result<QueueInfo> Engine::CreateQueue(const Principal& actor, const std::string&
   TimeMs now = clock_.Now();
   store::QueueRecord rec{0,   tenant, name, QueueKind::kStandard, QueueConfigToJson(config).dump(),
                          now, now};
-  auto id = store_.CreateQueueWithinQuota(rec, quotas.max_queues);
+  auto id = control_.CreateQueueWithinQuota(rec, quotas.max_queues);
   if (!id.ok()) {
     if (id.status().code() == ErrorCode::kAlreadyExists) {
       return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
@@ -305,7 +352,7 @@ Result<QueueInfo> Engine::CreateQueue(const Principal& actor, const std::string&
 Result<QueueInfo> Engine::UpdateQueue(const Principal& actor, const std::string& tenant,
                                       const std::string& name, const QueueConfig& config) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, name));
   if (!rec) return QueueNotFound(name);
   if (rec->kind == QueueKind::kDeadLetter) {
     return Status(ErrorCode::kDeadLetterQueueReadOnly,
@@ -320,7 +367,7 @@ Result<QueueInfo> Engine::UpdateQueue(const Principal& actor, const std::string&
   nlohmann::json after = QueueConfigToJson(config);
   rec->config_json = after.dump();
   rec->updated_at = clock_.Now();
-  REDRIVE_ASSIGN_OR_RETURN(bool updated, store_.UpdateQueue(*rec));
+  REDRIVE_ASSIGN_OR_RETURN(bool updated, control_.UpdateQueue(*rec));
   ForgetQueue(tenant, name);
   if (!updated) return QueueNotFound(name);
   Audit(tenant, actor.token_id, "queue.update",
@@ -336,7 +383,7 @@ Result<QueueInfo> Engine::GetQueue(const std::string& tenant, const std::string&
 
 Result<std::vector<QueueInfo>> Engine::ListQueues(const std::string& tenant) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListQueues(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListQueues(tenant));
   std::vector<QueueInfo> out;
   for (const auto& r : records) {
     REDRIVE_ASSIGN_OR_RETURN(auto info, MakeQueueInfo(r));
@@ -348,7 +395,7 @@ Result<std::vector<QueueInfo>> Engine::ListQueues(const std::string& tenant) {
 Status Engine::DeleteQueue(const Principal& actor, const std::string& tenant,
                            const std::string& name) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, name));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, name));
   if (!rec) return QueueNotFound(name);
   if (rec->kind == QueueKind::kDeadLetter) {
     // Deleting a dead-letter queue would delete dead letters, which only the dead-letter API
@@ -356,8 +403,8 @@ Status Engine::DeleteQueue(const Principal& actor, const std::string& tenant,
     return Status(ErrorCode::kDeadLetterQueueReadOnly,
                   "'" + name + "' is a dead-letter queue and cannot be deleted as a queue");
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto depth, store_.GetDepth(rec->id, clock_.Now()));
-  REDRIVE_ASSIGN_OR_RETURN(bool deleted, store_.DeleteQueue(rec->id));
+  REDRIVE_ASSIGN_OR_RETURN(auto depth, messages_.GetDepth(rec->id, clock_.Now()));
+  REDRIVE_ASSIGN_OR_RETURN(bool deleted, control_.DeleteQueue(rec->id));
   ForgetQueue(tenant, name);
   if (!deleted) return QueueNotFound(name);
   int64_t discarded = depth.ready + depth.delayed + depth.leased;
@@ -418,15 +465,21 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
     }
   }
 
+  // A key repeated within the batch is a duplicate of its first occurrence, which alone goes
+  // to the store (its contract wants the keys of one request distinct); keys already stored
+  // are the store's to find, in the transaction that stores the batch.
+  std::vector<size_t> first_of = FirstOccurrences(messages, cfg.dedup_window > 0);
+
   TimeMs now = clock_.Now();
   store::PublishRequest req;
   req.queue_id = q->record.id;
   req.tenant = tenant;
-  req.queue_name = queue;
   req.now = now;
   req.dedup_window = cfg.dedup_window;
   req.max_length = cfg.max_length;
-  req.evict_oldest = cfg.overflow == OverflowPolicy::kDeadLetterOldest;
+  req.overflow = cfg.overflow == OverflowPolicy::kDeadLetterOldest
+                     ? store::OverflowAction::kDeadLetterOldest
+                     : store::OverflowAction::kRefuse;
   REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, QuotasOf(tenant));
   req.tenant_max_messages = quotas.max_messages;
   req.tenant_max_bytes = quotas.max_bytes;
@@ -436,8 +489,11 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
   req.overflow_death = store::DeathInfo{
       cfg.dead_letter_queue,           kReasonOverflow,       overflow_cause,   now,
       DeadLetterRetainUntil(cfg, now), overflow_sig.group_id, overflow_sig.text};
+  std::vector<size_t> slot(messages.size());  // message -> its entry in req.messages
   req.messages.reserve(messages.size());
-  for (auto& m : messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] != i) continue;
+    NewMessage& m = messages[i];
     store::MessageRecord r;
     r.id = NewUlid(now, random_);
     r.body = std::move(m.body);
@@ -448,12 +504,23 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
     r.visible_at = now + (m.delay ? *m.delay : cfg.delivery_delay);
     r.expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
     r.retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+    slot[i] = req.messages.size();
     req.messages.push_back(std::move(r));
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto result, store_.Publish(req));
+  REDRIVE_ASSIGN_OR_RETURN(auto result, messages_.Publish(req));
+  REDRIVE_RETURN_IF_ERROR(RefusalStatus(result, tenant, queue, cfg.max_length, quotas));
+  std::vector<store::PublishOutcome> outcomes;
+  outcomes.reserve(messages.size());
   int64_t dup = 0;
-  for (const auto& o : result.outcomes) dup += o.duplicate ? 1 : 0;
-  counters_.published += static_cast<int64_t>(result.outcomes.size()) - dup;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] == i) {
+      outcomes.push_back(std::move(result.outcomes[slot[i]]));
+    } else {
+      outcomes.push_back(store::PublishOutcome{outcomes[first_of[i]].id, true});
+    }
+    dup += outcomes.back().duplicate ? 1 : 0;
+  }
+  counters_.published += static_cast<int64_t>(outcomes.size()) - dup;
   counters_.duplicates += dup;
   for (size_t i = 0; i < result.evicted_ids.size(); ++i) CountDeadLetter(kReasonOverflow);
   if (!result.evicted_ids.empty()) {
@@ -461,8 +528,8 @@ Result<std::vector<store::PublishOutcome>> Engine::Publish(const std::string& te
     spdlog::info("dead-lettered {} oldest messages of {}/{} (overflow), first {}",
                  result.evicted_ids.size(), tenant, queue, result.evicted_ids.front());
   }
-  if (static_cast<int64_t>(result.outcomes.size()) > dup) Notify(q->record.id);
-  return std::move(result.outcomes);
+  if (static_cast<int64_t>(outcomes.size()) > dup) Notify(q->record.id);
+  return outcomes;
 }
 
 namespace {
@@ -492,7 +559,7 @@ Result<std::vector<Delivery>> Engine::LeaseNow(const CachedQueue& q, int max,
   req.consumer = consumer;
   req.max_messages = max;
   req.lease_token = NewLeaseToken();
-  REDRIVE_ASSIGN_OR_RETURN(auto leased, store_.Lease(req));
+  REDRIVE_ASSIGN_OR_RETURN(auto leased, messages_.Lease(req));
   std::vector<Delivery> out;
   out.reserve(leased.size());
   for (auto& m : leased) {
@@ -526,7 +593,7 @@ Result<std::vector<Status>> Engine::Ack(const std::string& tenant, const std::st
     index.push_back(i);
   }
   if (!valid.empty()) {
-    REDRIVE_ASSIGN_OR_RETURN(auto acked, store_.Ack(q->record.id, valid));
+    REDRIVE_ASSIGN_OR_RETURN(auto acked, messages_.Ack(q->record.id, valid));
     for (size_t k = 0; k < valid.size(); ++k) {
       if (acked[k]) {
         ++counters_.acked;
@@ -571,7 +638,7 @@ Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::s
       out[i] = InvalidReceipt();
       continue;
     }
-    REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q->record.id, r.seq));
+    REDRIVE_ASSIGN_OR_RETURN(auto msg, messages_.GetMessage(q->record.id, r.seq));
     if (!msg || !msg->leased || msg->lease_token != r.lease_token) {
       out[i] = LeaseLost();
       continue;
@@ -644,7 +711,7 @@ store::FailureAction Engine::PlanExhausted(const CachedQueue& q, const store::Me
 Result<std::vector<bool>> Engine::ApplyFailures(
     const CachedQueue& q, const std::vector<const store::MessageRecord*>& messages,
     const std::vector<store::FailureAction>& actions) {
-  REDRIVE_ASSIGN_OR_RETURN(auto held, store_.SettleFailures(q.record.id, actions));
+  REDRIVE_ASSIGN_OR_RETURN(auto held, messages_.SettleFailures(q.record.id, actions));
   TimeMs now = clock_.Now();
   bool wake = false;
   for (size_t i = 0; i < actions.size(); ++i) {
@@ -710,7 +777,7 @@ Result<std::vector<Status>> Engine::ExtendLeases(const std::string& tenant,
       continue;
     }
     REDRIVE_ASSIGN_OR_RETURN(bool held,
-                             store_.ExtendLease(q->record.id, r, now, now + visibility_timeout));
+                             messages_.ExtendLease(q->record.id, r, now, now + visibility_timeout));
     if (!held) out[i] = LeaseLost();
   }
   return out;
@@ -721,7 +788,7 @@ Result<std::vector<Status>> Engine::ExtendLeases(const std::string& tenant,
 Result<store::DeadLetterRecord> Engine::GetDeadLetter(const std::string& tenant,
                                                       const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(tenant, id));
   if (!d) return Status(ErrorCode::kDeadLetterNotFound, "dead letter '" + id + "' not found");
   return std::move(*d);
 }
@@ -753,7 +820,7 @@ Result<int64_t> Engine::SweepOnce() {
     return Status::Ok();
   };
 
-  REDRIVE_ASSIGN_OR_RETURN(auto leases, store_.ExpiredLeases(now, options_.sweep_batch));
+  REDRIVE_ASSIGN_OR_RETURN(auto leases, messages_.ExpiredLeases(now, options_.sweep_batch));
   {
     std::map<int64_t, QueueBatch> batches;
     for (const auto& m : leases) {
@@ -773,7 +840,7 @@ Result<int64_t> Engine::SweepOnce() {
     REDRIVE_RETURN_IF_ERROR(apply(batches));
   }
 
-  REDRIVE_ASSIGN_OR_RETURN(auto expired, store_.ExpiredMessages(now, options_.sweep_batch));
+  REDRIVE_ASSIGN_OR_RETURN(auto expired, messages_.ExpiredMessages(now, options_.sweep_batch));
   {
     std::map<int64_t, QueueBatch> batches;
     for (const auto& m : expired) {
@@ -793,7 +860,7 @@ Result<int64_t> Engine::SweepOnce() {
   }
 
   // Retention: the queue's limit on how long any message is kept.
-  REDRIVE_ASSIGN_OR_RETURN(auto retained, store_.DeleteRetained(now, options_.sweep_batch));
+  REDRIVE_ASSIGN_OR_RETURN(auto retained, messages_.DeleteRetained(now, options_.sweep_batch));
   for (const auto& m : retained) {
     spdlog::warn("dropped message {} (queue id {}): past the queue's retention", m.id, m.queue_id);
   }
@@ -801,12 +868,13 @@ Result<int64_t> Engine::SweepOnce() {
   counters_.dropped += static_cast<int64_t>(retained.size());
   done += static_cast<int64_t>(retained.size());
 
-  REDRIVE_ASSIGN_OR_RETURN(int64_t dl, store_.DeleteRetainedDeadLetters(now, options_.sweep_batch));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t dl,
+                           control_.DeleteRetainedDeadLetters(now, options_.sweep_batch));
   done += dl;
   REDRIVE_ASSIGN_OR_RETURN(int64_t keys,
-                           store_.DeleteExpiredIdempotencyKeys(now, options_.sweep_batch));
+                           messages_.DeleteExpiredIdempotencyKeys(now, options_.sweep_batch));
   (void)keys;
-  REDRIVE_ASSIGN_OR_RETURN(int64_t jobs, store_.DeleteFinishedJobs(now - options_.job_history));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t jobs, control_.DeleteFinishedJobs(now - options_.job_history));
   (void)jobs;
   return done;
 }
@@ -826,7 +894,7 @@ void Engine::SweeperLoop() {
 }
 
 Result<std::vector<store::QueueDepthRow>> Engine::AllDepths() {
-  return store_.AllDepths(clock_.Now());
+  return messages_.AllDepths(clock_.Now());
 }
 
 }  // namespace redrive::engine

@@ -237,12 +237,16 @@ struct JobSpec {
   double canary_max_failure = 0.1;  // halt when a larger share of the canary fails again
 };
 
+// A job's state and phase, and their words (store/job_state.h: ToString, FromString).
+using store::JobPhase;
+using store::JobState;
+
 struct JobInfo {
   std::string id;
   std::string tenant;
-  std::string state;  // running, completed, cancelling, cancelled, halted, failed
+  JobState state = JobState::kRunning;
   JobSpec spec;
-  std::string phase;  // canary, canary-wait, bulk, done
+  JobPhase phase = JobPhase::kBulk;
   int64_t to_move = 0;
   int64_t moved = 0;
   int64_t skipped = 0;
@@ -457,8 +461,8 @@ class Engine {
   // ---- redrive jobs (workbench.cc): bulk restore/reroute in the background.
   // Counts what would move and where, moving nothing.
   Result<DryRunResult> DryRunJob(const std::string& tenant, const JobSpec& spec);
-  // Errors: kAlreadyExists (a job is already active on this dead-letter queue),
-  // kInvalidArgument, kInvalidQuery, kQueueNotFound.
+  // Errors: kJobActive (a job is already active on this dead-letter queue: running,
+  // cancelling or halted), kInvalidArgument, kInvalidQuery, kQueueNotFound.
   Result<JobInfo> StartJob(const Principal& actor, const std::string& tenant, const JobSpec& spec);
   // Errors: kJobNotFound.
   Result<JobInfo> GetJob(const std::string& tenant, const std::string& id);
@@ -591,10 +595,14 @@ class Engine {
   struct Selector;  // a compiled DeadLetterTarget (workbench.cc)
   Result<std::shared_ptr<const Selector>> Compile(const std::string& tenant,
                                                   const DeadLetterTarget& target);
-  // The next matches after `*cursor` (advanced past everything scanned), at most `limit`.
-  Result<std::vector<store::DeadLetterRecord>> NextMatches(const Selector& selector,
-                                                           int64_t max_seq, int limit,
-                                                           int64_t* cursor, bool* exhausted);
+  // The next matches of `snapshot` after `*cursor` (advanced past everything scanned), in seq
+  // order, at most `limit`.
+  Result<std::vector<store::DeadLetterRecord>> NextMatches(
+      const Selector& selector, const store::DeadLetterSnapshot& snapshot, int limit,
+      int64_t* cursor, bool* exhausted);
+  // What a job of `spec` would move from `snapshot`.
+  Result<DryRunResult> DryRun(const Selector& selector, const store::DeadLetterSnapshot& snapshot,
+                              const JobSpec& spec);
   Result<ActionResult> MoveDeadLetters(const Principal& actor, const std::string& tenant,
                                        const DeadLetterTarget& target,
                                        const std::string& destination, const char* action);
@@ -606,9 +614,14 @@ class Engine {
   Result<int64_t> StepJob(store::JobRecord& job, TimeMs now);
   // Saves a job the runner advanced, if its state is still `expected`; when a cancel came in
   // meanwhile, saves the progress under the cancel's state and returns false.
-  Result<bool> SaveJob(store::JobRecord& job, const std::string& expected);
+  Result<bool> SaveJob(store::JobRecord& job, JobState expected);
 
+  // The two ports of one store. Each call goes to the narrowest: messages_ for the hot path
+  // and the sweeper's scans, control_ for everything else. store_ is both (the long poll in
+  // Receive uses it until the messages service takes it over).
   store::Store& store_;
+  store::MessageStore& messages_;
+  store::ControlStore& control_;
   Clock& clock_;
   Random& random_;
   const EngineOptions options_;

@@ -342,6 +342,35 @@ TEST_F(EngineTest, IdempotencyKeyStoresOnce) {
   EXPECT_EQ(Depth("orders").ready, 1);
 }
 
+// Moved from the store's conformance suite: a key repeated within a batch is the engine's to
+// settle, before the store sees the batch (the store gets each key once).
+TEST_F(EngineTest, AKeyRepeatedInABatchIsADuplicateOfItsFirst) {
+  MakeQueue("orders", Config(5));
+  std::vector<NewMessage> m(4);
+  for (auto& x : m) x.body = "x";
+  m[0].idempotency_key = "key";
+  m[1].idempotency_key = "key";
+  m[3].idempotency_key = "other";
+  auto r = engine_->Publish("acme", "orders", m).value();
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_FALSE(r[0].duplicate);
+  EXPECT_TRUE(r[1].duplicate);
+  EXPECT_EQ(r[1].id, r[0].id);
+  EXPECT_FALSE(r[2].duplicate);
+  EXPECT_FALSE(r[3].duplicate);
+  EXPECT_EQ(Depth("orders").ready, 3);
+  EXPECT_EQ(engine_->counters().duplicates.load(), 1);
+  // A repeat of a key already stored names the stored message, as its first occurrence does.
+  std::vector<NewMessage> again(2);
+  again[0].idempotency_key = again[1].idempotency_key = "key";
+  auto d = engine_->Publish("acme", "orders", again).value();
+  EXPECT_TRUE(d[0].duplicate);
+  EXPECT_TRUE(d[1].duplicate);
+  EXPECT_EQ(d[0].id, r[0].id);
+  EXPECT_EQ(d[1].id, r[0].id);
+  EXPECT_EQ(Depth("orders").ready, 3);
+}
+
 TEST_F(EngineTest, LongPollWakesOnPublish) {
   MakeQueue("orders", Config(5));
   auto waiter = std::async(std::launch::async, [&] {

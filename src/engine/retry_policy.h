@@ -4,7 +4,7 @@
 
 #include "common/clock.h"
 #include "engine/queue_config.h"
-#include "store/store.h"
+#include "store/records.h"
 
 namespace redrive::engine {
 

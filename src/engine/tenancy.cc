@@ -225,7 +225,7 @@ std::vector<TokenInfo> WithPendingUse(std::vector<TokenInfo> tokens,
 }  // namespace
 
 Result<std::vector<TokenInfo>> Engine::ListOperatorTokens() {
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(""));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTokens(""));
   TimeMs now = clock_.Now();
   std::vector<TokenInfo> out;
   for (const auto& r : records) out.push_back(TokenInfoOf(r, now));
@@ -235,7 +235,7 @@ Result<std::vector<TokenInfo>> Engine::ListOperatorTokens() {
 
 Result<std::vector<TokenInfo>> Engine::ListTokens(const std::string& tenant) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTokens(tenant));
   TimeMs now = clock_.Now();
   std::vector<TokenInfo> out;
   for (const auto& r : records) out.push_back(TokenInfoOf(r, now));
@@ -269,7 +269,7 @@ Result<NewToken> Engine::CreateToken(const Principal& actor, const std::string& 
   chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
   REDRIVE_ASSIGN_OR_RETURN(TimeMs expires_at, ExpiryOf(expires_in));
   NewToken t = MintToken(tenant, label, chosen, expires_at);
-  REDRIVE_RETURN_IF_ERROR(store_.CreateToken(RecordOf(t)));
+  REDRIVE_RETURN_IF_ERROR(control_.CreateToken(RecordOf(t)));
   Audit(tenant, actor.token_id, "token.create", TokenDetail(t));
   return t;
 }
@@ -282,7 +282,7 @@ Result<NewToken> Engine::CreateToken(const std::string& tenant, const std::strin
 Status Engine::RevokeToken(const Principal& actor, const std::string& tenant,
                            const std::string& token_id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(bool revoked, store_.RevokeToken(tenant, token_id, clock_.Now()));
+  REDRIVE_ASSIGN_OR_RETURN(bool revoked, control_.RevokeToken(tenant, token_id, clock_.Now()));
   if (!revoked) return TokenNotFound(token_id, false);
   // The revocation takes effect on this node at once.
   ForgetPrincipals(tenant, token_id);
@@ -303,7 +303,7 @@ Result<NewToken> Engine::Rotate(const Principal& actor, const std::string& tenan
                   "'overlap' must be between 0s and " + FormatDuration(kMaxRotationOverlap));
   }
   REDRIVE_ASSIGN_OR_RETURN(TimeMs expires_at, ExpiryOf(expires_in));
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTokens(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTokens(tenant));
   TimeMs now = clock_.Now();
   auto old = std::find_if(records.begin(), records.end(),
                           [&](const store::TokenRecord& r) { return r.id == token_id; });
@@ -314,7 +314,7 @@ Result<NewToken> Engine::Rotate(const Principal& actor, const std::string& tenan
   TimeMs old_until = now + overlap;
   if (old->expires_at != 0) old_until = std::min(old_until, old->expires_at);
   REDRIVE_ASSIGN_OR_RETURN(bool rotated,
-                           store_.RotateToken(tenant, token_id, RecordOf(t), old_until, now));
+                           control_.RotateToken(tenant, token_id, RecordOf(t), old_until, now));
   if (!rotated) return TokenNotFound(token_id, operator_token);
   // A cached principal carries the old expiry: drop it so the overlap ends on time.
   ForgetPrincipals(tenant, token_id);
@@ -342,7 +342,7 @@ Result<NewToken> Engine::CreateOperatorToken(const Principal& actor, const std::
   REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
   REDRIVE_ASSIGN_OR_RETURN(TimeMs expires_at, ExpiryOf(expires_in));
   NewToken t = MintToken("", label, {kScopeOperator}, expires_at);
-  REDRIVE_RETURN_IF_ERROR(store_.CreateToken(RecordOf(t)));
+  REDRIVE_RETURN_IF_ERROR(control_.CreateToken(RecordOf(t)));
   Audit("", actor.token_id, "operator-token.create", TokenDetail(t));
   return t;
 }
@@ -352,7 +352,7 @@ Result<NewToken> Engine::CreateOperatorToken(const std::string& label) {
 }
 
 Status Engine::RevokeOperatorToken(const Principal& actor, const std::string& token_id) {
-  REDRIVE_ASSIGN_OR_RETURN(auto outcome, store_.RevokeOperatorToken(token_id, clock_.Now()));
+  REDRIVE_ASSIGN_OR_RETURN(auto outcome, control_.RevokeOperatorToken(token_id, clock_.Now()));
   switch (outcome) {
     case store::RevokeOutcome::kNotActive:
       return TokenNotFound(token_id, true);
@@ -385,7 +385,7 @@ void Engine::FlushTokenUse(bool force) {
   }
   if (pending.empty()) return;
   std::vector<std::pair<std::string, TimeMs>> rows(pending.begin(), pending.end());
-  Status st = store_.TouchTokens(rows);
+  Status st = control_.TouchTokens(rows);
   // Best effort: a lost last-use time is not worth failing anything for.
   if (!st.ok()) spdlog::warn("recording the last use of {} tokens: {}", rows.size(), st.ToString());
 }
@@ -402,7 +402,7 @@ Result<TenantInfo> Engine::CreateTenant(const Principal& actor, const std::strin
   info.overrides = quotas;
   json overrides = QuotaOverridesToJson(quotas);
   store::TenantRecord rec{name, info.created_at, overrides.empty() ? "" : overrides.dump(), false};
-  Status st = store_.CreateTenant(rec);
+  Status st = control_.CreateTenant(rec);
   if (st.code() == ErrorCode::kAlreadyExists) {
     return Status(ErrorCode::kAlreadyExists,
                   "tenant '" + name + "' already exists (or is still being deleted)");
@@ -421,7 +421,7 @@ Result<TenantInfo> Engine::CreateTenant(const std::string& name) {
 }
 
 Result<std::vector<TenantInfo>> Engine::ListTenants() {
-  REDRIVE_ASSIGN_OR_RETURN(auto records, store_.ListTenants());
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTenants());
   std::vector<TenantInfo> out;
   for (const auto& r : records) {
     TenantInfo t;
@@ -436,14 +436,14 @@ Result<std::vector<TenantInfo>> Engine::ListTenants() {
 }
 
 Result<TenantInfo> Engine::GetTenant(const std::string& name) {
-  REDRIVE_ASSIGN_OR_RETURN(auto r, store_.GetTenant(name));
+  REDRIVE_ASSIGN_OR_RETURN(auto r, control_.GetTenant(name));
   if (!r || r->deleting) return TenantNotFound(name);
   TenantInfo t;
   t.name = r->name;
   t.created_at = r->created_at;
   REDRIVE_ASSIGN_OR_RETURN(t.overrides, ParseStoredOverrides(name, r->quotas_json));
   t.quotas = Effective(options_.default_quotas, t.overrides);
-  REDRIVE_ASSIGN_OR_RETURN(t.usage, store_.GetTenantUsage(name));
+  REDRIVE_ASSIGN_OR_RETURN(t.usage, control_.GetTenantUsage(name));
   return t;
 }
 
@@ -456,7 +456,7 @@ Result<QuotaOverrides> Engine::OverridesOf(const std::string& tenant) {
       return it->second.overrides;
     }
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto r, store_.GetTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto r, control_.GetTenant(tenant));
   if (!r || r->deleting) return TenantNotFound(tenant);
   REDRIVE_ASSIGN_OR_RETURN(auto overrides, ParseStoredOverrides(tenant, r->quotas_json));
   std::lock_guard<std::mutex> l(cache_mu_);
@@ -476,7 +476,7 @@ Result<TenantInfo> Engine::SetTenantQuotas(const Principal& actor, const std::st
   REDRIVE_ASSIGN_OR_RETURN(TenantInfo before, GetTenant(name));
   json after = QuotaOverridesToJson(overrides);
   REDRIVE_ASSIGN_OR_RETURN(bool set,
-                           store_.SetTenantQuotas(name, after.empty() ? "" : after.dump()));
+                           control_.SetTenantQuotas(name, after.empty() ? "" : after.dump()));
   if (!set) return TenantNotFound(name);
   {
     std::lock_guard<std::mutex> l(cache_mu_);
@@ -497,9 +497,9 @@ Result<TenantInfo> Engine::SetTenantQuotas(const Principal& actor, const std::st
 }
 
 Status Engine::DeleteTenant(const Principal& actor, const std::string& name, bool force) {
-  REDRIVE_ASSIGN_OR_RETURN(auto r, store_.GetTenant(name));
+  REDRIVE_ASSIGN_OR_RETURN(auto r, control_.GetTenant(name));
   if (!r) return TenantNotFound(name);
-  REDRIVE_ASSIGN_OR_RETURN(auto usage, store_.GetTenantUsage(name));
+  REDRIVE_ASSIGN_OR_RETURN(auto usage, control_.GetTenantUsage(name));
   auto forget = [&] {
     {
       std::lock_guard<std::mutex> l(cache_mu_);
@@ -516,13 +516,13 @@ Status Engine::DeleteTenant(const Principal& actor, const std::string& name, boo
   };
   // Before (so no request of this node starts on it) and after (what started meanwhile).
   forget();
-  REDRIVE_ASSIGN_OR_RETURN(auto outcome, store_.DeleteTenant(name, !force));
+  REDRIVE_ASSIGN_OR_RETURN(auto outcome, control_.DeleteTenant(name, !force));
   forget();
   switch (outcome) {
     case store::DeleteTenantOutcome::kNotFound:
       return TenantNotFound(name);
     case store::DeleteTenantOutcome::kNotEmpty: {
-      REDRIVE_ASSIGN_OR_RETURN(auto queues, store_.ListQueues(name));
+      REDRIVE_ASSIGN_OR_RETURN(auto queues, control_.ListQueues(name));
       return Status(ErrorCode::kTenantNotEmpty,
                     "tenant '" + name + "' still has " + std::to_string(queues.size()) +
                         " queues (dead-letter queues included): delete them first, or pass "

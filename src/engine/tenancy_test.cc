@@ -242,6 +242,25 @@ TEST_F(TenancyTest, ByteQuotaCountsBodyBytes) {
   EXPECT_EQ(Usage().bytes, 10);
 }
 
+// Moved from the store's conformance suite with the words of the refusal, which the engine
+// now writes from the figures the store compared.
+TEST_F(TenancyTest, QuotaRefusalsNameTheQuotaAndTheFigures) {
+  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "orders", Config()).ok());
+  QuotaOverrides o;
+  o.max_messages = 2;
+  o.max_bytes = 7;
+  ASSERT_TRUE(engine_->SetTenantQuotas(operator_, "acme", o).ok());
+  ASSERT_TRUE(Publish("orders", {"aaaa"}).ok());
+  Status messages = Publish("orders", {"bb", "cc"});
+  EXPECT_EQ(messages.code(), ErrorCode::kQuotaExceeded);
+  EXPECT_EQ(messages.message(),
+            "tenant acme is at its maxMessages quota of 2: 1 messages stored, this publish adds 2");
+  Status bytes = Publish("orders", {"bbbb"});
+  EXPECT_EQ(bytes.code(), ErrorCode::kQuotaExceeded);
+  EXPECT_EQ(bytes.message(),
+            "tenant acme is at its maxBytes quota of 7: 4 body bytes stored, this publish adds 4");
+}
+
 TEST_F(TenancyTest, QueueQuotaLeavesNothingBehind) {
   QuotaOverrides o;
   o.max_queues = 1;

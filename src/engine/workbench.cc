@@ -106,21 +106,34 @@ bool ConstraintsExact(const query::Expr& e, const query::IndexedConstraints& c) 
   return c.until && ParseTime(*c.until).value() <= b;
 }
 
-std::string EncodeCookie(const std::string& kind, int64_t a, int64_t b) {
-  return Base64Encode(kind + ":" + std::to_string(a) + ":" + std::to_string(b));
+// "<kind>:<a>:<b>", and ":<tail>" when `tail` is not empty (a snapshot's `visible` part, which
+// may hold colons itself), base64-encoded.
+std::string EncodeCookie(const std::string& kind, int64_t a, int64_t b,
+                         const std::string& tail = "") {
+  std::string text = kind + ":" + std::to_string(a) + ":" + std::to_string(b);
+  if (!tail.empty()) text += ":" + tail;
+  return Base64Encode(text);
 }
 
-bool DecodeCookie(const std::string& cookie, const std::string& kind, int64_t* a, int64_t* b) {
+bool DecodeCookie(const std::string& cookie, const std::string& kind, int64_t* a, int64_t* b,
+                  std::string* tail = nullptr) {
   auto text = Base64Decode(cookie);
   if (!text.ok() || text->rfind(kind + ":", 0) != 0) return false;
   std::string_view rest(text.value());
   rest.remove_prefix(kind.size() + 1);
   auto colon = rest.find(':');
   if (colon == std::string_view::npos) return false;
+  auto second = rest.find(':', colon + 1);
+  std::string_view b_text = rest.substr(
+      colon + 1, second == std::string_view::npos ? std::string_view::npos : second - colon - 1);
+  if (second != std::string_view::npos) {
+    if (tail == nullptr || second + 1 == rest.size()) return false;
+    *tail = std::string(rest.substr(second + 1));
+  }
   auto r1 = std::from_chars(rest.data(), rest.data() + colon, *a);
-  auto r2 = std::from_chars(rest.data() + colon + 1, rest.data() + rest.size(), *b);
+  auto r2 = std::from_chars(b_text.data(), b_text.data() + b_text.size(), *b);
   return r1.ec == std::errc() && r1.ptr == rest.data() + colon && r2.ec == std::errc() &&
-         r2.ptr == rest.data() + rest.size() && *a >= 0 && *b >= 0;
+         r2.ptr == b_text.data() + b_text.size() && *a >= 0 && *b >= 0;
 }
 
 Status BadCookie() {
@@ -207,8 +220,15 @@ DeadLetterTarget TargetOf(const JobSpec& s) {
   return t;
 }
 
-bool IsActive(const std::string& state) {
-  return state == "running" || state == "cancelling" || state == "halted";
+// A phase in a job's progress JSON, as the words of job_state.h.
+std::string PhaseText(JobPhase phase) { return std::string(store::ToString(phase)); }
+
+JobPhase PhaseOf(const json& progress, JobPhase otherwise) {
+  JobPhase phase = otherwise;
+  if (progress.contains("phase") && progress["phase"].is_string()) {
+    (void)store::FromString(progress["phase"].get<std::string>(), &phase);
+  }
+  return phase;
 }
 
 }  // namespace
@@ -274,7 +294,8 @@ Result<std::shared_ptr<const Engine::Selector>> Engine::Compile(const std::strin
   return std::shared_ptr<const Selector>(sel);
 }
 
-Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, int64_t max_seq,
+Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel,
+                                                          const store::DeadLetterSnapshot& snapshot,
                                                           int limit, int64_t* cursor,
                                                           bool* exhausted) {
   std::vector<DeadLetterRecord> out;
@@ -284,7 +305,7 @@ Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, i
     while (out.size() < static_cast<size_t>(limit) &&
            *cursor < static_cast<int64_t>(sel.ids.size())) {
       const std::string& id = sel.ids[static_cast<size_t>((*cursor)++)];
-      REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(sel.tenant, id));
+      REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(sel.tenant, id));
       if (d && ((!sel.scan.dlq.empty() && d->dlq != sel.scan.dlq) ||
                 (sel.scan.since > 0 && d->dead_lettered_at < sel.scan.since) ||
                 (sel.scan.until > 0 && d->dead_lettered_at >= sel.scan.until))) {
@@ -302,11 +323,11 @@ Result<std::vector<DeadLetterRecord>> Engine::NextMatches(const Selector& sel, i
     return out;
   }
   store::DeadLetterScan scan = sel.scan;
-  scan.max_seq = max_seq;
+  scan.snapshot = snapshot;
   scan.limit = std::max(limit, 200);
   while (out.size() < static_cast<size_t>(limit)) {
     scan.after_seq = *cursor;
-    REDRIVE_ASSIGN_OR_RETURN(auto rows, store_.ScanDeadLetters(scan));
+    REDRIVE_ASSIGN_OR_RETURN(auto rows, control_.ScanDeadLetters(scan));
     if (rows.empty()) {
       *exhausted = true;
       break;
@@ -357,20 +378,26 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   }
 
   // The page snapshot: dead letters that arrive later are not in this query's pages.
-  int64_t max_seq = 0, position = 0;
+  store::DeadLetterSnapshot snapshot;
+  int64_t position = 0;
   const std::string kind = sort_keys.empty() ? "n" : "s";
   if (!q.cookie.empty()) {
-    if (!DecodeCookie(q.cookie, kind, &max_seq, &position)) return BadCookie();
+    if (!DecodeCookie(q.cookie, kind, &snapshot.max_seq, &position, &snapshot.visible)) {
+      return BadCookie();
+    }
   } else {
-    REDRIVE_ASSIGN_OR_RETURN(max_seq, store_.MaxDeadLetterSeq(tenant));
+    REDRIVE_ASSIGN_OR_RETURN(snapshot, control_.SnapshotDeadLetters(tenant));
   }
+  auto cookie = [&](int64_t at) {
+    return EncodeCookie(kind, snapshot.max_seq, at, snapshot.visible);
+  };
 
   DeadLetterQueryResult result;
   auto render = [&](const DeadLetterRecord& d) {
     json doc = DeadLetterDocument(d);
     return fields.empty() ? doc : query::Project(doc, fields);
   };
-  if (max_seq == 0) {
+  if (snapshot.max_seq == 0) {
     result.total = 0;
     return result;
   }
@@ -378,21 +405,21 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
     int64_t cursor = position;
     bool exhausted = false;
     REDRIVE_ASSIGN_OR_RETURN(auto page,
-                             NextMatches(sel, max_seq, q.page_size, &cursor, &exhausted));
+                             NextMatches(sel, snapshot, q.page_size, &cursor, &exhausted));
     for (const auto& d : page) result.items.push_back(render(d));
     if (!exhausted && static_cast<int>(page.size()) == q.page_size) {
       // One more look tells whether a next page exists.
       int64_t probe = cursor;
       bool probe_done = false;
-      REDRIVE_ASSIGN_OR_RETURN(auto more, NextMatches(sel, max_seq, 1, &probe, &probe_done));
-      if (!more.empty()) result.next_cookie = EncodeCookie(kind, max_seq, cursor);
+      REDRIVE_ASSIGN_OR_RETURN(auto more, NextMatches(sel, snapshot, 1, &probe, &probe_done));
+      if (!more.empty()) result.next_cookie = cookie(cursor);
     }
   } else {
     std::vector<DeadLetterRecord> all;
     int64_t cursor = 0;
     bool exhausted = false;
     while (!exhausted) {
-      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, max_seq, 1000, &cursor, &exhausted));
+      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, snapshot, 1000, &cursor, &exhausted));
       for (auto& d : chunk) all.push_back(std::move(d));
       if (all.size() > static_cast<size_t>(kMaxSortedMatches)) {
         return Status(ErrorCode::kInvalidQuery,
@@ -411,8 +438,7 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
     for (size_t i = from; i < to; ++i) {
       result.items.push_back(fields.empty() ? docs[i] : query::Project(docs[i], fields));
     }
-    if (to < docs.size())
-      result.next_cookie = EncodeCookie(kind, max_seq, static_cast<int64_t>(to));
+    if (to < docs.size()) result.next_cookie = cookie(static_cast<int64_t>(to));
     result.total = static_cast<int64_t>(docs.size());
     return result;
   }
@@ -420,13 +446,13 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
   bool exact = q.total_policy == "EXACT";
   if (q.total_policy != "NONE" && (sel.covered || !sel.filter)) {
     store::DeadLetterScan scan = sel.scan;
-    scan.max_seq = max_seq;
-    REDRIVE_ASSIGN_OR_RETURN(result.total, store_.CountDeadLetters(scan));
+    scan.snapshot = snapshot;
+    REDRIVE_ASSIGN_OR_RETURN(result.total, control_.CountDeadLetters(scan));
   } else if (exact) {
     int64_t cursor = 0, n = 0;
     bool exhausted = false;
     while (!exhausted) {
-      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, max_seq, 1000, &cursor, &exhausted));
+      REDRIVE_ASSIGN_OR_RETURN(auto chunk, NextMatches(sel, snapshot, 1000, &cursor, &exhausted));
       n += static_cast<int64_t>(chunk.size());
     }
     result.total = n;
@@ -435,7 +461,7 @@ Result<DeadLetterQueryResult> Engine::QueryDeadLetters(const std::string& tenant
 }
 
 namespace {
-Status CheckDeadLetterQueue(store::Store& store, const std::string& tenant,
+Status CheckDeadLetterQueue(store::ControlStore& store, const std::string& tenant,
                             const std::string& dlq) {
   if (dlq.empty()) return Status::Ok();
   REDRIVE_ASSIGN_OR_RETURN(auto rec, store.GetQueue(tenant, dlq));
@@ -449,21 +475,21 @@ Status CheckDeadLetterQueue(store::Store& store, const std::string& tenant,
 Result<std::vector<store::FailureGroupRow>> Engine::ListFailureGroups(const std::string& tenant,
                                                                       const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(store_, tenant, dlq));
-  return store_.ListFailureGroups(tenant, dlq);
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
+  return control_.ListFailureGroups(tenant, dlq);
 }
 
 Result<store::DeadLetterStats> Engine::GetDeadLetterStats(const std::string& tenant,
                                                           const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(store_, tenant, dlq));
-  return store_.GetDeadLetterStats(tenant, dlq);
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
+  return control_.GetDeadLetterStats(tenant, dlq);
 }
 
 void Engine::Audit(const std::string& tenant, const std::string& actor, const std::string& action,
                    json detail) {
   store::AuditRecord r{0, tenant, clock_.Now(), actor, action, detail.dump()};
-  Status st = store_.AppendAudit(r);
+  Status st = control_.AppendAudit(r);
   if (!st.ok()) spdlog::error("audit {} {}: {}", tenant, action, st.ToString());
 }
 
@@ -475,7 +501,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
                   "say which dead letters: ids, a filter or a group (purge empties a queue)");
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -485,7 +511,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
     Audit(tenant, actor.token_id, "dead-letter.delete", std::move(detail));
   };
   while (!exhausted) {
-    auto next = NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted);
+    auto next = NextMatches(*sel, snapshot, options_.redrive_chunk, &cursor, &exhausted);
     if (!next.ok()) {
       audit(next.status());  // the chunks before this one took effect
       return next.status();
@@ -503,7 +529,7 @@ Result<ActionResult> Engine::DeleteDeadLetters(const Principal& actor, const std
       ids.push_back(d.id);
     }
     if (seqs.empty()) continue;
-    auto del = store_.DeleteDeadLetters(tenant, seqs);
+    auto del = control_.DeleteDeadLetters(tenant, seqs);
     if (!del.ok()) {
       audit(del.status());
       return del.status();
@@ -528,7 +554,7 @@ Result<ActionResult> Engine::PurgeDeadLetterQueue(const Principal& actor, const 
                                                   const std::string& dlq,
                                                   const std::string& confirm) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetQueue(tenant, dlq));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, dlq));
   if (!rec || rec->kind != store::QueueKind::kDeadLetter) {
     return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + dlq + "' not found");
   }
@@ -536,7 +562,7 @@ Result<ActionResult> Engine::PurgeDeadLetterQueue(const Principal& actor, const 
     return Status(ErrorCode::kInvalidArgument,
                   "purge deletes every dead letter of '" + dlq + "': confirm with its name");
   }
-  REDRIVE_ASSIGN_OR_RETURN(int64_t n, store_.PurgeDeadLetters(tenant, dlq));
+  REDRIVE_ASSIGN_OR_RETURN(int64_t n, control_.PurgeDeadLetters(tenant, dlq));
   ActionResult result;
   result.matched = result.done = n;
   json detail = {{"deadLetterQueue", dlq}, {"result", ActionJson(result)}};
@@ -587,7 +613,7 @@ Status Engine::MoveBatch(const std::string& tenant, const std::vector<DeadLetter
     sources.push_back(&d);
   }
   if (items.empty()) return Status::Ok();
-  REDRIVE_ASSIGN_OR_RETURN(auto outcomes, store_.Redrive(tenant, items, now));
+  REDRIVE_ASSIGN_OR_RETURN(auto outcomes, control_.Redrive(tenant, items, now));
   for (size_t i = 0; i < outcomes.size(); ++i) {
     if (outcomes[i] == store::RedriveOutcome::kMoved) {
       ++result->done;
@@ -614,7 +640,7 @@ Result<ActionResult> Engine::MoveDeadLetters(const Principal& actor, const std::
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -626,7 +652,7 @@ Result<ActionResult> Engine::MoveDeadLetters(const Principal& actor, const std::
     Audit(tenant, actor.token_id, action, std::move(detail));
   };
   while (!exhausted) {
-    auto next = NextMatches(*sel, max_seq, options_.redrive_chunk, &cursor, &exhausted);
+    auto next = NextMatches(*sel, snapshot, options_.redrive_chunk, &cursor, &exhausted);
     Status st =
         next.ok() ? MoveBatch(tenant, next.value(), destination, by, &result) : next.status();
     if (!st.ok()) {
@@ -685,12 +711,17 @@ Result<DryRunResult> Engine::DryRunJob(const std::string& tenant, const JobSpec&
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
+  return DryRun(*sel, snapshot, spec);
+}
+
+Result<DryRunResult> Engine::DryRun(const Selector& sel, const store::DeadLetterSnapshot& snapshot,
+                                    const JobSpec& spec) {
   DryRunResult r;
   int64_t cursor = 0;
   bool exhausted = false;
   while (!exhausted) {
-    REDRIVE_ASSIGN_OR_RETURN(auto batch, NextMatches(*sel, max_seq, 1000, &cursor, &exhausted));
+    REDRIVE_ASSIGN_OR_RETURN(auto batch, NextMatches(sel, snapshot, 1000, &cursor, &exhausted));
     for (const auto& d : batch) {
       ++r.to_move;
       ++r.destinations[spec.destination.empty() ? d.origin : spec.destination];
@@ -711,7 +742,7 @@ JobInfo InfoOf(const store::JobRecord& j) {
   if (spec.is_object()) info.spec = SpecFromJson(spec);
   json p = json::parse(j.progress_json, nullptr, false);
   if (p.is_object()) {
-    info.phase = p.value("phase", "");
+    info.phase = PhaseOf(p, JobPhase::kBulk);
     info.to_move = p.value("toMove", int64_t{0});
     info.moved = p.value("moved", int64_t{0});
     info.skipped = p.value("skipped", int64_t{0});
@@ -731,7 +762,7 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
                                  const JobSpec& spec) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
-  REDRIVE_ASSIGN_OR_RETURN(auto dlq, store_.GetQueue(tenant, spec.dlq));
+  REDRIVE_ASSIGN_OR_RETURN(auto dlq, control_.GetQueue(tenant, spec.dlq));
   if (!dlq || dlq->kind != store::QueueKind::kDeadLetter) {
     return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + spec.dlq + "' not found");
   }
@@ -743,14 +774,17 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
     }
   }
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
-  REDRIVE_ASSIGN_OR_RETURN(int64_t max_seq, store_.MaxDeadLetterSeq(tenant));
+  // What the job covers: the dead letters of this snapshot that match, found in seq order
+  // behind a cursor, and nothing else (control_store.h, SnapshotDeadLetters). toMove counts
+  // the same set.
+  REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   store::DeadLetterScan count_scan = sel->scan;
-  count_scan.max_seq = max_seq;
+  count_scan.snapshot = snapshot;
   int64_t to_move = 0;
   if (sel->covered) {
-    REDRIVE_ASSIGN_OR_RETURN(to_move, store_.CountDeadLetters(count_scan));
+    REDRIVE_ASSIGN_OR_RETURN(to_move, control_.CountDeadLetters(count_scan));
   } else {
-    REDRIVE_ASSIGN_OR_RETURN(auto dry, DryRunJob(tenant, spec));
+    REDRIVE_ASSIGN_OR_RETURN(auto dry, DryRun(*sel, snapshot, spec));
     to_move = dry.to_move;
   }
   TimeMs now = clock_.Now();
@@ -758,20 +792,25 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
   rec.id = "job_" + NewUlid(now, random_);
   rec.tenant = tenant;
   rec.scope = spec.dlq;
-  rec.state = "running";
+  rec.state = JobState::kRunning;
   rec.spec_json = SpecJson(spec).dump();
   rec.progress_json = json{
-      {"phase", spec.canary > 0 ? "canary" : "bulk"},
+      {"phase", PhaseText(spec.canary > 0 ? JobPhase::kCanary : JobPhase::kBulk)},
       {"toMove", to_move},
       {"moved", 0},
       {"skipped", 0},
       {"cursor", 0},
-      {"maxSeq", max_seq},
+      {"maxSeq", snapshot.max_seq},
       {"canaryIds", json::array()},
       {"createdBy",
        actor.token_id}}.dump();
+  if (!snapshot.visible.empty()) {
+    json p = json::parse(rec.progress_json);
+    p["snapshot"] = snapshot.visible;
+    rec.progress_json = p.dump();
+  }
   rec.created_at = rec.updated_at = now;
-  Status st = store_.CreateJob(rec);
+  Status st = control_.CreateJob(rec);
   if (st.code() == ErrorCode::kAlreadyExists) {
     return Status(ErrorCode::kJobActive, "a redrive job is already active on '" + spec.dlq + "'");
   }
@@ -784,19 +823,19 @@ Result<JobInfo> Engine::StartJob(const Principal& actor, const std::string& tena
 
 Result<JobInfo> Engine::GetJob(const std::string& tenant, const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetJob(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
   JobInfo info = InfoOf(*rec);
   store::DeadLetterScan scan;
   scan.tenant = tenant;
   scan.redriven_by = "job:" + id;
-  REDRIVE_ASSIGN_OR_RETURN(info.failed_again, store_.CountDeadLetters(scan));
+  REDRIVE_ASSIGN_OR_RETURN(info.failed_again, control_.CountDeadLetters(scan));
   return info;
 }
 
 Result<std::vector<JobInfo>> Engine::ListJobs(const std::string& tenant) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto recs, store_.ListJobs(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto recs, control_.ListJobs(tenant));
   std::vector<JobInfo> out;
   for (const auto& r : recs) out.push_back(InfoOf(r));
   return out;
@@ -805,19 +844,20 @@ Result<std::vector<JobInfo>> Engine::ListJobs(const std::string& tenant) {
 Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& tenant,
                                   const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetJob(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
-  if (!IsActive(rec->state)) {
-    return Status(ErrorCode::kJobStateConflict, "job '" + id + "' is " + rec->state);
+  if (!store::IsActive(rec->state)) {
+    return Status(ErrorCode::kJobStateConflict,
+                  "job '" + id + "' is " + std::string(store::ToString(rec->state)));
   }
   TimeMs now = clock_.Now();
   // A halted job is not moving anything: it is cancelled at once. A running one stops at the
   // end of the chunk it is in.
-  const std::string was = rec->state;
-  rec->state = was == "halted" ? "cancelled" : "cancelling";
-  if (rec->state == "cancelled") rec->finished_at = now;
+  const JobState was = rec->state;
+  rec->state = was == JobState::kHalted ? JobState::kCancelled : JobState::kCancelling;
+  if (rec->state == JobState::kCancelled) rec->finished_at = now;
   rec->updated_at = now;
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(*rec, was));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, was));
   if (!saved) {
     return Status(ErrorCode::kJobStateConflict,
                   "job '" + id + "' changed state meanwhile; look at it again");
@@ -830,19 +870,20 @@ Result<JobInfo> Engine::CancelJob(const Principal& actor, const std::string& ten
 Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& tenant,
                                   const std::string& id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, store_.GetJob(tenant, id));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetJob(tenant, id));
   if (!rec) return Status(ErrorCode::kJobNotFound, "job '" + id + "' not found");
-  if (rec->state != "halted") {
-    return Status(ErrorCode::kJobStateConflict,
-                  "only a halted job can be resumed; job '" + id + "' is " + rec->state);
+  if (rec->state != JobState::kHalted) {
+    return Status(ErrorCode::kJobStateConflict, "only a halted job can be resumed; job '" + id +
+                                                    "' is " +
+                                                    std::string(store::ToString(rec->state)));
   }
   json p = json::parse(rec->progress_json, nullptr, false);
-  p["phase"] = "bulk";
+  p["phase"] = PhaseText(JobPhase::kBulk);
   p["haltReason"] = "";
   rec->progress_json = p.dump();
-  rec->state = "running";
+  rec->state = JobState::kRunning;
   rec->updated_at = clock_.Now();
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(*rec, "halted"));
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(*rec, JobState::kHalted));
   if (!saved) {
     return Status(ErrorCode::kJobStateConflict,
                   "job '" + id + "' changed state meanwhile; look at it again");
@@ -852,61 +893,62 @@ Result<JobInfo> Engine::ResumeJob(const Principal& actor, const std::string& ten
   return InfoOf(*rec);
 }
 
-Result<bool> Engine::SaveJob(store::JobRecord& job, const std::string& expected) {
-  REDRIVE_ASSIGN_OR_RETURN(bool saved, store_.UpdateJob(job, expected));
+Result<bool> Engine::SaveJob(store::JobRecord& job, JobState expected) {
+  REDRIVE_ASSIGN_OR_RETURN(bool saved, control_.UpdateJob(job, expected));
   if (saved) return true;
   // Someone changed the state meanwhile (a cancel): keep the progress this step made, under
   // the state they set.
-  REDRIVE_ASSIGN_OR_RETURN(auto now_stored, store_.GetJob(job.tenant, job.id));
-  if (!now_stored || now_stored->state != "cancelling") return false;
+  REDRIVE_ASSIGN_OR_RETURN(auto now_stored, control_.GetJob(job.tenant, job.id));
+  if (!now_stored || now_stored->state != JobState::kCancelling) return false;
   job.state = now_stored->state;
   job.finished_at = 0;
-  REDRIVE_RETURN_IF_ERROR(store_.UpdateJob(job, "cancelling").status());
+  REDRIVE_RETURN_IF_ERROR(control_.UpdateJob(job, JobState::kCancelling).status());
   return false;
 }
 
 Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
-  const std::string entry_state = job.state;
+  const JobState entry_state = job.state;
   json p = json::parse(job.progress_json, nullptr, false);
   if (!p.is_object()) p = json::object();
-  auto finish = [&](const std::string& state) -> Status {
+  auto finish = [&](JobState state) -> Status {
     job.state = state;
     job.finished_at = now;
     job.updated_at = now;
-    p["phase"] = "done";
+    p["phase"] = PhaseText(JobPhase::kDone);
     job.progress_json = p.dump();
     job_tokens_.erase(job.id);
     REDRIVE_ASSIGN_OR_RETURN(bool saved, SaveJob(job, entry_state));
     if (!saved) return Status::Ok();
-    spdlog::info("redrive job {} of {} {}: moved {}, skipped {}", job.id, job.tenant, state,
-                 p.value("moved", int64_t{0}), p.value("skipped", int64_t{0}));
-    Audit(job.tenant, "system", "job." + state,
+    spdlog::info("redrive job {} of {} {}: moved {}, skipped {}", job.id, job.tenant,
+                 store::ToString(state), p.value("moved", int64_t{0}),
+                 p.value("skipped", int64_t{0}));
+    Audit(job.tenant, "system", "job." + std::string(store::ToString(state)),
           json{{"job", job.id},
                {"moved", p.value("moved", int64_t{0})},
                {"skipped", p.value("skipped", int64_t{0})}});
     return Status::Ok();
   };
-  if (job.state == "cancelling") {
-    REDRIVE_RETURN_IF_ERROR(finish("cancelled"));
+  if (job.state == JobState::kCancelling) {
+    REDRIVE_RETURN_IF_ERROR(finish(JobState::kCancelled));
     return 0;
   }
   JobSpec spec = SpecFromJson(json::parse(job.spec_json, nullptr, false));
-  std::string phase = p.value("phase", "bulk");
+  JobPhase phase = PhaseOf(p, JobPhase::kBulk);
 
-  if (phase == "canary-wait") {
+  if (phase == JobPhase::kCanaryWait) {
     if (now < p.value("canaryUntil", TimeMs{0})) return 0;
     // How many of the canary came back as dead letters?
     int64_t failed = 0, total = 0;
     for (const auto& id : p.value("canaryIds", json::array())) {
       ++total;
-      REDRIVE_ASSIGN_OR_RETURN(auto d, store_.GetDeadLetter(job.tenant, id.get<std::string>()));
+      REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(job.tenant, id.get<std::string>()));
       if (d && d->lineage.last_redriven_by == "job:" + job.id) ++failed;
     }
     double share = total ? static_cast<double>(failed) / static_cast<double>(total) : 0.0;
     if (share > spec.canary_max_failure) {
-      job.state = "halted";
+      job.state = JobState::kHalted;
       job.updated_at = now;
-      p["phase"] = "canary-wait";
+      p["phase"] = PhaseText(JobPhase::kCanaryWait);
       p["haltReason"] = std::to_string(failed) + " of " + std::to_string(total) +
                         " canary messages failed again (more than " +
                         std::to_string(static_cast<int>(spec.canary_max_failure * 100)) + "%)";
@@ -918,13 +960,15 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
       Audit(job.tenant, "system", "job.halted", json{{"job", job.id}, {"reason", p["haltReason"]}});
       return 0;
     }
-    p["phase"] = "bulk";
-    phase = "bulk";
+    p["phase"] = PhaseText(JobPhase::kBulk);
+    phase = JobPhase::kBulk;
   }
 
   // How many this step may move: the chunk, the canary, and the rate limit.
   int64_t limit = options_.redrive_chunk;
-  if (phase == "canary") limit = std::min<int64_t>(limit, spec.canary - p.value("moved", 0));
+  if (phase == JobPhase::kCanary) {
+    limit = std::min<int64_t>(limit, spec.canary - p.value("moved", 0));
+  }
   if (spec.rate > 0) {
     auto& [tokens, last] = job_tokens_.try_emplace(job.id, 0.0, now).first->second;
     tokens = std::min(tokens + spec.rate * static_cast<double>(now - last) / 1000.0,
@@ -937,24 +981,25 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
   DeadLetterTarget target = TargetOf(spec);
   REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(job.tenant, target));
   int64_t cursor = p.value("cursor", int64_t{0});
+  store::DeadLetterSnapshot snapshot{p.value("maxSeq", int64_t{0}), p.value("snapshot", "")};
   bool exhausted = false;
   REDRIVE_ASSIGN_OR_RETURN(
-      auto batch, NextMatches(*sel, p.value("maxSeq", int64_t{0}),
-                              static_cast<int>(std::max<int64_t>(limit, 1)), &cursor, &exhausted));
+      auto batch, NextMatches(*sel, snapshot, static_cast<int>(std::max<int64_t>(limit, 1)),
+                              &cursor, &exhausted));
   ActionResult r;
   REDRIVE_RETURN_IF_ERROR(MoveBatch(job.tenant, batch, spec.destination, "job:" + job.id, &r));
   if (spec.rate > 0) job_tokens_[job.id].first -= static_cast<double>(r.matched);
   p["cursor"] = cursor;
   p["moved"] = p.value("moved", int64_t{0}) + r.done;
   p["skipped"] = p.value("skipped", int64_t{0}) + r.skipped;
-  if (phase == "canary") {
+  if (phase == JobPhase::kCanary) {
     json ids = p.value("canaryIds", json::array());
     for (const auto& d : batch) {
       if (d.seq != 0) ids.push_back(d.id);
     }
     p["canaryIds"] = ids;
     if (p["moved"].get<int64_t>() >= spec.canary || exhausted) {
-      p["phase"] = "canary-wait";
+      p["phase"] = PhaseText(JobPhase::kCanaryWait);
       p["canaryUntil"] = now + spec.canary_wait;
       exhausted = false;  // the check comes before completion
     }
@@ -962,7 +1007,7 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
   job.updated_at = now;
   job.progress_json = p.dump();
   if (exhausted) {
-    REDRIVE_RETURN_IF_ERROR(finish("completed"));
+    REDRIVE_RETURN_IF_ERROR(finish(JobState::kCompleted));
   } else {
     REDRIVE_RETURN_IF_ERROR(SaveJob(job, entry_state).status());
   }
@@ -970,12 +1015,12 @@ Result<int64_t> Engine::StepJob(store::JobRecord& job, TimeMs now) {
 }
 
 Result<int64_t> Engine::RunJobsOnce() {
-  REDRIVE_ASSIGN_OR_RETURN(auto jobs, store_.ListJobs(""));
+  REDRIVE_ASSIGN_OR_RETURN(auto jobs, control_.ListJobs(""));
   int64_t moved = 0;
   TimeMs now = clock_.Now();
   for (auto& job : jobs) {
-    if (job.state != "running" && job.state != "cancelling") continue;
-    const std::string entry_state = job.state;
+    if (job.state != JobState::kRunning && job.state != JobState::kCancelling) continue;
+    const JobState entry_state = job.state;
     auto r = StepJob(job, now);
     if (!r.ok()) {
       spdlog::error("redrive job {} failed: {}", job.id, r.status().ToString());
@@ -983,9 +1028,9 @@ Result<int64_t> Engine::RunJobsOnce() {
       if (!p.is_object()) p = json::object();
       p["error"] = r.status().ToString();
       job.progress_json = p.dump();
-      job.state = "failed";
+      job.state = JobState::kFailed;
       job.finished_at = job.updated_at = now;
-      (void)store_.UpdateJob(job, entry_state);
+      (void)control_.UpdateJob(job, entry_state);
       Audit(job.tenant, "system", "job.failed", json{{"job", job.id}, {"error", p["error"]}});
       continue;
     }
@@ -1026,7 +1071,7 @@ Result<AuditQueryResult> Engine::ReadAudit(const std::string& tenant, const Audi
   AuditQueryResult result;
   int64_t last_returned = after;
   for (;;) {
-    REDRIVE_ASSIGN_OR_RETURN(auto rows, store_.ListAudit(tenant, after, 500));
+    REDRIVE_ASSIGN_OR_RETURN(auto rows, control_.ListAudit(tenant, after, 500));
     if (rows.empty()) break;
     for (const auto& r : rows) {
       after = r.seq;

@@ -315,14 +315,15 @@ TEST_F(WorkbenchTest, JobRestoresEverythingAndCompletes) {
   for (int i = 0; i < 1200; ++i) bodies.push_back("m" + std::to_string(i));
   DeadLetter("orders", bodies, "boom");
   auto job = engine_->StartJob(actor_, "acme", JobSpec{}).value();
-  EXPECT_EQ(job.state, "running");
+  EXPECT_EQ(job.state, JobState::kRunning);
   EXPECT_EQ(job.to_move, 1200);
   EXPECT_EQ(engine_->StartJob(actor_, "acme", JobSpec{}).status().code(), ErrorCode::kJobActive);
-  for (int i = 0; i < 10 && engine_->GetJob("acme", job.id).value().state == "running"; ++i) {
+  for (int i = 0; i < 10 && engine_->GetJob("acme", job.id).value().state == JobState::kRunning;
+       ++i) {
     ASSERT_TRUE(engine_->RunJobsOnce().ok());
   }
   auto done = engine_->GetJob("acme", job.id).value();
-  EXPECT_EQ(done.state, "completed");
+  EXPECT_EQ(done.state, JobState::kCompleted);
   EXPECT_EQ(done.moved, 1200);
   EXPECT_GT(done.finished_at, 0);
   EXPECT_EQ(DeadCount(), 0);
@@ -355,7 +356,7 @@ TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
   auto info = engine_->GetJob("acme", job.id).value();
   EXPECT_EQ(info.moved, 5);
-  EXPECT_EQ(info.phase, "canary-wait");
+  EXPECT_EQ(info.phase, JobPhase::kCanaryWait);
   // The endpoint is still down: the canary fails again.
   auto canary = Drain("orders");
   ASSERT_EQ(canary.size(), 5u);
@@ -368,11 +369,11 @@ TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
   }
   ASSERT_TRUE(engine_->Nack("acme", "orders", nacks).ok());
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, "running") << "still waiting";
+  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, JobState::kRunning) << "still waiting";
   clock_.Advance(10'000);
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
   info = engine_->GetJob("acme", job.id).value();
-  EXPECT_EQ(info.state, "halted");
+  EXPECT_EQ(info.state, JobState::kHalted);
   EXPECT_NE(info.halt_reason.find("5 of 5"), std::string::npos) << info.halt_reason;
   EXPECT_EQ(info.failed_again, 5);
   EXPECT_EQ(engine_->CancelJob(actor_, "acme", "job_nope").status().code(),
@@ -384,7 +385,7 @@ TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
             ErrorCode::kJobStateConflict);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(engine_->RunJobsOnce().ok());
   info = engine_->GetJob("acme", job.id).value();
-  EXPECT_EQ(info.state, "completed");
+  EXPECT_EQ(info.state, JobState::kCompleted);
   EXPECT_EQ(info.moved, 20);
   EXPECT_EQ(DeadCount(), 5);
 }
@@ -398,17 +399,52 @@ TEST_F(WorkbenchTest, CancelStopsAndLeavesWhatMovedMoved) {
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
   clock_.Advance(1000);
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, "cancelling");
+  EXPECT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, JobState::kCancelling);
   clock_.Advance(1000);
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
   auto info = engine_->GetJob("acme", job.id).value();
-  EXPECT_EQ(info.state, "cancelled");
+  EXPECT_EQ(info.state, JobState::kCancelled);
   EXPECT_EQ(info.moved, 10);
   EXPECT_EQ(DeadCount(), 20);
   EXPECT_EQ(Drain("orders").size(), 10u);
   EXPECT_EQ(engine_->CancelJob(actor_, "acme", job.id).status().code(),
             ErrorCode::kJobStateConflict);
   EXPECT_TRUE(engine_->StartJob(actor_, "acme", JobSpec{}).ok()) << "the scope is free again";
+}
+
+// Regression: a job was bounded by the highest seq when it started, and SQLite gave a new dead
+// letter the seq of a deleted highest one, inside that bound: the job moved a dead letter made
+// after it started. A job covers the dead letters of its snapshot, and ends while others keep
+// arriving.
+TEST_F(WorkbenchTest, AJobMovesOnlyTheDeadLettersThatExistedWhenItStarted) {
+  auto ids = DeadLetter("orders", {"a", "b", "c", "d"}, "boom");
+  JobSpec spec;
+  spec.rate = 1;  // one a second: the job takes several steps
+  auto job = engine_->StartJob(actor_, "acme", spec).value();
+  EXPECT_EQ(job.to_move, 4);
+  DeadLetterTarget newest;
+  newest.ids = {ids.back()};
+  ASSERT_EQ(engine_->DeleteDeadLetters(actor_, "acme", newest).value().done, 1);
+  // Dead letters made after the start, in the job's dead-letter queue (from another origin,
+  // so that draining "orders" below shows what the job restored).
+  std::vector<std::string> later = DeadLetter("billing", {"e", "f"}, "boom");
+  ASSERT_TRUE(engine_->RunJobsOnce().ok());  // primes the rate bucket
+  for (int i = 0; i < 20 && engine_->GetJob("acme", job.id).value().state == JobState::kRunning;
+       ++i) {
+    clock_.Advance(1000);
+    ASSERT_TRUE(engine_->RunJobsOnce().ok());
+    auto more = DeadLetter("billing", {"g" + std::to_string(i)}, "boom");
+    later.insert(later.end(), more.begin(), more.end());
+  }
+  auto done = engine_->GetJob("acme", job.id).value();
+  EXPECT_EQ(done.state, JobState::kCompleted);
+  EXPECT_EQ(done.moved, 3);
+  for (const auto& id : later) {
+    EXPECT_TRUE(engine_->GetDeadLetter("acme", id).ok()) << id << " was made after the start";
+  }
+  std::set<std::string> restored;
+  for (const auto& d : Drain("orders")) restored.insert(d.message.id);
+  EXPECT_EQ(restored, (std::set<std::string>{ids[0], ids[1], ids[2]}));
 }
 
 // Regression: the runner overwrote a cancel that arrived while it moved a chunk.
@@ -418,11 +454,11 @@ TEST_F(WorkbenchTest, ACancelDuringAChunkIsNotLost) {
   auto job = engine_->StartJob(actor_, "acme", JobSpec{}).value();
   // The runner read the job as running; then the operator cancels; then the runner saves.
   auto stale = store_->GetJob("acme", job.id).value().value();
-  ASSERT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, "cancelling");
+  ASSERT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, JobState::kCancelling);
   stale.progress_json = R"({"moved":5,"phase":"bulk"})";
-  EXPECT_FALSE(store_->UpdateJob(stale, "running").value());
+  EXPECT_FALSE(store_->UpdateJob(stale, JobState::kRunning).value());
   ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, "cancelled");
+  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, JobState::kCancelled);
   EXPECT_EQ(DeadCount(), 30) << "a cancelled job moves nothing more";
 }
 
@@ -441,7 +477,7 @@ TEST_F(WorkbenchTest, JobsSurviveARestart) {
     ASSERT_TRUE(engine_->RunJobsOnce().ok());
   }
   auto info = engine_->GetJob("acme", job.id).value();
-  EXPECT_EQ(info.state, "completed");
+  EXPECT_EQ(info.state, JobState::kCompleted);
   EXPECT_EQ(info.moved, 30);
   EXPECT_EQ(Drain("orders").size(), 30u) << "nothing lost, nothing duplicated";
 }
@@ -560,7 +596,7 @@ TEST_F(WorkbenchTest, ConcurrentConsumersJobAndDeletesLoseNothing) {
   while (std::chrono::steady_clock::now() < deadline) {
     auto jobs = engine.ListJobs("acme").value();
     bool active = std::any_of(jobs.begin(), jobs.end(), [](const JobInfo& j) {
-      return j.state == "running" || j.state == "cancelling";
+      return j.state == JobState::kRunning || j.state == JobState::kCancelling;
     });
     auto d = engine.GetQueue("acme", "work").value().depth;
     if (!active && d.ready + d.delayed + d.leased == 0) break;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -93,7 +94,6 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     PublishRequest r;
     r.queue_id = queue_id_;
     r.tenant = "acme";
-    r.queue_name = "orders";
     r.messages = std::move(msgs);
     r.now = now;
     r.dedup_window = 60'000;
@@ -363,15 +363,19 @@ TEST_P(StoreTest, DeadLettersListByFilterAndPage) {
 }
 
 TEST_P(StoreTest, IdempotencyKeysDeduplicateInsideTheWindowOnly) {
+  // (A key repeated within one batch is the engine's to settle: PublishRequest requires the
+  // keys of a request to be distinct. engine_test: AKeyRepeatedInABatchIsADuplicateOfItsFirst.)
   auto a = Msg("m1");
   a.idempotency_key = "key";
   auto b = Msg("m2");
   b.idempotency_key = "key";
-  auto r = store_->Publish(Pub({a, b})).value();
-  ASSERT_EQ(r.outcomes.size(), 2u);
-  EXPECT_FALSE(r.outcomes[0].duplicate);
-  EXPECT_TRUE(r.outcomes[1].duplicate);
-  EXPECT_EQ(r.outcomes[1].id, "m1");
+  auto first = store_->Publish(Pub({a})).value();
+  ASSERT_EQ(first.outcomes.size(), 1u);
+  EXPECT_FALSE(first.outcomes[0].duplicate);
+  auto r = store_->Publish(Pub({b})).value();
+  ASSERT_EQ(r.outcomes.size(), 1u);
+  EXPECT_TRUE(r.outcomes[0].duplicate);
+  EXPECT_EQ(r.outcomes[0].id, "m1");
   auto c = Msg("m3");
   c.idempotency_key = "key";
   auto again = store_->Publish(Pub({c}, kNow + 59'999)).value();
@@ -390,18 +394,20 @@ TEST_P(StoreTest, MaxLengthRejectsTheWholeBatch) {
   auto over = Pub({Msg("m3"), Msg("m4")});
   over.max_length = 3;
   auto r = store_->Publish(over);
-  EXPECT_EQ(r.status().code(), ErrorCode::kQueueFull);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->refusal, PublishRefusal::kQueueFull);
+  EXPECT_TRUE(r->outcomes.empty());
   EXPECT_EQ(Depth().ready, 2);
 }
 
 TEST_P(StoreTest, OverflowDeadLettersTheOldest) {
   auto req = Pub({Msg("m1"), Msg("m2"), Msg("m3")});
   req.max_length = 3;
-  req.evict_oldest = true;
+  req.overflow = OverflowAction::kDeadLetterOldest;
   ASSERT_TRUE(store_->Publish(req).ok());
   auto more = Pub({Msg("m4"), Msg("m5")});
   more.max_length = 3;
-  more.evict_oldest = true;
+  more.overflow = OverflowAction::kDeadLetterOldest;
   auto r = store_->Publish(more).value();
   EXPECT_EQ(r.evicted_ids, (std::vector<std::string>{"m1", "m2"}));
   EXPECT_EQ(Depth().ready, 3);
@@ -509,8 +515,99 @@ TEST_P(StoreTest, ScansNarrowByIndexedColumnsAndPage) {
   scan.since = kNow;
   scan.until = kNow + 1;
   EXPECT_EQ(store_->CountDeadLetters(scan).value(), 5);
-  scan.max_seq = store_->MaxDeadLetterSeq("acme").value() - 1;
+  scan.snapshot = store_->SnapshotDeadLetters("acme").value();
+  scan.snapshot.max_seq -= 1;
   EXPECT_EQ(store_->CountDeadLetters(scan).value(), 4);
+}
+
+// ---- snapshots of the dead letters (control_store.h, SnapshotDeadLetters): exactly what was
+// committed when it was taken, whatever seq later dead letters get and whenever they commit.
+
+// Regression: SQLite gave a new dead letter the seq of a deleted highest one, so a dead letter
+// made after a snapshot fell inside its bound (and a redrive job took it).
+TEST_P(StoreTest, ASnapshotHoldsTheDeadLettersCommittedBeforeItAndNoLaterOne) {
+  EXPECT_EQ(store_->SnapshotDeadLetters("acme").value().max_seq, 0) << "none yet";
+  DEAD_LETTER_N(3, "rejected", "g");
+  auto before = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(before.size(), 3u);
+  auto snapshot = store_->SnapshotDeadLetters("acme").value();
+  EXPECT_EQ(snapshot.max_seq, before.back().seq);
+  // The highest goes, new ones come.
+  ASSERT_TRUE(store_->DeleteDeadLetters("acme", {before.back().seq}).value()[0]);
+  DEAD_LETTER_N(2, "rejected", "h");
+  DeadLetterScan scan{"acme"};
+  scan.snapshot = snapshot;
+  auto in = store_->ScanDeadLetters(scan).value();
+  ASSERT_EQ(in.size(), 2u);
+  EXPECT_EQ(in[0].id, before[0].id);
+  EXPECT_EQ(in[1].id, before[1].id);
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 2);
+  int64_t highest = 0;
+  for (const auto& d : store_->ScanDeadLetters(DeadLetterScan{"acme"}).value()) {
+    if (d.group_id == "h") EXPECT_GT(d.seq, snapshot.max_seq) << d.id;
+    highest = std::max(highest, d.seq);
+  }
+  // Not even once every dead letter is gone, nor across a reopen.
+  ASSERT_EQ(store_->PurgeDeadLetters("acme", "dead-letters").value(), 4);
+  Reopen();
+  DEAD_LETTER_N(1, "rejected", "k");
+  auto fresh = store_->ScanDeadLetters(DeadLetterScan{"acme"}).value();
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_GT(fresh[0].seq, highest) << "a seq is never given twice";
+}
+
+// A snapshot scanned while dead letters keep committing, and again afterwards, holds the same
+// dead letters: nothing committed after it appears in it later, whatever its seq.
+TEST_P(StoreTest, ASnapshotStaysFixedWhileDeadLettersArrive) {
+  DEAD_LETTER_N(5, "rejected", "a");
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 100; ++i) {
+      auto r = store_->Publish(Pub({Msg("w" + std::to_string(i))}));
+      EXPECT_TRUE(r.ok());
+      auto leased = LeaseN(1);
+      if (leased.size() != 1u) continue;
+      EXPECT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[0].seq, leased[0].lease_token}, {},
+                             {"dead-letters", "rejected", "x", kNow, 0})
+                      .value());
+    }
+    done = true;
+  });
+  auto ids_in = [&](const DeadLetterSnapshot& snapshot) {
+    DeadLetterScan scan{"acme"};
+    scan.snapshot = snapshot;
+    scan.limit = 100'000;
+    std::vector<std::string> ids;
+    for (const auto& d : store_->ScanDeadLetters(scan).value()) ids.push_back(d.id);
+    return ids;
+  };
+  std::vector<std::pair<DeadLetterSnapshot, std::vector<std::string>>> seen;
+  while (!done) {
+    auto snapshot = store_->SnapshotDeadLetters("acme").value();
+    if (seen.empty() || seen.back().first.max_seq != snapshot.max_seq) {
+      seen.push_back({snapshot, ids_in(snapshot)});
+    }
+    std::this_thread::yield();
+  }
+  writer.join();
+  ASSERT_FALSE(seen.empty());
+  for (const auto& [snapshot, ids] : seen) {
+    EXPECT_EQ(ids_in(snapshot), ids) << "snapshot at seq " << snapshot.max_seq;
+    EXPECT_EQ(static_cast<int64_t>(ids.size()), [&] {
+      DeadLetterScan scan{"acme"};
+      scan.snapshot = snapshot;
+      return store_->CountDeadLetters(scan).value();
+    }());
+  }
+  EXPECT_EQ(ids_in(store_->SnapshotDeadLetters("acme").value()).size(), 105u);
+}
+
+TEST_P(StoreTest, AScanOfASnapshotThisStoreDidNotMakeIsRefused) {
+  DeadLetterScan scan{"acme"};
+  scan.snapshot = store_->SnapshotDeadLetters("acme").value();
+  scan.snapshot.visible = "not-a-snapshot-of-this-store";
+  EXPECT_EQ(store_->ScanDeadLetters(scan).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(store_->CountDeadLetters(scan).status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST_P(StoreTest, RedriveMovesAtomicallyOrRecordsTheRefusal) {
@@ -580,7 +677,7 @@ TEST_P(StoreTest, AuditIsAppendOnlyPerTenant) {
 }
 
 TEST_P(StoreTest, OneActiveJobPerScope) {
-  JobRecord j{"job_1", "acme", "dead-letters", "running", "{}", "{}", kNow, kNow, 0};
+  JobRecord j{"job_1", "acme", "dead-letters", JobState::kRunning, "{}", "{}", kNow, kNow, 0};
   ASSERT_TRUE(store_->CreateJob(j).ok());
   JobRecord dup = j;
   dup.id = "job_2";
@@ -590,12 +687,13 @@ TEST_P(StoreTest, OneActiveJobPerScope) {
   elsewhere.tenant = "beta";
   auto created = store_->CreateJob(elsewhere);
   EXPECT_TRUE(created.ok()) << created.ToString();
-  j.state = "completed";
+  j.state = JobState::kCompleted;
   j.finished_at = kNow + 10;
-  EXPECT_FALSE(store_->UpdateJob(j, "cancelling").value()) << "compare-and-set on the state";
-  EXPECT_TRUE(store_->UpdateJob(j, "running").value());
+  EXPECT_FALSE(store_->UpdateJob(j, JobState::kCancelling).value())
+      << "compare-and-set on the state";
+  EXPECT_TRUE(store_->UpdateJob(j, JobState::kRunning).value());
   EXPECT_TRUE(store_->CreateJob(dup).ok()) << "a finished job frees its scope";
-  EXPECT_EQ(store_->GetJob("acme", "job_1").value()->state, "completed");
+  EXPECT_EQ(store_->GetJob("acme", "job_1").value()->state, JobState::kCompleted);
   EXPECT_FALSE(store_->GetJob("beta", "job_1").value().has_value());
   EXPECT_EQ(store_->ListJobs("acme").value().size(), 2u);
   EXPECT_EQ(store_->ListJobs("").value().size(), 3u);
@@ -663,19 +761,152 @@ TEST_P(StoreTest, PublishOverATenantQuotaStoresNothing) {
   ASSERT_TRUE(store_->Publish(Pub({Msg("m1", "aaaa")})).ok());
   auto req = Pub({Msg("m2", "bb"), Msg("m3", "cc")});
   req.tenant_max_messages = 2;
+  // (The error code and its words, naming maxMessages or maxBytes, are the engine's:
+  // tenancy_test, QuotaRefusalsNameTheQuotaAndTheFigures.)
   auto refused = store_->Publish(req);
-  EXPECT_EQ(refused.status().code(), ErrorCode::kQuotaExceeded);
-  EXPECT_NE(refused.status().message().find("maxMessages"), std::string::npos);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->refusal, PublishRefusal::kTenantMaxMessages);
+  EXPECT_EQ(refused->stored, 1);
+  EXPECT_EQ(refused->adding, 2);
   EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 1);
   EXPECT_EQ(Depth().ready, 1);
   req.tenant_max_messages = 3;
   req.tenant_max_bytes = 7;
   refused = store_->Publish(req);
-  EXPECT_EQ(refused.status().code(), ErrorCode::kQuotaExceeded);
-  EXPECT_NE(refused.status().message().find("maxBytes"), std::string::npos);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->refusal, PublishRefusal::kTenantMaxBytes);
+  EXPECT_EQ(refused->stored, 4);
+  EXPECT_EQ(refused->adding, 4);
   req.tenant_max_bytes = 8;
-  ASSERT_TRUE(store_->Publish(req).ok());
+  auto stored = store_->Publish(req);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->refusal, PublishRefusal::kNone);
   EXPECT_EQ(store_->GetTenantUsage("acme").value().bytes, 8);
+}
+
+// ---- Publish's contract, point by point (message_store.h): the checks that must run in the
+// writing transaction, so that every backend makes the same decisions.
+
+// Point 1: a key is a duplicate while its expiry is after `now`, whether or not the sweeper
+// has forgotten it yet; a fresh message then takes the key over.
+TEST_P(StoreTest, PublishKeyIsADuplicateUntilItsExpiryEvenUnswept) {
+  auto keyed = [&](const std::string& id) {
+    auto m = Msg(id);
+    m.idempotency_key = "k";
+    return m;
+  };
+  ASSERT_FALSE(store_->Publish(Pub({keyed("m1")})).value().outcomes[0].duplicate);
+  auto dup = store_->Publish(Pub({keyed("m2")}, kNow + 59'999)).value();
+  EXPECT_TRUE(dup.outcomes[0].duplicate);
+  EXPECT_EQ(dup.outcomes[0].id, "m1");
+  auto fresh = store_->Publish(Pub({keyed("m3")}, kNow + 60'000)).value();
+  EXPECT_FALSE(fresh.outcomes[0].duplicate) << "expiry == now: no longer remembered";
+  auto again = store_->Publish(Pub({keyed("m4")}, kNow + 60'001)).value();
+  EXPECT_TRUE(again.outcomes[0].duplicate);
+  EXPECT_EQ(again.outcomes[0].id, "m3") << "the key now names the message that took it over";
+  auto off = Pub({keyed("m5")}, kNow + 60'002);
+  off.dedup_window = 0;
+  EXPECT_FALSE(store_->Publish(off).value().outcomes[0].duplicate) << "no window: no check";
+  EXPECT_EQ(Depth(kNow + 60'002).ready, 3);
+}
+
+// Point 2: a batch of duplicates only is answered, whatever the limits: nothing is checked.
+TEST_P(StoreTest, PublishOfDuplicatesOnlyIsNeverRefused) {
+  auto m = Msg("m1");
+  m.idempotency_key = "k";
+  ASSERT_TRUE(store_->Publish(Pub({m, Msg("m2")})).ok());
+  auto again = Pub({m});
+  again.max_length = 1;           // the queue holds 2
+  again.tenant_max_messages = 1;  // the tenant stores 2
+  again.tenant_max_bytes = 1;     // and 2 bytes
+  auto r = store_->Publish(again);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kNone);
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_TRUE(r->outcomes[0].duplicate);
+}
+
+// Point 3: the quotas compare usage (messages and dead letters) plus the fresh messages only,
+// messages before bytes; reaching a quota exactly is allowed.
+TEST_P(StoreTest, PublishQuotaCountsFreshMessagesAndDeadLetters) {
+  MakeQueue("dead-letters", QueueKind::kDeadLetter);
+  auto keyed = Msg("m1", "aa");
+  keyed.idempotency_key = "k";
+  ASSERT_TRUE(store_->Publish(Pub({keyed, Msg("m2", "bb")})).ok());
+  auto leased = LeaseN(1);
+  ASSERT_EQ(leased.size(), 1u);
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[0].seq, leased[0].lease_token}, {},
+                         {"dead-letters", "rejected", "x", kNow, 0})
+                  .value());
+  // Usage: 2 messages (one a dead letter), 4 bytes. The duplicate adds nothing.
+  auto dup = keyed;
+  dup.id = "m9";
+  auto req = Pub({dup, Msg("m3", "ccc")});
+  req.tenant_max_messages = 3;
+  req.tenant_max_bytes = 7;
+  auto r = store_->Publish(req);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kNone) << "2 + 1 <= 3 messages, 4 + 3 <= 7 bytes";
+  ASSERT_EQ(r->outcomes.size(), 2u);
+  EXPECT_TRUE(r->outcomes[0].duplicate);
+  // Both quotas passed: the messages quota is the one reported.
+  auto both = Pub({Msg("m4", "dddd")});
+  both.tenant_max_messages = 3;
+  both.tenant_max_bytes = 8;
+  r = store_->Publish(both);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kTenantMaxMessages);
+  EXPECT_EQ(r->stored, 3);
+  EXPECT_EQ(r->adding, 1);
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 3);
+  EXPECT_EQ(Depth().ready, 2) << "m2 and m3; nothing of the refused batch";
+}
+
+// Point 4: overflow counts every message of the queue, leased ones included, but evicts only
+// unleased ones (ready or delayed), lowest seq first; when it cannot make room, or the batch
+// alone is larger than the queue, it refuses and moves nothing.
+TEST_P(StoreTest, PublishOverflowEvictsTheOldestUnleasedOrRefusesWithoutEvicting) {
+  MakeQueue("dead-letters", QueueKind::kDeadLetter);
+  auto delayed = Msg("m2");
+  delayed.visible_at = kNow + 60'000;
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1"), delayed, Msg("m3"), Msg("m4")})).ok());
+  ASSERT_EQ(LeaseN(1)[0].id, "m1");  // the oldest is leased: counted, never evicted
+  auto evicting = [&](std::vector<MessageRecord> msgs) {
+    auto req = Pub(std::move(msgs));
+    req.max_length = 4;
+    req.overflow = OverflowAction::kDeadLetterOldest;
+    return req;
+  };
+  auto r = store_->Publish(evicting({Msg("m5"), Msg("m6")}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kNone);
+  EXPECT_EQ(r->evicted_ids, (std::vector<std::string>{"m2", "m3"})) << "delayed m2 included";
+  EXPECT_EQ(store_->GetDeadLetter("acme", "m2").value()->reason, "overflow");
+  EXPECT_EQ(store_->GetDeadLetter("acme", "m2").value()->origin, "orders");
+  // Queue: m1 (leased), m4, m5, m6. Three more would need three unleased: there are.
+  // Four more (F == max_length) would need four: only three are unleased.
+  r = store_->Publish(evicting({Msg("a"), Msg("b"), Msg("c"), Msg("d")}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kQueueFull);
+  EXPECT_EQ(r->stored, 4);
+  EXPECT_EQ(r->adding, 4);
+  EXPECT_TRUE(r->evicted_ids.empty());
+  EXPECT_FALSE(store_->GetDeadLetter("acme", "m4").value().has_value()) << "nothing moved";
+  // A batch larger than the queue can hold never fits: refused before any eviction.
+  r = store_->Publish(evicting({Msg("a"), Msg("b"), Msg("c"), Msg("d"), Msg("e")}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kQueueFull);
+  // A quota refusal comes first and moves nothing either.
+  auto quota = evicting({Msg("a")});
+  quota.tenant_max_messages = 1;
+  r = store_->Publish(quota);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->refusal, PublishRefusal::kTenantMaxMessages);
+  EXPECT_FALSE(store_->GetDeadLetter("acme", "m4").value().has_value());
+  auto d = Depth();
+  EXPECT_EQ(d.leased, 1);
+  EXPECT_EQ(d.ready, 3);
+  EXPECT_EQ(d.dead_lettered, 2);
 }
 
 TEST_P(StoreTest, QueueQuotaCountsStandardQueuesOnly) {

@@ -118,7 +118,6 @@ TEST_F(MigrationTest, VersionTwoOpensWithItsDataAndCountedUsage) {
     PublishRequest req;
     req.queue_id = 1;
     req.tenant = "acme";
-    req.queue_name = "orders";
     req.now = kNow;
     MessageRecord m;
     m.id = "m3";
@@ -159,7 +158,6 @@ TEST_F(MigrationTest, ATenantDeletionCutShortIsFinishedByTheNextCall) {
     PublishRequest req;
     req.queue_id = q.value();
     req.tenant = "acme";
-    req.queue_name = "orders";
     req.now = kNow;
     MessageRecord m;
     m.id = "m1";
@@ -186,7 +184,6 @@ TEST_F(MigrationTest, ANewQueueNeverTakesTheIdOfMessagesStillBeingDeleted) {
   PublishRequest req;
   req.queue_id = id;
   req.tenant = "acme";
-  req.queue_name = "a";
   req.now = kNow;
   MessageRecord m;
   m.id = "m1";

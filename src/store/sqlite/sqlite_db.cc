@@ -53,28 +53,35 @@ Status Db::Exec(const char* sql) {
   return Status::Ok();
 }
 
-Stmt Db::Prepare(const char* sql) {
+// A statement that does not prepare was a programming error in the store, and aborted the
+// process; it is an error of the call that needs it, which the caller reports (a write job's
+// savepoint rolls back), and the server goes on.
+Status Db::PrepareError(int rc, std::string_view sql) const {
+  Status st = ErrorStatus(rc);
+  return Status(st.code(), st.message() + " (preparing: " + std::string(sql) + ")");
+}
+
+Result<Stmt> Db::Prepare(const char* sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end()) return Stmt(this, it->second);
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) {
-    // A statement that does not prepare is a programming error in the store; fail loudly.
-    fprintf(stderr, "sqlite prepare failed: %s\n%s\n", sqlite3_errmsg(db_), sql);
-    abort();
+    sqlite3_finalize(stmt);
+    return PrepareError(rc, sql);
   }
   cache_.emplace(sql, stmt);
   return Stmt(this, stmt);
 }
 
-Stmt Db::PrepareText(const std::string& sql) {
+Result<Stmt> Db::PrepareText(const std::string& sql) {
   auto it = text_cache_.find(sql);
   if (it != text_cache_.end()) return Stmt(this, it->second);
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) {
-    fprintf(stderr, "sqlite prepare failed: %s\n%s\n", sqlite3_errmsg(db_), sql.c_str());
-    abort();
+    sqlite3_finalize(stmt);
+    return PrepareError(rc, sql);
   }
   text_cache_.emplace(sql, stmt);
   return Stmt(this, stmt);

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "common/status.h"
 
@@ -16,12 +17,17 @@ namespace redrive::store::sqlite {
 class Db;
 
 // A prepared statement borrowed from a Db's cache; reset and unbound when it goes out of scope.
+// Movable (so that Prepare can return it in a Result), not copyable.
 class Stmt {
  public:
   Stmt(Db* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(Stmt&& other) noexcept
+      : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), last_rc_(other.last_rc_) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
+  Stmt& operator=(Stmt&&) = delete;
   ~Stmt() {
+    if (stmt_ == nullptr) return;  // moved from
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
@@ -72,13 +78,19 @@ class Db {
   // Runs one or more statements without results.
   Status Exec(const char* sql);
   // `sql` must outlive the Db (use string literals): the cache is keyed by its address.
-  Stmt Prepare(const char* sql);
-  // For SQL built at run time from a small set of shapes: cached by its text.
-  Stmt PrepareText(const std::string& sql);
+  // Errors: as ErrorStatus (kInternal for SQL that does not prepare: a syntax error, a missing
+  // table; kStoreFailed for an unreadable database), with SQLite's message and the SQL. A
+  // statement that failed is not cached: the next call prepares it again.
+  Result<Stmt> Prepare(const char* sql);
+  // For SQL built at run time from a small set of shapes: cached by its text. Errors: as
+  // Prepare.
+  Result<Stmt> PrepareText(const std::string& sql);
   sqlite3* raw() { return db_; }
   Status ErrorStatus(int rc) const;
 
  private:
+  Status PrepareError(int rc, std::string_view sql) const;
+
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
   std::unordered_map<std::string, sqlite3_stmt*> text_cache_;

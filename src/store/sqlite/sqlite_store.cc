@@ -153,6 +153,20 @@ CREATE TRIGGER IF NOT EXISTS usage_dead_letter_out AFTER DELETE ON dead_letters 
   UPDATE tenants SET dl_count = dl_count - 1, dl_bytes = dl_bytes - OLD.body_size
     WHERE name = OLD.tenant;
 END;
+-- The seq of the next dead letter (docs/design/storage.md, "Dead-letter snapshots"). SQLite
+-- gives a new row the highest rowid plus one, so once the highest dead letter is gone its seq
+-- would be given again, to a dead letter that a snapshot taken before (seq <= MAX(seq)) would
+-- then hold. Every insert into dead_letters takes its seq from here (MoveToDeadLetter); the
+-- trigger moves it past each seq inserted, and every open past every stored one (a file last
+-- written by a version before this table). No NOT NULL and no function in the trigger, as for
+-- the usage counters.
+CREATE TABLE IF NOT EXISTS dead_letter_seq(next INTEGER);
+INSERT INTO dead_letter_seq(next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM dead_letter_seq);
+UPDATE dead_letter_seq SET next = (SELECT MAX(seq) + 1 FROM dead_letters)
+  WHERE next <= (SELECT COALESCE(MAX(seq), 0) FROM dead_letters);
+CREATE TRIGGER IF NOT EXISTS dead_letter_seq_next AFTER INSERT ON dead_letters BEGIN
+  UPDATE dead_letter_seq SET next = NEW.seq + 1 WHERE next <= NEW.seq;
+END;
 )sql";
 
 // From schema version 2: the tables as version 3 has them (a snapshot: later versions migrate
@@ -335,21 +349,25 @@ TenantRecord ReadTenant(Stmt& s) {
   return TenantRecord{s.Text(0), s.Int(1), s.Text(2), s.Int(3) != 0};
 }
 
-// Moves one message to dead_letters. `journal` null keeps the stored journal. An empty lease
-// token matches any state. Sets *moved.
+// Moves one message to dead_letters, with the next seq of dead_letter_seq (never one given
+// before: see kSchema). `journal` null keeps the stored journal. An empty lease token matches
+// any state. Sets *moved.
 Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const Journal* journal,
                         const DeathInfo& death, bool* moved) {
   std::string journal_text = journal ? EncodeJournal(*journal) : std::string();
-  auto ins = db.Prepare(
-      "INSERT INTO dead_letters(tenant, id, dlq, origin, reason, cause, body, attributes, "
-      "idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
-      "first_delivered_at, last_delivered_at, journal, group_id, signature, lineage) "
-      "SELECT q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, m.attributes, m.idem_key, "
-      "m.published_at, ?4, ?5, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
-      "CASE WHEN ?6 THEN ?7 ELSE m.journal END, ?11, ?12, m.lineage "
-      "FROM messages m JOIN queues q ON q.id = m.queue_id "
-      "WHERE m.seq = ?8 AND m.queue_id = ?9 AND (?10 = '' OR (m.state = 1 AND m.lease_token = "
-      "?10))");
+  REDRIVE_ASSIGN_OR_RETURN(
+      auto ins,
+      db.Prepare(
+          "INSERT INTO dead_letters(seq, tenant, id, dlq, origin, reason, cause, body, "
+          "attributes, idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
+          "first_delivered_at, last_delivered_at, journal, group_id, signature, lineage) "
+          "SELECT (SELECT next FROM dead_letter_seq), q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, "
+          "m.attributes, m.idem_key, "
+          "m.published_at, ?4, ?5, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
+          "CASE WHEN ?6 THEN ?7 ELSE m.journal END, ?11, ?12, m.lineage "
+          "FROM messages m JOIN queues q ON q.id = m.queue_id "
+          "WHERE m.seq = ?8 AND m.queue_id = ?9 AND (?10 = '' OR (m.state = 1 AND m.lease_token = "
+          "?10))"));
   ins.Bind(1, death.dlq)
       .Bind(2, death.reason)
       .Bind(3, death.cause)
@@ -365,7 +383,7 @@ Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const 
   REDRIVE_RETURN_IF_ERROR(ins.Run());
   *moved = ins.Changes() == 1;
   if (!*moved) return Status::Ok();
-  auto del = db.Prepare("DELETE FROM messages WHERE seq = ?1");
+  REDRIVE_ASSIGN_OR_RETURN(auto del, db.Prepare("DELETE FROM messages WHERE seq = ?1"));
   del.Bind(1, receipt.seq);
   return del.Run();
 }
@@ -391,7 +409,11 @@ Status SqliteStore::Init() {
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
   int64_t version = 0;
   {
-    auto v = writer_db_->Prepare("PRAGMA user_version");
+    auto prepared = writer_db_->Prepare("PRAGMA user_version");
+    if (!prepared.ok()) {
+      return Status(ErrorCode::kStoreFailed, "cannot read version: " + prepared.status().message());
+    }
+    Stmt v = std::move(prepared).value();
     if (v.Step() != SQLITE_ROW) return Status(ErrorCode::kStoreFailed, "cannot read version");
     version = v.Int(0);
     if (version > kSchemaVersion) {
@@ -531,15 +553,30 @@ void SqliteStore::WriterLoop() {
       if (!begin.ok()) {
         sticky = Status(ErrorCode::kStoreFailed, "cannot begin transaction: " + begin.message());
       } else {
+        // Cached statements, not parsed per job as sqlite3_exec would.
+        auto run = [&db](const char* sql) -> Status {
+          auto s = db.Prepare(sql);
+          return s.ok() ? s->Run() : s.status();
+        };
         for (size_t i = 0; i < batch.size(); ++i) {
-          // Prepared once, not parsed per job as sqlite3_exec would.
-          if (!db.Prepare("SAVEPOINT job").Run().ok()) {
-            results[i] = Status(ErrorCode::kStoreFailed, "cannot open savepoint");
+          if (Status open = run("SAVEPOINT job"); !open.ok()) {
+            results[i] =
+                Status(ErrorCode::kStoreFailed, "cannot open savepoint: " + open.message());
             continue;
           }
           results[i] = batch[i]->fn(db);
-          if (!results[i].ok()) (void)db.Prepare("ROLLBACK TO job").Run();
-          (void)db.Prepare("RELEASE job").Run();
+          // A failed request whose writes cannot be rolled back, or a savepoint that cannot be
+          // released, must not commit with the group: the group fails, and the error sticks.
+          if (!results[i].ok()) {
+            if (Status undo = run("ROLLBACK TO job"); !undo.ok() && sticky.ok()) {
+              sticky = Status(ErrorCode::kStoreFailed,
+                              "cannot roll back a failed request: " + undo.message());
+            }
+          }
+          if (Status release = run("RELEASE job"); !release.ok() && sticky.ok()) {
+            sticky =
+                Status(ErrorCode::kStoreFailed, "cannot release savepoint: " + release.message());
+          }
           if (results[i].code() == ErrorCode::kStoreFailed) sticky = results[i];
         }
         Status commit = sticky.ok() ? db.Exec("COMMIT") : Status(ErrorCode::kStoreFailed, "");
@@ -601,7 +638,8 @@ Status SqliteStore::Read(const std::function<Status(Db&)>& fn) {
 
 Status SqliteStore::CreateTenant(const TenantRecord& tenant) {
   return Write([&](Db& db) {
-    auto s = db.Prepare("INSERT INTO tenants(name, created_at, quotas) VALUES(?1, ?2, ?3)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("INSERT INTO tenants(name, created_at, quotas) VALUES(?1, ?2, ?3)"));
     s.Bind(1, tenant.name).Bind(2, tenant.created_at).Bind(3, tenant.quotas_json);
     return s.Run();
   });
@@ -610,7 +648,8 @@ Status SqliteStore::CreateTenant(const TenantRecord& tenant) {
 Result<std::optional<TenantRecord>> SqliteStore::GetTenant(const std::string& name) {
   std::optional<TenantRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " TENANT_COLUMNS " FROM tenants WHERE name = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto s,
+                             db.Prepare("SELECT " TENANT_COLUMNS " FROM tenants WHERE name = ?1"));
     s.Bind(1, name);
     if (s.Step() == SQLITE_ROW) out = ReadTenant(s);
     return s.Error();
@@ -621,7 +660,8 @@ Result<std::optional<TenantRecord>> SqliteStore::GetTenant(const std::string& na
 Result<std::vector<TenantRecord>> SqliteStore::ListTenants() {
   std::vector<TenantRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " TENANT_COLUMNS " FROM tenants ORDER BY name");
+    REDRIVE_ASSIGN_OR_RETURN(auto s,
+                             db.Prepare("SELECT " TENANT_COLUMNS " FROM tenants ORDER BY name"));
     while (s.Step() == SQLITE_ROW) out.push_back(ReadTenant(s));
     return s.Error();
   }));
@@ -631,9 +671,11 @@ Result<std::vector<TenantRecord>> SqliteStore::ListTenants() {
 Status SqliteStore::CreateToken(const TokenRecord& t) {
   std::string scopes = JoinScopes(t.scopes);
   return Write([&](Db& db) {
-    auto s = db.Prepare(
-        "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at, "
-        "expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at, "
+            "expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     s.Bind(1, t.id)
         .Bind(2, t.tenant)
         .Bind(3, t.label)
@@ -649,7 +691,8 @@ Status SqliteStore::CreateToken(const TokenRecord& t) {
 Result<std::optional<TokenRecord>> SqliteStore::FindTokenByHash(const std::string& hash) {
   std::optional<TokenRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " TOKEN_COLUMNS " FROM tokens WHERE secret_hash = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " TOKEN_COLUMNS " FROM tokens WHERE secret_hash = ?1"));
     s.Bind(1, hash);
     if (s.Step() == SQLITE_ROW) out = ReadToken(s);
     return s.Error();
@@ -660,8 +703,9 @@ Result<std::optional<TokenRecord>> SqliteStore::FindTokenByHash(const std::strin
 Result<std::vector<TokenRecord>> SqliteStore::ListTokens(const std::string& tenant) {
   std::vector<TokenRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " TOKEN_COLUMNS
-                        " FROM tokens WHERE tenant = ?1 ORDER BY created_at, id");
+    REDRIVE_ASSIGN_OR_RETURN(auto s,
+                             db.Prepare("SELECT " TOKEN_COLUMNS
+                                        " FROM tokens WHERE tenant = ?1 ORDER BY created_at, id"));
     s.Bind(1, tenant);
     while (s.Step() == SQLITE_ROW) out.push_back(ReadToken(s));
     return s.Error();
@@ -672,8 +716,10 @@ Result<std::vector<TokenRecord>> SqliteStore::ListTokens(const std::string& tena
 Result<bool> SqliteStore::RevokeToken(const std::string& tenant, const std::string& id, TimeMs at) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare(
-        "UPDATE tokens SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "UPDATE tokens SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0"));
     s.Bind(1, tenant).Bind(2, id).Bind(3, at);
     Status st = s.Run();
     changed = s.Changes() == 1;
@@ -692,7 +738,8 @@ Result<int64_t> SqliteStore::CreateQueue(const QueueRecord& q) {
 Result<bool> SqliteStore::UpdateQueue(const QueueRecord& q) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare("UPDATE queues SET config = ?2, updated_at = ?3 WHERE id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE queues SET config = ?2, updated_at = ?3 WHERE id = ?1"));
     s.Bind(1, q.id).Bind(2, q.config_json).Bind(3, q.updated_at);
     Status st = s.Run();
     changed = s.Changes() == 1;
@@ -705,7 +752,8 @@ Result<std::optional<QueueRecord>> SqliteStore::GetQueue(const std::string& tena
                                                          const std::string& name) {
   std::optional<QueueRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE tenant = ?1 AND name = ?2");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE tenant = ?1 AND name = ?2"));
     s.Bind(1, tenant).Bind(2, name);
     if (s.Step() == SQLITE_ROW) out = ReadQueue(s);
     return s.Error();
@@ -716,7 +764,8 @@ Result<std::optional<QueueRecord>> SqliteStore::GetQueue(const std::string& tena
 Result<std::optional<QueueRecord>> SqliteStore::GetQueueById(int64_t id) {
   std::optional<QueueRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto s,
+                             db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE id = ?1"));
     s.Bind(1, id);
     if (s.Step() == SQLITE_ROW) out = ReadQueue(s);
     return s.Error();
@@ -727,7 +776,8 @@ Result<std::optional<QueueRecord>> SqliteStore::GetQueueById(int64_t id) {
 Result<std::vector<QueueRecord>> SqliteStore::ListQueues(const std::string& tenant) {
   std::vector<QueueRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE tenant = ?1 ORDER BY name");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " QUEUE_COLUMNS " FROM queues WHERE tenant = ?1 ORDER BY name"));
     s.Bind(1, tenant);
     while (s.Step() == SQLITE_ROW) out.push_back(ReadQueue(s));
     return s.Error();
@@ -738,7 +788,7 @@ Result<std::vector<QueueRecord>> SqliteStore::ListQueues(const std::string& tena
 Result<bool> SqliteStore::DeleteQueue(int64_t queue_id) {
   bool deleted = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto q = db.Prepare("DELETE FROM queues WHERE id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto q, db.Prepare("DELETE FROM queues WHERE id = ?1"));
     q.Bind(1, queue_id);
     REDRIVE_RETURN_IF_ERROR(q.Run());
     deleted = q.Changes() == 1;
@@ -750,14 +800,16 @@ Result<bool> SqliteStore::DeleteQueue(int64_t queue_id) {
   for (;;) {
     int64_t n = 0;
     REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-      auto m = db.Prepare(
-          "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE queue_id = ?1 "
-          "LIMIT 10000)");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto m,
+          db.Prepare(
+              "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE queue_id = ?1 "
+              "LIMIT 10000)"));
       m.Bind(1, queue_id);
       REDRIVE_RETURN_IF_ERROR(m.Run());
       n = m.Changes();
       if (n > 0) return Status::Ok();
-      auto i = db.Prepare("DELETE FROM idempotency WHERE queue_id = ?1");
+      REDRIVE_ASSIGN_OR_RETURN(auto i, db.Prepare("DELETE FROM idempotency WHERE queue_id = ?1"));
       i.Bind(1, queue_id);
       return i.Run();
     }));
@@ -769,10 +821,11 @@ Result<bool> SqliteStore::DeleteQueue(int64_t queue_id) {
 namespace {
 
 Status CountDepth(Db& db, int64_t queue_id, TimeMs now, QueueDepth* d) {
-  auto s = db.Prepare(
-      "SELECT COALESCE(SUM(state = 0 AND visible_at <= ?2), 0), "
-      "COALESCE(SUM(state = 0 AND visible_at > ?2), 0), COALESCE(SUM(state = 1), 0) "
-      "FROM messages WHERE queue_id = ?1");
+  REDRIVE_ASSIGN_OR_RETURN(
+      auto s,
+      db.Prepare("SELECT COALESCE(SUM(state = 0 AND visible_at <= ?2), 0), "
+                 "COALESCE(SUM(state = 0 AND visible_at > ?2), 0), COALESCE(SUM(state = 1), 0) "
+                 "FROM messages WHERE queue_id = ?1"));
   s.Bind(1, queue_id).Bind(2, now);
   if (s.Step() == SQLITE_ROW) {
     d->ready = s.Int(0);
@@ -782,10 +835,12 @@ Status CountDepth(Db& db, int64_t queue_id, TimeMs now, QueueDepth* d) {
   REDRIVE_RETURN_IF_ERROR(s.Error());
   // For a standard queue: dead letters that came from it. For a dead-letter queue: what it
   // holds, which is also its ready depth.
-  auto dl = db.Prepare(
-      "SELECT q.kind, (SELECT COUNT(*) FROM dead_letters d WHERE d.tenant = q.tenant AND "
-      "  CASE q.kind WHEN 1 THEN d.dlq ELSE d.origin END = q.name) "
-      "FROM queues q WHERE q.id = ?1");
+  REDRIVE_ASSIGN_OR_RETURN(
+      auto dl,
+      db.Prepare(
+          "SELECT q.kind, (SELECT COUNT(*) FROM dead_letters d WHERE d.tenant = q.tenant AND "
+          "  CASE q.kind WHEN 1 THEN d.dlq ELSE d.origin END = q.name) "
+          "FROM queues q WHERE q.id = ?1"));
   dl.Bind(1, queue_id);
   if (dl.Step() == SQLITE_ROW) {
     d->dead_lettered = dl.Int(1);
@@ -806,7 +861,8 @@ Result<std::vector<QueueDepthRow>> SqliteStore::AllDepths(TimeMs now) {
   std::vector<QueueDepthRow> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
     std::vector<std::pair<int64_t, QueueDepthRow>> queues;
-    auto s = db.Prepare("SELECT id, tenant, name FROM queues ORDER BY tenant, name");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT id, tenant, name FROM queues ORDER BY tenant, name"));
     while (s.Step() == SQLITE_ROW) {
       queues.push_back({s.Int(0), QueueDepthRow{s.Text(1), s.Text(2), {}}});
     }
@@ -822,6 +878,7 @@ Result<std::vector<QueueDepthRow>> SqliteStore::AllDepths(TimeMs now) {
 
 // ---------------------------------------------------------------- messages
 
+// Follows the contract of MessageStore::Publish step by step (message_store.h).
 Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
   PublishResult result;
   std::vector<std::string> attrs;
@@ -830,79 +887,99 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
 
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     result = PublishResult();
+    // Every refusal is decided before this request writes anything, so it writes nothing.
+    auto refuse = [&](PublishRefusal why, int64_t stored, int64_t adding) {
+      result.refusal = why;
+      result.stored = stored;
+      result.adding = adding;
+      return Status::Ok();
+    };
+    // 1. Duplicates of remembered keys.
     std::vector<bool> duplicate(req.messages.size(), false);
     std::vector<std::string> original(req.messages.size());
-    size_t fresh = 0;
+    int64_t fresh = 0, fresh_bytes = 0;
     for (size_t i = 0; i < req.messages.size(); ++i) {
-      const auto& key = req.messages[i].idempotency_key;
-      if (key.empty() || req.dedup_window <= 0) {
+      const auto& m = req.messages[i];
+      if (!m.idempotency_key.empty() && req.dedup_window > 0) {
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto s,
+            db.Prepare("SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
+                       "expires_at > ?3"));
+        s.Bind(1, req.queue_id).Bind(2, m.idempotency_key).Bind(3, req.now);
+        if (s.Step() == SQLITE_ROW) {
+          duplicate[i] = true;
+          original[i] = s.Text(0);
+        }
+        REDRIVE_RETURN_IF_ERROR(s.Error());
+      }
+      if (!duplicate[i]) {
         ++fresh;
-        continue;
+        fresh_bytes += static_cast<int64_t>(m.body.size());
       }
-      auto s = db.Prepare(
-          "SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
-          "expires_at > ?3");
-      s.Bind(1, req.queue_id).Bind(2, key).Bind(3, req.now);
-      if (s.Step() == SQLITE_ROW) {
-        duplicate[i] = true;
-        original[i] = s.Text(0);
-      } else {
-        // A key repeated inside the batch is a duplicate of its first occurrence.
-        for (size_t k = 0; k < i; ++k) {
-          if (!duplicate[k] && req.messages[k].idempotency_key == key) {
-            duplicate[i] = true;
-            original[i] = req.messages[k].id;
-            break;
-          }
-        }
-        if (!duplicate[i]) ++fresh;
-      }
-      REDRIVE_RETURN_IF_ERROR(s.Error());
     }
-    if (fresh > 0) REDRIVE_RETURN_IF_ERROR(CheckPublishQuota(db, req, duplicate));
-
-    if (req.max_length > 0 && fresh > 0) {
-      auto c = db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1");
-      c.Bind(1, req.queue_id);
-      int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
-      REDRIVE_RETURN_IF_ERROR(c.Error());
-      int64_t excess = depth + static_cast<int64_t>(fresh) - req.max_length;
-      if (excess > 0 && req.evict_oldest && static_cast<int64_t>(fresh) <= req.max_length) {
-        auto oldest = db.Prepare(
-            "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
-            "LIMIT ?2");
-        oldest.Bind(1, req.queue_id).Bind(2, excess);
-        std::vector<std::pair<int64_t, std::string>> victims;
-        while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
-        REDRIVE_RETURN_IF_ERROR(oldest.Error());
-        for (const auto& [seq, id] : victims) {
-          bool moved = false;
-          REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
-                                                   req.overflow_death, &moved));
-          if (moved) {
-            result.evicted_ids.push_back(id);
-            --excess;
-          }
+    // 2. Nothing fresh: nothing to check or write.
+    if (fresh > 0) {
+      // 3. Tenant quotas.
+      if (req.tenant_max_messages > 0 || req.tenant_max_bytes > 0) {
+        TenantUsage u;
+        REDRIVE_RETURN_IF_ERROR(ReadUsage(db, req.tenant, &u));
+        if (req.tenant_max_messages > 0 && u.messages + fresh > req.tenant_max_messages) {
+          return refuse(PublishRefusal::kTenantMaxMessages, u.messages, fresh);
+        }
+        if (req.tenant_max_bytes > 0 && u.bytes + fresh_bytes > req.tenant_max_bytes) {
+          return refuse(PublishRefusal::kTenantMaxBytes, u.bytes, fresh_bytes);
         }
       }
-      if (excess > 0) {
-        return Status(ErrorCode::kQueueFull, "queue " + req.queue_name +
-                                                 " is at its max length of " +
-                                                 std::to_string(req.max_length) + " messages");
+      // 4. Length.
+      if (req.max_length > 0) {
+        REDRIVE_ASSIGN_OR_RETURN(auto c,
+                                 db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1"));
+        c.Bind(1, req.queue_id);
+        int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
+        REDRIVE_RETURN_IF_ERROR(c.Error());
+        int64_t excess = depth + fresh - req.max_length;
+        if (excess > 0 && req.overflow == OverflowAction::kDeadLetterOldest &&
+            fresh <= req.max_length) {
+          REDRIVE_ASSIGN_OR_RETURN(
+              auto oldest,
+              db.Prepare(
+                  "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
+                  "LIMIT ?2"));
+          oldest.Bind(1, req.queue_id).Bind(2, excess);
+          std::vector<std::pair<int64_t, std::string>> victims;
+          while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
+          REDRIVE_RETURN_IF_ERROR(oldest.Error());
+          if (static_cast<int64_t>(victims.size()) == excess) {
+            for (const auto& [seq, id] : victims) {
+              bool moved = false;
+              REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
+                                                       req.overflow_death, &moved));
+              // Selected in this transaction, unleased: the move cannot miss.
+              if (!moved) return Status(ErrorCode::kInternal, "overflow: a victim vanished");
+              result.evicted_ids.push_back(id);
+            }
+            excess = 0;
+          }
+        }
+        if (excess > 0) return refuse(PublishRefusal::kQueueFull, depth, fresh);
       }
     }
 
+    // 5. The fresh messages, their keys and their usage.
     for (size_t i = 0; i < req.messages.size(); ++i) {
       const auto& m = req.messages[i];
       if (duplicate[i]) {
         result.outcomes.push_back(PublishOutcome{original[i], true});
         continue;
       }
-      auto s = db.Prepare(
-          "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
-          "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
-          "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
-          "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s,
+          db.Prepare(
+              "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
+              "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
+              "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
+              "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+              "?15)"));
       std::string lineage = EncodeLineage(m.lineage);
       std::string journal = EncodeJournal(m.journal);
       s.Bind(1, m.id)
@@ -922,9 +999,10 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
           .Bind(15, lineage);
       REDRIVE_RETURN_IF_ERROR(s.Run());
       if (!m.idempotency_key.empty() && req.dedup_window > 0) {
-        auto k = db.Prepare(
-            "INSERT OR REPLACE INTO idempotency(queue_id, key, message_id, expires_at) "
-            "VALUES(?1, ?2, ?3, ?4)");
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto k,
+            db.Prepare("INSERT OR REPLACE INTO idempotency(queue_id, key, message_id, expires_at) "
+                       "VALUES(?1, ?2, ?3, ?4)"));
         k.Bind(1, req.queue_id)
             .Bind(2, m.idempotency_key)
             .Bind(3, m.id)
@@ -933,7 +1011,7 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
       }
       result.outcomes.push_back(PublishOutcome{m.id, false});
     }
-    return AddPublishedUsage(db, req, duplicate);
+    return AddQueueUsage(db, req.queue_id, fresh, fresh_bytes);
   }));
   return result;
 }
@@ -944,9 +1022,11 @@ Result<std::vector<MessageRecord>> SqliteStore::Lease(const LeaseRequest& req) {
     out.clear();
     std::vector<int64_t> seqs;
     {
-      auto s = db.Prepare(
-          "SELECT seq FROM messages WHERE queue_id = ?1 AND state = 0 AND visible_at <= ?2 "
-          "AND (expires_at = 0 OR expires_at > ?2) ORDER BY visible_at, seq LIMIT ?3");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s,
+          db.Prepare(
+              "SELECT seq FROM messages WHERE queue_id = ?1 AND state = 0 AND visible_at <= ?2 "
+              "AND (expires_at = 0 OR expires_at > ?2) ORDER BY visible_at, seq LIMIT ?3"));
       s.Bind(1, req.queue_id).Bind(2, req.now).Bind(3, int64_t{req.max_messages});
       while (s.Step() == SQLITE_ROW) seqs.push_back(s.Int(0));
       REDRIVE_RETURN_IF_ERROR(s.Error());
@@ -961,12 +1041,14 @@ Result<std::vector<MessageRecord>> SqliteStore::Lease(const LeaseRequest& req) {
       list += std::to_string(seqs[i]);
     }
     list += ']';
-    auto u = db.Prepare(
-        "UPDATE messages SET state = 1, visible_at = ?2, lease_token = ?3, consumer = ?4, "
-        "delivery_count = delivery_count + 1, last_delivered_at = ?5, "
-        "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN ?5 ELSE "
-        "first_delivered_at END WHERE seq IN (SELECT value FROM json_each(?1)) "
-        "RETURNING " MESSAGE_COLUMNS);
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto u,
+        db.Prepare(
+            "UPDATE messages SET state = 1, visible_at = ?2, lease_token = ?3, consumer = ?4, "
+            "delivery_count = delivery_count + 1, last_delivered_at = ?5, "
+            "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN ?5 ELSE "
+            "first_delivered_at END WHERE seq IN (SELECT value FROM json_each(?1)) "
+            "RETURNING " MESSAGE_COLUMNS));
     u.Bind(1, list)
         .Bind(2, req.lease_until)
         .Bind(3, req.lease_token)
@@ -993,8 +1075,8 @@ Result<std::vector<MessageRecord>> SqliteStore::Lease(const LeaseRequest& req) {
 Result<std::optional<MessageRecord>> SqliteStore::GetMessage(int64_t queue_id, int64_t seq) {
   std::optional<MessageRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s =
-        db.Prepare("SELECT " MESSAGE_COLUMNS " FROM messages WHERE seq = ?1 AND queue_id = ?2");
+    REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("SELECT " MESSAGE_COLUMNS
+                                                " FROM messages WHERE seq = ?1 AND queue_id = ?2"));
     s.Bind(1, seq).Bind(2, queue_id);
     if (s.Step() == SQLITE_ROW) out = ReadMessage(s);
     return s.Error();
@@ -1017,9 +1099,10 @@ Result<std::vector<bool>> SqliteStore::Ack(int64_t queue_id, const std::vector<R
         list += std::to_string(receipts[i].seq);
       }
       list += ']';
-      auto s = db.Prepare(
-          "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?1)) AND "
-          "queue_id = ?2 AND state = 1 AND lease_token = ?3 RETURNING seq");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s,
+          db.Prepare("DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?1)) AND "
+                     "queue_id = ?2 AND state = 1 AND lease_token = ?3 RETURNING seq"));
       s.Bind(1, list).Bind(2, queue_id).Bind(3, token);
       std::unordered_map<int64_t, bool> deleted;
       while (s.Step() == SQLITE_ROW) deleted.emplace(s.Int(0), true);
@@ -1042,9 +1125,11 @@ Result<bool> SqliteStore::ExtendLease(int64_t queue_id, const Receipt& r, TimeMs
                                       TimeMs until) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare(
-        "UPDATE messages SET visible_at = ?5 WHERE seq = ?1 AND queue_id = ?2 AND state = 1 "
-        "AND lease_token = ?3 AND visible_at > ?4");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "UPDATE messages SET visible_at = ?5 WHERE seq = ?1 AND queue_id = ?2 AND state = 1 "
+            "AND lease_token = ?3 AND visible_at > ?4"));
     s.Bind(1, r.seq).Bind(2, queue_id).Bind(3, r.lease_token).Bind(4, now).Bind(5, until);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     changed = s.Changes() == 1;
@@ -1069,9 +1154,11 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
       const Receipt& r = a.receipt;
       switch (a.kind) {
         case FailureAction::Kind::kRequeue: {
-          auto s = db.Prepare(
-              "UPDATE messages SET state = 0, visible_at = ?4, lease_token = '', journal = ?5 "
-              "WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND lease_token = ?3");
+          REDRIVE_ASSIGN_OR_RETURN(
+              auto s,
+              db.Prepare(
+                  "UPDATE messages SET state = 0, visible_at = ?4, lease_token = '', journal = ?5 "
+                  "WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND lease_token = ?3"));
           s.Bind(1, r.seq)
               .Bind(2, queue_id)
               .Bind(3, r.lease_token)
@@ -1088,9 +1175,9 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
           break;
         }
         case FailureAction::Kind::kDrop: {
-          auto s = db.Prepare(
-              "DELETE FROM messages WHERE seq = ?1 AND queue_id = ?2 AND (?3 = '' OR (state = 1 "
-              "AND lease_token = ?3))");
+          REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("DELETE FROM messages WHERE seq = ?1 AND "
+                                                      "queue_id = ?2 AND (?3 = '' OR (state = 1 "
+                                                      "AND lease_token = ?3))"));
           s.Bind(1, r.seq).Bind(2, queue_id).Bind(3, r.lease_token);
           REDRIVE_RETURN_IF_ERROR(s.Run());
           out[i] = s.Changes() == 1;
@@ -1108,9 +1195,10 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
 Result<std::vector<MessageRecord>> SqliteStore::ExpiredLeases(TimeMs now, int limit) {
   std::vector<MessageRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " MESSAGE_COLUMNS
-                        " FROM messages WHERE state = 1 AND visible_at <= ?1 "
-                        "ORDER BY visible_at LIMIT ?2");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare("SELECT " MESSAGE_COLUMNS " FROM messages WHERE state = 1 AND visible_at <= ?1 "
+                   "ORDER BY visible_at LIMIT ?2"));
     s.Bind(1, now).Bind(2, int64_t{limit});
     while (s.Step() == SQLITE_ROW) out.push_back(ReadMessage(s));
     return s.Error();
@@ -1121,9 +1209,10 @@ Result<std::vector<MessageRecord>> SqliteStore::ExpiredLeases(TimeMs now, int li
 Result<std::vector<MessageRecord>> SqliteStore::ExpiredMessages(TimeMs now, int limit) {
   std::vector<MessageRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " MESSAGE_COLUMNS
-                        " FROM messages WHERE expires_at > 0 AND expires_at <= ?1 AND state = 0 "
-                        "ORDER BY expires_at LIMIT ?2");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " MESSAGE_COLUMNS
+                           " FROM messages WHERE expires_at > 0 AND expires_at <= ?1 AND state = 0 "
+                           "ORDER BY expires_at LIMIT ?2"));
     s.Bind(1, now).Bind(2, int64_t{limit});
     while (s.Step() == SQLITE_ROW) out.push_back(ReadMessage(s));
     return s.Error();
@@ -1135,9 +1224,12 @@ Result<std::vector<MessageRecord>> SqliteStore::DeleteRetained(TimeMs now, int l
   std::vector<MessageRecord> out;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     out.clear();
-    auto s = db.Prepare(
-        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE retain_until > 0 AND "
-        "retain_until <= ?1 ORDER BY retain_until LIMIT ?2) RETURNING seq, id, queue_id");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE retain_until > 0 "
+            "AND "
+            "retain_until <= ?1 ORDER BY retain_until LIMIT ?2) RETURNING seq, id, queue_id"));
     s.Bind(1, now).Bind(2, int64_t{limit});
     while (s.Step() == SQLITE_ROW) {
       MessageRecord m;
@@ -1154,9 +1246,10 @@ Result<std::vector<MessageRecord>> SqliteStore::DeleteRetained(TimeMs now, int l
 Result<int64_t> SqliteStore::DeleteRetainedDeadLetters(TimeMs now, int limit) {
   int64_t n = 0;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare(
-        "DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE "
-        "retain_until > 0 AND retain_until <= ?1 ORDER BY retain_until LIMIT ?2)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare("DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE "
+                   "retain_until > 0 AND retain_until <= ?1 ORDER BY retain_until LIMIT ?2)"));
     s.Bind(1, now).Bind(2, int64_t{limit});
     REDRIVE_RETURN_IF_ERROR(s.Run());
     n = s.Changes();
@@ -1168,9 +1261,10 @@ Result<int64_t> SqliteStore::DeleteRetainedDeadLetters(TimeMs now, int limit) {
 Result<int64_t> SqliteStore::DeleteExpiredIdempotencyKeys(TimeMs now, int limit) {
   int64_t n = 0;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare(
-        "DELETE FROM idempotency WHERE (queue_id, key) IN (SELECT queue_id, key FROM "
-        "idempotency WHERE expires_at <= ?1 LIMIT ?2)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare("DELETE FROM idempotency WHERE (queue_id, key) IN (SELECT queue_id, key FROM "
+                   "idempotency WHERE expires_at <= ?1 LIMIT ?2)"));
     s.Bind(1, now).Bind(2, int64_t{limit});
     REDRIVE_RETURN_IF_ERROR(s.Run());
     n = s.Changes();
@@ -1185,8 +1279,9 @@ Result<std::optional<DeadLetterRecord>> SqliteStore::GetDeadLetter(const std::st
                                                                    const std::string& id) {
   std::optional<DeadLetterRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " DEAD_LETTER_COLUMNS
-                        " FROM dead_letters WHERE tenant = ?1 AND id = ?2");
+    REDRIVE_ASSIGN_OR_RETURN(auto s,
+                             db.Prepare("SELECT " DEAD_LETTER_COLUMNS
+                                        " FROM dead_letters WHERE tenant = ?1 AND id = ?2"));
     s.Bind(1, tenant).Bind(2, id);
     if (s.Step() == SQLITE_ROW) out = ReadDeadLetter(s);
     return s.Error();
@@ -1224,7 +1319,7 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   if (!s.group_id.empty()) text("group_id", s.group_id);
   if (s.since > 0) num("dead_lettered_at >= ?", s.since);
   if (s.until > 0) num("dead_lettered_at < ?", s.until);
-  if (s.max_seq > 0) num("seq <= ?", s.max_seq);
+  if (s.snapshot.max_seq > 0) num("seq <= ?", s.snapshot.max_seq);
   if (!s.redriven_by.empty()) {
     // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
     // hold no quote or wildcard.
@@ -1235,30 +1330,37 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   return q;
 }
 
+// A snapshot this store made has no `visible` part (see SnapshotDeadLetters).
+Status CheckSnapshot(const DeadLetterSnapshot& snapshot) {
+  if (snapshot.visible.empty()) return Status::Ok();
+  return Status(ErrorCode::kInvalidArgument, "a dead-letter snapshot of another store");
+}
+
 void BindScan(Stmt& st, const ScanSql& q) {
   for (const auto& [i, v] : q.text_binds) st.Bind(i, v);
   for (const auto& [i, v] : q.int_binds) st.Bind(i, v);
 }
 
-std::vector<CountRow> CountBy(Db& db, const std::string& sql, const std::string& tenant,
-                              const std::string& dlq, Status* st) {
+Result<std::vector<CountRow>> CountBy(Db& db, const std::string& sql, const std::string& tenant,
+                                      const std::string& dlq) {
   std::vector<CountRow> out;
-  auto s = db.PrepareText(sql);
+  REDRIVE_ASSIGN_OR_RETURN(auto s, db.PrepareText(sql));
   s.Bind(1, tenant).Bind(2, dlq);
   while (s.Step() == SQLITE_ROW) out.push_back(CountRow{s.Text(0), s.Int(1)});
-  *st = s.Error();
+  REDRIVE_RETURN_IF_ERROR(s.Error());
   return out;
 }
 
 }  // namespace
 
 Result<std::vector<DeadLetterRecord>> SqliteStore::ScanDeadLetters(const DeadLetterScan& scan) {
+  REDRIVE_RETURN_IF_ERROR(CheckSnapshot(scan.snapshot));
   std::vector<DeadLetterRecord> out;
   ScanSql q = BuildScan(scan);
   std::string sql = "SELECT " DEAD_LETTER_COLUMNS " FROM dead_letters WHERE " + q.where +
                     " AND seq > ?50 ORDER BY seq LIMIT ?51";
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.PrepareText(sql);
+    REDRIVE_ASSIGN_OR_RETURN(auto s, db.PrepareText(sql));
     BindScan(s, q);
     s.Bind(50, scan.after_seq).Bind(51, int64_t{scan.limit});
     while (s.Step() == SQLITE_ROW) out.push_back(ReadDeadLetter(s));
@@ -1268,11 +1370,12 @@ Result<std::vector<DeadLetterRecord>> SqliteStore::ScanDeadLetters(const DeadLet
 }
 
 Result<int64_t> SqliteStore::CountDeadLetters(const DeadLetterScan& scan) {
+  REDRIVE_RETURN_IF_ERROR(CheckSnapshot(scan.snapshot));
   int64_t n = 0;
   ScanSql q = BuildScan(scan);
   std::string sql = "SELECT COUNT(*) FROM dead_letters WHERE " + q.where;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.PrepareText(sql);
+    REDRIVE_ASSIGN_OR_RETURN(auto s, db.PrepareText(sql));
     BindScan(s, q);
     if (s.Step() == SQLITE_ROW) n = s.Int(0);
     return s.Error();
@@ -1280,26 +1383,30 @@ Result<int64_t> SqliteStore::CountDeadLetters(const DeadLetterScan& scan) {
   return n;
 }
 
-Result<int64_t> SqliteStore::MaxDeadLetterSeq(const std::string& tenant) {
-  int64_t n = 0;
+// Exact with max_seq alone: one writer commits transactions one after another, so a dead
+// letter not committed when this read begins is given its seq later, and dead_letter_seq
+// never gives a seq twice: any such dead letter has a seq above every one visible here.
+Result<DeadLetterSnapshot> SqliteStore::SnapshotDeadLetters(const std::string& tenant) {
+  DeadLetterSnapshot snapshot;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT COALESCE(MAX(seq), 0) FROM dead_letters WHERE tenant = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT COALESCE(MAX(seq), 0) FROM dead_letters WHERE tenant = ?1"));
     s.Bind(1, tenant);
-    if (s.Step() == SQLITE_ROW) n = s.Int(0);
+    if (s.Step() == SQLITE_ROW) snapshot.max_seq = s.Int(0);
     return s.Error();
   }));
-  return n;
+  return snapshot;
 }
 
 Result<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(const std::string& tenant,
                                                                     const std::string& dlq) {
   std::vector<FailureGroupRow> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare(
-        "SELECT group_id, MAX(signature), MAX(origin), MAX(reason), COUNT(*), "
-        "MIN(dead_lettered_at), MAX(dead_lettered_at) FROM dead_letters "
-        "WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) GROUP BY group_id "
-        "ORDER BY COUNT(*) DESC, group_id LIMIT 1000");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT group_id, MAX(signature), MAX(origin), MAX(reason), COUNT(*), "
+                           "MIN(dead_lettered_at), MAX(dead_lettered_at) FROM dead_letters "
+                           "WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) GROUP BY group_id "
+                           "ORDER BY COUNT(*) DESC, group_id LIMIT 1000"));
     s.Bind(1, tenant).Bind(2, dlq);
     while (s.Step() == SQLITE_ROW) {
       FailureGroupRow g;
@@ -1314,9 +1421,10 @@ Result<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(const std::s
     }
     REDRIVE_RETURN_IF_ERROR(s.Error());
     for (auto& g : out) {
-      auto ids = db.Prepare(
-          "SELECT id FROM dead_letters WHERE tenant = ?1 AND group_id = ?2 AND "
-          "(?3 = '' OR dlq = ?3) ORDER BY seq LIMIT 5");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto ids,
+          db.Prepare("SELECT id FROM dead_letters WHERE tenant = ?1 AND group_id = ?2 AND "
+                     "(?3 = '' OR dlq = ?3) ORDER BY seq LIMIT 5"));
       ids.Bind(1, tenant).Bind(2, g.group_id).Bind(3, dlq);
       while (ids.Step() == SQLITE_ROW) g.sample_ids.push_back(ids.Text(0));
       REDRIVE_RETURN_IF_ERROR(ids.Error());
@@ -1330,26 +1438,26 @@ Result<DeadLetterStats> SqliteStore::GetDeadLetterStats(const std::string& tenan
                                                         const std::string& dlq) {
   DeadLetterStats stats;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    Status st;
     const std::string where = " FROM dead_letters WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) ";
-    stats.by_origin =
+    REDRIVE_ASSIGN_OR_RETURN(
+        stats.by_origin,
         CountBy(db, "SELECT origin, COUNT(*)" + where + "GROUP BY origin ORDER BY 2 DESC", tenant,
-                dlq, &st);
-    REDRIVE_RETURN_IF_ERROR(st);
-    stats.by_reason =
+                dlq));
+    REDRIVE_ASSIGN_OR_RETURN(
+        stats.by_reason,
         CountBy(db, "SELECT reason, COUNT(*)" + where + "GROUP BY reason ORDER BY 2 DESC", tenant,
-                dlq, &st);
-    REDRIVE_RETURN_IF_ERROR(st);
-    stats.by_group = CountBy(
-        db, "SELECT group_id, COUNT(*)" + where + "GROUP BY group_id ORDER BY 2 DESC LIMIT 1000",
-        tenant, dlq, &st);
-    REDRIVE_RETURN_IF_ERROR(st);
-    stats.by_hour = CountBy(db,
-                            "SELECT CAST((dead_lettered_at / 3600000) * 3600000 AS TEXT), "
-                            "COUNT(*)" +
-                                where + "GROUP BY dead_lettered_at / 3600000 ORDER BY 1",
-                            tenant, dlq, &st);
-    REDRIVE_RETURN_IF_ERROR(st);
+                dlq));
+    REDRIVE_ASSIGN_OR_RETURN(stats.by_group,
+                             CountBy(db,
+                                     "SELECT group_id, COUNT(*)" + where +
+                                         "GROUP BY group_id ORDER BY 2 DESC LIMIT 1000",
+                                     tenant, dlq));
+    REDRIVE_ASSIGN_OR_RETURN(stats.by_hour,
+                             CountBy(db,
+                                     "SELECT CAST((dead_lettered_at / 3600000) * 3600000 AS TEXT), "
+                                     "COUNT(*)" +
+                                         where + "GROUP BY dead_lettered_at / 3600000 ORDER BY 1",
+                                     tenant, dlq));
     for (const auto& r : stats.by_reason) stats.total += r.count;
     return Status::Ok();
   }));
@@ -1362,7 +1470,8 @@ Result<std::vector<bool>> SqliteStore::DeleteDeadLetters(const std::string& tena
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     out.assign(seqs.size(), false);
     for (size_t i = 0; i < seqs.size(); ++i) {
-      auto s = db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s, db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));
       s.Bind(1, seqs[i]).Bind(2, tenant);
       REDRIVE_RETURN_IF_ERROR(s.Run());
       out[i] = s.Changes() == 1;
@@ -1378,9 +1487,9 @@ Result<int64_t> SqliteStore::PurgeDeadLetters(const std::string& tenant, const s
   for (;;) {
     int64_t n = 0;
     REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-      auto s = db.Prepare(
-          "DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE tenant = ?1 "
-          "AND dlq = ?2 LIMIT 10000)");
+      REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("DELETE FROM dead_letters WHERE seq IN (SELECT "
+                                                  "seq FROM dead_letters WHERE tenant = ?1 "
+                                                  "AND dlq = ?2 LIMIT 10000)"));
       s.Bind(1, tenant).Bind(2, dlq);
       REDRIVE_RETURN_IF_ERROR(s.Run());
       n = s.Changes();
@@ -1400,7 +1509,9 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
     std::unordered_map<int64_t, int64_t> depth;  // destination -> messages, counted once
     for (size_t i = 0; i < items.size(); ++i) {
       const RedriveItem& it = items[i];
-      auto size = db.Prepare("SELECT body_size FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto size,
+          db.Prepare("SELECT body_size FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));
       size.Bind(1, it.dead_letter_seq).Bind(2, tenant);
       if (size.Step() != SQLITE_ROW) {
         REDRIVE_RETURN_IF_ERROR(size.Error());
@@ -1415,7 +1526,8 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
       } else if (it.max_length > 0) {
         auto d = depth.find(it.dest_queue_id);
         if (d == depth.end()) {
-          auto c = db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1");
+          REDRIVE_ASSIGN_OR_RETURN(auto c,
+                                   db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1"));
           c.Bind(1, it.dest_queue_id);
           int64_t n = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
           REDRIVE_RETURN_IF_ERROR(c.Error());
@@ -1428,19 +1540,23 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
         }
       }
       if (!refusal.empty()) {
-        auto r =
-            db.Prepare("UPDATE dead_letters SET redrive_error = ?3 WHERE seq = ?1 AND tenant = ?2");
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto r,
+            db.Prepare(
+                "UPDATE dead_letters SET redrive_error = ?3 WHERE seq = ?1 AND tenant = ?2"));
         r.Bind(1, it.dead_letter_seq).Bind(2, tenant).Bind(3, refusal);
         REDRIVE_RETURN_IF_ERROR(r.Run());
         continue;
       }
       std::string lineage = EncodeLineage(it.lineage);
-      auto ins = db.Prepare(
-          "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
-          "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
-          "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
-          "SELECT id, ?3, 0, ?4, ?5, ?6, 0, '', '', 0, 0, published_at, ?7, idem_key, "
-          "attributes, journal, body, ?8 FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto ins,
+          db.Prepare(
+              "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
+              "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
+              "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
+              "SELECT id, ?3, 0, ?4, ?5, ?6, 0, '', '', 0, 0, published_at, ?7, idem_key, "
+              "attributes, journal, body, ?8 FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));
       ins.Bind(1, it.dead_letter_seq)
           .Bind(2, tenant)
           .Bind(3, it.dest_queue_id)
@@ -1451,7 +1567,8 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
           .Bind(8, lineage);
       REDRIVE_RETURN_IF_ERROR(ins.Run());
       REDRIVE_RETURN_IF_ERROR(AddQueueUsage(db, it.dest_queue_id, 1, body_size));
-      auto del = db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto del, db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));
       del.Bind(1, it.dead_letter_seq).Bind(2, tenant);
       REDRIVE_RETURN_IF_ERROR(del.Run());
       out[i] = RedriveOutcome::kMoved;
@@ -1465,8 +1582,10 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
 
 Status SqliteStore::AppendAudit(const AuditRecord& r) {
   return Write([&](Db& db) {
-    auto s = db.Prepare(
-        "INSERT INTO audit(tenant, at, actor, action, detail) VALUES(?1, ?2, ?3, ?4, ?5)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "INSERT INTO audit(tenant, at, actor, action, detail) VALUES(?1, ?2, ?3, ?4, ?5)"));
     s.Bind(1, r.tenant).Bind(2, r.at).Bind(3, r.actor).Bind(4, r.action).Bind(5, r.detail_json);
     return s.Run();
   });
@@ -1476,9 +1595,9 @@ Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::string& tenan
                                                         int64_t after_seq, int limit) {
   std::vector<AuditRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare(
-        "SELECT seq, tenant, at, actor, action, detail FROM audit WHERE tenant = ?1 AND seq > ?2 "
-        "ORDER BY seq LIMIT ?3");
+    REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("SELECT seq, tenant, at, actor, action, detail "
+                                                "FROM audit WHERE tenant = ?1 AND seq > ?2 "
+                                                "ORDER BY seq LIMIT ?3"));
     s.Bind(1, tenant).Bind(2, after_seq).Bind(3, int64_t{limit});
     while (s.Step() == SQLITE_ROW) {
       out.push_back(AuditRecord{s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4), s.Text(5)});
@@ -1491,30 +1610,38 @@ Result<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::string& tenan
 #define JOB_COLUMNS "id, tenant, scope, state, spec, progress, created_at, updated_at, finished_at"
 
 namespace {
-JobRecord ReadJob(Stmt& s) {
-  return JobRecord{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4),
-                   s.Text(5), s.Int(6),  s.Int(7),  s.Int(8)};
+// The state column holds the words of job_state.h. Errors: kInternal for any other.
+Status ReadJob(Stmt& s, JobRecord* j) {
+  *j = JobRecord{s.Text(0), s.Text(1), s.Text(2), JobState::kRunning, s.Text(4), s.Text(5),
+                 s.Int(6),  s.Int(7),  s.Int(8)};
+  std::string state = s.Text(3);
+  if (!FromString(state, &j->state)) {
+    return Status(ErrorCode::kInternal, "job " + j->id + " has an unknown state '" + state + "'");
+  }
+  return Status::Ok();
 }
 }  // namespace
 
 Status SqliteStore::CreateJob(const JobRecord& j) {
   return Write([&](Db& db) {
-    auto s =
-        db.Prepare("INSERT INTO jobs(" JOB_COLUMNS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.scope).Bind(4, j.state).Bind(5, j.spec_json);
+    REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("INSERT INTO jobs(" JOB_COLUMNS
+                                                ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.scope).Bind(4, ToString(j.state));
+    s.Bind(5, j.spec_json);
     s.Bind(6, j.progress_json).Bind(7, j.created_at).Bind(8, j.updated_at).Bind(9, j.finished_at);
     return s.Run();
   });
 }
 
-Result<bool> SqliteStore::UpdateJob(const JobRecord& j, const std::string& expected_state) {
+Result<bool> SqliteStore::UpdateJob(const JobRecord& j, JobState expected_state) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare(
-        "UPDATE jobs SET state = ?3, progress = ?4, updated_at = ?5, finished_at = ?6 "
-        "WHERE id = ?1 AND tenant = ?2 AND state = ?7");
-    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.state).Bind(4, j.progress_json);
-    s.Bind(5, j.updated_at).Bind(6, j.finished_at).Bind(7, expected_state);
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare("UPDATE jobs SET state = ?3, progress = ?4, updated_at = ?5, finished_at = ?6 "
+                   "WHERE id = ?1 AND tenant = ?2 AND state = ?7"));
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, ToString(j.state)).Bind(4, j.progress_json);
+    s.Bind(5, j.updated_at).Bind(6, j.finished_at).Bind(7, ToString(expected_state));
     REDRIVE_RETURN_IF_ERROR(s.Run());
     changed = s.Changes() == 1;
     return Status::Ok();
@@ -1526,9 +1653,13 @@ Result<std::optional<JobRecord>> SqliteStore::GetJob(const std::string& tenant,
                                                      const std::string& id) {
   std::optional<JobRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s = db.Prepare("SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 AND id = ?2");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " JOB_COLUMNS " FROM jobs WHERE tenant = ?1 AND id = ?2"));
     s.Bind(1, tenant).Bind(2, id);
-    if (s.Step() == SQLITE_ROW) out = ReadJob(s);
+    if (s.Step() == SQLITE_ROW) {
+      out.emplace();
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &*out));
+    }
     return s.Error();
   }));
   return out;
@@ -1537,12 +1668,15 @@ Result<std::optional<JobRecord>> SqliteStore::GetJob(const std::string& tenant,
 Result<std::vector<JobRecord>> SqliteStore::ListJobs(const std::string& tenant) {
   std::vector<JobRecord> out;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    auto s =
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
         db.Prepare("SELECT " JOB_COLUMNS
                    " FROM jobs WHERE (?1 = '' OR tenant = ?1) ORDER BY created_at DESC, id DESC "
-                   "LIMIT 1000");
+                   "LIMIT 1000"));
     s.Bind(1, tenant);
-    while (s.Step() == SQLITE_ROW) out.push_back(ReadJob(s));
+    while (s.Step() == SQLITE_ROW) {
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &out.emplace_back()));
+    }
     return s.Error();
   }));
   return out;
@@ -1551,7 +1685,8 @@ Result<std::vector<JobRecord>> SqliteStore::ListJobs(const std::string& tenant) 
 Result<int64_t> SqliteStore::DeleteFinishedJobs(TimeMs before) {
   int64_t n = 0;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare("DELETE FROM jobs WHERE finished_at > 0 AND finished_at < ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("DELETE FROM jobs WHERE finished_at > 0 AND finished_at < ?1"));
     s.Bind(1, before);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     n = s.Changes();

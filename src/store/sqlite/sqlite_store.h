@@ -1,12 +1,14 @@
-// SqliteStore: the embedded default store, one SQLite file in WAL mode.
+// SqliteStore: the embedded default store, one SQLite file in WAL mode. It implements both
+// ports (MessageStore and ControlStore) in one database, so the moves between them (dead-
+// lettering, redrive) are single transactions.
 //
 // Writes go to one writer thread that groups every write request waiting at that moment into
 // one transaction and one fsync (group commit); each request runs in its own savepoint so one
 // failing request does not undo the others. Reads use a pool of read-only connections and never
 // wait for the writer. A failed commit is sticky: every later write answers kStoreFailed.
 //
-// Thread-safety: thread-safe. Threads: one writer thread and one checkpointer thread (WAL
-// checkpoints off the writer's commit path), both joined by the destructor.
+// Thread-safety: thread-safe. Threads: two, the writer and the checkpointer (WAL checkpoints
+// off the commit path), both joined by the destructor.
 #pragma once
 
 #include <condition_variable>
@@ -28,24 +30,7 @@ class SqliteStore : public Store {
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   ~SqliteStore() override;
 
-  Status CreateTenant(const TenantRecord& tenant) override;
-  Result<std::optional<TenantRecord>> GetTenant(const std::string& name) override;
-  Result<std::vector<TenantRecord>> ListTenants() override;
-  Status CreateToken(const TokenRecord& token) override;
-  Result<std::optional<TokenRecord>> FindTokenByHash(const std::string& secret_hash) override;
-  Result<std::vector<TokenRecord>> ListTokens(const std::string& tenant) override;
-  Result<bool> RevokeToken(const std::string& tenant, const std::string& id, TimeMs at) override;
-
-  Result<int64_t> CreateQueue(const QueueRecord& queue) override;
-  Result<bool> UpdateQueue(const QueueRecord& queue) override;
-  Result<std::optional<QueueRecord>> GetQueue(const std::string& tenant,
-                                              const std::string& name) override;
-  Result<std::optional<QueueRecord>> GetQueueById(int64_t id) override;
-  Result<std::vector<QueueRecord>> ListQueues(const std::string& tenant) override;
-  Result<bool> DeleteQueue(int64_t queue_id) override;
-  Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) override;
-  Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) override;
-
+  // ---- MessageStore (sqlite_store.cc)
   Result<PublishResult> Publish(const PublishRequest& request) override;
   Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) override;
   Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) override;
@@ -54,18 +39,46 @@ class SqliteStore : public Store {
                            TimeMs until) override;
   Result<std::vector<bool>> SettleFailures(int64_t queue_id,
                                            const std::vector<FailureAction>& actions) override;
-
   Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) override;
   Result<std::vector<MessageRecord>> ExpiredMessages(TimeMs now, int limit) override;
   Result<std::vector<MessageRecord>> DeleteRetained(TimeMs now, int limit) override;
-  Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) override;
   Result<int64_t> DeleteExpiredIdempotencyKeys(TimeMs now, int limit) override;
+  Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) override;
+  Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) override;
+
+  // ---- ControlStore (sqlite_store.cc; tenancy in sqlite_tenancy.cc)
+  Status CreateTenant(const TenantRecord& tenant) override;
+  Result<std::optional<TenantRecord>> GetTenant(const std::string& name) override;
+  Result<std::vector<TenantRecord>> ListTenants() override;
+  Result<bool> SetTenantQuotas(const std::string& tenant, const std::string& quotas_json) override;
+  Result<TenantUsage> GetTenantUsage(const std::string& tenant) override;
+  Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant, bool only_if_empty) override;
+
+  Status CreateToken(const TokenRecord& token) override;
+  Result<std::optional<TokenRecord>> FindTokenByHash(const std::string& secret_hash) override;
+  Result<std::vector<TokenRecord>> ListTokens(const std::string& tenant) override;
+  Result<bool> RevokeToken(const std::string& tenant, const std::string& id, TimeMs at) override;
+  Result<bool> RotateToken(const std::string& tenant, const std::string& id,
+                           const TokenRecord& replacement, TimeMs old_expires_at,
+                           TimeMs now) override;
+  Result<RevokeOutcome> RevokeOperatorToken(const std::string& id, TimeMs at) override;
+  Status TouchTokens(const std::vector<std::pair<std::string, TimeMs>>& last_used) override;
+
+  Result<int64_t> CreateQueue(const QueueRecord& queue) override;
+  Result<int64_t> CreateQueueWithinQuota(const QueueRecord& queue,
+                                         int64_t max_standard_queues) override;
+  Result<bool> UpdateQueue(const QueueRecord& queue) override;
+  Result<std::optional<QueueRecord>> GetQueue(const std::string& tenant,
+                                              const std::string& name) override;
+  Result<std::optional<QueueRecord>> GetQueueById(int64_t id) override;
+  Result<std::vector<QueueRecord>> ListQueues(const std::string& tenant) override;
+  Result<bool> DeleteQueue(int64_t queue_id) override;
 
   Result<std::optional<DeadLetterRecord>> GetDeadLetter(const std::string& tenant,
                                                         const std::string& id) override;
   Result<std::vector<DeadLetterRecord>> ScanDeadLetters(const DeadLetterScan& scan) override;
   Result<int64_t> CountDeadLetters(const DeadLetterScan& scan) override;
-  Result<int64_t> MaxDeadLetterSeq(const std::string& tenant) override;
+  Result<DeadLetterSnapshot> SnapshotDeadLetters(const std::string& tenant) override;
   Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
                                                          const std::string& dlq) override;
   Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
@@ -76,27 +89,18 @@ class SqliteStore : public Store {
   Result<std::vector<RedriveOutcome>> Redrive(const std::string& tenant,
                                               const std::vector<RedriveItem>& items,
                                               TimeMs now) override;
+  Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) override;
+
   Status AppendAudit(const AuditRecord& record) override;
   Result<std::vector<AuditRecord>> ListAudit(const std::string& tenant, int64_t after_seq,
                                              int limit) override;
+
   Status CreateJob(const JobRecord& job) override;
-  Result<bool> UpdateJob(const JobRecord& job, const std::string& expected_state) override;
+  Result<bool> UpdateJob(const JobRecord& job, JobState expected_state) override;
   Result<std::optional<JobRecord>> GetJob(const std::string& tenant,
                                           const std::string& id) override;
   Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) override;
   Result<int64_t> DeleteFinishedJobs(TimeMs before) override;
-
-  // Tenancy (sqlite_tenancy.cc).
-  Result<bool> SetTenantQuotas(const std::string& tenant, const std::string& quotas_json) override;
-  Result<TenantUsage> GetTenantUsage(const std::string& tenant) override;
-  Result<int64_t> CreateQueueWithinQuota(const QueueRecord& queue,
-                                         int64_t max_standard_queues) override;
-  Result<bool> RotateToken(const std::string& tenant, const std::string& id,
-                           const TokenRecord& replacement, TimeMs old_expires_at,
-                           TimeMs now) override;
-  Result<RevokeOutcome> RevokeOperatorToken(const std::string& id, TimeMs at) override;
-  Status TouchTokens(const std::vector<std::pair<std::string, TimeMs>>& last_used) override;
-  Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant, bool only_if_empty) override;
 
  private:
   struct WriteJob {
@@ -106,16 +110,11 @@ class SqliteStore : public Store {
 
   explicit SqliteStore(std::string path) : path_(std::move(path)) {}
   Status Init();
-  // Inside Publish's transaction: kQuotaExceeded when the batch's new messages (those not
-  // marked in `duplicate`) would take the tenant past tenant_max_messages or tenant_max_bytes.
-  static Status CheckPublishQuota(Db& db, const PublishRequest& request,
-                                  const std::vector<bool>& duplicate);
+  // The tenant's usage as this transaction sees it (sqlite_tenancy.cc).
+  static Status ReadUsage(Db& db, const std::string& tenant, TenantUsage* usage);
   // Counts messages inserted into a queue in its usage counters (removals count themselves:
   // see kSchema). Every statement that inserts into `messages` must be followed by one.
   static Status AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, int64_t bytes);
-  // AddQueueUsage for the new (not duplicate) messages of a publish.
-  static Status AddPublishedUsage(Db& db, const PublishRequest& request,
-                                  const std::vector<bool>& duplicate);
   void WriterLoop();
   // WAL checkpoints (docs/design/storage.md, "Checkpoints"). OnWalCommit is the writer
   // connection's WAL hook: after each commit, with the WAL's size in pages, it wakes the

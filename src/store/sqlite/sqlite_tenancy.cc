@@ -13,22 +13,6 @@ namespace {
 // Rows deleted per transaction when a tenant goes, as for queue deletion and purges.
 constexpr int64_t kDeleteChunk = 10'000;
 
-Status ReadUsage(Db& db, const std::string& tenant, TenantUsage* u) {
-  auto s = db.Prepare(
-      "SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(msg_count), 0), "
-      "COALESCE(SUM(msg_bytes), 0), "
-      "COALESCE((SELECT dl_count FROM tenants WHERE name = ?1), 0), "
-      "COALESCE((SELECT dl_bytes FROM tenants WHERE name = ?1), 0) "
-      "FROM queues WHERE tenant = ?1");
-  s.Bind(1, tenant);
-  if (s.Step() == SQLITE_ROW) {
-    u->queues = s.Int(0);
-    u->messages = s.Int(1) + s.Int(3);
-    u->bytes = s.Int(2) + s.Int(4);
-  }
-  return s.Error();
-}
-
 Status QuotaExceeded(const std::string& tenant, const char* quota, int64_t limit,
                      const std::string& detail) {
   return Status(ErrorCode::kQuotaExceeded, "tenant " + tenant + " is at its " + quota +
@@ -42,7 +26,7 @@ Status DeleteInChunks(const std::function<Status(std::function<Status(Db&)>)>& w
   for (;;) {
     int64_t n = 0;
     REDRIVE_RETURN_IF_ERROR(write([&](Db& db) {
-      auto s = db.Prepare(sql);
+      REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare(sql));
       s.Bind(1, tenant).Bind(2, kDeleteChunk);
       REDRIVE_RETURN_IF_ERROR(s.Run());
       n = s.Changes();
@@ -54,54 +38,36 @@ Status DeleteInChunks(const std::function<Status(std::function<Status(Db&)>)>& w
 
 }  // namespace
 
-Status SqliteStore::CheckPublishQuota(Db& db, const PublishRequest& req,
-                                      const std::vector<bool>& duplicate) {
-  if (req.tenant_max_messages <= 0 && req.tenant_max_bytes <= 0) return Status::Ok();
-  int64_t count = 0, bytes = 0;
-  for (size_t i = 0; i < req.messages.size(); ++i) {
-    if (duplicate[i]) continue;
-    ++count;
-    bytes += static_cast<int64_t>(req.messages[i].body.size());
+Status SqliteStore::ReadUsage(Db& db, const std::string& tenant, TenantUsage* u) {
+  REDRIVE_ASSIGN_OR_RETURN(
+      auto s, db.Prepare("SELECT COALESCE(SUM(kind = 0), 0), COALESCE(SUM(msg_count), 0), "
+                         "COALESCE(SUM(msg_bytes), 0), "
+                         "COALESCE((SELECT dl_count FROM tenants WHERE name = ?1), 0), "
+                         "COALESCE((SELECT dl_bytes FROM tenants WHERE name = ?1), 0) "
+                         "FROM queues WHERE tenant = ?1"));
+  s.Bind(1, tenant);
+  if (s.Step() == SQLITE_ROW) {
+    u->queues = s.Int(0);
+    u->messages = s.Int(1) + s.Int(3);
+    u->bytes = s.Int(2) + s.Int(4);
   }
-  TenantUsage u;
-  REDRIVE_RETURN_IF_ERROR(ReadUsage(db, req.tenant, &u));
-  if (req.tenant_max_messages > 0 && u.messages + count > req.tenant_max_messages) {
-    return QuotaExceeded(req.tenant, "maxMessages", req.tenant_max_messages,
-                         std::to_string(u.messages) + " messages stored, this publish adds " +
-                             std::to_string(count));
-  }
-  if (req.tenant_max_bytes > 0 && u.bytes + bytes > req.tenant_max_bytes) {
-    return QuotaExceeded(
-        req.tenant, "maxBytes", req.tenant_max_bytes,
-        std::to_string(u.bytes) + " body bytes stored, this publish adds " + std::to_string(bytes));
-  }
-  return Status::Ok();
+  return s.Error();
 }
 
 Status SqliteStore::AddQueueUsage(Db& db, int64_t queue_id, int64_t messages, int64_t bytes) {
   if (messages == 0) return Status::Ok();
-  auto s = db.Prepare(
-      "UPDATE queues SET msg_count = msg_count + ?2, msg_bytes = msg_bytes + ?3 WHERE id = ?1");
+  REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("UPDATE queues SET msg_count = msg_count + ?2, "
+                                              "msg_bytes = msg_bytes + ?3 WHERE id = ?1"));
   s.Bind(1, queue_id).Bind(2, messages).Bind(3, bytes);
   return s.Run();
-}
-
-Status SqliteStore::AddPublishedUsage(Db& db, const PublishRequest& req,
-                                      const std::vector<bool>& duplicate) {
-  int64_t count = 0, bytes = 0;
-  for (size_t i = 0; i < req.messages.size(); ++i) {
-    if (duplicate[i]) continue;
-    ++count;
-    bytes += static_cast<int64_t>(req.messages[i].body.size());
-  }
-  return AddQueueUsage(db, req.queue_id, count, bytes);
 }
 
 Result<bool> SqliteStore::SetTenantQuotas(const std::string& tenant,
                                           const std::string& quotas_json) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    auto s = db.Prepare("UPDATE tenants SET quotas = ?2 WHERE name = ?1 AND deleting = 0");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE tenants SET quotas = ?2 WHERE name = ?1 AND deleting = 0"));
     s.Bind(1, tenant).Bind(2, quotas_json);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     changed = s.Changes() == 1;
@@ -121,7 +87,8 @@ Result<int64_t> SqliteStore::CreateQueueWithinQuota(const QueueRecord& q,
   int64_t id = 0;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     if (q.kind == QueueKind::kStandard && max_standard_queues > 0) {
-      auto c = db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1 AND kind = 0");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto c, db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1 AND kind = 0"));
       c.Bind(1, q.tenant);
       int64_t n = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
       REDRIVE_RETURN_IF_ERROR(c.Error());
@@ -132,10 +99,12 @@ Result<int64_t> SqliteStore::CreateQueueWithinQuota(const QueueRecord& q,
     }
     // Past every id still referenced by a message: a deleted queue's messages go in bounded
     // transactions after its row, and must never land in (or count against) a new queue.
-    auto s = db.Prepare(
-        "INSERT INTO queues(id, tenant, name, kind, config, created_at, updated_at) "
-        "VALUES(MAX(COALESCE((SELECT MAX(id) FROM queues), 0), "
-        "COALESCE((SELECT MAX(queue_id) FROM messages), 0)) + 1, ?1, ?2, ?3, ?4, ?5, ?6)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "INSERT INTO queues(id, tenant, name, kind, config, created_at, updated_at) "
+            "VALUES(MAX(COALESCE((SELECT MAX(id) FROM queues), 0), "
+            "COALESCE((SELECT MAX(queue_id) FROM messages), 0)) + 1, ?1, ?2, ?3, ?4, ?5, ?6)"));
     s.Bind(1, q.tenant)
         .Bind(2, q.name)
         .Bind(3, static_cast<int64_t>(q.kind))
@@ -155,19 +124,24 @@ Result<bool> SqliteStore::RotateToken(const std::string& tenant, const std::stri
   std::string scopes = JoinScopes(t.scopes);
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     rotated = false;
-    auto find = db.Prepare(
-        "SELECT expires_at FROM tokens WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0 AND "
-        "(expires_at = 0 OR expires_at > ?3)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto find,
+        db.Prepare(
+            "SELECT expires_at FROM tokens WHERE tenant = ?1 AND id = ?2 AND revoked_at = 0 AND "
+            "(expires_at = 0 OR expires_at > ?3)"));
     find.Bind(1, tenant).Bind(2, id).Bind(3, now);
     if (find.Step() != SQLITE_ROW) return find.Error();
     TimeMs current = find.Int(0);
     TimeMs expires = current == 0 ? old_expires_at : std::min(current, old_expires_at);
-    auto old = db.Prepare("UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto old, db.Prepare("UPDATE tokens SET expires_at = ?2, replaced_by = ?3 WHERE id = ?1"));
     old.Bind(1, id).Bind(2, expires).Bind(3, t.id);
     REDRIVE_RETURN_IF_ERROR(old.Run());
-    auto ins = db.Prepare(
-        "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at, "
-        "expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto ins,
+        db.Prepare(
+            "INSERT INTO tokens(id, tenant, label, secret_hash, scopes, created_at, revoked_at, "
+            "expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
     ins.Bind(1, t.id)
         .Bind(2, t.tenant)
         .Bind(3, t.label)
@@ -187,15 +161,19 @@ Result<RevokeOutcome> SqliteStore::RevokeOperatorToken(const std::string& id, Ti
   RevokeOutcome outcome = RevokeOutcome::kNotActive;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     outcome = RevokeOutcome::kNotActive;
-    auto find = db.Prepare(
-        "SELECT expires_at FROM tokens WHERE tenant = '' AND id = ?1 AND revoked_at = 0");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto find,
+        db.Prepare(
+            "SELECT expires_at FROM tokens WHERE tenant = '' AND id = ?1 AND revoked_at = 0"));
     find.Bind(1, id);
     if (find.Step() != SQLITE_ROW) return find.Error();
     TimeMs expires = find.Int(0);
     if (expires == 0 || expires > at) {
-      auto others = db.Prepare(
-          "SELECT COUNT(*) FROM tokens WHERE tenant = '' AND id <> ?1 AND revoked_at = 0 AND "
-          "(expires_at = 0 OR expires_at > ?2)");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto others,
+          db.Prepare(
+              "SELECT COUNT(*) FROM tokens WHERE tenant = '' AND id <> ?1 AND revoked_at = 0 AND "
+              "(expires_at = 0 OR expires_at > ?2)"));
       others.Bind(1, id).Bind(2, at);
       int64_t n = others.Step() == SQLITE_ROW ? others.Int(0) : 0;
       REDRIVE_RETURN_IF_ERROR(others.Error());
@@ -204,7 +182,8 @@ Result<RevokeOutcome> SqliteStore::RevokeOperatorToken(const std::string& id, Ti
         return Status::Ok();
       }
     }
-    auto s = db.Prepare("UPDATE tokens SET revoked_at = ?2 WHERE tenant = '' AND id = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE tokens SET revoked_at = ?2 WHERE tenant = '' AND id = ?1"));
     s.Bind(1, id).Bind(2, at);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     outcome = RevokeOutcome::kRevoked;
@@ -217,7 +196,9 @@ Status SqliteStore::TouchTokens(const std::vector<std::pair<std::string, TimeMs>
   if (last_used.empty()) return Status::Ok();
   return Write([&](Db& db) {
     for (const auto& [id, at] : last_used) {
-      auto s = db.Prepare("UPDATE tokens SET last_used_at = MAX(last_used_at, ?2) WHERE id = ?1");
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s,
+          db.Prepare("UPDATE tokens SET last_used_at = MAX(last_used_at, ?2) WHERE id = ?1"));
       s.Bind(1, id).Bind(2, at);
       REDRIVE_RETURN_IF_ERROR(s.Run());
     }
@@ -231,12 +212,12 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
   // First: the tenant is marked and its tokens go, so nothing new arrives while the rest goes.
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     outcome = DeleteTenantOutcome::kNotFound;
-    auto t = db.Prepare("SELECT deleting FROM tenants WHERE name = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto t, db.Prepare("SELECT deleting FROM tenants WHERE name = ?1"));
     t.Bind(1, tenant);
     if (t.Step() != SQLITE_ROW) return t.Error();
     bool resuming = t.Int(0) != 0;
     if (only_if_empty && !resuming) {
-      auto c = db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1");
+      REDRIVE_ASSIGN_OR_RETURN(auto c, db.Prepare("SELECT COUNT(*) FROM queues WHERE tenant = ?1"));
       c.Bind(1, tenant);
       int64_t n = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
       REDRIVE_RETURN_IF_ERROR(c.Error());
@@ -245,10 +226,11 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         return Status::Ok();
       }
     }
-    auto mark = db.Prepare("UPDATE tenants SET deleting = 1 WHERE name = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto mark,
+                             db.Prepare("UPDATE tenants SET deleting = 1 WHERE name = ?1"));
     mark.Bind(1, tenant);
     REDRIVE_RETURN_IF_ERROR(mark.Run());
-    auto tokens = db.Prepare("DELETE FROM tokens WHERE tenant = ?1");
+    REDRIVE_ASSIGN_OR_RETURN(auto tokens, db.Prepare("DELETE FROM tokens WHERE tenant = ?1"));
     tokens.Bind(1, tenant);
     REDRIVE_RETURN_IF_ERROR(tokens.Run());
     outcome = DeleteTenantOutcome::kDeleted;
@@ -290,7 +272,7 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         "DELETE FROM tenants WHERE name = ?1",
     };
     for (const char* sql : kFinal) {
-      auto s = db.Prepare(sql);
+      REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare(sql));
       s.Bind(1, tenant);
       REDRIVE_RETURN_IF_ERROR(s.Run());
     }

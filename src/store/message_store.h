@@ -1,0 +1,211 @@
+// MessageStore: the hot message port. Everything a publish, receive, ack, nack or extend
+// touches, and the sweeper's scans and deletes of messages: the store's fast path, and the part
+// that a faster (append-only, log-structured) engine could later implement alone. The control
+// port (control_store.h) holds the rest: tenants, tokens, queues, dead letters, jobs, audit.
+//
+// Contract, for every implementation (the conformance suite, store_test.cc, checks it):
+// - Every method is atomic: it applies completely or not at all. A method that writes returns
+//   only after its effects are durable (fsync'd); implementations may group concurrent writes
+//   into one transaction and one fsync.
+// - Methods taking a lease token are compare-and-set on it: they return false (not an error)
+//   when the message is no longer held by that token.
+// - A message's `seq` is assigned by the store, unique, and increasing in publish order within
+//   a queue (FIFO order). A receipt is (seq, lease token).
+// - A message is in exactly one place: a queue (this port) or the dead letters (the control
+//   port). Dead-lettering (SettleFailures, overflow on Publish) is a move, in one transaction;
+//   so is Redrive on the control port, the other way. Queues (their ids) belong to the control
+//   port. Both ports are one database today; docs/design/store-ports.md says what a backend
+//   that splits them must keep.
+// - Errors: kStoreFailed once a commit or fsync has failed (sticky until restart); kInternal.
+//   "Not held", "not found" and the refusals of a publish are results (false, std::nullopt,
+//   PublishRefusal), never errors, so the engine chooses the error code and its words.
+// - Rules are the engine's. The store applies the parameters it is given (limits, the
+//   overflow action, the death record) and nothing of the engine's configuration formats;
+//   where a check must run in the writing transaction (Publish), the method's comment is its
+//   exact specification, and the conformance suite tests each point of it.
+//
+// Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/records.h"
+
+namespace redrive::store {
+
+struct MessageRecord {
+  int64_t seq = 0;  // assigned by the store; FIFO order within a queue
+  std::string id;
+  int64_t queue_id = 0;
+  std::string body;  // opaque bytes
+  Attributes attributes;
+  std::string idempotency_key;
+  TimeMs published_at = 0;  // first publish; kept across redrives
+  TimeMs enqueued_at = 0;   // entered this queue
+  TimeMs visible_at = 0;    // ready from (delay, backoff) or lease end while leased
+  TimeMs expires_at = 0;    // message TTL; 0 = never
+  TimeMs retain_until = 0;  // queue retention; 0 = forever
+  int32_t delivery_count = 0;
+  TimeMs first_delivered_at = 0;
+  TimeMs last_delivered_at = 0;
+  bool leased = false;
+  std::string lease_token;
+  std::string consumer;  // consumer of the last delivery
+  Journal journal;
+  Lineage lineage;
+};
+
+// Names a leased message: its store sequence number and the lease token it was handed out with.
+struct Receipt {
+  int64_t seq = 0;
+  std::string lease_token;
+};
+
+struct QueueDepth {
+  int64_t ready = 0;
+  int64_t delayed = 0;
+  int64_t leased = 0;
+  int64_t dead_lettered = 0;  // dead letters whose origin is this queue
+};
+
+// Row counts of the store, for metrics and accounting checks.
+struct QueueDepthRow {
+  std::string tenant;
+  std::string queue;
+  QueueDepth depth;
+};
+
+// What Publish does when a batch would take the queue past its max length. The engine
+// chooses it (from the queue's overflow policy); the store applies it as Publish says.
+enum class OverflowAction {
+  kRefuse,            // refuse the batch: PublishRefusal::kQueueFull
+  kDeadLetterOldest,  // dead-letter the oldest unleased messages to make room
+};
+
+struct PublishRequest {
+  int64_t queue_id = 0;
+  // Fully formed by the engine: id, times, body... REQUIRES: with dedup_window > 0, no two
+  // share a non-empty idempotency key (the engine settles repeats within a batch).
+  std::vector<MessageRecord> messages;
+  TimeMs now = 0;
+  DurationMs dedup_window = 0;  // idempotency keys are remembered this long; 0 = not at all
+  // The queue's limit; 0 = unlimited. On overflow, `overflow` applies; evicted messages are
+  // dead-lettered with `overflow_death`.
+  int64_t max_length = 0;
+  OverflowAction overflow = OverflowAction::kRefuse;
+  DeathInfo overflow_death;
+  // The tenant's quotas, checked against its TenantUsage in the same transaction; 0 = none.
+  std::string tenant;
+  int64_t tenant_max_messages = 0;
+  int64_t tenant_max_bytes = 0;
+};
+
+struct PublishOutcome {
+  std::string id;          // stored id, or the original's id for a duplicate
+  bool duplicate = false;  // an idempotency key seen inside the dedup window
+};
+
+// Why a publish stored nothing (see MessageStore::Publish).
+enum class PublishRefusal {
+  kNone,               // stored
+  kTenantMaxMessages,  // the tenant's messages would pass tenant_max_messages
+  kTenantMaxBytes,     // the tenant's body bytes would pass tenant_max_bytes
+  kQueueFull,          // the queue would pass max_length and the overflow action made no room
+};
+
+struct PublishResult {
+  PublishRefusal refusal = PublishRefusal::kNone;
+  // For a refusal, the two figures it compared with the limit: what is stored (the tenant's
+  // messages or body bytes, or the queue's messages) and what the batch adds (its fresh
+  // messages, or their body bytes). 0 when stored.
+  int64_t stored = 0;
+  int64_t adding = 0;
+  std::vector<PublishOutcome> outcomes;  // one per request message, in order; empty if refused
+  std::vector<std::string> evicted_ids;  // dead-lettered with overflow_death, in seq order
+};
+
+struct LeaseRequest {
+  int64_t queue_id = 0;
+  TimeMs now = 0;
+  TimeMs lease_until = 0;
+  std::string consumer;
+  int max_messages = 1;
+  // The lease token of every message of this lease. A receipt is (seq, token), so receipts
+  // stay distinct; a redelivery gets a new token, which is what makes old receipts stale.
+  std::string lease_token;
+};
+
+// What happens to one failed delivery. A receipt with an empty lease_token means "whatever its
+// state" (TTL expiry); otherwise the lease must still match.
+struct FailureAction {
+  enum class Kind { kRequeue, kDeadLetter, kDrop };
+  Kind kind = Kind::kRequeue;
+  Receipt receipt;
+  TimeMs visible_at = 0;  // kRequeue: ready again at
+  Journal journal;        // kRequeue and kDeadLetter: the journal with this failure appended
+  DeathInfo death;        // kDeadLetter
+};
+
+class MessageStore {
+ public:
+  virtual ~MessageStore() = default;
+
+  // --- publish, lease, settle
+  // Stores a batch, all or nothing, in one transaction. The checks that must see the queue and
+  // the tenant as they are at commit happen here, exactly as follows and in this order:
+  //  1. Duplicates. With dedup_window > 0, a message whose non-empty idempotency key is
+  //     remembered for the queue with an expiry after `now` is a duplicate: it is not stored,
+  //     and its outcome is the remembered message id with duplicate = true. The other
+  //     messages are fresh; F is their number, B the sum of their body sizes in bytes.
+  //  2. F = 0: nothing else is checked or written.
+  //  3. Tenant quotas, against TenantUsage of `tenant` in this transaction (its messages and
+  //     dead letters): refused (kTenantMaxMessages) when tenant_max_messages > 0 and
+  //     usage.messages + F > tenant_max_messages; else refused (kTenantMaxBytes) when
+  //     tenant_max_bytes > 0 and usage.bytes + B > tenant_max_bytes.
+  //  4. Length, when max_length > 0: D is the queue's messages (ready, delayed and leased) and
+  //     excess = D + F - max_length. When excess > 0: with kRefuse, refused (kQueueFull); with
+  //     kDeadLetterOldest and F <= max_length, the `excess` unleased (ready or delayed)
+  //     messages with the lowest seq are moved to the dead letters with overflow_death (journal
+  //     and lineage kept) and their ids returned in seq order; if fewer than `excess` are
+  //     unleased, or F > max_length, refused (kQueueFull) with nothing moved.
+  //  5. The fresh messages are stored in request order (increasing seq); with dedup_window > 0
+  //     each key is remembered with the expiry now + dedup_window (replacing an expired one);
+  //     the tenant's usage grows by F and B.
+  // A refusal is a result, not an error: `refusal` says which, `stored` and `adding` give the
+  // compared figures (usage.messages and F, usage.bytes and B, or D and F), and nothing at all
+  // is written. Otherwise `outcomes` has one entry per request message, in order.
+  virtual Result<PublishResult> Publish(const PublishRequest& request) = 0;
+  // Leases up to max_messages ready, visible, unexpired messages in FIFO order:
+  // increments delivery_count durably before returning them.
+  virtual Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) = 0;
+  virtual Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) = 0;
+  // Deletes each leased message whose token matches; one bool per receipt.
+  virtual Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) = 0;
+  // Moves the lease end of a message whose lease has not yet ended at `now`.
+  virtual Result<bool> ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
+                                   TimeMs until) = 0;
+  // Applies the outcome of each failed delivery (a nack, an ended lease, an expired TTL) in one
+  // transaction; one bool per action: whether the message was still there to act on.
+  virtual Result<std::vector<bool>> SettleFailures(int64_t queue_id,
+                                                   const std::vector<FailureAction>& actions) = 0;
+
+  // --- the sweeper's inputs: bounded batches, oldest first
+  virtual Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) = 0;
+  virtual Result<std::vector<MessageRecord>> ExpiredMessages(TimeMs now, int limit) = 0;
+  // Deletes messages past their retention; returns them (for the drop log).
+  virtual Result<std::vector<MessageRecord>> DeleteRetained(TimeMs now, int limit) = 0;
+  // Forgets idempotency keys older than their window; returns how many.
+  virtual Result<int64_t> DeleteExpiredIdempotencyKeys(TimeMs now, int limit) = 0;
+
+  // --- depths: ready, delayed and leased messages of a queue, and the dead letters whose
+  // origin it is; for a dead-letter queue, ready is the dead letters it holds.
+  virtual Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) = 0;
+  virtual Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) = 0;
+};
+
+}  // namespace redrive::store
