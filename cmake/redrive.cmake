@@ -1,14 +1,68 @@
 # Target helpers: one place for the boilerplate of libraries and tests.
-# Includes are rooted at src/; a module links only the modules it may use, so a forbidden
-# include fails to build.
+#
+# Module walls. Includes are spelled from src/ ("store/store.h"), but a library does not see
+# src/: each gets its own include root in the build tree, ${CMAKE_BINARY_DIR}/include/<target>,
+# holding symlinks to its own headers only, and publishes that root to whoever links it. A
+# module therefore sees its own headers and those of the libraries it links (its PUBLIC ones
+# passed on to its users), and an include of anything else fails to build: "No such file or
+# directory". Link PRIVATE unless the library's own headers include the dependency's; a
+# PRIVATE dependency is still linked into the final binaries, its headers are not passed on.
+# cmake/walls/ holds the tests that prove the walls (docs/testing.md).
+#
+# Tests, fuzz targets and benchmarks keep the broad root src/: they may reach internals.
 
-function(redrive_library name)
-  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
-  add_library(${name} STATIC ${ARG_SRCS})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+# Links each of HEADERS (paths relative to the current source folder) into the include root
+# ROOT, at its path from src/, after emptying ROOT: a header removed or moved is gone there too.
+function(redrive_include_root root)
+  file(REMOVE_RECURSE ${root})
+  file(MAKE_DIRECTORY ${root})
+  foreach(header IN LISTS ARGN)
+    set(source ${CMAKE_CURRENT_SOURCE_DIR}/${header})
+    if(NOT EXISTS ${source})
+      message(FATAL_ERROR "no header ${source}")
+    endif()
+    file(RELATIVE_PATH spelled ${PROJECT_SOURCE_DIR}/src ${source})
+    get_filename_component(folder ${root}/${spelled} DIRECTORY)
+    file(MAKE_DIRECTORY ${folder})
+    file(CREATE_LINK ${source} ${root}/${spelled} SYMBOLIC)
+  endforeach()
 endfunction()
 
+# redrive_library(NAME SRCS <files> [HEADERS <files>] [INTERNAL_HEADERS <files>]
+#                 [PUBLIC <deps>] [PRIVATE <deps>])
+#   HEADERS           the headers NAME publishes, relative to this folder; by default every *.h
+#                     in it (not in subfolders: store/ does not publish store/sqlite/). Each is
+#                     reachable as its path from src/.
+#   INTERNAL_HEADERS  headers only NAME's own sources include (a root of their own,
+#                     include/NAME.internal, not passed on).
+#   PUBLIC            libraries whose headers NAME's headers include; passed on to NAME's users.
+#   PRIVATE           libraries only NAME's sources use.
+function(redrive_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;HEADERS;INTERNAL_HEADERS;PUBLIC;PRIVATE;DEPS" ${ARGN})
+  if(DEFINED ARG_DEPS OR "DEPS" IN_LIST ARG_KEYWORDS_MISSING_VALUES)
+    message(FATAL_ERROR "redrive_library(${name}): DEPS is gone; list a dependency under PUBLIC "
+                        "when ${name}'s headers include its headers, otherwise under PRIVATE "
+                        "(cmake/redrive.cmake)")
+  endif()
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "redrive_library(${name}): unexpected ${ARG_UNPARSED_ARGUMENTS}")
+  endif()
+  if(NOT DEFINED ARG_HEADERS)
+    file(GLOB ARG_HEADERS CONFIGURE_DEPENDS RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
+         ${CMAKE_CURRENT_SOURCE_DIR}/*.h)
+  endif()
+  redrive_include_root(${CMAKE_BINARY_DIR}/include/${name} ${ARG_HEADERS})
+  add_library(${name} STATIC ${ARG_SRCS})
+  target_include_directories(${name} PUBLIC ${CMAKE_BINARY_DIR}/include/${name})
+  if(ARG_INTERNAL_HEADERS)
+    redrive_include_root(${CMAKE_BINARY_DIR}/include/${name}.internal ${ARG_INTERNAL_HEADERS})
+    target_include_directories(${name} PRIVATE ${CMAKE_BINARY_DIR}/include/${name}.internal)
+  endif()
+  target_link_libraries(${name} PUBLIC ${ARG_PUBLIC} PRIVATE ${ARG_PRIVATE})
+endfunction()
+
+# redrive_test(NAME SRCS <files> DEPS <libraries> LABELS <labels>): a GoogleTest binary, each of
+# its tests registered with ctest.
 function(redrive_test name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
@@ -35,5 +89,31 @@ function(redrive_fuzzer name)
     target_sources(${name} PRIVATE ${PROJECT_SOURCE_DIR}/cmake/fuzz_replay_main.cc)
     add_test(NAME ${name}_seeds COMMAND ${name} ${ARG_SEEDS})
     set_tests_properties(${name}_seeds PROPERTIES LABELS unit)
+  endif()
+endfunction()
+
+# redrive_wall(NAME SOURCE <file> LINK <libraries> (FORBIDS <header> | PERMITS)): the test
+# wall_NAME builds SOURCE (from cmake/walls/) with exactly the include roots LINK gives, as a
+# module that links LINK would be built. FORBIDS: the test passes only when the build fails
+# because <header> is not found, so it fails both when the wall is gone and when the build
+# broke for another reason. PERMITS: a control, the build must succeed, so a wall test cannot
+# pass merely because the build command does not work.
+function(redrive_wall name)
+  cmake_parse_arguments(ARG "PERMITS" "SOURCE;FORBIDS" "LINK" ${ARGN})
+  set(target wall_${name})
+  add_library(${target} OBJECT EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/cmake/walls/${ARG_SOURCE})
+  target_link_libraries(${target} PRIVATE ${ARG_LINK})
+  add_test(NAME ${target}
+    COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${target})
+  # One build of the tree at a time: two ninjas in one build folder race on its logs.
+  set_tests_properties(${target} PROPERTIES LABELS unit RESOURCE_LOCK build_tree
+                       ENVIRONMENT "LC_ALL=C")
+  if(ARG_FORBIDS)
+    string(REPLACE "." "\\." header "${ARG_FORBIDS}")
+    # gcc: "<header>: No such file or directory"; clang: "'<header>' file not found".
+    set_tests_properties(${target} PROPERTIES
+      PASS_REGULAR_EXPRESSION "${header}'?:? (No such file or directory|file not found)")
+  elseif(NOT ARG_PERMITS)
+    message(FATAL_ERROR "redrive_wall(${name}): say FORBIDS <header> or PERMITS")
   endif()
 endfunction()

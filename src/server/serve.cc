@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "common/clock.h"
+#include "server/config.h"
 #include "store/store.h"
 
 namespace redrive::server {
@@ -105,7 +106,28 @@ std::string TlsMetrics(const http::Server& server) {
               server.tls_certificate().not_after_unix);
 }
 
-}  // namespace
+// Defaults, then the file, then the environment, then flags.
+Status BuildConfig(const ServeFlags& flags, ServerConfig* config) {
+  if (!flags.config_path.empty()) {
+    REDRIVE_RETURN_IF_ERROR(LoadConfigFile(flags.config_path, config));
+  }
+  REDRIVE_RETURN_IF_ERROR(ApplyEnvironment(config));
+  if (!flags.listen.empty()) REDRIVE_RETURN_IF_ERROR(ApplyListen(flags.listen, config));
+  if (!flags.data_dir.empty()) config->data_dir = flags.data_dir;
+  if (!flags.store.empty()) config->store = flags.store;
+  if (!flags.log_level.empty()) config->log_level = flags.log_level;
+  for (const auto& q : flags.quotas) {
+    auto eq = q.find('=');
+    if (eq == std::string::npos) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "--quota wants KEY=VALUE, like max_messages=100000, not '" + q + "'");
+    }
+    REDRIVE_RETURN_IF_ERROR(ApplyQuota(q.substr(0, eq), q.substr(eq + 1), config));
+  }
+  if (!flags.tls_cert.empty()) config->http.tls.cert_file = flags.tls_cert;
+  if (!flags.tls_key.empty()) config->http.tls.key_file = flags.tls_key;
+  return ValidateConfig(*config);
+}
 
 int RunServer(const ServerConfig& config, const std::string& port_file) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
@@ -236,6 +258,14 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   }
   spdlog::info("stopped");
   return 0;
+}
+
+}  // namespace
+
+Result<int> Serve(const ServeFlags& flags) {
+  ServerConfig config;
+  REDRIVE_RETURN_IF_ERROR(BuildConfig(flags, &config));
+  return RunServer(config, flags.port_file);
 }
 
 }  // namespace redrive::server
