@@ -695,15 +695,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
           REDRIVE_ASSIGN_OR_RETURN(auto dl, GetBool(n, "deadLetter"));
           nr.dead_letter = dl.value_or(false);
           REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(n, "consumer"));
-          nr.consumer = consumer.value_or(who.token_id);
-          if (nr.consumer.size() > 256) {
-            return Status(ErrorCode::kInvalidArgument,
-                          "'" + where + "consumer' is longer than 256 bytes");
-          }
-          if (nr.dead_letter && nr.delay) {
-            return Status(ErrorCode::kInvalidArgument,
-                          "'" + where + "delay' and 'deadLetter' exclude each other");
-          }
+          nr.consumer = consumer.value_or("");
+          nr.caller = who.token_id;
           receipts.push_back(nr.receipt);
           nacks.push_back(std::move(nr));
         }

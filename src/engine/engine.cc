@@ -615,7 +615,17 @@ Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::s
     return Status(ErrorCode::kBatchTooLarge,
                   "at most " + std::to_string(options_.max_batch) + " receipts per call");
   }
-  for (const auto& n : nacks) {
+  for (size_t i = 0; i < nacks.size(); ++i) {
+    const NackRequest& n = nacks[i];
+    std::string where = "nacks[" + std::to_string(i) + "].";
+    if (n.dead_letter && n.delay) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "'" + where + "delay' and 'deadLetter' exclude each other");
+    }
+    if (n.consumer.size() > kMaxConsumerName) {
+      return Status(ErrorCode::kInvalidArgument, "'" + where + "consumer' is longer than " +
+                                                     std::to_string(kMaxConsumerName) + " bytes");
+    }
     if (n.delay && (*n.delay < 0 || *n.delay > kMaxDelay)) {
       return Status(ErrorCode::kInvalidArgument, "delay must be between 0s and 7d");
     }
@@ -643,8 +653,10 @@ Result<std::vector<Status>> Engine::Nack(const std::string& tenant, const std::s
       out[i] = LeaseLost();
       continue;
     }
-    store::Attempt attempt{now, n.consumer.empty() ? msg->consumer : n.consumer,
-                           n.dead_letter ? "rejected" : "nack", n.reason,
+    const std::string& consumer = !n.consumer.empty() ? n.consumer
+                                  : !n.caller.empty() ? n.caller
+                                                      : msg->consumer;
+    store::Attempt attempt{now, consumer, n.dead_letter ? "rejected" : "nack", n.reason,
                            Truncate(n.error, options_.max_error)};
     actions.push_back(PlanFailure(*q, *msg, r, std::move(attempt), n.delay,
                                   n.dead_letter ? kReasonRejected : ""));

@@ -179,9 +179,12 @@ struct NackRequest {
   std::string receipt;
   std::string reason;
   std::string error;
-  std::optional<DurationMs> delay;  // overrides the backoff
+  std::optional<DurationMs> delay;  // overrides the backoff; not with dead_letter
   bool dead_letter = false;         // skip the remaining retries
+  // Recorded in the journal, at most kMaxConsumerName bytes; empty = `caller`, else the
+  // consumer of the delivery.
   std::string consumer;
+  std::string caller;  // the id of the token that nacks
 };
 
 // A dead-letter query in the ForgeRock common REST conventions.
@@ -419,6 +422,8 @@ class Engine {
   Result<std::vector<Status>> Ack(const std::string& tenant, const std::string& queue,
                                   const std::vector<std::string>& receipts);
   // Records the failure in the journal, then retries by policy or takes the exhausted action.
+  // Errors (whole call, nothing applied): kInvalidArgument for a delay outside 0s..7d, a delay
+  // together with dead_letter, a reason or consumer too long.
   Result<std::vector<Status>> Nack(const std::string& tenant, const std::string& queue,
                                    const std::vector<NackRequest>& nacks);
   Result<std::vector<Status>> ExtendLeases(const std::string& tenant, const std::string& queue,

@@ -521,6 +521,43 @@ TEST_F(EngineTest, ReceivesRacingPublishesGetEveryMessageOnce) {
   EXPECT_EQ(Depth("orders").ready + Depth("orders").leased, 0);
 }
 
+TEST_F(EngineTest, NackRulesAreTheEnginesAndRefuseTheWholeBatch) {
+  MakeQueue("orders", Config(5));
+  Publish("orders", "a");
+  Publish("orders", "b");
+  auto got = Receive("orders");
+  ASSERT_EQ(got.size(), 2u);
+  NackRequest ok;
+  ok.receipt = got[0].receipt;
+  NackRequest both;
+  both.receipt = got[1].receipt;
+  both.delay = 1000;
+  both.dead_letter = true;
+  auto r = engine_->Nack("acme", "orders", {ok, both});
+  ASSERT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("nacks[1].delay' and 'deadLetter' exclude each other"),
+            std::string::npos)
+      << r.status().message();
+  NackRequest long_name;
+  long_name.receipt = got[1].receipt;
+  long_name.consumer = std::string(kMaxConsumerName + 1, 'c');
+  EXPECT_EQ(engine_->Nack("acme", "orders", {long_name}).status().code(),
+            ErrorCode::kInvalidArgument);
+  // Nothing was applied: both are still leased.
+  EXPECT_EQ(Depth("orders").leased, 2);
+  // Without a consumer name the journal names the caller.
+  ok.caller = "tok_caller";
+  ASSERT_TRUE(engine_->Nack("acme", "orders", {ok}).value()[0].ok());
+  clock_.Advance(60'000);
+  auto again = Receive("orders");
+  ASSERT_FALSE(again.empty());
+  bool found = false;
+  for (const auto& d : again) {
+    for (const auto& a : d.message.journal.attempts) found = found || a.consumer == "tok_caller";
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST_F(EngineTest, StopEndsEveryParkedReceive) {
   MakeQueue("orders", Config(5));
   auto parked_ptr = std::make_shared<Parked>();
