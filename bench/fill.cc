@@ -79,13 +79,13 @@ int FillRedrive(const Options& o) {
   SystemClock clock;
   SystemRandom random;
   engine::Engine eng(*store, clock, random);
-  Must(eng.CreateTenant(o.tenant), "create tenant");
+  Must(eng.tenancy().CreateTenant(o.tenant), "create tenant");
   // The queue holds at most kQueued messages; publishing more dead-letters the oldest.
   constexpr int64_t kQueued = 1000;
   engine::QueueConfig limited;
   limited.max_length = kQueued;
   limited.overflow = engine::OverflowPolicy::kDeadLetterOldest;
-  Must(eng.CreateQueue(o.tenant, o.queue, limited), "create queue");
+  Must(eng.queues().CreateQueue(o.tenant, o.queue, limited), "create queue");
 
   // N dead letters need N + kQueued publishes. Several threads publish at once so that their
   // batches share group commits: alone, one thread mostly waits for fsync.
@@ -106,7 +106,7 @@ int FillRedrive(const Options& o) {
           m.attributes = {{"n", std::to_string(n)}, {"t", "0"}};
           ++n;
         }
-        Must(eng.Publish(o.tenant, o.queue, messages), "publish");
+        Must(eng.messages().Publish(o.tenant, o.queue, messages), "publish");
       }
     });
   }
@@ -115,17 +115,17 @@ int FillRedrive(const Options& o) {
   // the peers' origin queues have.
   engine::QueueConfig open;
   open.retry.max_deliveries = o.max_deliveries;
-  Must(eng.UpdateQueue(o.tenant, o.queue, open), "lift the limit");
+  Must(eng.queues().UpdateQueue(o.tenant, o.queue, open), "lift the limit");
   for (;;) {
     engine::ReceiveOptions ro;
     ro.max_messages = 1000;
-    auto got = Must(eng.Receive(o.tenant, o.queue, ro), "receive");
+    auto got = Must(eng.messages().Receive(o.tenant, o.queue, ro), "receive");
     if (got.empty()) break;
     std::vector<std::string> receipts;
     for (const auto& d : got) receipts.push_back(d.receipt);
-    Must(eng.Ack(o.tenant, o.queue, receipts), "ack");
+    Must(eng.messages().Ack(o.tenant, o.queue, receipts), "ack");
   }
-  auto info = Must(eng.GetQueue(o.tenant, o.queue), "get queue");
+  auto info = Must(eng.queues().GetQueue(o.tenant, o.queue), "get queue");
   const auto& d = info.depth;
   if (d.ready + d.leased + d.delayed != 0 || d.dead_lettered != o.dead_letters) {
     std::fprintf(stderr, "redrive_fill: expected an empty queue and %lld dead letters, got %s\n",

@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   SystemRandom random;
   engine::Engine eng(*store, clock, random);
   engine::Principal ops{"tok_bench", "", {engine::kScopeOperator}};
-  Must(eng.CreateTenant("bench"), "tenant");
+  Must(eng.tenancy().CreateTenant("bench"), "tenant");
 
   // Seeding: each origin queue has maxLength 1000 and overflow dead-letter-oldest, so every
   // publish batch of 1000 dead-letters the previous 1000 in the same transaction.
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   cfg.max_length = 1000;
   cfg.overflow = engine::OverflowPolicy::kDeadLetterOldest;
   for (int q = 0; q < kOrigins; ++q)
-    Must(eng.CreateQueue("bench", "q" + std::to_string(q), cfg), "queue");
+    Must(eng.queues().CreateQueue("bench", "q" + std::to_string(q), cfg), "queue");
   auto seed_start = Steady::now();
   std::vector<engine::NewMessage> batch(1000);
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   TimeMs mid_time = 0;
   for (int64_t round = 0; seeded < total; ++round) {
     std::string q = "q" + std::to_string(round % kOrigins);
-    Must(eng.Publish("bench", q, batch), "publish");
+    Must(eng.messages().Publish("bench", q, batch), "publish");
     if (round >= kOrigins) seeded += 1000;
     if (!mid_time && seeded >= total / 2) mid_time = clock.Now();
   }
@@ -82,11 +82,11 @@ int main(int argc, char** argv) {
   for (int q = 0; q < kOrigins; ++q) {
     engine::QueueConfig open = cfg;
     open.max_length = 0;
-    Must(eng.UpdateQueue("bench", "q" + std::to_string(q), open), "update");
+    Must(eng.queues().UpdateQueue("bench", "q" + std::to_string(q), open), "update");
   }
   double seed_ms = Ms(seed_start);
 
-  auto groups = Must(eng.ListFailureGroups("bench", ""), "groups");
+  auto groups = Must(eng.dead_letters().ListFailureGroups("bench", ""), "groups");
   struct Case {
     const char* name;
     std::string filter;
@@ -116,12 +116,12 @@ int main(int argc, char** argv) {
     q.filter = c.filter;
     q.page_size = 100;
     // First page + total (where the index can count it); best of 3 after one warm-up.
-    (void)eng.QueryDeadLetters("bench", q);
+    (void)eng.dead_letters().QueryDeadLetters("bench", q);
     double best = 1e18;
     int64_t count = -1;
     for (int i = 0; i < 3; ++i) {
       auto t = Steady::now();
-      auto r = Must(eng.QueryDeadLetters("bench", q), c.name);
+      auto r = Must(eng.dead_letters().QueryDeadLetters("bench", q), c.name);
       best = std::min(best, Ms(t));
       count = r.total;
     }
@@ -130,22 +130,23 @@ int main(int argc, char** argv) {
   }
   {
     auto t = Steady::now();
-    auto g = Must(eng.ListFailureGroups("bench", ""), "groups");
+    auto g = Must(eng.dead_letters().ListFailureGroups("bench", ""), "groups");
     report("failure groups (" + std::to_string(g.size()) + ")", Ms(t), "ms");
     t = Steady::now();
-    (void)Must(eng.GetDeadLetterStats("bench", ""), "stats");
+    (void)Must(eng.dead_letters().GetDeadLetterStats("bench", ""), "stats");
     report("stats by origin/reason/group/hour", Ms(t), "ms");
   }
 
   auto start = Steady::now();
-  auto job = Must(eng.StartJob(ops, "bench", engine::JobSpec{}), "job");
+  auto job = Must(eng.dead_letters().StartJob(ops, "bench", engine::JobSpec{}), "job");
   for (;;) {
-    auto moved = Must(eng.RunJobsOnce(), "run");
-    if (moved == 0 && Must(eng.GetJob("bench", job.id), "get").state != engine::JobState::kRunning)
+    auto moved = Must(eng.dead_letters().RunJobsOnce(), "run");
+    if (moved == 0 &&
+        Must(eng.dead_letters().GetJob("bench", job.id), "get").state != engine::JobState::kRunning)
       break;
   }
   double redrive_ms = Ms(start);
-  auto done = Must(eng.GetJob("bench", job.id), "get");
+  auto done = Must(eng.dead_letters().GetJob("bench", job.id), "get");
   report("redrive job: moved", static_cast<double>(done.moved), "messages");
   report("redrive job: time", redrive_ms / 1000.0, "s");
   report("redrive job: rate", done.moved / (redrive_ms / 1000.0), "messages/s");

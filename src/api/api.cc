@@ -155,10 +155,7 @@ Result<engine::JobSpec> JobSpecFromJson(const json& body) {
     REDRIVE_RETURN_IF_ERROR(OnlyFields(*it, {"count", "wait", "maxFailure"}, "canary."));
     REDRIVE_ASSIGN_OR_RETURN(auto count, GetInt(*it, "count"));
     if (!count) return Status(ErrorCode::kMissingField, "'canary.count' is required");
-    if (*count < 1 || *count > 100'000) {
-      return Status(ErrorCode::kInvalidArgument, "'canary.count' must be between 1 and 100000");
-    }
-    s.canary = static_cast<int>(*count);
+    s.canary = *count;  // the engine checks the range
     REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(*it, "wait"));
     if (wait) s.canary_wait = *wait;
     if (auto m = it->find("maxFailure"); m != it->end() && !m->is_null()) {
@@ -180,10 +177,10 @@ json JobJson(const engine::JobInfo& j) {
       {"until", j.spec.until ? json(FormatTime(*j.spec.until)) : json(nullptr)},
       {"destination", j.spec.destination.empty() ? json(nullptr) : json(j.spec.destination)},
       {"rate", j.spec.rate}};
-  spec["canary"] = j.spec.canary > 0 ? json{{"count", j.spec.canary},
-                                            {"wait", FormatDuration(j.spec.canary_wait)},
-                                            {"maxFailure", j.spec.canary_max_failure}}
-                                     : json(nullptr);
+  spec["canary"] = j.spec.canary ? json{{"count", *j.spec.canary},
+                                        {"wait", FormatDuration(j.spec.canary_wait)},
+                                        {"maxFailure", j.spec.canary_max_failure}}
+                                 : json(nullptr);
   return {{"id", j.id},
           {"state", std::string(store::ToString(j.state))},
           {"phase", std::string(store::ToString(j.phase))},
@@ -458,43 +455,44 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
         engine::QuotaOverrides quotas;
         REDRIVE_RETURN_IF_ERROR(QuotasFromJson(body, &quotas));
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateTenant(who, name, quotas));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.tenancy().CreateTenant(who, name, quotas));
         return Json(201, TenantJson(t));
       });
   Add("GET", "/v1/tenants", "tenant_list", {kScopeOperator},
       [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListTenants());
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.tenancy().ListTenants());
         json items = json::array();
         for (const auto& t : list) items.push_back(TenantJson(t));
         return Json(200, {{"tenants", items}});
       });
   Add("GET", "/v1/tenants/{tenant}", "tenant_get", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.GetTenant(p.Get("tenant")));
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.tenancy().GetTenant(p.Get("tenant")));
         return Json(200, TenantJson(t, true));
       });
   Add("PATCH", "/v1/tenants/{tenant}", "tenant_update", {kScopeOperator},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"quotas"}));
-        REDRIVE_ASSIGN_OR_RETURN(auto current, engine_.GetTenant(p.Get("tenant")));
+        REDRIVE_ASSIGN_OR_RETURN(auto current, engine_.tenancy().GetTenant(p.Get("tenant")));
         // A merge: named quotas change, null removes an override, the others stay.
         engine::QuotaOverrides quotas = current.overrides;
         REDRIVE_RETURN_IF_ERROR(QuotasFromJson(body, &quotas));
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.SetTenantQuotas(who, p.Get("tenant"), quotas));
+        REDRIVE_ASSIGN_OR_RETURN(auto t,
+                                 engine_.tenancy().SetTenantQuotas(who, p.Get("tenant"), quotas));
         return Json(200, TenantJson(t, true));
       });
   Add("DELETE", "/v1/tenants/{tenant}", "tenant_delete", {kScopeOperator},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(bool force, BoolQuery(req, "force"));
-        REDRIVE_RETURN_IF_ERROR(engine_.DeleteTenant(who, p.Get("tenant"), force));
+        REDRIVE_RETURN_IF_ERROR(engine_.tenancy().DeleteTenant(who, p.Get("tenant"), force));
         return NoContent();
       },
       {"force"});
   Add("GET", "/v1/audit", "server_audit_query", {kScopeOperator},
       [this](Request& req, const PathParams&, const Principal&) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(auto q, AuditQueryOf(req));
-        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.QueryServerAudit(q));
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.tenancy().QueryServerAudit(q));
         return AuditPage(r);
       },
       {"_queryFilter", "_pageSize", "_pagedResultsCookie"});
@@ -506,25 +504,26 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"label", "expiresIn"}));
         REDRIVE_ASSIGN_OR_RETURN(std::string label, RequiredString(body, "label"));
         REDRIVE_ASSIGN_OR_RETURN(auto expires_in, ExpiresIn(body));
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.CreateOperatorToken(who, label, expires_in));
+        REDRIVE_ASSIGN_OR_RETURN(auto t,
+                                 engine_.tenancy().CreateOperatorToken(who, label, expires_in));
         return Json(201, NewTokenJson(t));
       });
   Add("GET", "/v1/operator-tokens", "operator_token_list", {kScopeOperator},
       [this](Request&, const PathParams&, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListOperatorTokens());
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.tenancy().ListOperatorTokens());
         json items = json::array();
         for (const auto& t : list) items.push_back(TokenJson(t));
         return Json(200, {{"tokens", items}});
       });
   Add("DELETE", "/v1/operator-tokens/{token}", "operator_token_revoke", {kScopeOperator},
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(engine_.RevokeOperatorToken(who, p.Get("token")));
+        REDRIVE_RETURN_IF_ERROR(engine_.tenancy().RevokeOperatorToken(who, p.Get("token")));
         return NoContent();
       });
   Add("POST", "/v1/operator-tokens/{token}/rotate", "operator_token_rotate", {kScopeOperator},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(auto rotation, RotationFromRequest(req));
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.RotateOperatorToken(
+        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.tenancy().RotateOperatorToken(
                                              who, p.Get("token"), rotation.first, rotation.second));
         return Json(201, NewTokenJson(t));
       });
@@ -552,26 +551,28 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         }
         REDRIVE_ASSIGN_OR_RETURN(auto expires_in, ExpiresIn(body));
         REDRIVE_ASSIGN_OR_RETURN(
-            auto t, engine_.CreateToken(who, p.Get("tenant"), label, scopes, expires_in));
+            auto t, engine_.tenancy().CreateToken(who, p.Get("tenant"), label, scopes, expires_in));
         return Json(201, NewTokenJson(t));
       });
   Add("GET", "/v1/tenants/{tenant}/tokens", "token_list", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListTokens(p.Get("tenant")));
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.tenancy().ListTokens(p.Get("tenant")));
         json items = json::array();
         for (const auto& t : list) items.push_back(TokenJson(t));
         return Json(200, {{"tokens", items}});
       });
   Add("DELETE", "/v1/tenants/{tenant}/tokens/{token}", "token_revoke", {kScopeAdmin},
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(engine_.RevokeToken(who, p.Get("tenant"), p.Get("token")));
+        REDRIVE_RETURN_IF_ERROR(
+            engine_.tenancy().RevokeToken(who, p.Get("tenant"), p.Get("token")));
         return NoContent();
       });
   Add("POST", "/v1/tenants/{tenant}/tokens/{token}/rotate", "token_rotate", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(auto rotation, RotationFromRequest(req));
-        REDRIVE_ASSIGN_OR_RETURN(auto t, engine_.RotateToken(who, p.Get("tenant"), p.Get("token"),
-                                                             rotation.first, rotation.second));
+        REDRIVE_ASSIGN_OR_RETURN(auto t,
+                                 engine_.tenancy().RotateToken(who, p.Get("tenant"), p.Get("token"),
+                                                               rotation.first, rotation.second));
         return Json(201, NewTokenJson(t));
       });
 
@@ -585,37 +586,40 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         if (auto it = body.find("attributes"); it != body.end()) {
           REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
         }
-        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.CreateQueue(who, p.Get("tenant"), name, config));
+        REDRIVE_ASSIGN_OR_RETURN(auto q,
+                                 engine_.queues().CreateQueue(who, p.Get("tenant"), name, config));
         return Json(201, QueueJson(q));
       });
   Add("GET", "/v1/tenants/{tenant}/queues", "queue_list", kQueueReaders,
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.ListQueues(p.Get("tenant")));
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.queues().ListQueues(p.Get("tenant")));
         json items = json::array();
         for (const auto& q : list) items.push_back(QueueJson(q));
         return Json(200, {{"queues", items}});
       });
   Add("GET", "/v1/tenants/{tenant}/queues/{queue}", "queue_get", kQueueReaders,
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.GetQueue(p.Get("tenant"), p.Get("queue")));
+        REDRIVE_ASSIGN_OR_RETURN(auto q,
+                                 engine_.queues().GetQueue(p.Get("tenant"), p.Get("queue")));
         return Json(200, QueueJson(q));
       });
   Add("PATCH", "/v1/tenants/{tenant}/queues/{queue}", "queue_update", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"attributes"}));
-        REDRIVE_ASSIGN_OR_RETURN(auto current, engine_.GetQueue(p.Get("tenant"), p.Get("queue")));
+        REDRIVE_ASSIGN_OR_RETURN(auto current,
+                                 engine_.queues().GetQueue(p.Get("tenant"), p.Get("queue")));
         engine::QueueConfig config = current.config;
         if (auto it = body.find("attributes"); it != body.end()) {
           REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
         }
-        REDRIVE_ASSIGN_OR_RETURN(auto q,
-                                 engine_.UpdateQueue(who, p.Get("tenant"), p.Get("queue"), config));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto q, engine_.queues().UpdateQueue(who, p.Get("tenant"), p.Get("queue"), config));
         return Json(200, QueueJson(q));
       });
   Add("DELETE", "/v1/tenants/{tenant}/queues/{queue}", "queue_delete", {kScopeAdmin},
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
-        REDRIVE_RETURN_IF_ERROR(engine_.DeleteQueue(who, p.Get("tenant"), p.Get("queue")));
+        REDRIVE_RETURN_IF_ERROR(engine_.queues().DeleteQueue(who, p.Get("tenant"), p.Get("queue")));
         return NoContent();
       });
 
@@ -625,47 +629,49 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_RETURN_IF_ERROR(RequireJsonBody(req));
         REDRIVE_ASSIGN_OR_RETURN(auto messages, DecodePublish(req.body));
         REDRIVE_ASSIGN_OR_RETURN(
-            auto outcomes, engine_.Publish(p.Get("tenant"), p.Get("queue"), std::move(messages)));
+            auto outcomes,
+            engine_.messages().Publish(p.Get("tenant"), p.Get("queue"), std::move(messages)));
         return JsonText(201, PublishAnswer(outcomes));
       });
-  AddAsync(
-      "POST", "/v1/tenants/{tenant}/queues/{queue}/receive", "receive", {kScopeConsume},
-      [this](Request& req, const PathParams& p, const Principal& who, Done done) {
-        auto options = [&]() -> Result<engine::ReceiveOptions> {
-          REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
-          REDRIVE_RETURN_IF_ERROR(
-              OnlyFields(body, {"maxMessages", "wait", "visibilityTimeout", "consumer"}));
-          engine::ReceiveOptions opt;
-          REDRIVE_ASSIGN_OR_RETURN(auto max, GetInt(body, "maxMessages"));
-          if (max) opt.max_messages = *max;
-          REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(body, "wait"));
-          opt.wait = wait.value_or(0);
-          REDRIVE_ASSIGN_OR_RETURN(opt.visibility_timeout, GetDuration(body, "visibilityTimeout"));
-          REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(body, "consumer"));
-          opt.consumer = consumer.value_or("");
-          opt.caller = who.token_id;
-          return opt;
-        }();
-        if (!options.ok()) {
-          done(options.status());
-          return;
-        }
-        engine_.ReceiveAsync(p.Get("tenant"), p.Get("queue"), options.value(),
-                             [done = std::move(done)](Result<std::vector<engine::Delivery>> r) {
-                               if (!r.ok()) {
-                                 done(r.status());
-                                 return;
-                               }
-                               done(JsonText(200, ReceiveAnswer(r.value())));
-                             });
-      });
+  AddAsync("POST", "/v1/tenants/{tenant}/queues/{queue}/receive", "receive", {kScopeConsume},
+           [this](Request& req, const PathParams& p, const Principal& who, Done done) {
+             auto options = [&]() -> Result<engine::ReceiveOptions> {
+               REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+               REDRIVE_RETURN_IF_ERROR(
+                   OnlyFields(body, {"maxMessages", "wait", "visibilityTimeout", "consumer"}));
+               engine::ReceiveOptions opt;
+               REDRIVE_ASSIGN_OR_RETURN(auto max, GetInt(body, "maxMessages"));
+               if (max) opt.max_messages = *max;
+               REDRIVE_ASSIGN_OR_RETURN(auto wait, GetDuration(body, "wait"));
+               opt.wait = wait.value_or(0);
+               REDRIVE_ASSIGN_OR_RETURN(opt.visibility_timeout,
+                                        GetDuration(body, "visibilityTimeout"));
+               REDRIVE_ASSIGN_OR_RETURN(auto consumer, GetString(body, "consumer"));
+               opt.consumer = consumer.value_or("");
+               opt.caller = who.token_id;
+               return opt;
+             }();
+             if (!options.ok()) {
+               done(options.status());
+               return;
+             }
+             engine_.messages().ReceiveAsync(
+                 p.Get("tenant"), p.Get("queue"), options.value(),
+                 [done = std::move(done)](Result<std::vector<engine::Delivery>> r) {
+                   if (!r.ok()) {
+                     done(r.status());
+                     return;
+                   }
+                   done(JsonText(200, ReceiveAnswer(r.value())));
+                 });
+           });
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/ack", "ack", {kScopeConsume},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"receipts"}));
         REDRIVE_ASSIGN_OR_RETURN(auto receipts, ReceiptList(body));
         REDRIVE_ASSIGN_OR_RETURN(auto results,
-                                 engine_.Ack(p.Get("tenant"), p.Get("queue"), receipts));
+                                 engine_.messages().Ack(p.Get("tenant"), p.Get("queue"), receipts));
         return Json(200, ItemResults(receipts, results));
       });
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/nack", "nack", {kScopeConsume},
@@ -701,7 +707,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
           nacks.push_back(std::move(nr));
         }
         REDRIVE_ASSIGN_OR_RETURN(auto results,
-                                 engine_.Nack(p.Get("tenant"), p.Get("queue"), nacks));
+                                 engine_.messages().Nack(p.Get("tenant"), p.Get("queue"), nacks));
         return Json(200, ItemResults(receipts, results));
       });
   Add("POST", "/v1/tenants/{tenant}/queues/{queue}/extend", "extend", {kScopeConsume},
@@ -711,8 +717,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_ASSIGN_OR_RETURN(auto receipts, ReceiptList(body));
         REDRIVE_ASSIGN_OR_RETURN(auto vt, GetDuration(body, "visibilityTimeout"));
         if (!vt) return Status(ErrorCode::kMissingField, "'visibilityTimeout' is required");
-        REDRIVE_ASSIGN_OR_RETURN(
-            auto results, engine_.ExtendLeases(p.Get("tenant"), p.Get("queue"), receipts, *vt));
+        REDRIVE_ASSIGN_OR_RETURN(auto results, engine_.messages().ExtendLeases(
+                                                   p.Get("tenant"), p.Get("queue"), receipts, *vt));
         return Json(200, ItemResults(receipts, results));
       });
 
@@ -739,7 +745,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       q.origin = std::string(req.Query("origin"));
       if (std::string_view(scope_param) == "queue") q.origin = p.Get("queue");
       if (std::string_view(scope_param) == "group") q.group = p.Get("group");
-      REDRIVE_ASSIGN_OR_RETURN(auto page, engine_.QueryDeadLetters(p.Get("tenant"), q));
+      REDRIVE_ASSIGN_OR_RETURN(auto page,
+                               engine_.dead_letters().QueryDeadLetters(p.Get("tenant"), q));
       return Json(200, {{"result", page.items},
                         {"resultCount", page.items.size()},
                         {"pagedResultsCookie",
@@ -756,14 +763,15 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       {kScopeDlqRead}, query_route("group"), kQueryParams);
   Add("GET", "/v1/tenants/{tenant}/dead-letters/{id}", "dead_letter_get", {kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto d, engine_.GetDeadLetter(p.Get("tenant"), p.Get("id")));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto d, engine_.dead_letters().GetDeadLetter(p.Get("tenant"), p.Get("id")));
         return Json(200, engine::DeadLetterDocument(d));
       });
   Add("GET", "/v1/tenants/{tenant}/failure-groups", "failure_groups", {kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(
-            auto groups,
-            engine_.ListFailureGroups(p.Get("tenant"), std::string(req.Query("queue"))));
+            auto groups, engine_.dead_letters().ListFailureGroups(p.Get("tenant"),
+                                                                  std::string(req.Query("queue"))));
         json items = json::array();
         for (const auto& g : groups) {
           items.push_back({{"id", g.group_id},
@@ -781,8 +789,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       {"queue"});
   Add("GET", "/v1/tenants/{tenant}/dead-letter-stats", "dead_letter_stats", {kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(
-            auto st, engine_.GetDeadLetterStats(p.Get("tenant"), std::string(req.Query("queue"))));
+        REDRIVE_ASSIGN_OR_RETURN(auto st, engine_.dead_letters().GetDeadLetterStats(
+                                              p.Get("tenant"), std::string(req.Query("queue"))));
         auto rows = [](const std::vector<store::CountRow>& v, bool hours) {
           json j = json::object();
           for (const auto& r : v) {
@@ -803,7 +811,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
         engine::DeadLetterTarget t;
         t.ids = {p.Get("id")};
-        REDRIVE_RETURN_IF_ERROR(engine_.DeleteDeadLetters(who, p.Get("tenant"), t).status());
+        REDRIVE_RETURN_IF_ERROR(
+            engine_.dead_letters().DeleteDeadLetters(who, p.Get("tenant"), t).status());
         return NoContent();
       });
   Add("POST", "/v1/tenants/{tenant}/dead-letters/{id}/restore", "dead_letter_restore_one",
@@ -811,7 +820,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
         engine::DeadLetterTarget t;
         t.ids = {p.Get("id")};
-        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.RestoreDeadLetters(who, p.Get("tenant"), t));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto r, engine_.dead_letters().RestoreDeadLetters(who, p.Get("tenant"), t));
         return Json(200, ActionResultJson(r));
       });
   Add("POST", "/v1/tenants/{tenant}/dead-letters/{id}/reroute", "dead_letter_reroute_one",
@@ -822,7 +832,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_ASSIGN_OR_RETURN(std::string dest, RequiredString(body, "destination"));
         engine::DeadLetterTarget t;
         t.ids = {p.Get("id")};
-        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.RerouteDeadLetters(who, p.Get("tenant"), t, dest));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto r, engine_.dead_letters().RerouteDeadLetters(who, p.Get("tenant"), t, dest));
         return Json(200, ActionResultJson(r));
       });
   auto bulk = [this](const char* action) {
@@ -840,12 +851,12 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
       REDRIVE_ASSIGN_OR_RETURN(auto target, TargetFromJson(body));
       Result<engine::ActionResult> r = Status(ErrorCode::kInternal, "");
       if (a == "delete") {
-        r = engine_.DeleteDeadLetters(who, p.Get("tenant"), target);
+        r = engine_.dead_letters().DeleteDeadLetters(who, p.Get("tenant"), target);
       } else if (a == "restore") {
-        r = engine_.RestoreDeadLetters(who, p.Get("tenant"), target);
+        r = engine_.dead_letters().RestoreDeadLetters(who, p.Get("tenant"), target);
       } else {
         REDRIVE_ASSIGN_OR_RETURN(std::string dest, RequiredString(body, "destination"));
-        r = engine_.RerouteDeadLetters(who, p.Get("tenant"), target, dest);
+        r = engine_.dead_letters().RerouteDeadLetters(who, p.Get("tenant"), target, dest);
       }
       if (!r.ok()) return r.status();
       return Json(200, ActionResultJson(r.value()));
@@ -864,8 +875,8 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"confirm"}));
         REDRIVE_ASSIGN_OR_RETURN(auto confirm, GetString(body, "confirm"));
         REDRIVE_ASSIGN_OR_RETURN(auto r,
-                                 engine_.PurgeDeadLetterQueue(who, p.Get("tenant"), p.Get("queue"),
-                                                              confirm.value_or("")));
+                                 engine_.dead_letters().PurgeDeadLetterQueue(
+                                     who, p.Get("tenant"), p.Get("queue"), confirm.value_or("")));
         return Json(200, ActionResultJson(r));
       });
 
@@ -879,35 +890,39 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
         REDRIVE_ASSIGN_OR_RETURN(auto spec, JobSpecFromJson(body));
         REDRIVE_ASSIGN_OR_RETURN(auto dry, GetBool(body, "dryRun"));
         if (dry.value_or(false)) {
-          REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.DryRunJob(p.Get("tenant"), spec));
+          REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.dead_letters().DryRunJob(p.Get("tenant"), spec));
           return Json(200, {{"dryRun", true},
                             {"toMove", r.to_move},
                             {"destinations", r.destinations},
                             {"sample", r.sample}});
         }
-        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.StartJob(who, p.Get("tenant"), spec));
+        REDRIVE_ASSIGN_OR_RETURN(auto job,
+                                 engine_.dead_letters().StartJob(who, p.Get("tenant"), spec));
         return Json(201, JobJson(job));
       });
   Add("GET", "/v1/tenants/{tenant}/redrive-jobs", "job_list", {kScopeDlqRead},
       [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto jobs, engine_.ListJobs(p.Get("tenant")));
+        REDRIVE_ASSIGN_OR_RETURN(auto jobs, engine_.dead_letters().ListJobs(p.Get("tenant")));
         json items = json::array();
         for (const auto& j : jobs) items.push_back(JobJson(j));
         return Json(200, {{"jobs", items}});
       });
   Add("GET", "/v1/tenants/{tenant}/redrive-jobs/{job}", "job_get", {kScopeDlqRead},
       [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.GetJob(p.Get("tenant"), p.Get("job")));
+        REDRIVE_ASSIGN_OR_RETURN(auto job,
+                                 engine_.dead_letters().GetJob(p.Get("tenant"), p.Get("job")));
         return Json(200, JobJson(job));
       });
   Add("POST", "/v1/tenants/{tenant}/redrive-jobs/{job}/cancel", "job_cancel", {kScopeDlqWrite},
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.CancelJob(who, p.Get("tenant"), p.Get("job")));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto job, engine_.dead_letters().CancelJob(who, p.Get("tenant"), p.Get("job")));
         return Json(200, JobJson(job));
       });
   Add("POST", "/v1/tenants/{tenant}/redrive-jobs/{job}/resume", "job_resume", {kScopeDlqWrite},
       [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto job, engine_.ResumeJob(who, p.Get("tenant"), p.Get("job")));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto job, engine_.dead_letters().ResumeJob(who, p.Get("tenant"), p.Get("job")));
         return Json(200, JobJson(job));
       });
 
@@ -915,7 +930,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   Add("GET", "/v1/tenants/{tenant}/audit", "audit_query", {kScopeAdmin, kScopeDlqRead},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(auto q, AuditQueryOf(req));
-        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.QueryAudit(p.Get("tenant"), q));
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.dead_letters().QueryAudit(p.Get("tenant"), q));
         return AuditPage(r);
       },
       {"_queryFilter", "_pageSize", "_pagedResultsCookie"});
@@ -972,7 +987,7 @@ void RestApi::HandleAsync(Request req, http::Responder respond) {
     std::string_view header = req.Header("authorization");
     std::string_view token;
     if (header.substr(0, 7) == "Bearer ") token = header.substr(7);
-    auto who = engine_.Authenticate(token);
+    auto who = engine_.tenancy().Authenticate(token);
     if (!who.ok()) {
       auth = who.status();
     } else {
@@ -980,7 +995,7 @@ void RestApi::HandleAsync(Request req, http::Responder respond) {
       const std::string& tenant = params.Get("tenant");
       auth = Status(ErrorCode::kForbidden, "");
       for (const auto& scope : match->info.scopes) {
-        auth = engine_.Authorize(principal, tenant, scope);
+        auth = engine_.tenancy().Authorize(principal, tenant, scope);
         if (auth.ok() || auth.code() != ErrorCode::kForbidden) break;
       }
     }
@@ -988,7 +1003,7 @@ void RestApi::HandleAsync(Request req, http::Responder respond) {
   // The tenant's request rate counts every request a tenant token is let in for.
   DurationMs retry_after = 0;
   if (auth.ok() && !match->info.scopes.empty()) {
-    auth = engine_.AdmitRequest(principal, params.Get("tenant"), &retry_after);
+    auth = engine_.tenancy().AdmitRequest(principal, params.Get("tenant"), &retry_after);
   }
   if (!auth.ok()) {
     Response resp = StatusResponse(auth);
@@ -1017,7 +1032,7 @@ void RestApi::Finish(const Route& route, std::chrono::steady_clock::time_point s
                      const http::Responder& respond) {
   Response resp = result.ok() ? std::move(result).value() : StatusResponse(result.status());
   if (!result.ok() && result.status().code() == ErrorCode::kQuotaExceeded) {
-    retry_after = engine_.quota_retry_after();
+    retry_after = engine_.tenancy().quota_retry_after();
   }
   if (resp.status == 429) {
     // Whole seconds (RFC 9110), rounded up so a client never comes back too early.
@@ -1060,8 +1075,8 @@ std::string RestApi::RenderMetrics() {
   out +=
       "# HELP redrive_long_polls_waiting Receives parked until a message or the end of their "
       "wait.\n# TYPE redrive_long_polls_waiting gauge\nredrive_long_polls_waiting " +
-      std::to_string(engine_.parked_receives()) + "\n";
-  auto depths = engine_.AllDepths();
+      std::to_string(engine_.messages().parked_receives()) + "\n";
+  auto depths = engine_.messages().AllDepths();
   if (depths.ok()) {
     out +=
         "# HELP redrive_queue_depth Messages in a queue, by state.\n"

@@ -25,7 +25,7 @@ class EngineTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     store_ = store::OpenStore(dir_ + "/db").value();
     engine_ = std::make_unique<Engine>(*store_, clock_, random_);
-    ASSERT_TRUE(engine_->CreateTenant("acme").ok());
+    ASSERT_TRUE(engine_->tenancy().CreateTenant("acme").ok());
   }
   void TearDown() override {
     engine_.reset();
@@ -41,13 +41,13 @@ class EngineTest : public ::testing::Test {
     return c;
   }
   void MakeQueue(const std::string& name, const QueueConfig& c) {
-    auto q = engine_->CreateQueue("acme", name, c);
+    auto q = engine_->queues().CreateQueue("acme", name, c);
     ASSERT_TRUE(q.ok()) << q.status().ToString();
   }
   std::string Publish(const std::string& queue, const std::string& body) {
     std::vector<NewMessage> m(1);
     m[0].body = body;
-    auto r = engine_->Publish("acme", queue, std::move(m));
+    auto r = engine_->messages().Publish("acme", queue, std::move(m));
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? r.value()[0].id : "";
   }
@@ -55,7 +55,7 @@ class EngineTest : public ::testing::Test {
     ReceiveOptions o;
     o.max_messages = max;
     o.consumer = "worker-1";
-    auto r = engine_->Receive("acme", queue, o);
+    auto r = engine_->messages().Receive("acme", queue, o);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? std::move(r).value() : std::vector<Delivery>{};
   }
@@ -67,12 +67,12 @@ class EngineTest : public ::testing::Test {
     n.error = error;
     n.dead_letter = dead_letter;
     n.delay = delay;
-    auto r = engine_->Nack("acme", queue, {n});
+    auto r = engine_->messages().Nack("acme", queue, {n});
     if (!r.ok()) return r.status();
     return r.value()[0];
   }
   store::QueueDepth Depth(const std::string& queue) {
-    return engine_->GetQueue("acme", queue).value().depth;
+    return engine_->queues().GetQueue("acme", queue).value().depth;
   }
 
   static inline int counter_ = 0;
@@ -95,7 +95,7 @@ TEST_F(EngineTest, DeadLettersAfterMaxDeliveriesWithTheFullStory) {
     clock_.Advance(60'000);
   }
   EXPECT_TRUE(Receive("orders").empty());
-  auto dl = engine_->GetDeadLetter("acme", id);
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", id);
   ASSERT_TRUE(dl.ok()) << dl.status().ToString();
   EXPECT_EQ(dl->reason, "max-deliveries");
   EXPECT_EQ(dl->cause, "HTTP 503 attempt 3");
@@ -141,7 +141,7 @@ TEST_F(EngineTest, RejectSkipsTheRemainingRetries) {
   MakeQueue("orders", Config(10));
   std::string id = Publish("orders", "bad payload");
   ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "schema mismatch", true).ok());
-  auto dl = engine_->GetDeadLetter("acme", id);
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", id);
   ASSERT_TRUE(dl.ok());
   EXPECT_EQ(dl->reason, "rejected");
   EXPECT_EQ(dl->cause, "schema mismatch");
@@ -152,7 +152,7 @@ TEST_F(EngineTest, MaxDeliveriesZeroNeverRetries) {
   MakeQueue("orders", Config(0));
   std::string id = Publish("orders", "x");
   ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "e").ok());
-  EXPECT_TRUE(engine_->GetDeadLetter("acme", id).ok());
+  EXPECT_TRUE(engine_->dead_letters().GetDeadLetter("acme", id).ok());
 }
 
 TEST_F(EngineTest, MaxDeliveriesMinusOneRetriesForever) {
@@ -166,7 +166,7 @@ TEST_F(EngineTest, MaxDeliveriesMinusOneRetriesForever) {
     EXPECT_EQ(got[0].message.delivery_count, i);
     ASSERT_TRUE(NackOne("orders", got[0].receipt, "e").ok());
   }
-  auto dl = engine_->QueryDeadLetters("acme", {});
+  auto dl = engine_->dead_letters().QueryDeadLetters("acme", {});
   EXPECT_TRUE(dl->items.empty());
 }
 
@@ -174,7 +174,8 @@ TEST_F(EngineTest, DropActionDropsAndCountsWithoutDeadLettering) {
   MakeQueue("orders", Config(1, ExhaustedAction::kDrop));
   std::string id = Publish("orders", "x");
   ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "e").ok());
-  EXPECT_EQ(engine_->GetDeadLetter("acme", id).status().code(), ErrorCode::kDeadLetterNotFound);
+  EXPECT_EQ(engine_->dead_letters().GetDeadLetter("acme", id).status().code(),
+            ErrorCode::kDeadLetterNotFound);
   EXPECT_EQ(engine_->counters().dropped, 1);
   auto d = Depth("orders");
   EXPECT_EQ(d.ready + d.delayed + d.leased, 0);
@@ -187,10 +188,10 @@ TEST_F(EngineTest, LeaseTimeoutCountsAsAFailedDelivery) {
   std::string id = Publish("orders", "x");
   ASSERT_EQ(Receive("orders").size(), 1u);
   clock_.Advance(4999);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   EXPECT_EQ(Depth("orders").leased, 1);
   clock_.Advance(1);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   EXPECT_EQ(Depth("orders").delayed, 1);  // backoff of 1s after the first failure
   clock_.Advance(1000);
   auto again = Receive("orders");
@@ -198,8 +199,8 @@ TEST_F(EngineTest, LeaseTimeoutCountsAsAFailedDelivery) {
   EXPECT_EQ(again[0].message.delivery_count, 2);
   EXPECT_EQ(again[0].message.journal.attempts[0].outcome, "lease-timeout");
   clock_.Advance(5000);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
-  auto dl = engine_->GetDeadLetter("acme", id);
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", id);
   ASSERT_TRUE(dl.ok());
   EXPECT_EQ(dl->reason, "max-deliveries");
   EXPECT_EQ(dl->journal.attempts.size(), 2u);
@@ -212,13 +213,13 @@ TEST_F(EngineTest, AckedMessagesAreNeverRedelivered) {
   MakeQueue("orders", c);
   Publish("orders", "x");
   auto got = Receive("orders");
-  auto acked = engine_->Ack("acme", "orders", {got[0].receipt});
+  auto acked = engine_->messages().Ack("acme", "orders", {got[0].receipt});
   ASSERT_TRUE(acked.ok());
   EXPECT_TRUE(acked.value()[0].ok());
   clock_.Advance(60'000);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   EXPECT_TRUE(Receive("orders").empty());
-  auto twice = engine_->Ack("acme", "orders", {got[0].receipt, "garbage"});
+  auto twice = engine_->messages().Ack("acme", "orders", {got[0].receipt, "garbage"});
   EXPECT_EQ(twice.value()[0].code(), ErrorCode::kLeaseLost);
   EXPECT_EQ(twice.value()[1].code(), ErrorCode::kInvalidReceipt);
 }
@@ -230,12 +231,12 @@ TEST_F(EngineTest, StaleReceiptCannotNackAfterRedelivery) {
   Publish("orders", "x");
   auto first = Receive("orders");
   clock_.Advance(1000);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   clock_.Advance(1000);
   auto second = Receive("orders");
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(NackOne("orders", first[0].receipt, "late").code(), ErrorCode::kLeaseLost);
-  EXPECT_TRUE(engine_->Ack("acme", "orders", {second[0].receipt}).value()[0].ok());
+  EXPECT_TRUE(engine_->messages().Ack("acme", "orders", {second[0].receipt}).value()[0].ok());
 }
 
 TEST_F(EngineTest, ExtendKeepsTheLease) {
@@ -245,13 +246,13 @@ TEST_F(EngineTest, ExtendKeepsTheLease) {
   Publish("orders", "x");
   auto got = Receive("orders");
   clock_.Advance(900);
-  auto ext = engine_->ExtendLeases("acme", "orders", {got[0].receipt}, 10'000);
+  auto ext = engine_->messages().ExtendLeases("acme", "orders", {got[0].receipt}, 10'000);
   ASSERT_TRUE(ext.ok());
   EXPECT_TRUE(ext.value()[0].ok());
   clock_.Advance(5000);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   EXPECT_EQ(Depth("orders").leased, 1);
-  EXPECT_TRUE(engine_->Ack("acme", "orders", {got[0].receipt}).value()[0].ok());
+  EXPECT_TRUE(engine_->messages().Ack("acme", "orders", {got[0].receipt}).value()[0].ok());
 }
 
 TEST_F(EngineTest, ExpiredMessagesDeadLetterWithReasonExpired) {
@@ -261,8 +262,8 @@ TEST_F(EngineTest, ExpiredMessagesDeadLetterWithReasonExpired) {
   std::string id = Publish("orders", "x");
   clock_.Advance(10'000);
   EXPECT_TRUE(Receive("orders").empty());
-  ASSERT_TRUE(engine_->SweepOnce().ok());
-  auto dl = engine_->GetDeadLetter("acme", id);
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", id);
   ASSERT_TRUE(dl.ok());
   EXPECT_EQ(dl->reason, "expired");
   EXPECT_EQ(dl->delivery_count, 0);
@@ -276,7 +277,8 @@ TEST_F(EngineTest, OverflowRejectsOrDeadLettersTheOldest) {
   Publish("small", "b");
   std::vector<NewMessage> one(1);
   one[0].body = "c";
-  EXPECT_EQ(engine_->Publish("acme", "small", one).status().code(), ErrorCode::kQueueFull);
+  EXPECT_EQ(engine_->messages().Publish("acme", "small", one).status().code(),
+            ErrorCode::kQueueFull);
 
   auto evict = reject;
   evict.overflow = OverflowPolicy::kDeadLetterOldest;
@@ -285,7 +287,7 @@ TEST_F(EngineTest, OverflowRejectsOrDeadLettersTheOldest) {
   Publish("ring", "b");
   Publish("ring", "c");
   EXPECT_EQ(Depth("ring").ready, 2);
-  auto dl = engine_->GetDeadLetter("acme", oldest);
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", oldest);
   ASSERT_TRUE(dl.ok());
   EXPECT_EQ(dl->reason, "overflow");
 }
@@ -298,7 +300,7 @@ TEST_F(EngineTest, PublishIsAllOrNothingOnBadInput) {
   batch[0].body = "ok";
   batch[1].body = std::string(11, 'x');
   batch[2].body = "ok";
-  auto r = engine_->Publish("acme", "orders", batch);
+  auto r = engine_->messages().Publish("acme", "orders", batch);
   EXPECT_EQ(r.status().code(), ErrorCode::kMessageTooLarge);
   EXPECT_NE(r.status().message().find("message 1"), std::string::npos);
   EXPECT_EQ(Depth("orders").ready, 0);
@@ -306,26 +308,28 @@ TEST_F(EngineTest, PublishIsAllOrNothingOnBadInput) {
   std::vector<NewMessage> attrs(1);
   attrs[0].body = "x";
   for (int i = 0; i < 33; ++i) attrs[0].attributes["a" + std::to_string(i)] = "v";
-  EXPECT_EQ(engine_->Publish("acme", "orders", attrs).status().code(),
+  EXPECT_EQ(engine_->messages().Publish("acme", "orders", attrs).status().code(),
             ErrorCode::kTooManyAttributes);
-  EXPECT_EQ(engine_->Publish("acme", "orders", {}).status().code(), ErrorCode::kEmptyBatch);
+  EXPECT_EQ(engine_->messages().Publish("acme", "orders", {}).status().code(),
+            ErrorCode::kEmptyBatch);
   std::vector<NewMessage> big(1001);
-  EXPECT_EQ(engine_->Publish("acme", "orders", big).status().code(), ErrorCode::kBatchTooLarge);
-  EXPECT_EQ(engine_->Publish("acme", "nope", {NewMessage{}}).status().code(),
+  EXPECT_EQ(engine_->messages().Publish("acme", "orders", big).status().code(),
+            ErrorCode::kBatchTooLarge);
+  EXPECT_EQ(engine_->messages().Publish("acme", "nope", {NewMessage{}}).status().code(),
             ErrorCode::kQueueNotFound);
 }
 
 TEST_F(EngineTest, DeadLetterQueueIsReadOnly) {
   MakeQueue("orders", Config(5));
-  EXPECT_EQ(engine_->Publish("acme", "dead-letters", {NewMessage{}}).status().code(),
+  EXPECT_EQ(engine_->messages().Publish("acme", "dead-letters", {NewMessage{}}).status().code(),
             ErrorCode::kDeadLetterQueueReadOnly);
-  EXPECT_EQ(engine_->Receive("acme", "dead-letters", {}).status().code(),
+  EXPECT_EQ(engine_->messages().Receive("acme", "dead-letters", {}).status().code(),
             ErrorCode::kDeadLetterQueueReadOnly);
-  EXPECT_EQ(engine_->DeleteQueue("acme", "dead-letters").code(),
+  EXPECT_EQ(engine_->queues().DeleteQueue("acme", "dead-letters").code(),
             ErrorCode::kDeadLetterQueueReadOnly);
   auto own = Config(5);
   own.dead_letter_queue = "orders";
-  EXPECT_EQ(engine_->CreateQueue("acme", "other", own).status().code(),
+  EXPECT_EQ(engine_->queues().CreateQueue("acme", "other", own).status().code(),
             ErrorCode::kInvalidArgument);
 }
 
@@ -334,8 +338,8 @@ TEST_F(EngineTest, IdempotencyKeyStoresOnce) {
   std::vector<NewMessage> m(1);
   m[0].body = "x";
   m[0].idempotency_key = "order-42";
-  auto a = engine_->Publish("acme", "orders", m).value();
-  auto b = engine_->Publish("acme", "orders", m).value();
+  auto a = engine_->messages().Publish("acme", "orders", m).value();
+  auto b = engine_->messages().Publish("acme", "orders", m).value();
   EXPECT_FALSE(a[0].duplicate);
   EXPECT_TRUE(b[0].duplicate);
   EXPECT_EQ(a[0].id, b[0].id);
@@ -351,7 +355,7 @@ TEST_F(EngineTest, AKeyRepeatedInABatchIsADuplicateOfItsFirst) {
   m[0].idempotency_key = "key";
   m[1].idempotency_key = "key";
   m[3].idempotency_key = "other";
-  auto r = engine_->Publish("acme", "orders", m).value();
+  auto r = engine_->messages().Publish("acme", "orders", m).value();
   ASSERT_EQ(r.size(), 4u);
   EXPECT_FALSE(r[0].duplicate);
   EXPECT_TRUE(r[1].duplicate);
@@ -363,7 +367,7 @@ TEST_F(EngineTest, AKeyRepeatedInABatchIsADuplicateOfItsFirst) {
   // A repeat of a key already stored names the stored message, as its first occurrence does.
   std::vector<NewMessage> again(2);
   again[0].idempotency_key = again[1].idempotency_key = "key";
-  auto d = engine_->Publish("acme", "orders", again).value();
+  auto d = engine_->messages().Publish("acme", "orders", again).value();
   EXPECT_TRUE(d[0].duplicate);
   EXPECT_TRUE(d[1].duplicate);
   EXPECT_EQ(d[0].id, r[0].id);
@@ -377,7 +381,7 @@ TEST_F(EngineTest, LongPollWakesOnPublish) {
     ReceiveOptions o;
     o.wait = 20'000;
     auto start = std::chrono::steady_clock::now();
-    auto r = engine_->Receive("acme", "orders", o);
+    auto r = engine_->messages().Receive("acme", "orders", o);
     auto waited = std::chrono::steady_clock::now() - start;
     return std::make_pair(r.ok() ? r->size() : 0u, waited);
   });
@@ -415,7 +419,7 @@ void ParkReceives(Engine& engine, int n, DurationMs wait, const std::shared_ptr<
     ReceiveOptions o;
     o.wait = wait;
     o.consumer = "worker-" + std::to_string(i % 2);
-    engine.ReceiveAsync("acme", "orders", o, [parked](Result<std::vector<Delivery>> r) {
+    engine.messages().ReceiveAsync("acme", "orders", o, [parked](Result<std::vector<Delivery>> r) {
       std::lock_guard<std::mutex> l(parked->mu);
       if (!r.ok()) ++parked->errors;
       parked->got.push_back(r.ok() ? r->size() : 0);
@@ -430,7 +434,7 @@ TEST_F(EngineTest, AParkedReceiveHoldsNoThreadAndOnePublishWakesOneWaiter) {
   Parked& parked = *parked_ptr;
   ParkReceives(*engine_, 40, 20'000, parked_ptr);
   // Every receive returned at once, parked: this thread issued all forty.
-  EXPECT_EQ(engine_->parked_receives(), 40);
+  EXPECT_EQ(engine_->messages().parked_receives(), 40);
   EXPECT_EQ(parked.Ended(), 0u);
 
   Publish("orders", "one");
@@ -444,7 +448,7 @@ TEST_F(EngineTest, AParkedReceiveHoldsNoThreadAndOnePublishWakesOneWaiter) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(parked.Ended(), 4u);
   EXPECT_EQ(parked.WithMessages(), 4u);
-  EXPECT_EQ(engine_->parked_receives(), 36);
+  EXPECT_EQ(engine_->messages().parked_receives(), 36);
   EXPECT_EQ(Depth("orders").leased, 4);
   EXPECT_EQ(parked.errors, 0);
 }
@@ -458,7 +462,7 @@ TEST_F(EngineTest, AParkedReceiveEndsEmptyWhenItsWaitPasses) {
   clock_.Advance(2'000);
   ASSERT_TRUE(parked.WaitEnded(3));
   EXPECT_EQ(parked.WithMessages(), 0u);
-  EXPECT_EQ(engine_->parked_receives(), 2);
+  EXPECT_EQ(engine_->messages().parked_receives(), 2);
   // The later two still get a message published now.
   Publish("orders", "late");
   ASSERT_TRUE(parked.WaitEnded(4));
@@ -473,7 +477,7 @@ TEST_F(EngineTest, AReadyMessageByTimeAloneWakesAWaiter) {
   auto parked_ptr = std::make_shared<Parked>();
   Parked& parked = *parked_ptr;
   ParkReceives(*engine_, 1, 20'000, parked_ptr);
-  EXPECT_EQ(engine_->parked_receives(), 1);
+  EXPECT_EQ(engine_->messages().parked_receives(), 1);
   clock_.Advance(1'000);  // no publish: the waker's recheck finds it
   ASSERT_TRUE(parked.WaitEnded(1));
   EXPECT_EQ(parked.WithMessages(), 1u);
@@ -493,12 +497,12 @@ TEST_F(EngineTest, ReceivesRacingPublishesGetEveryMessageOnce) {
         ReceiveOptions o;
         o.max_messages = 7;
         o.wait = 20'000;
-        auto r = engine_->Receive("acme", "orders", o);
+        auto r = engine_->messages().Receive("acme", "orders", o);
         ASSERT_TRUE(r.ok()) << r.status().ToString();
         std::vector<std::string> receipts;
         for (auto& d : r.value()) receipts.push_back(d.receipt);
         if (receipts.empty()) continue;
-        ASSERT_TRUE(engine_->Ack("acme", "orders", receipts).ok());
+        ASSERT_TRUE(engine_->messages().Ack("acme", "orders", receipts).ok());
         if ((received += static_cast<int>(receipts.size())) >= kMessages) done = true;
       }
     });
@@ -533,7 +537,7 @@ TEST_F(EngineTest, NackRulesAreTheEnginesAndRefuseTheWholeBatch) {
   both.receipt = got[1].receipt;
   both.delay = 1000;
   both.dead_letter = true;
-  auto r = engine_->Nack("acme", "orders", {ok, both});
+  auto r = engine_->messages().Nack("acme", "orders", {ok, both});
   ASSERT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("nacks[1].delay' and 'deadLetter' exclude each other"),
             std::string::npos)
@@ -541,13 +545,13 @@ TEST_F(EngineTest, NackRulesAreTheEnginesAndRefuseTheWholeBatch) {
   NackRequest long_name;
   long_name.receipt = got[1].receipt;
   long_name.consumer = std::string(kMaxConsumerName + 1, 'c');
-  EXPECT_EQ(engine_->Nack("acme", "orders", {long_name}).status().code(),
+  EXPECT_EQ(engine_->messages().Nack("acme", "orders", {long_name}).status().code(),
             ErrorCode::kInvalidArgument);
   // Nothing was applied: both are still leased.
   EXPECT_EQ(Depth("orders").leased, 2);
   // Without a consumer name the journal names the caller.
   ok.caller = "tok_caller";
-  ASSERT_TRUE(engine_->Nack("acme", "orders", {ok}).value()[0].ok());
+  ASSERT_TRUE(engine_->messages().Nack("acme", "orders", {ok}).value()[0].ok());
   clock_.Advance(60'000);
   auto again = Receive("orders");
   ASSERT_FALSE(again.empty());
@@ -566,24 +570,27 @@ TEST_F(EngineTest, StopEndsEveryParkedReceive) {
   engine_->Stop();
   ASSERT_TRUE(parked.WaitEnded(10));
   EXPECT_EQ(parked.WithMessages(), 0u);
-  EXPECT_EQ(engine_->parked_receives(), 0);
+  EXPECT_EQ(engine_->messages().parked_receives(), 0);
 }
 
 TEST_F(EngineTest, ReceiveRulesAreTheEngines) {
   MakeQueue("orders", Config(5));
   ReceiveOptions o;
   o.max_messages = 0;
-  EXPECT_EQ(engine_->Receive("acme", "orders", o).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(engine_->messages().Receive("acme", "orders", o).status().code(),
+            ErrorCode::kInvalidArgument);
   o.max_messages = 1'000'001;
-  EXPECT_EQ(engine_->Receive("acme", "orders", o).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(engine_->messages().Receive("acme", "orders", o).status().code(),
+            ErrorCode::kInvalidArgument);
   o.max_messages = 1;
   o.consumer = std::string(kMaxConsumerName + 1, 'c');
-  EXPECT_EQ(engine_->Receive("acme", "orders", o).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(engine_->messages().Receive("acme", "orders", o).status().code(),
+            ErrorCode::kInvalidArgument);
   // Without a consumer name, the journal names the caller.
   o.consumer.clear();
   o.caller = "tok_caller";
   Publish("orders", "x");
-  auto got = engine_->Receive("acme", "orders", o).value();
+  auto got = engine_->messages().Receive("acme", "orders", o).value();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].message.consumer, "tok_caller");
 }
@@ -603,7 +610,7 @@ TEST_F(EngineTest, EveryMessageIsAccountedFor) {
       if (got.empty()) break;
       for (auto& g : got) {
         if (++round % 3 == 0) {
-          ASSERT_TRUE(engine_->Ack("acme", q, {g.receipt}).value()[0].ok());
+          ASSERT_TRUE(engine_->messages().Ack("acme", q, {g.receipt}).value()[0].ok());
         } else {
           ASSERT_TRUE(NackOne(q, g.receipt, "e").ok());
         }
@@ -619,7 +626,7 @@ TEST_F(EngineTest, EveryMessageIsAccountedFor) {
   EXPECT_GT(k.dropped, 0);
   DeadLetterQuery all;
   all.page_size = 1000;
-  auto listed = engine_->QueryDeadLetters("acme", all).value();
+  auto listed = engine_->dead_letters().QueryDeadLetters("acme", all).value();
   EXPECT_EQ(static_cast<int64_t>(listed.items.size()), dead);
   EXPECT_EQ(listed.total, dead);
 }
@@ -635,21 +642,21 @@ TEST(EngineRetentionTest, ZeroDeadLetterRetentionKeepsDeadLettersForever) {
   options.dead_letter_retention = 0;
   {
     Engine engine(*store, clock, random, options);
-    ASSERT_TRUE(engine.CreateTenant("acme").ok());
+    ASSERT_TRUE(engine.tenancy().CreateTenant("acme").ok());
     QueueConfig c;
     c.retry.max_deliveries = 0;
-    ASSERT_TRUE(engine.CreateQueue("acme", "q", c).ok());
+    ASSERT_TRUE(engine.queues().CreateQueue("acme", "q", c).ok());
     std::vector<NewMessage> m(1);
     m[0].body = "x";
-    std::string id = engine.Publish("acme", "q", m).value()[0].id;
+    std::string id = engine.messages().Publish("acme", "q", m).value()[0].id;
     ReceiveOptions o;
-    auto got = engine.Receive("acme", "q", o).value();
+    auto got = engine.messages().Receive("acme", "q", o).value();
     NackRequest n;
     n.receipt = got[0].receipt;
-    ASSERT_TRUE(engine.Nack("acme", "q", {n}).value()[0].ok());
+    ASSERT_TRUE(engine.messages().Nack("acme", "q", {n}).value()[0].ok());
     clock.Advance(365LL * 86'400'000);
-    ASSERT_TRUE(engine.SweepOnce().ok());
-    auto dl = engine.GetDeadLetter("acme", id);
+    ASSERT_TRUE(engine.background().SweepOnce().ok());
+    auto dl = engine.dead_letters().GetDeadLetter("acme", id);
     ASSERT_TRUE(dl.ok());
     EXPECT_EQ(dl->retain_until, 0);
   }
@@ -663,7 +670,7 @@ TEST_F(EngineTest, DeadLetterPagesWithAnOpaqueCursor) {
   for (auto& g : Receive("orders")) ASSERT_TRUE(NackOne("orders", g.receipt, "e").ok());
   DeadLetterQuery q;
   q.page_size = 2;
-  auto p1 = engine_->QueryDeadLetters("acme", q).value();
+  auto p1 = engine_->dead_letters().QueryDeadLetters("acme", q).value();
   ASSERT_EQ(p1.items.size(), 2u);
   ASSERT_FALSE(p1.next_cookie.empty());
   EXPECT_EQ(p1.total, 5);
@@ -671,37 +678,44 @@ TEST_F(EngineTest, DeadLetterPagesWithAnOpaqueCursor) {
   for (auto& g : Receive("orders")) ASSERT_TRUE(NackOne("orders", g.receipt, "e").ok());
   q.cookie = p1.next_cookie;
   q.page_size = 10;
-  auto p2 = engine_->QueryDeadLetters("acme", q).value();
+  auto p2 = engine_->dead_letters().QueryDeadLetters("acme", q).value();
   EXPECT_EQ(p2.items.size(), 3u) << "dead letters that arrive later are not in the snapshot";
   EXPECT_TRUE(p2.next_cookie.empty());
   q.cookie = "bogus!";
-  EXPECT_EQ(engine_->QueryDeadLetters("acme", q).status().code(), ErrorCode::kInvalidQuery);
+  EXPECT_EQ(engine_->dead_letters().QueryDeadLetters("acme", q).status().code(),
+            ErrorCode::kInvalidQuery);
   q.cookie = "";
   q.page_size = 0;
-  EXPECT_EQ(engine_->QueryDeadLetters("acme", q).status().code(), ErrorCode::kInvalidQuery);
+  EXPECT_EQ(engine_->dead_letters().QueryDeadLetters("acme", q).status().code(),
+            ErrorCode::kInvalidQuery);
 }
 
 TEST_F(EngineTest, TokensAuthenticateAuthorizeAndRevoke) {
-  ASSERT_TRUE(engine_->CreateTenant("beta").ok());
-  auto t = engine_->CreateToken("acme", "ci", {"publish"});
+  ASSERT_TRUE(engine_->tenancy().CreateTenant("beta").ok());
+  auto t = engine_->tenancy().CreateToken("acme", "ci", {"publish"});
   ASSERT_TRUE(t.ok());
-  auto p = engine_->Authenticate(t->secret);
+  auto p = engine_->tenancy().Authenticate(t->secret);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->tenant, "acme");
-  EXPECT_TRUE(engine_->Authorize(*p, "acme", kScopePublish).ok());
-  EXPECT_EQ(engine_->Authorize(*p, "acme", kScopeConsume).code(), ErrorCode::kForbidden);
-  EXPECT_EQ(engine_->Authorize(*p, "beta", kScopePublish).code(), ErrorCode::kTenantNotFound);
-  EXPECT_EQ(engine_->Authorize(*p, "ghost", kScopePublish).code(), ErrorCode::kTenantNotFound);
-  EXPECT_EQ(engine_->Authenticate("rdt_wrong").status().code(), ErrorCode::kUnauthenticated);
-  ASSERT_TRUE(engine_->RevokeToken("acme", t->info.id).ok());
-  EXPECT_EQ(engine_->Authenticate(t->secret).status().code(), ErrorCode::kUnauthenticated);
-  EXPECT_EQ(engine_->RevokeToken("acme", t->info.id).code(), ErrorCode::kTokenNotFound);
-  EXPECT_EQ(engine_->CreateToken("acme", "x", {"root"}).status().code(),
+  EXPECT_TRUE(engine_->tenancy().Authorize(*p, "acme", kScopePublish).ok());
+  EXPECT_EQ(engine_->tenancy().Authorize(*p, "acme", kScopeConsume).code(), ErrorCode::kForbidden);
+  EXPECT_EQ(engine_->tenancy().Authorize(*p, "beta", kScopePublish).code(),
+            ErrorCode::kTenantNotFound);
+  EXPECT_EQ(engine_->tenancy().Authorize(*p, "ghost", kScopePublish).code(),
+            ErrorCode::kTenantNotFound);
+  EXPECT_EQ(engine_->tenancy().Authenticate("rdt_wrong").status().code(),
+            ErrorCode::kUnauthenticated);
+  ASSERT_TRUE(engine_->tenancy().RevokeToken("acme", t->info.id).ok());
+  EXPECT_EQ(engine_->tenancy().Authenticate(t->secret).status().code(),
+            ErrorCode::kUnauthenticated);
+  EXPECT_EQ(engine_->tenancy().RevokeToken("acme", t->info.id).code(), ErrorCode::kTokenNotFound);
+  EXPECT_EQ(engine_->tenancy().CreateToken("acme", "x", {"root"}).status().code(),
             ErrorCode::kInvalidArgument);
-  auto op = engine_->CreateOperatorToken("ops");
-  auto opp = engine_->Authenticate(op->secret);
-  EXPECT_TRUE(engine_->Authorize(*opp, "beta", kScopeConsume).ok());
-  EXPECT_EQ(engine_->Authorize(*opp, "ghost", kScopeConsume).code(), ErrorCode::kTenantNotFound);
+  auto op = engine_->tenancy().CreateOperatorToken("ops");
+  auto opp = engine_->tenancy().Authenticate(op->secret);
+  EXPECT_TRUE(engine_->tenancy().Authorize(*opp, "beta", kScopeConsume).ok());
+  EXPECT_EQ(engine_->tenancy().Authorize(*opp, "ghost", kScopeConsume).code(),
+            ErrorCode::kTenantNotFound);
 }
 
 TEST_F(EngineTest, QueueConfigRejectsUnknownFieldsAndBadRanges) {

@@ -10,7 +10,8 @@
 #include <future>
 
 #include "common/text.h"
-#include "engine/engine.h"
+#include "engine/messages.h"
+#include "engine/tenancy.h"
 
 namespace redrive::engine {
 namespace {
@@ -21,11 +22,11 @@ constexpr size_t kMaxWaitersPerLease = 64;
 
 }  // namespace
 
-void Engine::ReceiveAsync(const std::string& tenant, const std::string& queue,
-                          const ReceiveOptions& opt, ReceiveCallback done) {
-  auto q_or = [&]() -> Result<std::shared_ptr<const CachedQueue>> {
-    REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
-    REDRIVE_ASSIGN_OR_RETURN(auto q, LookupQueue(tenant, queue));
+void Messages::ReceiveAsync(const std::string& tenant, const std::string& queue,
+                            const ReceiveOptions& opt, ReceiveCallback done) {
+  auto q_or = [&]() -> Result<QueueRef> {
+    REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+    REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
     if (q->record.kind == store::QueueKind::kDeadLetter) {
       return Status(ErrorCode::kDeadLetterQueueReadOnly,
                     "'" + queue + "' is a dead-letter queue; read it through the dead-letter API");
@@ -63,7 +64,7 @@ void Engine::ReceiveAsync(const std::string& tenant, const std::string& queue,
   for (;;) {
     uint64_t epoch = EpochOf(queue_id);
     auto leased = LeaseNow(*w.queue, w.max_messages, w.visibility_timeout, w.consumer);
-    if (!leased.ok() || !leased->empty() || opt.wait == 0 || stopping_flag_ ||
+    if (!leased.ok() || !leased->empty() || opt.wait == 0 || stopping_ ||
         clock_.Now() >= w.deadline) {
       w.done(std::move(leased));
       return;
@@ -74,8 +75,8 @@ void Engine::ReceiveAsync(const std::string& tenant, const std::string& queue,
   }
 }
 
-Result<std::vector<Delivery>> Engine::Receive(const std::string& tenant, const std::string& queue,
-                                              const ReceiveOptions& options) {
+Result<std::vector<Delivery>> Messages::Receive(const std::string& tenant, const std::string& queue,
+                                                const ReceiveOptions& options) {
   std::promise<Result<std::vector<Delivery>>> promise;
   auto future = promise.get_future();
   ReceiveAsync(tenant, queue, options,
@@ -83,18 +84,18 @@ Result<std::vector<Delivery>> Engine::Receive(const std::string& tenant, const s
   return future.get();
 }
 
-uint64_t Engine::EpochOf(int64_t queue_id) {
+uint64_t Messages::EpochOf(int64_t queue_id) {
   std::lock_guard<std::mutex> l(wait_mu_);
   return waiters_[queue_id].epoch;
 }
 
-bool Engine::Park(Waiter& w, uint64_t epoch) {
+bool Messages::Park(Waiter& w, uint64_t epoch) {
   ReceiveCallback ended;
   {
     std::lock_guard<std::mutex> l(wait_mu_);
     QueueWaiters& qw = waiters_[w.queue->record.id];
     if (qw.epoch != epoch) return false;
-    if (stopping_flag_ || wakers_exit_) {
+    if (stopping_ || wakers_exit_) {
       ended = std::move(w.done);
     } else {
       w.id = ++next_waiter_id_;
@@ -113,7 +114,7 @@ bool Engine::Park(Waiter& w, uint64_t epoch) {
   return true;
 }
 
-void Engine::Notify(int64_t queue_id) {
+void Messages::Notify(int64_t queue_id) {
   {
     std::lock_guard<std::mutex> l(wait_mu_);
     auto it = waiters_.find(queue_id);
@@ -129,12 +130,12 @@ void Engine::Notify(int64_t queue_id) {
   wait_cv_.notify_one();
 }
 
-int64_t Engine::parked_receives() {
+int64_t Messages::parked_receives() {
   std::lock_guard<std::mutex> l(wait_mu_);
   return parked_;
 }
 
-void Engine::WakerLoop() {
+void Messages::WakerLoop() {
   std::unique_lock<std::mutex> l(wait_mu_);
   while (!wakers_exit_) {
     TimeMs now = clock_.Now();
@@ -184,20 +185,20 @@ void Engine::WakerLoop() {
   }
 }
 
-void Engine::Drain(int64_t queue_id) {
+void Messages::Drain(int64_t queue_id) {
   // REQUIRES: this thread set waiters_[queue_id].draining.
   std::unique_lock<std::mutex> l(wait_mu_);
   for (;;) {
     QueueWaiters& qw = waiters_[queue_id];
     qw.drain_requested = false;
-    if (qw.waiting.empty() || stopping_flag_) break;
+    if (qw.waiting.empty() || stopping_) break;
     // The front waiter and those right behind it with the same consumer and lease share a
     // lease; the messages go to them in order.
     WaiterList batch;
     const Waiter& front = qw.waiting.front();
     std::string consumer = front.consumer;
     DurationMs vt = front.visibility_timeout;
-    std::shared_ptr<const CachedQueue> queue = front.queue;
+    QueueRef queue = front.queue;
     int64_t want = 0;
     while (!qw.waiting.empty() && batch.size() < kMaxWaitersPerLease) {
       Waiter& w = qw.waiting.front();
@@ -243,7 +244,7 @@ void Engine::Drain(int64_t queue_id) {
     TimeMs now = clock_.Now();
     std::vector<ReceiveCallback> ended;
     for (auto it = batch.begin(); it != batch.end();) {
-      if (it->deadline <= now || stopping_flag_) {
+      if (it->deadline <= now || stopping_) {
         ended.push_back(std::move(it->done));
         it = batch.erase(it);
       } else {
@@ -267,7 +268,7 @@ void Engine::Drain(int64_t queue_id) {
   waiters_[queue_id].draining = false;
 }
 
-void Engine::EndLongPolls() {
+void Messages::EndLongPolls() {
   std::vector<ReceiveCallback> ended;
   {
     std::lock_guard<std::mutex> l(wait_mu_);

@@ -1,21 +1,19 @@
-// Engine, tenancy: tenants with their quotas and deletion; tokens (expiry, rotation with an
-// overlap, operator tokens, last use); the request-rate buckets; and the audit of every
-// administrative change. Part of Engine (see engine.h for the contracts).
+// Tenancy: tenants with their quotas and deletion; tokens (expiry, rotation with an overlap,
+// operator tokens, last use); authentication; the request-rate buckets (tenancy.h).
+#include "engine/tenancy.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "common/text.h"
-#include "engine/engine.h"
+#include "engine/audit_log.h"
 
 namespace redrive::engine {
 namespace {
 
 using nlohmann::json;
-
-// Rate and burst are kept well inside what a double counts exactly.
-constexpr int64_t kMaxRequestRate = 1'000'000'000;
 
 const Principal& SystemActor() {
   static const Principal kSystem{"system", "", {}};
@@ -30,46 +28,6 @@ Status TokenNotFound(const std::string& id, bool operator_token) {
   return Status(ErrorCode::kTokenNotFound,
                 "no active token '" + id + "' " +
                     (operator_token ? "among the operator tokens" : "in this tenant"));
-}
-
-struct QuotaField {
-  const char* name;
-  std::optional<int64_t> QuotaOverrides::*override;
-  int64_t TenantQuotas::*quota;
-};
-
-constexpr QuotaField kQuotaFields[] = {
-    {"maxQueues", &QuotaOverrides::max_queues, &TenantQuotas::max_queues},
-    {"maxMessages", &QuotaOverrides::max_messages, &TenantQuotas::max_messages},
-    {"maxBytes", &QuotaOverrides::max_bytes, &TenantQuotas::max_bytes},
-    {"requestRate", &QuotaOverrides::request_rate, &TenantQuotas::request_rate},
-    {"requestBurst", &QuotaOverrides::request_burst, &TenantQuotas::request_burst},
-};
-
-Status CheckQuotaValue(const char* name, int64_t v) {
-  std::string_view n(name);
-  int64_t max = (n == "requestRate" || n == "requestBurst") ? kMaxRequestRate : INT64_MAX;
-  if (v < 0 || v > max) {
-    return Status(ErrorCode::kInvalidArgument, "quota '" + std::string(name) +
-                                                   "' must be an integer from 0 (unlimited) to " +
-                                                   std::to_string(max));
-  }
-  return Status::Ok();
-}
-
-Status ValidateOverrides(const QuotaOverrides& o) {
-  for (const auto& f : kQuotaFields) {
-    if (const auto& v = o.*f.override) REDRIVE_RETURN_IF_ERROR(CheckQuotaValue(f.name, *v));
-  }
-  return Status::Ok();
-}
-
-TenantQuotas Effective(const TenantQuotas& defaults, const QuotaOverrides& o) {
-  TenantQuotas q = defaults;
-  for (const auto& f : kQuotaFields) {
-    if (const auto& v = o.*f.override) q.*f.quota = *v;
-  }
-  return q;
 }
 
 Result<QuotaOverrides> ParseStoredOverrides(const std::string& tenant, const std::string& text) {
@@ -92,77 +50,91 @@ json TokenDetail(const NewToken& t) {
           {"expiresAt", t.info.expires_at ? json(FormatTime(t.info.expires_at)) : json(nullptr)}};
 }
 
-void Diff(const json& before, const json& after, const std::string& path, json* out) {
-  if (before.is_object() && after.is_object()) {
-    for (auto it = before.begin(); it != before.end(); ++it) {
-      auto other = after.find(it.key());
-      Diff(*it, other == after.end() ? json(nullptr) : *other, path + "/" + it.key(), out);
-    }
-    for (auto it = after.begin(); it != after.end(); ++it) {
-      if (!before.contains(it.key())) Diff(json(nullptr), *it, path + "/" + it.key(), out);
-    }
-    return;
-  }
-  if (before != after) (*out)[path.empty() ? "/" : path] = {{"from", before}, {"to", after}};
-}
-
 }  // namespace
 
-// ------------------------------------------------------------------ quota JSON
-
-json TenantQuotasToJson(const TenantQuotas& q) {
-  json j = json::object();
-  for (const auto& f : kQuotaFields) j[f.name] = q.*f.quota;
-  return j;
+Tenancy::Tenancy(store::ControlStore& control, Clock& clock, Random& random,
+                 const EngineOptions& options, Coordinator& coordinator, AuditLog& audit)
+    : control_(control),
+      clock_(clock),
+      random_(random),
+      options_(options),
+      coordinator_(coordinator),
+      audit_(audit) {
+  coordinator_.Subscribe(this);
 }
 
-json QuotaOverridesToJson(const QuotaOverrides& o) {
-  json j = json::object();
-  for (const auto& f : kQuotaFields) {
-    if (const auto& v = o.*f.override) j[f.name] = *v;
+Tenancy::~Tenancy() { coordinator_.Unsubscribe(this); }
+
+const Principal& Tenancy::System() { return SystemActor(); }
+
+// ------------------------------------------------------------------ auth
+
+Result<Principal> Tenancy::Authenticate(std::string_view bearer) {
+  if (bearer.empty() || bearer.size() > 256) {
+    return Status(ErrorCode::kUnauthenticated, "a bearer token is required");
   }
-  return j;
+  std::string hash = Sha256Hex(bearer);
+  TimeMs now = clock_.Now();
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = principals_.find(hash);
+    // An expiry is exact even while the principal is cached (a rotation's overlap ends on
+    // time); a revocation elsewhere takes at most token_cache_ttl.
+    if (it != principals_.end() && now - it->second.fetched_at < options_.token_cache_ttl &&
+        (it->second.expires_at == 0 || now < it->second.expires_at)) {
+      token_last_used_[it->second.principal.token_id] = now;
+      return it->second.principal;
+    }
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto record, control_.FindTokenByHash(hash));
+  if (!record || record->revoked_at != 0 ||
+      (record->expires_at != 0 && record->expires_at <= now)) {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    principals_.erase(hash);
+    return Status(ErrorCode::kUnauthenticated, "the token is unknown, revoked or expired");
+  }
+  Principal p{record->id, record->tenant, record->scopes};
+  std::lock_guard<std::mutex> l(cache_mu_);
+  if (principals_.size() > 10'000) principals_.clear();
+  principals_[hash] = CachedPrincipal{p, now, record->expires_at};
+  token_last_used_[p.token_id] = now;
+  return p;
 }
 
-Status ApplyQuotaOverridesJson(const json& j, QuotaOverrides* o) {
-  if (!j.is_object()) return Status(ErrorCode::kInvalidArgument, "'quotas' must be an object");
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const QuotaField* field = nullptr;
-    for (const auto& f : kQuotaFields) {
-      if (it.key() == f.name) field = &f;
-    }
-    if (!field) {
-      return Status(ErrorCode::kUnknownField,
-                    "unknown quota '" + it.key() +
-                        "' (known: maxQueues, maxMessages, maxBytes, requestRate, requestBurst)");
-    }
-    if (it->is_null()) {
-      (o->*field->override).reset();
-      continue;
-    }
-    if (!it->is_number_integer()) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "quota '" + it.key() + "' must be an integer (0 = unlimited) or null");
-    }
-    int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}
-                    ? -1
-                    : it->get<int64_t>();
-    REDRIVE_RETURN_IF_ERROR(CheckQuotaValue(field->name, v));
-    o->*field->override = v;
+Status Tenancy::Authorize(const Principal& p, const std::string& tenant, std::string_view scope) {
+  if (p.HasScope(kScopeOperator)) {
+    if (tenant.empty()) return Status::Ok();
+    return EnsureTenant(tenant);
+  }
+  // Server-wide routes (no tenant in the path) are for operators only.
+  if (tenant.empty()) {
+    return Status(ErrorCode::kForbidden, "this route needs an operator token");
+  }
+  // A tenant token never learns whether another tenant exists.
+  if (p.tenant != tenant) return TenantNotFound(tenant);
+  if (!p.HasScope(scope)) {
+    return Status(ErrorCode::kForbidden, "this token lacks the '" + std::string(scope) + "' scope");
   }
   return Status::Ok();
 }
 
-json Engine::Changes(const json& before, const json& after) {
-  json out = json::object();
-  Diff(before, after, "", &out);
-  return out;
+Status Tenancy::EnsureTenant(const std::string& tenant) {
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    if (tenants_.count(tenant)) return Status::Ok();
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto t, control_.GetTenant(tenant));
+  // A tenant being deleted is gone for every caller.
+  if (!t || t->deleting) return TenantNotFound(tenant);
+  std::lock_guard<std::mutex> l(cache_mu_);
+  tenants_[tenant] = true;
+  return Status::Ok();
 }
 
 // ------------------------------------------------------------------ tokens
 
-NewToken Engine::MintToken(const std::string& tenant, const std::string& label,
-                           const std::vector<std::string>& scopes, TimeMs expires_at) {
+NewToken Tenancy::MintToken(const std::string& tenant, const std::string& label,
+                            const std::vector<std::string>& scopes, TimeMs expires_at) {
   TimeMs now = clock_.Now();
   NewToken t;
   t.info.id = "tok_" + NewUlid(now, random_);
@@ -190,7 +162,7 @@ store::TokenRecord RecordOf(const NewToken& t) {
 }
 }  // namespace
 
-Result<TimeMs> Engine::ExpiryOf(std::optional<DurationMs> expires_in) {
+Result<TimeMs> Tenancy::ExpiryOf(std::optional<DurationMs> expires_in) {
   if (!expires_in) return TimeMs{0};
   if (*expires_in < 1000 || *expires_in > kMaxTokenLifetime) {
     return Status(ErrorCode::kInvalidArgument,
@@ -199,7 +171,7 @@ Result<TimeMs> Engine::ExpiryOf(std::optional<DurationMs> expires_in) {
   return clock_.Now() + *expires_in;
 }
 
-TokenInfo Engine::TokenInfoOf(const store::TokenRecord& r, TimeMs now) {
+TokenInfo Tenancy::TokenInfoOf(const store::TokenRecord& r, TimeMs now) {
   TokenInfo t{r.id,         r.tenant,     r.label,        r.scopes,      r.created_at,
               r.revoked_at, r.expires_at, r.last_used_at, r.replaced_by, ""};
   if (r.revoked_at != 0) {
@@ -224,7 +196,7 @@ std::vector<TokenInfo> WithPendingUse(std::vector<TokenInfo> tokens,
 }
 }  // namespace
 
-Result<std::vector<TokenInfo>> Engine::ListOperatorTokens() {
+Result<std::vector<TokenInfo>> Tenancy::ListOperatorTokens() {
   REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTokens(""));
   TimeMs now = clock_.Now();
   std::vector<TokenInfo> out;
@@ -233,7 +205,7 @@ Result<std::vector<TokenInfo>> Engine::ListOperatorTokens() {
   return WithPendingUse(std::move(out), token_last_used_);
 }
 
-Result<std::vector<TokenInfo>> Engine::ListTokens(const std::string& tenant) {
+Result<std::vector<TokenInfo>> Tenancy::ListTokens(const std::string& tenant) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTokens(tenant));
   TimeMs now = clock_.Now();
@@ -243,7 +215,7 @@ Result<std::vector<TokenInfo>> Engine::ListTokens(const std::string& tenant) {
   return WithPendingUse(std::move(out), token_last_used_);
 }
 
-void Engine::ForgetPrincipals(const std::string& tenant, const std::string& token_id) {
+void Tenancy::ForgetPrincipals(const std::string& tenant, const std::string& token_id) {
   std::lock_guard<std::mutex> l(cache_mu_);
   for (auto it = principals_.begin(); it != principals_.end();) {
     const Principal& p = it->second.principal;
@@ -252,10 +224,34 @@ void Engine::ForgetPrincipals(const std::string& tenant, const std::string& toke
   }
 }
 
-Result<NewToken> Engine::CreateToken(const Principal& actor, const std::string& tenant,
-                                     const std::string& label,
-                                     const std::vector<std::string>& scopes,
-                                     std::optional<DurationMs> expires_in) {
+void Tenancy::ForgetTenant(const std::string& tenant) {
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    tenants_.erase(tenant);
+    quota_overrides_.erase(tenant);
+  }
+  ForgetPrincipals(tenant, "");
+  std::lock_guard<std::mutex> l(rate_mu_);
+  rate_buckets_.erase(tenant);
+}
+
+void Tenancy::OnInvalidate(CacheScope scope, const std::string& key) {
+  switch (scope) {
+    case CacheScope::kTenant:
+      ForgetTenant(key);
+      break;
+    case CacheScope::kToken:
+      ForgetPrincipals("", key);
+      break;
+    case CacheScope::kQueue:
+      break;
+  }
+}
+
+Result<NewToken> Tenancy::CreateToken(const Principal& actor, const std::string& tenant,
+                                      const std::string& label,
+                                      const std::vector<std::string>& scopes,
+                                      std::optional<DurationMs> expires_in) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
   std::vector<std::string> chosen = scopes.empty() ? TenantScopes() : scopes;
@@ -270,33 +266,33 @@ Result<NewToken> Engine::CreateToken(const Principal& actor, const std::string& 
   REDRIVE_ASSIGN_OR_RETURN(TimeMs expires_at, ExpiryOf(expires_in));
   NewToken t = MintToken(tenant, label, chosen, expires_at);
   REDRIVE_RETURN_IF_ERROR(control_.CreateToken(RecordOf(t)));
-  Audit(tenant, actor.token_id, "token.create", TokenDetail(t));
+  audit_.Write(tenant, actor.token_id, "token.create", TokenDetail(t));
   return t;
 }
 
-Result<NewToken> Engine::CreateToken(const std::string& tenant, const std::string& label,
-                                     const std::vector<std::string>& scopes) {
+Result<NewToken> Tenancy::CreateToken(const std::string& tenant, const std::string& label,
+                                      const std::vector<std::string>& scopes) {
   return CreateToken(SystemActor(), tenant, label, scopes);
 }
 
-Status Engine::RevokeToken(const Principal& actor, const std::string& tenant,
-                           const std::string& token_id) {
+Status Tenancy::RevokeToken(const Principal& actor, const std::string& tenant,
+                            const std::string& token_id) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(bool revoked, control_.RevokeToken(tenant, token_id, clock_.Now()));
   if (!revoked) return TokenNotFound(token_id, false);
-  // The revocation takes effect on this node at once.
-  ForgetPrincipals(tenant, token_id);
-  Audit(tenant, actor.token_id, "token.revoke", json{{"token", token_id}});
+  // The revocation takes effect on this node at once, on the others when they hear it.
+  coordinator_.Invalidate(CacheScope::kToken, token_id);
+  audit_.Write(tenant, actor.token_id, "token.revoke", json{{"token", token_id}});
   return Status::Ok();
 }
 
-Status Engine::RevokeToken(const std::string& tenant, const std::string& token_id) {
+Status Tenancy::RevokeToken(const std::string& tenant, const std::string& token_id) {
   return RevokeToken(SystemActor(), tenant, token_id);
 }
 
-Result<NewToken> Engine::Rotate(const Principal& actor, const std::string& tenant,
-                                const std::string& token_id, DurationMs overlap,
-                                std::optional<DurationMs> expires_in) {
+Result<NewToken> Tenancy::Rotate(const Principal& actor, const std::string& tenant,
+                                 const std::string& token_id, DurationMs overlap,
+                                 std::optional<DurationMs> expires_in) {
   bool operator_token = tenant.empty();
   if (overlap < 0 || overlap > kMaxRotationOverlap) {
     return Status(ErrorCode::kInvalidArgument,
@@ -317,7 +313,7 @@ Result<NewToken> Engine::Rotate(const Principal& actor, const std::string& tenan
                            control_.RotateToken(tenant, token_id, RecordOf(t), old_until, now));
   if (!rotated) return TokenNotFound(token_id, operator_token);
   // A cached principal carries the old expiry: drop it so the overlap ends on time.
-  ForgetPrincipals(tenant, token_id);
+  coordinator_.Invalidate(CacheScope::kToken, token_id);
   t.replaces = token_id;
   t.replaces_until = old_until;
   json detail = TokenDetail(t);
@@ -325,33 +321,33 @@ Result<NewToken> Engine::Rotate(const Principal& actor, const std::string& tenan
   detail["replacement"] = t.info.id;
   detail["overlap"] = FormatDuration(overlap);
   detail["oldExpiresAt"] = FormatTime(old_until);
-  Audit(tenant, actor.token_id, operator_token ? "operator-token.rotate" : "token.rotate",
-        std::move(detail));
+  audit_.Write(tenant, actor.token_id, operator_token ? "operator-token.rotate" : "token.rotate",
+               std::move(detail));
   return t;
 }
 
-Result<NewToken> Engine::RotateToken(const Principal& actor, const std::string& tenant,
-                                     const std::string& token_id, DurationMs overlap,
-                                     std::optional<DurationMs> expires_in) {
+Result<NewToken> Tenancy::RotateToken(const Principal& actor, const std::string& tenant,
+                                      const std::string& token_id, DurationMs overlap,
+                                      std::optional<DurationMs> expires_in) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   return Rotate(actor, tenant, token_id, overlap, expires_in);
 }
 
-Result<NewToken> Engine::CreateOperatorToken(const Principal& actor, const std::string& label,
-                                             std::optional<DurationMs> expires_in) {
+Result<NewToken> Tenancy::CreateOperatorToken(const Principal& actor, const std::string& label,
+                                              std::optional<DurationMs> expires_in) {
   REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
   REDRIVE_ASSIGN_OR_RETURN(TimeMs expires_at, ExpiryOf(expires_in));
   NewToken t = MintToken("", label, {kScopeOperator}, expires_at);
   REDRIVE_RETURN_IF_ERROR(control_.CreateToken(RecordOf(t)));
-  Audit("", actor.token_id, "operator-token.create", TokenDetail(t));
+  audit_.Write("", actor.token_id, "operator-token.create", TokenDetail(t));
   return t;
 }
 
-Result<NewToken> Engine::CreateOperatorToken(const std::string& label) {
+Result<NewToken> Tenancy::CreateOperatorToken(const std::string& label) {
   return CreateOperatorToken(SystemActor(), label);
 }
 
-Status Engine::RevokeOperatorToken(const Principal& actor, const std::string& token_id) {
+Status Tenancy::RevokeOperatorToken(const Principal& actor, const std::string& token_id) {
   REDRIVE_ASSIGN_OR_RETURN(auto outcome, control_.RevokeOperatorToken(token_id, clock_.Now()));
   switch (outcome) {
     case store::RevokeOutcome::kNotActive:
@@ -363,21 +359,24 @@ Status Engine::RevokeOperatorToken(const Principal& actor, const std::string& to
     case store::RevokeOutcome::kRevoked:
       break;
   }
-  ForgetPrincipals("", token_id);
-  Audit("", actor.token_id, "operator-token.revoke", json{{"token", token_id}});
+  coordinator_.Invalidate(CacheScope::kToken, token_id);
+  audit_.Write("", actor.token_id, "operator-token.revoke", json{{"token", token_id}});
   return Status::Ok();
 }
 
-Result<NewToken> Engine::RotateOperatorToken(const Principal& actor, const std::string& token_id,
-                                             DurationMs overlap,
-                                             std::optional<DurationMs> expires_in) {
+Result<NewToken> Tenancy::RotateOperatorToken(const Principal& actor, const std::string& token_id,
+                                              DurationMs overlap,
+                                              std::optional<DurationMs> expires_in) {
   return Rotate(actor, "", token_id, overlap, expires_in);
 }
 
-void Engine::FlushTokenUse(bool force) {
+void Tenancy::FlushTokenUse(bool force) {
   TimeMs now = clock_.Now();
-  if (!force && now - token_use_flushed_at_ < options_.token_use_flush) return;
-  token_use_flushed_at_ = now;
+  {
+    std::lock_guard<std::mutex> l(flush_mu_);
+    if (!force && now - token_use_flushed_at_ < options_.token_use_flush) return;
+    token_use_flushed_at_ = now;
+  }
   std::unordered_map<std::string, TimeMs> pending;
   {
     std::lock_guard<std::mutex> l(cache_mu_);
@@ -392,10 +391,10 @@ void Engine::FlushTokenUse(bool force) {
 
 // ------------------------------------------------------------------ tenants
 
-Result<TenantInfo> Engine::CreateTenant(const Principal& actor, const std::string& name,
-                                        const QuotaOverrides& quotas) {
+Result<TenantInfo> Tenancy::CreateTenant(const Principal& actor, const std::string& name,
+                                         const QuotaOverrides& quotas) {
   REDRIVE_RETURN_IF_ERROR(ValidateName(name, "tenant"));
-  REDRIVE_RETURN_IF_ERROR(ValidateOverrides(quotas));
+  REDRIVE_RETURN_IF_ERROR(ValidateQuotaOverrides(quotas));
   TenantInfo info;
   info.name = name;
   info.created_at = clock_.Now();
@@ -408,19 +407,16 @@ Result<TenantInfo> Engine::CreateTenant(const Principal& actor, const std::strin
                   "tenant '" + name + "' already exists (or is still being deleted)");
   }
   REDRIVE_RETURN_IF_ERROR(st);
-  {
-    std::lock_guard<std::mutex> l(cache_mu_);
-    quota_overrides_.erase(name);
-  }
-  Audit("", actor.token_id, "tenant.create", json{{"tenant", name}, {"quotas", overrides}});
+  coordinator_.Invalidate(CacheScope::kTenant, name);
+  audit_.Write("", actor.token_id, "tenant.create", json{{"tenant", name}, {"quotas", overrides}});
   return info;
 }
 
-Result<TenantInfo> Engine::CreateTenant(const std::string& name) {
+Result<TenantInfo> Tenancy::CreateTenant(const std::string& name) {
   return CreateTenant(SystemActor(), name);
 }
 
-Result<std::vector<TenantInfo>> Engine::ListTenants() {
+Result<std::vector<TenantInfo>> Tenancy::ListTenants() {
   REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListTenants());
   std::vector<TenantInfo> out;
   for (const auto& r : records) {
@@ -429,25 +425,25 @@ Result<std::vector<TenantInfo>> Engine::ListTenants() {
     t.created_at = r.created_at;
     t.deleting = r.deleting;
     REDRIVE_ASSIGN_OR_RETURN(t.overrides, ParseStoredOverrides(r.name, r.quotas_json));
-    t.quotas = Effective(options_.default_quotas, t.overrides);
+    t.quotas = EffectiveQuotas(options_.default_quotas, t.overrides);
     out.push_back(std::move(t));
   }
   return out;
 }
 
-Result<TenantInfo> Engine::GetTenant(const std::string& name) {
+Result<TenantInfo> Tenancy::GetTenant(const std::string& name) {
   REDRIVE_ASSIGN_OR_RETURN(auto r, control_.GetTenant(name));
   if (!r || r->deleting) return TenantNotFound(name);
   TenantInfo t;
   t.name = r->name;
   t.created_at = r->created_at;
   REDRIVE_ASSIGN_OR_RETURN(t.overrides, ParseStoredOverrides(name, r->quotas_json));
-  t.quotas = Effective(options_.default_quotas, t.overrides);
+  t.quotas = EffectiveQuotas(options_.default_quotas, t.overrides);
   REDRIVE_ASSIGN_OR_RETURN(t.usage, control_.GetTenantUsage(name));
   return t;
 }
 
-Result<QuotaOverrides> Engine::OverridesOf(const std::string& tenant) {
+Result<QuotaOverrides> Tenancy::OverridesOf(const std::string& tenant) {
   TimeMs now = clock_.Now();
   {
     std::lock_guard<std::mutex> l(cache_mu_);
@@ -465,55 +461,37 @@ Result<QuotaOverrides> Engine::OverridesOf(const std::string& tenant) {
   return overrides;
 }
 
-Result<TenantQuotas> Engine::QuotasOf(const std::string& tenant) {
+Result<TenantQuotas> Tenancy::QuotasOf(const std::string& tenant) {
   REDRIVE_ASSIGN_OR_RETURN(auto overrides, OverridesOf(tenant));
-  return Effective(options_.default_quotas, overrides);
+  return EffectiveQuotas(options_.default_quotas, overrides);
 }
 
-Result<TenantInfo> Engine::SetTenantQuotas(const Principal& actor, const std::string& name,
-                                           const QuotaOverrides& overrides) {
-  REDRIVE_RETURN_IF_ERROR(ValidateOverrides(overrides));
+Result<TenantInfo> Tenancy::SetTenantQuotas(const Principal& actor, const std::string& name,
+                                            const QuotaOverrides& overrides) {
+  REDRIVE_RETURN_IF_ERROR(ValidateQuotaOverrides(overrides));
   REDRIVE_ASSIGN_OR_RETURN(TenantInfo before, GetTenant(name));
   json after = QuotaOverridesToJson(overrides);
   REDRIVE_ASSIGN_OR_RETURN(bool set,
                            control_.SetTenantQuotas(name, after.empty() ? "" : after.dump()));
   if (!set) return TenantNotFound(name);
-  {
-    std::lock_guard<std::mutex> l(cache_mu_);
-    quota_overrides_.erase(name);
-  }
-  {
-    // A new rate or burst starts from a full bucket.
-    std::lock_guard<std::mutex> l(rate_mu_);
-    rate_buckets_.erase(name);
-  }
-  TenantQuotas effective = Effective(options_.default_quotas, overrides);
-  json changed = Changes(TenantQuotasToJson(before.quotas), TenantQuotasToJson(effective));
+  // Cached overrides go, and a new rate or burst starts from a full bucket.
+  coordinator_.Invalidate(CacheScope::kTenant, name);
+  TenantQuotas effective = EffectiveQuotas(options_.default_quotas, overrides);
+  json changed =
+      AuditLog::Changes(TenantQuotasToJson(before.quotas), TenantQuotasToJson(effective));
   json detail = {{"tenant", name}, {"overrides", after}, {"changed", changed}};
   // Server-wide, and in the tenant's own log, so its admins see why limits moved.
-  Audit("", actor.token_id, "tenant.quotas", detail);
-  Audit(name, actor.token_id, "tenant.quotas", detail);
+  audit_.Write("", actor.token_id, "tenant.quotas", detail);
+  audit_.Write(name, actor.token_id, "tenant.quotas", detail);
   return GetTenant(name);
 }
 
-Status Engine::DeleteTenant(const Principal& actor, const std::string& name, bool force) {
+Status Tenancy::DeleteTenant(const Principal& actor, const std::string& name, bool force) {
   REDRIVE_ASSIGN_OR_RETURN(auto r, control_.GetTenant(name));
   if (!r) return TenantNotFound(name);
   REDRIVE_ASSIGN_OR_RETURN(auto usage, control_.GetTenantUsage(name));
-  auto forget = [&] {
-    {
-      std::lock_guard<std::mutex> l(cache_mu_);
-      tenants_.erase(name);
-      quota_overrides_.erase(name);
-      std::string prefix = name + "/";
-      for (auto it = queues_.begin(); it != queues_.end();) {
-        it = it->first.compare(0, prefix.size(), prefix) == 0 ? queues_.erase(it) : std::next(it);
-      }
-    }
-    ForgetPrincipals(name, "");
-    std::lock_guard<std::mutex> l(rate_mu_);
-    rate_buckets_.erase(name);
-  };
+  // Every cache of the tenant (its queues, tokens, quotas) goes, on every node.
+  auto forget = [&] { coordinator_.Invalidate(CacheScope::kTenant, name); };
   // Before (so no request of this node starts on it) and after (what started meanwhile).
   forget();
   REDRIVE_ASSIGN_OR_RETURN(auto outcome, control_.DeleteTenant(name, !force));
@@ -533,18 +511,19 @@ Status Engine::DeleteTenant(const Principal& actor, const std::string& name, boo
   }
   spdlog::warn("deleted tenant {} with {} queues and {} messages (token {})", name, usage.queues,
                usage.messages, actor.token_id);
-  Audit("", actor.token_id, "tenant.delete",
-        json{{"tenant", name},
-             {"force", force},
-             {"removed",
-              {{"queues", usage.queues}, {"messages", usage.messages}, {"bytes", usage.bytes}}}});
+  audit_.Write(
+      "", actor.token_id, "tenant.delete",
+      json{{"tenant", name},
+           {"force", force},
+           {"removed",
+            {{"queues", usage.queues}, {"messages", usage.messages}, {"bytes", usage.bytes}}}});
   return Status::Ok();
 }
 
 // ------------------------------------------------------------------ request rate
 
-Status Engine::AdmitRequest(const Principal& p, const std::string& tenant,
-                            DurationMs* retry_after) {
+Status Tenancy::AdmitRequest(const Principal& p, const std::string& tenant,
+                             DurationMs* retry_after) {
   if (p.HasScope(kScopeOperator) || tenant.empty()) return Status::Ok();
   REDRIVE_ASSIGN_OR_RETURN(TenantQuotas q, QuotasOf(tenant));
   if (q.request_rate <= 0) return Status::Ok();
@@ -553,19 +532,12 @@ Status Engine::AdmitRequest(const Principal& p, const std::string& tenant,
       std::max<int64_t>(1, q.request_burst > 0 ? q.request_burst : q.request_rate));
   TimeMs now = clock_.Now();
   std::lock_guard<std::mutex> l(rate_mu_);
-  auto [it, fresh] = rate_buckets_.try_emplace(tenant, RateBucket{burst, now});
-  RateBucket& b = it->second;
-  if (!fresh && now > b.at) {
-    b.tokens = std::min(burst, b.tokens + static_cast<double>(now - b.at) * rate / 1000.0);
-    b.at = now;
+  auto it = rate_buckets_.find(tenant);
+  // A bucket starts full; one whose rate or burst changed (on another node) starts again.
+  if (it == rate_buckets_.end() || it->second.rate() != rate || it->second.burst() != burst) {
+    it = rate_buckets_.insert_or_assign(tenant, TokenBucket(rate, burst, burst, now)).first;
   }
-  if (b.tokens >= 1.0) {
-    b.tokens -= 1.0;
-    return Status::Ok();
-  }
-  // Less a hair, so that rounding (0.998 tokens at 2/s) does not add a millisecond.
-  DurationMs wait = static_cast<DurationMs>(std::ceil((1.0 - b.tokens) * 1000.0 / rate - 1e-6));
-  *retry_after = std::max<DurationMs>(1, wait);
+  if (it->second.TryTake(now, 1.0, retry_after)) return Status::Ok();
   return Status(ErrorCode::kRateLimited, "tenant " + tenant + " is over its request rate of " +
                                              std::to_string(q.request_rate) +
                                              " per second (burst " +
@@ -573,24 +545,8 @@ Status Engine::AdmitRequest(const Principal& p, const std::string& tenant,
                                              "); retry in " + FormatDuration(*retry_after));
 }
 
-// ------------------------------------------------------------------ queues and audit
-
-Result<QueueInfo> Engine::CreateQueue(const std::string& tenant, const std::string& name,
-                                      const QueueConfig& config) {
-  return CreateQueue(SystemActor(), tenant, name, config);
-}
-
-Result<QueueInfo> Engine::UpdateQueue(const std::string& tenant, const std::string& name,
-                                      const QueueConfig& config) {
-  return UpdateQueue(SystemActor(), tenant, name, config);
-}
-
-Status Engine::DeleteQueue(const std::string& tenant, const std::string& name) {
-  return DeleteQueue(SystemActor(), tenant, name);
-}
-
-Result<AuditQueryResult> Engine::QueryServerAudit(const AuditQuery& query) {
-  return ReadAudit("", query);
+Result<AuditQueryResult> Tenancy::QueryServerAudit(const AuditQuery& query) {
+  return audit_.Read("", query);
 }
 
 }  // namespace redrive::engine

@@ -25,7 +25,7 @@ class TenancyTest : public ::testing::Test {
     Open();
     admin_ = Principal{"tok_admin", "acme", {kScopeAdmin}};
     operator_ = Principal{"tok_operator", "", {kScopeOperator}};
-    ASSERT_TRUE(engine_->CreateTenant(operator_, "acme").ok());
+    ASSERT_TRUE(engine_->tenancy().CreateTenant(operator_, "acme").ok());
   }
   void TearDown() override {
     engine_.reset();
@@ -55,12 +55,12 @@ class TenancyTest : public ::testing::Test {
       m.body = std::move(b);
       batch.push_back(std::move(m));
     }
-    return engine_->Publish("acme", queue, std::move(batch)).status();
+    return engine_->messages().Publish("acme", queue, std::move(batch)).status();
   }
-  store::TenantUsage Usage() { return engine_->GetTenant("acme").value().usage; }
+  store::TenantUsage Usage() { return engine_->tenancy().GetTenant("acme").value().usage; }
   std::vector<std::string> Actions(const std::string& tenant) {
-    auto page = tenant.empty() ? engine_->QueryServerAudit(AuditQuery{})
-                               : engine_->QueryAudit(tenant, AuditQuery{});
+    auto page = tenant.empty() ? engine_->tenancy().QueryServerAudit(AuditQuery{})
+                               : engine_->dead_letters().QueryAudit(tenant, AuditQuery{});
     EXPECT_TRUE(page.ok()) << page.status().ToString();
     std::vector<std::string> out;
     if (page.ok()) {
@@ -69,8 +69,8 @@ class TenancyTest : public ::testing::Test {
     return out;
   }
   std::vector<json> Entries(const std::string& tenant) {
-    auto page = tenant.empty() ? engine_->QueryServerAudit(AuditQuery{})
-                               : engine_->QueryAudit(tenant, AuditQuery{});
+    auto page = tenant.empty() ? engine_->tenancy().QueryServerAudit(AuditQuery{})
+                               : engine_->dead_letters().QueryAudit(tenant, AuditQuery{});
     return page.ok() ? page->items : std::vector<json>{};
   }
 
@@ -85,9 +85,9 @@ class TenancyTest : public ::testing::Test {
 };
 
 TEST_F(TenancyTest, RotationKeepsTheOldTokenExactlyUntilTheOverlapEnds) {
-  auto old = engine_->CreateToken(admin_, "acme", "worker", {kScopePublish}).value();
-  ASSERT_TRUE(engine_->Authenticate(old.secret).ok());
-  auto fresh = engine_->RotateToken(admin_, "acme", old.info.id, 3'600'000).value();
+  auto old = engine_->tenancy().CreateToken(admin_, "acme", "worker", {kScopePublish}).value();
+  ASSERT_TRUE(engine_->tenancy().Authenticate(old.secret).ok());
+  auto fresh = engine_->tenancy().RotateToken(admin_, "acme", old.info.id, 3'600'000).value();
   EXPECT_NE(fresh.secret, old.secret);
   EXPECT_EQ(fresh.info.label, "worker");
   EXPECT_EQ(fresh.info.scopes, std::vector<std::string>{kScopePublish});
@@ -95,16 +95,17 @@ TEST_F(TenancyTest, RotationKeepsTheOldTokenExactlyUntilTheOverlapEnds) {
   EXPECT_EQ(fresh.replaces_until, clock_.Now() + 3'600'000);
 
   clock_.Advance(3'600'000 - 1);
-  ASSERT_TRUE(engine_->Authenticate(old.secret).ok()) << "inside the overlap";
+  ASSERT_TRUE(engine_->tenancy().Authenticate(old.secret).ok()) << "inside the overlap";
   clock_.Advance(1);
   // Cached a millisecond ago, and still refused: the expiry is exact.
-  EXPECT_EQ(engine_->Authenticate(old.secret).status().code(), ErrorCode::kUnauthenticated);
-  auto who = engine_->Authenticate(fresh.secret);
+  EXPECT_EQ(engine_->tenancy().Authenticate(old.secret).status().code(),
+            ErrorCode::kUnauthenticated);
+  auto who = engine_->tenancy().Authenticate(fresh.secret);
   ASSERT_TRUE(who.ok());
   EXPECT_EQ(who->tenant, "acme");
   EXPECT_EQ(who->scopes, std::vector<std::string>{kScopePublish});
 
-  auto list = engine_->ListTokens("acme").value();
+  auto list = engine_->tenancy().ListTokens("acme").value();
   ASSERT_EQ(list.size(), 2u);
   if (list[0].id != old.info.id) std::swap(list[0], list[1]);  // created in the same ms
   EXPECT_EQ(list[0].id, old.info.id);
@@ -113,116 +114,129 @@ TEST_F(TenancyTest, RotationKeepsTheOldTokenExactlyUntilTheOverlapEnds) {
   EXPECT_EQ(list[1].id, fresh.info.id);
   EXPECT_EQ(list[1].state, "active");
   // An expired token cannot be rotated (or resurrected).
-  EXPECT_EQ(engine_->RotateToken(admin_, "acme", old.info.id, 0).status().code(),
+  EXPECT_EQ(engine_->tenancy().RotateToken(admin_, "acme", old.info.id, 0).status().code(),
             ErrorCode::kTokenNotFound);
 }
 
 TEST_F(TenancyTest, ZeroOverlapStopsTheOldTokenAtOnce) {
-  auto old = engine_->CreateToken(admin_, "acme", "worker", {}).value();
-  ASSERT_TRUE(engine_->Authenticate(old.secret).ok());
-  auto fresh = engine_->RotateToken(admin_, "acme", old.info.id, 0).value();
-  EXPECT_EQ(engine_->Authenticate(old.secret).status().code(), ErrorCode::kUnauthenticated);
-  EXPECT_TRUE(engine_->Authenticate(fresh.secret).ok());
+  auto old = engine_->tenancy().CreateToken(admin_, "acme", "worker", {}).value();
+  ASSERT_TRUE(engine_->tenancy().Authenticate(old.secret).ok());
+  auto fresh = engine_->tenancy().RotateToken(admin_, "acme", old.info.id, 0).value();
+  EXPECT_EQ(engine_->tenancy().Authenticate(old.secret).status().code(),
+            ErrorCode::kUnauthenticated);
+  EXPECT_TRUE(engine_->tenancy().Authenticate(fresh.secret).ok());
 }
 
 TEST_F(TenancyTest, BadRotationsAndLifetimesChangeNothing) {
-  auto t = engine_->CreateToken(admin_, "acme", "worker", {}).value();
-  EXPECT_EQ(engine_->RotateToken(admin_, "acme", t.info.id, -1).status().code(),
+  auto t = engine_->tenancy().CreateToken(admin_, "acme", "worker", {}).value();
+  EXPECT_EQ(engine_->tenancy().RotateToken(admin_, "acme", t.info.id, -1).status().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(
-      engine_->RotateToken(admin_, "acme", t.info.id, kMaxRotationOverlap + 1).status().code(),
-      ErrorCode::kInvalidArgument);
-  EXPECT_EQ(engine_->RotateToken(admin_, "acme", "tok_nope", 0).status().code(),
+  EXPECT_EQ(engine_->tenancy()
+                .RotateToken(admin_, "acme", t.info.id, kMaxRotationOverlap + 1)
+                .status()
+                .code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(engine_->tenancy().RotateToken(admin_, "acme", "tok_nope", 0).status().code(),
             ErrorCode::kTokenNotFound);
-  EXPECT_EQ(engine_->CreateToken(admin_, "acme", "x", {}, 999).status().code(),
+  EXPECT_EQ(engine_->tenancy().CreateToken(admin_, "acme", "x", {}, 999).status().code(),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(engine_->CreateToken(admin_, "acme", "x", {}, kMaxTokenLifetime + 1).status().code(),
+  EXPECT_EQ(engine_->tenancy()
+                .CreateToken(admin_, "acme", "x", {}, kMaxTokenLifetime + 1)
+                .status()
+                .code(),
             ErrorCode::kInvalidArgument);
-  auto list = engine_->ListTokens("acme").value();
+  auto list = engine_->tenancy().ListTokens("acme").value();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].expires_at, 0);
   EXPECT_TRUE(list[0].replaced_by.empty());
 }
 
 TEST_F(TenancyTest, ATokenWithALifetimeIsRefusedFromItsExpiry) {
-  auto t = engine_->CreateToken(admin_, "acme", "ci", {}, 10'000).value();
+  auto t = engine_->tenancy().CreateToken(admin_, "acme", "ci", {}, 10'000).value();
   EXPECT_EQ(t.info.expires_at, clock_.Now() + 10'000);
   clock_.Advance(9'999);
-  EXPECT_TRUE(engine_->Authenticate(t.secret).ok());
+  EXPECT_TRUE(engine_->tenancy().Authenticate(t.secret).ok());
   clock_.Advance(1);
-  EXPECT_EQ(engine_->Authenticate(t.secret).status().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(engine_->tenancy().Authenticate(t.secret).status().code(), ErrorCode::kUnauthenticated);
 }
 
 TEST_F(TenancyTest, RevocationIsImmediateEvenForACachedToken) {
-  auto t = engine_->CreateToken(admin_, "acme", "ci", {}).value();
-  ASSERT_TRUE(engine_->Authenticate(t.secret).ok());
-  ASSERT_TRUE(engine_->RevokeToken(admin_, "acme", t.info.id).ok());
-  EXPECT_EQ(engine_->Authenticate(t.secret).status().code(), ErrorCode::kUnauthenticated);
-  EXPECT_EQ(engine_->RevokeToken(admin_, "acme", t.info.id).code(), ErrorCode::kTokenNotFound);
-  EXPECT_EQ(engine_->ListTokens("acme").value()[0].state, "revoked");
+  auto t = engine_->tenancy().CreateToken(admin_, "acme", "ci", {}).value();
+  ASSERT_TRUE(engine_->tenancy().Authenticate(t.secret).ok());
+  ASSERT_TRUE(engine_->tenancy().RevokeToken(admin_, "acme", t.info.id).ok());
+  EXPECT_EQ(engine_->tenancy().Authenticate(t.secret).status().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(engine_->tenancy().RevokeToken(admin_, "acme", t.info.id).code(),
+            ErrorCode::kTokenNotFound);
+  EXPECT_EQ(engine_->tenancy().ListTokens("acme").value()[0].state, "revoked");
 }
 
 TEST_F(TenancyTest, LastUseIsRecordedAndSurvivesARestart) {
-  auto t = engine_->CreateToken(admin_, "acme", "ci", {}).value();
-  EXPECT_EQ(engine_->ListTokens("acme").value()[0].last_used_at, 0);
+  auto t = engine_->tenancy().CreateToken(admin_, "acme", "ci", {}).value();
+  EXPECT_EQ(engine_->tenancy().ListTokens("acme").value()[0].last_used_at, 0);
   clock_.Advance(1000);
-  ASSERT_TRUE(engine_->Authenticate(t.secret).ok());
+  ASSERT_TRUE(engine_->tenancy().Authenticate(t.secret).ok());
   TimeMs used = clock_.Now();
-  EXPECT_EQ(engine_->ListTokens("acme").value()[0].last_used_at, used) << "pending, not lost";
+  EXPECT_EQ(engine_->tenancy().ListTokens("acme").value()[0].last_used_at, used)
+      << "pending, not lost";
   engine_->Start();
   engine_->Stop();  // flushes what is pending
   Restart();
-  EXPECT_EQ(engine_->ListTokens("acme").value()[0].last_used_at, used);
+  EXPECT_EQ(engine_->tenancy().ListTokens("acme").value()[0].last_used_at, used);
 }
 
 TEST_F(TenancyTest, TheLastActiveOperatorTokenStays) {
-  auto first = engine_->CreateOperatorToken(operator_, "first").value();
+  auto first = engine_->tenancy().CreateOperatorToken(operator_, "first").value();
   EXPECT_EQ(first.info.scopes, std::vector<std::string>{kScopeOperator});
-  EXPECT_EQ(engine_->RevokeOperatorToken(operator_, first.info.id).code(),
+  EXPECT_EQ(engine_->tenancy().RevokeOperatorToken(operator_, first.info.id).code(),
             ErrorCode::kLastOperatorToken);
-  EXPECT_TRUE(engine_->Authenticate(first.secret).ok());
+  EXPECT_TRUE(engine_->tenancy().Authenticate(first.secret).ok());
   // A rotation keeps one active at every moment; then the old one may go.
-  auto second = engine_->RotateOperatorToken(operator_, first.info.id, 60'000).value();
-  EXPECT_TRUE(engine_->Authenticate(second.secret).ok());
-  ASSERT_TRUE(engine_->RevokeOperatorToken(operator_, first.info.id).ok());
-  EXPECT_EQ(engine_->Authenticate(first.secret).status().code(), ErrorCode::kUnauthenticated);
-  EXPECT_EQ(engine_->RevokeOperatorToken(operator_, second.info.id).code(),
+  auto second = engine_->tenancy().RotateOperatorToken(operator_, first.info.id, 60'000).value();
+  EXPECT_TRUE(engine_->tenancy().Authenticate(second.secret).ok());
+  ASSERT_TRUE(engine_->tenancy().RevokeOperatorToken(operator_, first.info.id).ok());
+  EXPECT_EQ(engine_->tenancy().Authenticate(first.secret).status().code(),
+            ErrorCode::kUnauthenticated);
+  EXPECT_EQ(engine_->tenancy().RevokeOperatorToken(operator_, second.info.id).code(),
             ErrorCode::kLastOperatorToken);
-  EXPECT_EQ(engine_->RevokeOperatorToken(operator_, "tok_nope").code(), ErrorCode::kTokenNotFound);
-  // A tenant token is not among the operator tokens.
-  auto tenant = engine_->CreateToken(admin_, "acme", "ci", {}).value();
-  EXPECT_EQ(engine_->RevokeOperatorToken(operator_, tenant.info.id).code(),
+  EXPECT_EQ(engine_->tenancy().RevokeOperatorToken(operator_, "tok_nope").code(),
             ErrorCode::kTokenNotFound);
-  EXPECT_EQ(engine_->RotateOperatorToken(operator_, tenant.info.id, 0).status().code(),
+  // A tenant token is not among the operator tokens.
+  auto tenant = engine_->tenancy().CreateToken(admin_, "acme", "ci", {}).value();
+  EXPECT_EQ(engine_->tenancy().RevokeOperatorToken(operator_, tenant.info.id).code(),
+            ErrorCode::kTokenNotFound);
+  EXPECT_EQ(engine_->tenancy().RotateOperatorToken(operator_, tenant.info.id, 0).status().code(),
             ErrorCode::kTokenNotFound);
 }
 
 TEST_F(TenancyTest, MessageQuotaRefusesTheWholeBatchAndCountsDeadLetters) {
   options_.default_quotas.max_messages = 5;
   Restart();
-  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "orders", Config(1)).ok());
+  ASSERT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "orders", Config(1)).ok());
   ASSERT_TRUE(Publish("orders", {"a", "b", "c"}).ok());
   Status over = Publish("orders", {"d", "e", "f"});
   EXPECT_EQ(over.code(), ErrorCode::kQuotaExceeded);
   EXPECT_NE(over.message().find("maxMessages"), std::string::npos) << over.message();
-  EXPECT_EQ(engine_->GetQueue("acme", "orders").value().depth.ready, 3) << "none of the batch";
+  EXPECT_EQ(engine_->queues().GetQueue("acme", "orders").value().depth.ready, 3)
+      << "none of the batch";
   ASSERT_TRUE(Publish("orders", {"d", "e"}).ok());
   EXPECT_EQ(Usage().messages, 5);
 
   // Ack frees one; a dead letter still counts; purging the dead letters frees them.
   ReceiveOptions ro;
   ro.max_messages = 2;
-  auto got = engine_->Receive("acme", "orders", ro).value();
+  auto got = engine_->messages().Receive("acme", "orders", ro).value();
   ASSERT_EQ(got.size(), 2u);
-  ASSERT_TRUE(engine_->Ack("acme", "orders", {got[0].receipt}).value()[0].ok());
+  ASSERT_TRUE(engine_->messages().Ack("acme", "orders", {got[0].receipt}).value()[0].ok());
   EXPECT_EQ(Usage().messages, 4);
   NackRequest n;
   n.receipt = got[1].receipt;
   n.dead_letter = true;
-  ASSERT_TRUE(engine_->Nack("acme", "orders", {n}).value()[0].ok());
+  ASSERT_TRUE(engine_->messages().Nack("acme", "orders", {n}).value()[0].ok());
   EXPECT_EQ(Usage().messages, 4);
   EXPECT_EQ(Publish("orders", {"x", "y"}).code(), ErrorCode::kQuotaExceeded);
-  ASSERT_TRUE(engine_->PurgeDeadLetterQueue(admin_, "acme", "dead-letters", "dead-letters").ok());
+  ASSERT_TRUE(engine_->dead_letters()
+                  .PurgeDeadLetterQueue(admin_, "acme", "dead-letters", "dead-letters")
+                  .ok());
   EXPECT_EQ(Usage().messages, 3);
   ASSERT_TRUE(Publish("orders", {"x", "y"}).ok());
 
@@ -232,10 +246,10 @@ TEST_F(TenancyTest, MessageQuotaRefusesTheWholeBatchAndCountsDeadLetters) {
 }
 
 TEST_F(TenancyTest, ByteQuotaCountsBodyBytes) {
-  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "orders", Config()).ok());
+  ASSERT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "orders", Config()).ok());
   QuotaOverrides o;
   o.max_bytes = 10;
-  ASSERT_TRUE(engine_->SetTenantQuotas(operator_, "acme", o).ok());
+  ASSERT_TRUE(engine_->tenancy().SetTenantQuotas(operator_, "acme", o).ok());
   ASSERT_TRUE(Publish("orders", {"12345", "123"}).ok());
   EXPECT_EQ(Publish("orders", {"123"}).code(), ErrorCode::kQuotaExceeded);
   ASSERT_TRUE(Publish("orders", {"12"}).ok());
@@ -245,11 +259,11 @@ TEST_F(TenancyTest, ByteQuotaCountsBodyBytes) {
 // Moved from the store's conformance suite with the words of the refusal, which the engine
 // now writes from the figures the store compared.
 TEST_F(TenancyTest, QuotaRefusalsNameTheQuotaAndTheFigures) {
-  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "orders", Config()).ok());
+  ASSERT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "orders", Config()).ok());
   QuotaOverrides o;
   o.max_messages = 2;
   o.max_bytes = 7;
-  ASSERT_TRUE(engine_->SetTenantQuotas(operator_, "acme", o).ok());
+  ASSERT_TRUE(engine_->tenancy().SetTenantQuotas(operator_, "acme", o).ok());
   ASSERT_TRUE(Publish("orders", {"aaaa"}).ok());
   Status messages = Publish("orders", {"bb", "cc"});
   EXPECT_EQ(messages.code(), ErrorCode::kQuotaExceeded);
@@ -264,18 +278,18 @@ TEST_F(TenancyTest, QuotaRefusalsNameTheQuotaAndTheFigures) {
 TEST_F(TenancyTest, QueueQuotaLeavesNothingBehind) {
   QuotaOverrides o;
   o.max_queues = 1;
-  ASSERT_TRUE(engine_->SetTenantQuotas(operator_, "acme", o).ok());
-  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "one", Config()).ok());
+  ASSERT_TRUE(engine_->tenancy().SetTenantQuotas(operator_, "acme", o).ok());
+  ASSERT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "one", Config()).ok());
   QueueConfig c = Config();
   c.dead_letter_queue = "other-dlq";
-  EXPECT_EQ(engine_->CreateQueue(admin_, "acme", "two", c).status().code(),
+  EXPECT_EQ(engine_->queues().CreateQueue(admin_, "acme", "two", c).status().code(),
             ErrorCode::kQuotaExceeded);
-  auto queues = engine_->ListQueues("acme").value();
+  auto queues = engine_->queues().ListQueues("acme").value();
   ASSERT_EQ(queues.size(), 2u) << "one and its dead-letter queue; no other-dlq";
   EXPECT_EQ(Usage().queues, 1);
   // Deleting a queue makes room.
-  ASSERT_TRUE(engine_->DeleteQueue(admin_, "acme", "one").ok());
-  EXPECT_TRUE(engine_->CreateQueue(admin_, "acme", "two", c).ok());
+  ASSERT_TRUE(engine_->queues().DeleteQueue(admin_, "acme", "one").ok());
+  EXPECT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "two", c).ok());
 }
 
 TEST_F(TenancyTest, OverridesReplaceDefaultsAndBadValuesChangeNothing) {
@@ -284,22 +298,22 @@ TEST_F(TenancyTest, OverridesReplaceDefaultsAndBadValuesChangeNothing) {
   Restart();
   QuotaOverrides o;
   o.max_queues = 2;
-  auto t = engine_->SetTenantQuotas(operator_, "acme", o).value();
+  auto t = engine_->tenancy().SetTenantQuotas(operator_, "acme", o).value();
   EXPECT_EQ(t.quotas.max_queues, 2);
   EXPECT_EQ(t.quotas.request_rate, 100) << "the default stays where not overridden";
   QuotaOverrides bad = o;
   bad.max_messages = -1;
-  EXPECT_EQ(engine_->SetTenantQuotas(operator_, "acme", bad).status().code(),
+  EXPECT_EQ(engine_->tenancy().SetTenantQuotas(operator_, "acme", bad).status().code(),
             ErrorCode::kInvalidArgument);
   bad.max_messages.reset();
   bad.request_rate = int64_t{2'000'000'000};
-  EXPECT_EQ(engine_->SetTenantQuotas(operator_, "acme", bad).status().code(),
+  EXPECT_EQ(engine_->tenancy().SetTenantQuotas(operator_, "acme", bad).status().code(),
             ErrorCode::kInvalidArgument);
-  auto now = engine_->GetTenant("acme").value();
+  auto now = engine_->tenancy().GetTenant("acme").value();
   EXPECT_EQ(now.quotas.max_queues, 2);
   EXPECT_FALSE(now.overrides.max_messages.has_value());
-  EXPECT_EQ(engine_->QuotasOf("acme").value().request_rate, 100);
-  EXPECT_EQ(engine_->SetTenantQuotas(operator_, "nope", o).status().code(),
+  EXPECT_EQ(engine_->tenancy().QuotasOf("acme").value().request_rate, 100);
+  EXPECT_EQ(engine_->tenancy().SetTenantQuotas(operator_, "nope", o).status().code(),
             ErrorCode::kTenantNotFound);
   // The JSON decoder refuses unknown quotas, wrong types and negatives.
   QuotaOverrides parsed;
@@ -319,42 +333,47 @@ TEST_F(TenancyTest, RequestRateIsATokenBucketPerTenantAndOperatorsAreExempt) {
   QuotaOverrides o;
   o.request_rate = 2;
   o.request_burst = 3;
-  ASSERT_TRUE(engine_->SetTenantQuotas(operator_, "acme", o).ok());
+  ASSERT_TRUE(engine_->tenancy().SetTenantQuotas(operator_, "acme", o).ok());
   Principal app{"tok_app", "acme", {kScopePublish}};
   DurationMs retry = 0;
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(engine_->AdmitRequest(app, "acme", &retry).ok()) << i;
-  Status refused = engine_->AdmitRequest(app, "acme", &retry);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(engine_->tenancy().AdmitRequest(app, "acme", &retry).ok()) << i;
+  Status refused = engine_->tenancy().AdmitRequest(app, "acme", &retry);
   EXPECT_EQ(refused.code(), ErrorCode::kRateLimited);
   EXPECT_EQ(retry, 500) << "one request every 500ms at 2/s";
-  EXPECT_TRUE(engine_->AdmitRequest(operator_, "acme", &retry).ok());
+  EXPECT_TRUE(engine_->tenancy().AdmitRequest(operator_, "acme", &retry).ok());
   clock_.Advance(499);
-  EXPECT_EQ(engine_->AdmitRequest(app, "acme", &retry).code(), ErrorCode::kRateLimited);
+  EXPECT_EQ(engine_->tenancy().AdmitRequest(app, "acme", &retry).code(), ErrorCode::kRateLimited);
   EXPECT_EQ(retry, 1);
   clock_.Advance(1);
-  EXPECT_TRUE(engine_->AdmitRequest(app, "acme", &retry).ok());
+  EXPECT_TRUE(engine_->tenancy().AdmitRequest(app, "acme", &retry).ok());
   // Another tenant has its own bucket (and no limit).
-  ASSERT_TRUE(engine_->CreateTenant(operator_, "beta").ok());
+  ASSERT_TRUE(engine_->tenancy().CreateTenant(operator_, "beta").ok());
   Principal beta{"tok_b", "beta", {kScopePublish}};
-  for (int i = 0; i < 10; ++i) EXPECT_TRUE(engine_->AdmitRequest(beta, "beta", &retry).ok());
+  for (int i = 0; i < 10; ++i)
+    EXPECT_TRUE(engine_->tenancy().AdmitRequest(beta, "beta", &retry).ok());
 }
 
 TEST_F(TenancyTest, DeletingATenantNeedsForceWhileItHasQueues) {
-  auto t = engine_->CreateToken(admin_, "acme", "ci", {}).value();
-  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "orders", Config()).ok());
+  auto t = engine_->tenancy().CreateToken(admin_, "acme", "ci", {}).value();
+  ASSERT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "orders", Config()).ok());
   ASSERT_TRUE(Publish("orders", {"a", "b"}).ok());
-  EXPECT_EQ(engine_->DeleteTenant(operator_, "acme", false).code(), ErrorCode::kTenantNotEmpty);
-  EXPECT_TRUE(engine_->Authenticate(t.secret).ok()) << "a refusal changes nothing";
-  EXPECT_EQ(engine_->GetQueue("acme", "orders").value().depth.ready, 2);
+  EXPECT_EQ(engine_->tenancy().DeleteTenant(operator_, "acme", false).code(),
+            ErrorCode::kTenantNotEmpty);
+  EXPECT_TRUE(engine_->tenancy().Authenticate(t.secret).ok()) << "a refusal changes nothing";
+  EXPECT_EQ(engine_->queues().GetQueue("acme", "orders").value().depth.ready, 2);
 
-  ASSERT_TRUE(engine_->DeleteTenant(operator_, "acme", true).ok());
-  EXPECT_EQ(engine_->Authenticate(t.secret).status().code(), ErrorCode::kUnauthenticated);
-  EXPECT_EQ(engine_->GetTenant("acme").status().code(), ErrorCode::kTenantNotFound);
-  EXPECT_EQ(engine_->GetQueue("acme", "orders").status().code(), ErrorCode::kTenantNotFound);
-  EXPECT_EQ(engine_->DeleteTenant(operator_, "acme", true).code(), ErrorCode::kTenantNotFound);
+  ASSERT_TRUE(engine_->tenancy().DeleteTenant(operator_, "acme", true).ok());
+  EXPECT_EQ(engine_->tenancy().Authenticate(t.secret).status().code(), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(engine_->tenancy().GetTenant("acme").status().code(), ErrorCode::kTenantNotFound);
+  EXPECT_EQ(engine_->queues().GetQueue("acme", "orders").status().code(),
+            ErrorCode::kTenantNotFound);
+  EXPECT_EQ(engine_->tenancy().DeleteTenant(operator_, "acme", true).code(),
+            ErrorCode::kTenantNotFound);
   // The name is free, and the new tenant starts with nothing of the old one.
-  ASSERT_TRUE(engine_->CreateTenant(operator_, "acme").ok());
+  ASSERT_TRUE(engine_->tenancy().CreateTenant(operator_, "acme").ok());
   EXPECT_EQ(Usage().messages, 0);
-  EXPECT_TRUE(engine_->ListTokens("acme").value().empty());
+  EXPECT_TRUE(engine_->tenancy().ListTokens("acme").value().empty());
   EXPECT_TRUE(Actions("acme").empty());
   auto server = Entries("");
   ASSERT_GE(server.size(), 3u);
@@ -366,21 +385,21 @@ TEST_F(TenancyTest, DeletingATenantNeedsForceWhileItHasQueues) {
 }
 
 TEST_F(TenancyTest, EveryAdministrativeChangeIsAuditedWithoutSecrets) {
-  auto t = engine_->CreateToken(admin_, "acme", "ci", {kScopePublish}).value();
-  auto r = engine_->RotateToken(admin_, "acme", t.info.id, 60'000).value();
-  ASSERT_TRUE(engine_->RevokeToken(admin_, "acme", r.info.id).ok());
-  ASSERT_TRUE(engine_->CreateQueue(admin_, "acme", "orders", Config(3)).ok());
-  ASSERT_TRUE(engine_->UpdateQueue(admin_, "acme", "orders", Config(5)).ok());
-  ASSERT_TRUE(engine_->DeleteQueue(admin_, "acme", "orders").ok());
+  auto t = engine_->tenancy().CreateToken(admin_, "acme", "ci", {kScopePublish}).value();
+  auto r = engine_->tenancy().RotateToken(admin_, "acme", t.info.id, 60'000).value();
+  ASSERT_TRUE(engine_->tenancy().RevokeToken(admin_, "acme", r.info.id).ok());
+  ASSERT_TRUE(engine_->queues().CreateQueue(admin_, "acme", "orders", Config(3)).ok());
+  ASSERT_TRUE(engine_->queues().UpdateQueue(admin_, "acme", "orders", Config(5)).ok());
+  ASSERT_TRUE(engine_->queues().DeleteQueue(admin_, "acme", "orders").ok());
   QuotaOverrides o;
   o.max_messages = 100;
-  ASSERT_TRUE(engine_->SetTenantQuotas(operator_, "acme", o).ok());
-  auto op = engine_->CreateOperatorToken(operator_, "backup").value();
-  auto op2 = engine_->RotateOperatorToken(operator_, op.info.id, 0).value();
-  ASSERT_TRUE(engine_->RevokeOperatorToken(operator_, op2.info.id).code() ==
+  ASSERT_TRUE(engine_->tenancy().SetTenantQuotas(operator_, "acme", o).ok());
+  auto op = engine_->tenancy().CreateOperatorToken(operator_, "backup").value();
+  auto op2 = engine_->tenancy().RotateOperatorToken(operator_, op.info.id, 0).value();
+  ASSERT_TRUE(engine_->tenancy().RevokeOperatorToken(operator_, op2.info.id).code() ==
               ErrorCode::kLastOperatorToken);
-  auto op3 = engine_->CreateOperatorToken(operator_, "third").value();
-  ASSERT_TRUE(engine_->RevokeOperatorToken(operator_, op2.info.id).ok());
+  auto op3 = engine_->tenancy().CreateOperatorToken(operator_, "third").value();
+  ASSERT_TRUE(engine_->tenancy().RevokeOperatorToken(operator_, op2.info.id).ok());
 
   EXPECT_EQ(Actions("acme"), (std::vector<std::string>{
                                  "token.create", "token.rotate", "token.revoke", "queue.create",

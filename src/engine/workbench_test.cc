@@ -23,12 +23,12 @@ class WorkbenchTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     Open();
-    ASSERT_TRUE(engine_->CreateTenant("acme").ok());
+    ASSERT_TRUE(engine_->tenancy().CreateTenant("acme").ok());
     QueueConfig c;
     c.retry.max_deliveries = 1;
-    ASSERT_TRUE(engine_->CreateQueue("acme", "orders", c).ok());
-    ASSERT_TRUE(engine_->CreateQueue("acme", "billing", c).ok());
-    ASSERT_TRUE(engine_->CreateQueue("acme", "repair", c).ok());
+    ASSERT_TRUE(engine_->queues().CreateQueue("acme", "orders", c).ok());
+    ASSERT_TRUE(engine_->queues().CreateQueue("acme", "billing", c).ok());
+    ASSERT_TRUE(engine_->queues().CreateQueue("acme", "repair", c).ok());
     actor_.token_id = "tok_test";
   }
   void TearDown() override {
@@ -59,12 +59,13 @@ class WorkbenchTest : public ::testing::Test {
       std::vector<NewMessage> part(
           msgs.begin() + static_cast<long>(i),
           msgs.begin() + static_cast<long>(std::min(msgs.size(), i + 1000)));
-      for (const auto& o : engine_->Publish("acme", queue, part).value()) ids.push_back(o.id);
+      for (const auto& o : engine_->messages().Publish("acme", queue, part).value())
+        ids.push_back(o.id);
     }
     ReceiveOptions ro;
     ro.max_messages = 1000;
     for (;;) {
-      auto got = engine_->Receive("acme", queue, ro).value();
+      auto got = engine_->messages().Receive("acme", queue, ro).value();
       if (got.empty()) break;
       std::vector<NackRequest> nacks;
       for (const auto& d : got) {
@@ -73,7 +74,7 @@ class WorkbenchTest : public ::testing::Test {
         n.error = cause;
         nacks.push_back(n);
       }
-      EXPECT_TRUE(engine_->Nack("acme", queue, nacks).ok());
+      EXPECT_TRUE(engine_->messages().Nack("acme", queue, nacks).ok());
     }
     return ids;
   }
@@ -81,12 +82,12 @@ class WorkbenchTest : public ::testing::Test {
     DeadLetterQuery q;
     q.filter = filter;
     q.total_policy = "EXACT";
-    return engine_->QueryDeadLetters("acme", q).value().total;
+    return engine_->dead_letters().QueryDeadLetters("acme", q).value().total;
   }
   std::vector<Delivery> Drain(const std::string& queue) {
     ReceiveOptions ro;
     ro.max_messages = 1000;
-    return engine_->Receive("acme", queue, ro).value();
+    return engine_->messages().Receive("acme", queue, ro).value();
   }
 
   static inline int counter_ = 0;
@@ -102,13 +103,13 @@ TEST_F(WorkbenchTest, FailureGroupsSeparateOutagesFromMappingBugs) {
   DeadLetter("orders", {"a", "b", "c"}, "POST https://hook/orders/1001 failed: HTTP 503");
   DeadLetter("orders", {"d"}, "POST https://hook/orders/2002 failed: HTTP 503");
   DeadLetter("orders", {"e", "f"}, "field 'email' of 'jdoe' is invalid");
-  auto groups = engine_->ListFailureGroups("acme", "").value();
+  auto groups = engine_->dead_letters().ListFailureGroups("acme", "").value();
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].count, 4);
   EXPECT_NE(groups[0].signature.find("HTTP 503"), std::string::npos);
   EXPECT_EQ(groups[1].count, 2);
   EXPECT_EQ(groups[1].signature, "orders | max-deliveries | field '<str>' of '<str>' is invalid");
-  auto stats = engine_->GetDeadLetterStats("acme", "").value();
+  auto stats = engine_->dead_letters().GetDeadLetterStats("acme", "").value();
   EXPECT_EQ(stats.total, 6);
   ASSERT_EQ(stats.by_group.size(), 2u);
   EXPECT_EQ(stats.by_group[0].count, 4);
@@ -121,7 +122,7 @@ TEST_F(WorkbenchTest, QueriesFilterProjectSortAndPage) {
   DeadLetterQuery q;
   q.filter = R"(/attributes/region sw "eu" and /body/customer/tier eq "gold")";
   q.fields = "origin,body";
-  auto r = engine_->QueryDeadLetters("acme", q).value();
+  auto r = engine_->dead_letters().QueryDeadLetters("acme", q).value();
   ASSERT_EQ(r.items.size(), 1u);
   EXPECT_EQ(r.items[0]["origin"], "orders");
   EXPECT_TRUE(r.items[0].contains("id"));
@@ -132,13 +133,13 @@ TEST_F(WorkbenchTest, QueriesFilterProjectSortAndPage) {
   q.filter = R"(/origin eq "billing")";
   q.sort_keys = "-body";
   q.page_size = 2;
-  auto p1 = engine_->QueryDeadLetters("acme", q).value();
+  auto p1 = engine_->dead_letters().QueryDeadLetters("acme", q).value();
   ASSERT_EQ(p1.items.size(), 2u);
   EXPECT_EQ(p1.items[0]["body"], "z");
   EXPECT_EQ(p1.items[1]["body"], "y");
   EXPECT_EQ(p1.total, 3);
   q.cookie = p1.next_cookie;
-  auto p2 = engine_->QueryDeadLetters("acme", q).value();
+  auto p2 = engine_->dead_letters().QueryDeadLetters("acme", q).value();
   ASSERT_EQ(p2.items.size(), 1u);
   EXPECT_EQ(p2.items[0]["body"], "x");
   EXPECT_TRUE(p2.next_cookie.empty());
@@ -147,16 +148,18 @@ TEST_F(WorkbenchTest, QueriesFilterProjectSortAndPage) {
   q = DeadLetterQuery{};
   q.filter = "/deadLetteredAt ge \"" + FormatTime(clock_.Now() / 1000 * 1000).substr(0, 19) +
              "Z\" and /origin eq \"billing\"";
-  auto timed = engine_->QueryDeadLetters("acme", q).value();
+  auto timed = engine_->dead_letters().QueryDeadLetters("acme", q).value();
   EXPECT_EQ(timed.items.size(), 3u);
   EXPECT_EQ(timed.total, 3);
-  EXPECT_EQ(engine_->ListFailureGroups("acme", "nope").status().code(), ErrorCode::kQueueNotFound);
+  EXPECT_EQ(engine_->dead_letters().ListFailureGroups("acme", "nope").status().code(),
+            ErrorCode::kQueueNotFound);
 
   q = DeadLetterQuery{};
   q.filter = R"(/origin eq "billing" and /reason eq "max-deliveries")";
-  EXPECT_EQ(engine_->QueryDeadLetters("acme", q).value().total, 3) << "indexed: counted";
+  EXPECT_EQ(engine_->dead_letters().QueryDeadLetters("acme", q).value().total, 3)
+      << "indexed: counted";
   q.filter = R"(/origin eq "billing" and (/reason eq "max-deliveries")";
-  auto bad = engine_->QueryDeadLetters("acme", q);
+  auto bad = engine_->dead_letters().QueryDeadLetters("acme", q);
   EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidQuery);
   EXPECT_NE(bad.status().message().find("position"), std::string::npos) << bad.status().message();
 }
@@ -170,7 +173,7 @@ TEST_F(WorkbenchTest, FiltersTheIndexCannotDecideAreEvaluatedRowByRow) {
     EXPECT_EQ(DeadCount(f), 0) << f;
     DeadLetterTarget t;
     t.filter = f;
-    EXPECT_EQ(engine_->DeleteDeadLetters(actor_, "acme", t).value().done, 0) << f;
+    EXPECT_EQ(engine_->dead_letters().DeleteDeadLetters(actor_, "acme", t).value().done, 0) << f;
   }
   EXPECT_EQ(DeadCount(), 2);
 }
@@ -180,11 +183,11 @@ TEST_F(WorkbenchTest, ExplicitIdsStayWithinTheTargetsScope) {
   DeadLetterTarget t;
   t.ids = ids;
   t.dlq = "elsewhere";
-  EXPECT_EQ(engine_->RestoreDeadLetters(actor_, "acme", t).status().code(),
+  EXPECT_EQ(engine_->dead_letters().RestoreDeadLetters(actor_, "acme", t).status().code(),
             ErrorCode::kDeadLetterNotFound);
   t.dlq = "";
   t.since = clock_.Now() + 1;
-  EXPECT_EQ(engine_->DeleteDeadLetters(actor_, "acme", t).status().code(),
+  EXPECT_EQ(engine_->dead_letters().DeleteDeadLetters(actor_, "acme", t).status().code(),
             ErrorCode::kDeadLetterNotFound);
   EXPECT_EQ(DeadCount(), 1);
 }
@@ -196,16 +199,16 @@ TEST_F(WorkbenchTest, RestoreKeepsTheMessageAndRecordsLineage) {
   m[0].attributes = attrs;
   m[0].idempotency_key = "idem-1";
   TimeMs published = clock_.Now();
-  std::string id = engine_->Publish("acme", "orders", m).value()[0].id;
+  std::string id = engine_->messages().Publish("acme", "orders", m).value()[0].id;
   clock_.Advance(1000);
   NackRequest n;
   n.receipt = Drain("orders")[0].receipt;
   n.dead_letter = true;
-  ASSERT_TRUE(engine_->Nack("acme", "orders", {n}).value()[0].ok());
+  ASSERT_TRUE(engine_->messages().Nack("acme", "orders", {n}).value()[0].ok());
 
   DeadLetterTarget t;
   t.ids = {id};
-  auto r = engine_->RestoreDeadLetters(actor_, "acme", t).value();
+  auto r = engine_->dead_letters().RestoreDeadLetters(actor_, "acme", t).value();
   EXPECT_EQ(r.matched, 1);
   EXPECT_EQ(r.done, 1);
   auto back = Drain("orders");
@@ -219,14 +222,14 @@ TEST_F(WorkbenchTest, RestoreKeepsTheMessageAndRecordsLineage) {
   EXPECT_EQ(back[0].message.lineage.redrive_count, 1);
   EXPECT_EQ(back[0].message.lineage.last_redriven_by, "request:tok_test");
   // Idempotent: the second restore finds nothing, cleanly.
-  EXPECT_EQ(engine_->RestoreDeadLetters(actor_, "acme", t).status().code(),
+  EXPECT_EQ(engine_->dead_letters().RestoreDeadLetters(actor_, "acme", t).status().code(),
             ErrorCode::kDeadLetterNotFound);
   // Fails again: the dead letter carries its lineage and its whole journal.
   NackRequest again;
   again.receipt = back[0].receipt;
   again.error = "still broken";
-  ASSERT_TRUE(engine_->Nack("acme", "orders", {again}).ok());
-  auto dl = engine_->GetDeadLetter("acme", id).value();
+  ASSERT_TRUE(engine_->messages().Nack("acme", "orders", {again}).ok());
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", id).value();
   EXPECT_EQ(dl.lineage.redrive_count, 1);
   EXPECT_EQ(dl.journal.attempts.size(), 2u);
 }
@@ -235,15 +238,16 @@ TEST_F(WorkbenchTest, RerouteKeepsTheOriginalDestination) {
   auto ids = DeadLetter("orders", {"a", "b"}, "mapping bug");
   DeadLetterTarget t;
   t.filter = R"(/origin eq "orders")";
-  auto r = engine_->RerouteDeadLetters(actor_, "acme", t, "repair").value();
+  auto r = engine_->dead_letters().RerouteDeadLetters(actor_, "acme", t, "repair").value();
   EXPECT_EQ(r.done, 2);
   auto got = Drain("repair");
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].message.lineage.original_queue, "orders");
   EXPECT_TRUE(Drain("orders").empty());
-  EXPECT_EQ(engine_->RerouteDeadLetters(actor_, "acme", t, "dead-letters").status().code(),
-            ErrorCode::kDeadLetterQueueReadOnly);
-  EXPECT_EQ(engine_->RerouteDeadLetters(actor_, "acme", t, "nope").status().code(),
+  EXPECT_EQ(
+      engine_->dead_letters().RerouteDeadLetters(actor_, "acme", t, "dead-letters").status().code(),
+      ErrorCode::kDeadLetterQueueReadOnly);
+  EXPECT_EQ(engine_->dead_letters().RerouteDeadLetters(actor_, "acme", t, "nope").status().code(),
             ErrorCode::kQueueNotFound);
 }
 
@@ -252,16 +256,16 @@ TEST_F(WorkbenchTest, ADestinationThatRefusesLeavesTheMessageDeadLettered) {
   QueueConfig strict;
   strict.retry.max_deliveries = 1;
   strict.max_message_size = 10;
-  ASSERT_TRUE(engine_->UpdateQueue("acme", "orders", strict).ok());
+  ASSERT_TRUE(engine_->queues().UpdateQueue("acme", "orders", strict).ok());
   DeadLetterTarget t;
   t.filter = "true";
-  auto r = engine_->RestoreDeadLetters(actor_, "acme", t).value();
+  auto r = engine_->dead_letters().RestoreDeadLetters(actor_, "acme", t).value();
   EXPECT_EQ(r.matched, 2);
   EXPECT_EQ(r.done, 1);
   EXPECT_EQ(r.skipped, 1);
   ASSERT_EQ(r.skipped_items.size(), 1u);
   EXPECT_EQ(r.skipped_items[0].reason, "too-large");
-  auto kept = engine_->GetDeadLetter("acme", ids[0]).value();
+  auto kept = engine_->dead_letters().GetDeadLetter("acme", ids[0]).value();
   EXPECT_NE(kept.redrive_error.find("too-large"), std::string::npos);
 }
 
@@ -269,15 +273,21 @@ TEST_F(WorkbenchTest, DeleteAndPurgeAreTargetedAndConfirmed) {
   auto ids = DeadLetter("orders", {"a", "b", "c"}, "boom");
   DeadLetterTarget t;
   t.ids = {ids[0], "01NOTTHERE"};
-  auto r = engine_->DeleteDeadLetters(actor_, "acme", t).value();
+  auto r = engine_->dead_letters().DeleteDeadLetters(actor_, "acme", t).value();
   EXPECT_EQ(r.done, 1);
   EXPECT_EQ(r.skipped, 1);
-  EXPECT_EQ(engine_->DeleteDeadLetters(actor_, "acme", DeadLetterTarget{}).status().code(),
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(engine_->PurgeDeadLetterQueue(actor_, "acme", "dead-letters", "yes").status().code(),
+  EXPECT_EQ(
+      engine_->dead_letters().DeleteDeadLetters(actor_, "acme", DeadLetterTarget{}).status().code(),
+      ErrorCode::kInvalidArgument);
+  EXPECT_EQ(engine_->dead_letters()
+                .PurgeDeadLetterQueue(actor_, "acme", "dead-letters", "yes")
+                .status()
+                .code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(DeadCount(), 2);
-  auto p = engine_->PurgeDeadLetterQueue(actor_, "acme", "dead-letters", "dead-letters").value();
+  auto p = engine_->dead_letters()
+               .PurgeDeadLetterQueue(actor_, "acme", "dead-letters", "dead-letters")
+               .value();
   EXPECT_EQ(p.done, 2);
   EXPECT_EQ(DeadCount(), 0);
 }
@@ -286,15 +296,15 @@ TEST_F(WorkbenchTest, DeadLettersExpireAfterTheirQueuesRetention) {
   QueueConfig shortlived;
   shortlived.retry.max_deliveries = 1;
   shortlived.dead_letter_retention = 3'600'000;
-  ASSERT_TRUE(engine_->CreateQueue("acme", "brief", shortlived).ok());
+  ASSERT_TRUE(engine_->queues().CreateQueue("acme", "brief", shortlived).ok());
   DeadLetter("brief", {"a"}, "boom");
   DeadLetter("orders", {"b"}, "boom");  // the server default: 7 days
   clock_.Advance(3'600'000);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   EXPECT_EQ(DeadCount(R"(/origin eq "brief")"), 0);
   EXPECT_EQ(DeadCount(R"(/origin eq "orders")"), 1);
   clock_.Advance(7 * 86'400'000LL);
-  ASSERT_TRUE(engine_->SweepOnce().ok());
+  ASSERT_TRUE(engine_->background().SweepOnce().ok());
   EXPECT_EQ(DeadCount(), 0);
 }
 
@@ -302,7 +312,7 @@ TEST_F(WorkbenchTest, DryRunCountsAndMovesNothing) {
   DeadLetter("orders", {"a", "b"}, "boom");
   DeadLetter("billing", {"c"}, "boom");
   JobSpec spec;
-  auto dry = engine_->DryRunJob("acme", spec).value();
+  auto dry = engine_->dead_letters().DryRunJob("acme", spec).value();
   EXPECT_EQ(dry.to_move, 3);
   EXPECT_EQ(dry.destinations["orders"], 2);
   EXPECT_EQ(dry.destinations["billing"], 1);
@@ -314,15 +324,17 @@ TEST_F(WorkbenchTest, JobRestoresEverythingAndCompletes) {
   std::vector<std::string> bodies;
   for (int i = 0; i < 1200; ++i) bodies.push_back("m" + std::to_string(i));
   DeadLetter("orders", bodies, "boom");
-  auto job = engine_->StartJob(actor_, "acme", JobSpec{}).value();
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", JobSpec{}).value();
   EXPECT_EQ(job.state, JobState::kRunning);
   EXPECT_EQ(job.to_move, 1200);
-  EXPECT_EQ(engine_->StartJob(actor_, "acme", JobSpec{}).status().code(), ErrorCode::kJobActive);
-  for (int i = 0; i < 10 && engine_->GetJob("acme", job.id).value().state == JobState::kRunning;
+  EXPECT_EQ(engine_->dead_letters().StartJob(actor_, "acme", JobSpec{}).status().code(),
+            ErrorCode::kJobActive);
+  for (int i = 0;
+       i < 10 && engine_->dead_letters().GetJob("acme", job.id).value().state == JobState::kRunning;
        ++i) {
-    ASSERT_TRUE(engine_->RunJobsOnce().ok());
+    ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
   }
-  auto done = engine_->GetJob("acme", job.id).value();
+  auto done = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(done.state, JobState::kCompleted);
   EXPECT_EQ(done.moved, 1200);
   EXPECT_GT(done.finished_at, 0);
@@ -335,14 +347,14 @@ TEST_F(WorkbenchTest, JobHonoursItsRate) {
   DeadLetter("orders", bodies, "boom");
   JobSpec spec;
   spec.rate = 10;
-  auto job = engine_->StartJob(actor_, "acme", spec).value();
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());  // primes the bucket
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", spec).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());  // primes the bucket
   clock_.Advance(1000);
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->GetJob("acme", job.id).value().moved, 10);
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  EXPECT_EQ(engine_->dead_letters().GetJob("acme", job.id).value().moved, 10);
   clock_.Advance(2000);  // the bucket holds at most one second
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->GetJob("acme", job.id).value().moved, 20);
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  EXPECT_EQ(engine_->dead_letters().GetJob("acme", job.id).value().moved, 20);
 }
 
 TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
@@ -352,9 +364,9 @@ TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
   spec.canary = 5;
   spec.canary_wait = 10'000;
   spec.canary_max_failure = 0.2;
-  auto job = engine_->StartJob(actor_, "acme", spec).value();
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  auto info = engine_->GetJob("acme", job.id).value();
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", spec).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  auto info = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(info.moved, 5);
   EXPECT_EQ(info.phase, JobPhase::kCanaryWait);
   // The endpoint is still down: the canary fails again.
@@ -367,24 +379,25 @@ TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
     n.error = "endpoint down";
     nacks.push_back(n);
   }
-  ASSERT_TRUE(engine_->Nack("acme", "orders", nacks).ok());
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, JobState::kRunning) << "still waiting";
+  ASSERT_TRUE(engine_->messages().Nack("acme", "orders", nacks).ok());
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  EXPECT_EQ(engine_->dead_letters().GetJob("acme", job.id).value().state, JobState::kRunning)
+      << "still waiting";
   clock_.Advance(10'000);
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  info = engine_->GetJob("acme", job.id).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  info = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(info.state, JobState::kHalted);
   EXPECT_NE(info.halt_reason.find("5 of 5"), std::string::npos) << info.halt_reason;
   EXPECT_EQ(info.failed_again, 5);
-  EXPECT_EQ(engine_->CancelJob(actor_, "acme", "job_nope").status().code(),
+  EXPECT_EQ(engine_->dead_letters().CancelJob(actor_, "acme", "job_nope").status().code(),
             ErrorCode::kJobNotFound);
   // The operator fixed the endpoint and resumes: the rest moves; the canary's re-failures
   // (dead-lettered after the job's snapshot) are not picked up again.
-  ASSERT_TRUE(engine_->ResumeJob(actor_, "acme", job.id).ok());
-  EXPECT_EQ(engine_->ResumeJob(actor_, "acme", job.id).status().code(),
+  ASSERT_TRUE(engine_->dead_letters().ResumeJob(actor_, "acme", job.id).ok());
+  EXPECT_EQ(engine_->dead_letters().ResumeJob(actor_, "acme", job.id).status().code(),
             ErrorCode::kJobStateConflict);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  info = engine_->GetJob("acme", job.id).value();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  info = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(info.state, JobState::kCompleted);
   EXPECT_EQ(info.moved, 20);
   EXPECT_EQ(DeadCount(), 5);
@@ -395,21 +408,23 @@ TEST_F(WorkbenchTest, CancelStopsAndLeavesWhatMovedMoved) {
   DeadLetter("orders", bodies, "boom");
   JobSpec spec;
   spec.rate = 10;
-  auto job = engine_->StartJob(actor_, "acme", spec).value();
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", spec).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
   clock_.Advance(1000);
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, JobState::kCancelling);
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  EXPECT_EQ(engine_->dead_letters().CancelJob(actor_, "acme", job.id).value().state,
+            JobState::kCancelling);
   clock_.Advance(1000);
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  auto info = engine_->GetJob("acme", job.id).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  auto info = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(info.state, JobState::kCancelled);
   EXPECT_EQ(info.moved, 10);
   EXPECT_EQ(DeadCount(), 20);
   EXPECT_EQ(Drain("orders").size(), 10u);
-  EXPECT_EQ(engine_->CancelJob(actor_, "acme", job.id).status().code(),
+  EXPECT_EQ(engine_->dead_letters().CancelJob(actor_, "acme", job.id).status().code(),
             ErrorCode::kJobStateConflict);
-  EXPECT_TRUE(engine_->StartJob(actor_, "acme", JobSpec{}).ok()) << "the scope is free again";
+  EXPECT_TRUE(engine_->dead_letters().StartJob(actor_, "acme", JobSpec{}).ok())
+      << "the scope is free again";
 }
 
 // Regression: a job was bounded by the highest seq when it started, and SQLite gave a new dead
@@ -420,27 +435,29 @@ TEST_F(WorkbenchTest, AJobMovesOnlyTheDeadLettersThatExistedWhenItStarted) {
   auto ids = DeadLetter("orders", {"a", "b", "c", "d"}, "boom");
   JobSpec spec;
   spec.rate = 1;  // one a second: the job takes several steps
-  auto job = engine_->StartJob(actor_, "acme", spec).value();
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", spec).value();
   EXPECT_EQ(job.to_move, 4);
   DeadLetterTarget newest;
   newest.ids = {ids.back()};
-  ASSERT_EQ(engine_->DeleteDeadLetters(actor_, "acme", newest).value().done, 1);
+  ASSERT_EQ(engine_->dead_letters().DeleteDeadLetters(actor_, "acme", newest).value().done, 1);
   // Dead letters made after the start, in the job's dead-letter queue (from another origin,
   // so that draining "orders" below shows what the job restored).
   std::vector<std::string> later = DeadLetter("billing", {"e", "f"}, "boom");
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());  // primes the rate bucket
-  for (int i = 0; i < 20 && engine_->GetJob("acme", job.id).value().state == JobState::kRunning;
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());  // primes the rate bucket
+  for (int i = 0;
+       i < 20 && engine_->dead_letters().GetJob("acme", job.id).value().state == JobState::kRunning;
        ++i) {
     clock_.Advance(1000);
-    ASSERT_TRUE(engine_->RunJobsOnce().ok());
+    ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
     auto more = DeadLetter("billing", {"g" + std::to_string(i)}, "boom");
     later.insert(later.end(), more.begin(), more.end());
   }
-  auto done = engine_->GetJob("acme", job.id).value();
+  auto done = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(done.state, JobState::kCompleted);
   EXPECT_EQ(done.moved, 3);
   for (const auto& id : later) {
-    EXPECT_TRUE(engine_->GetDeadLetter("acme", id).ok()) << id << " was made after the start";
+    EXPECT_TRUE(engine_->dead_letters().GetDeadLetter("acme", id).ok())
+        << id << " was made after the start";
   }
   std::set<std::string> restored;
   for (const auto& d : Drain("orders")) restored.insert(d.message.id);
@@ -451,14 +468,15 @@ TEST_F(WorkbenchTest, AJobMovesOnlyTheDeadLettersThatExistedWhenItStarted) {
 TEST_F(WorkbenchTest, ACancelDuringAChunkIsNotLost) {
   std::vector<std::string> bodies(30, "m");
   DeadLetter("orders", bodies, "boom");
-  auto job = engine_->StartJob(actor_, "acme", JobSpec{}).value();
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", JobSpec{}).value();
   // The runner read the job as running; then the operator cancels; then the runner saves.
   auto stale = store_->GetJob("acme", job.id).value().value();
-  ASSERT_EQ(engine_->CancelJob(actor_, "acme", job.id).value().state, JobState::kCancelling);
+  ASSERT_EQ(engine_->dead_letters().CancelJob(actor_, "acme", job.id).value().state,
+            JobState::kCancelling);
   stale.progress_json = R"({"moved":5,"phase":"bulk"})";
   EXPECT_FALSE(store_->UpdateJob(stale, JobState::kRunning).value());
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
-  EXPECT_EQ(engine_->GetJob("acme", job.id).value().state, JobState::kCancelled);
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
+  EXPECT_EQ(engine_->dead_letters().GetJob("acme", job.id).value().state, JobState::kCancelled);
   EXPECT_EQ(DeadCount(), 30) << "a cancelled job moves nothing more";
 }
 
@@ -467,16 +485,16 @@ TEST_F(WorkbenchTest, JobsSurviveARestart) {
   DeadLetter("orders", bodies, "boom");
   JobSpec spec;
   spec.rate = 10;
-  auto job = engine_->StartJob(actor_, "acme", spec).value();
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", spec).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
   clock_.Advance(1000);
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
   Open();  // the process restarts
   for (int i = 0; i < 10; ++i) {
     clock_.Advance(1000);
-    ASSERT_TRUE(engine_->RunJobsOnce().ok());
+    ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());
   }
-  auto info = engine_->GetJob("acme", job.id).value();
+  auto info = engine_->dead_letters().GetJob("acme", job.id).value();
   EXPECT_EQ(info.state, JobState::kCompleted);
   EXPECT_EQ(info.moved, 30);
   EXPECT_EQ(Drain("orders").size(), 30u) << "nothing lost, nothing duplicated";
@@ -486,18 +504,18 @@ TEST_F(WorkbenchTest, EveryActionIsAudited) {
   auto ids = DeadLetter("orders", {"a", "b", "c"}, "boom");
   DeadLetterTarget one;
   one.ids = {ids[0]};
-  ASSERT_TRUE(engine_->DeleteDeadLetters(actor_, "acme", one).ok());
+  ASSERT_TRUE(engine_->dead_letters().DeleteDeadLetters(actor_, "acme", one).ok());
   one.ids = {ids[1]};
-  ASSERT_TRUE(engine_->RestoreDeadLetters(actor_, "acme", one).ok());
-  auto job = engine_->StartJob(actor_, "acme", JobSpec{}).value();
-  ASSERT_TRUE(engine_->CancelJob(actor_, "acme", job.id).ok());
+  ASSERT_TRUE(engine_->dead_letters().RestoreDeadLetters(actor_, "acme", one).ok());
+  auto job = engine_->dead_letters().StartJob(actor_, "acme", JobSpec{}).value();
+  ASSERT_TRUE(engine_->dead_letters().CancelJob(actor_, "acme", job.id).ok());
   AuditQuery q;
   q.filter = R"(!(/action sw "queue."))";  // the fixture's queues are audited too
-  auto all = engine_->QueryAudit("acme", q).value();
+  auto all = engine_->dead_letters().QueryAudit("acme", q).value();
   std::vector<std::string> actions;
   for (const auto& a : all.items) actions.push_back(a["action"]);
-  ASSERT_TRUE(engine_->RunJobsOnce().ok());  // the runner finishes the cancellation
-  all = engine_->QueryAudit("acme", q).value();
+  ASSERT_TRUE(engine_->dead_letters().RunJobsOnce().ok());  // the runner finishes the cancellation
+  all = engine_->dead_letters().QueryAudit("acme", q).value();
   actions.clear();
   for (const auto& a : all.items) actions.push_back(a["action"]);
   EXPECT_EQ(actions, (std::vector<std::string>{"dead-letter.delete", "dead-letter.restore",
@@ -507,15 +525,15 @@ TEST_F(WorkbenchTest, EveryActionIsAudited) {
   // ids given twice count once
   DeadLetterTarget twice;
   twice.ids = {ids[2], ids[2]};
-  auto r = engine_->DeleteDeadLetters(actor_, "acme", twice).value();
+  auto r = engine_->dead_letters().DeleteDeadLetters(actor_, "acme", twice).value();
   EXPECT_EQ(r.matched, 1);
   EXPECT_EQ(r.skipped, 0);
   q.filter = R"(/action sw "job.")";
   q.page_size = 1;
-  auto p1 = engine_->QueryAudit("acme", q).value();
+  auto p1 = engine_->dead_letters().QueryAudit("acme", q).value();
   ASSERT_EQ(p1.items.size(), 1u);
   q.cookie = p1.next_cookie;
-  auto p2 = engine_->QueryAudit("acme", q).value();
+  auto p2 = engine_->dead_letters().QueryAudit("acme", q).value();
   ASSERT_EQ(p2.items.size(), 1u);
   EXPECT_EQ(p2.items[0]["action"], "job.cancel");
 }
@@ -529,15 +547,15 @@ TEST_F(WorkbenchTest, ConcurrentConsumersJobAndDeletesLoseNothing) {
   std::filesystem::create_directories(dir);
   auto store = store::OpenStore(dir + "/db").value();
   Engine engine(*store, real, rnd);
-  ASSERT_TRUE(engine.CreateTenant("acme").ok());
+  ASSERT_TRUE(engine.tenancy().CreateTenant("acme").ok());
   QueueConfig c;
   c.retry.max_deliveries = 1;
-  ASSERT_TRUE(engine.CreateQueue("acme", "work", c).ok());
+  ASSERT_TRUE(engine.queues().CreateQueue("acme", "work", c).ok());
   constexpr int kMessages = 600;
   std::vector<NewMessage> batch(kMessages);
   for (int i = 0; i < kMessages; ++i) batch[static_cast<size_t>(i)].body = std::to_string(i);
   std::set<std::string> all;
-  for (const auto& o : engine.Publish("acme", "work", batch).value()) all.insert(o.id);
+  for (const auto& o : engine.messages().Publish("acme", "work", batch).value()) all.insert(o.id);
   engine.Start();
 
   std::mutex mu;
@@ -551,15 +569,15 @@ TEST_F(WorkbenchTest, ConcurrentConsumersJobAndDeletesLoseNothing) {
         ReceiveOptions ro;
         ro.max_messages = 20;
         ro.wait = 50;
-        auto got = engine.Receive("acme", "work", ro);
+        auto got = engine.messages().Receive("acme", "work", ro);
         if (!got.ok()) continue;
         for (const auto& d : got.value()) {
           if (++n % 3 == t % 3) {  // a third fail and dead-letter
             NackRequest nr;
             nr.receipt = d.receipt;
             nr.error = "boom";
-            (void)engine.Nack("acme", "work", {nr});
-          } else if (engine.Ack("acme", "work", {d.receipt}).value()[0].ok()) {
+            (void)engine.messages().Nack("acme", "work", {nr});
+          } else if (engine.messages().Ack("acme", "work", {d.receipt}).value()[0].ok()) {
             std::lock_guard<std::mutex> l(mu);
             acked.insert(d.message.id);
           }
@@ -572,11 +590,11 @@ TEST_F(WorkbenchTest, ConcurrentConsumersJobAndDeletesLoseNothing) {
     while (!stop) {
       DeadLetterQuery q;
       q.page_size = 5;
-      auto page = engine.QueryDeadLetters("acme", q);
+      auto page = engine.dead_letters().QueryDeadLetters("acme", q);
       if (page.ok() && !page->items.empty()) {
         DeadLetterTarget t;
         t.ids = {page->items[0]["id"].get<std::string>()};
-        auto r = engine.DeleteDeadLetters(p, "acme", t);
+        auto r = engine.dead_letters().DeleteDeadLetters(p, "acme", t);
         if (r.ok() && r->done == 1) {
           std::lock_guard<std::mutex> l(mu);
           deleted.insert(t.ids[0]);
@@ -588,17 +606,17 @@ TEST_F(WorkbenchTest, ConcurrentConsumersJobAndDeletesLoseNothing) {
   Principal ops{"tok_ops", "acme", {}};
   for (int round = 0; round < 4; ++round) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
-    auto job = engine.StartJob(ops, "acme", JobSpec{});
+    auto job = engine.dead_letters().StartJob(ops, "acme", JobSpec{});
     if (!job.ok()) continue;  // one still active
   }
   // Let the work settle: no job active, nothing left to deliver.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    auto jobs = engine.ListJobs("acme").value();
+    auto jobs = engine.dead_letters().ListJobs("acme").value();
     bool active = std::any_of(jobs.begin(), jobs.end(), [](const JobInfo& j) {
       return j.state == JobState::kRunning || j.state == JobState::kCancelling;
     });
-    auto d = engine.GetQueue("acme", "work").value().depth;
+    auto d = engine.queues().GetQueue("acme", "work").value().depth;
     if (!active && d.ready + d.delayed + d.leased == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -610,8 +628,9 @@ TEST_F(WorkbenchTest, ConcurrentConsumersJobAndDeletesLoseNothing) {
   q.page_size = 1000;
   q.fields = "id";
   std::set<std::string> dead;
-  for (const auto& d : engine.QueryDeadLetters("acme", q).value().items) dead.insert(d["id"]);
-  auto d = engine.GetQueue("acme", "work").value().depth;
+  for (const auto& d : engine.dead_letters().QueryDeadLetters("acme", q).value().items)
+    dead.insert(d["id"]);
+  auto d = engine.queues().GetQueue("acme", "work").value().depth;
   EXPECT_EQ(d.ready + d.delayed + d.leased, 0);
   for (const auto& id : all) {
     size_t places = acked.count(id) + deleted.count(id) + dead.count(id);

@@ -131,7 +131,7 @@ void FuzzServer::Prepare() {
     SeededRandom random(1);
     engine::Engine engine(*store, clock, random, SessionOptions());
     api::RestApi api(engine);
-    auto op = engine.CreateOperatorToken("fuzz");
+    auto op = engine.tenancy().CreateOperatorToken("fuzz");
     if (!op.ok()) Die("cannot create the operator token", op.status().ToString());
     operator_token_ = op->secret;
 
@@ -168,7 +168,7 @@ void FuzzServer::Prepare() {
     std::string group = groups["groups"][0]["id"];
     json job = call("POST", "/v1/tenants/t/redrive-jobs",
                     {{"filter", "/reason eq \"no-such-reason\""}, {"destination", "r"}});
-    for (int i = 0; i < 10; ++i) (void)engine.RunJobsOnce();
+    for (int i = 0; i < 10; ++i) (void)engine.dead_letters().RunJobsOnce();
 
     placeholders_ = {{"$OP", operator_token_},
                      {"$DL", dead_id},

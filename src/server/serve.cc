@@ -39,10 +39,10 @@ Status WriteSecretFile(const std::string& path, const std::string& content) {
 Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
   const engine::Principal kConfig{"config", "", {}};
   for (const auto& t : config.tenants) {
-    auto existing = engine.GetTenant(t.name);
+    auto existing = engine.tenancy().GetTenant(t.name);
     if (!existing.ok()) {
       if (existing.status().code() != ErrorCode::kTenantNotFound) return existing.status();
-      REDRIVE_RETURN_IF_ERROR(engine.CreateTenant(kConfig, t.name).status());
+      REDRIVE_RETURN_IF_ERROR(engine.tenancy().CreateTenant(kConfig, t.name).status());
       spdlog::info("created tenant {} (declared in config)", t.name);
     }
     for (const auto& q : t.queues) {
@@ -52,14 +52,15 @@ Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
         return Status(st.code(),
                       "config: tenant " + t.name + " queue " + q.name + ": " + st.message());
       }
-      auto current = engine.GetQueue(t.name, q.name);
+      auto current = engine.queues().GetQueue(t.name, q.name);
       if (current.ok()) {
         if (engine::QueueConfigToJson(current->config) != engine::QueueConfigToJson(qc)) {
-          REDRIVE_RETURN_IF_ERROR(engine.UpdateQueue(kConfig, t.name, q.name, qc).status());
+          REDRIVE_RETURN_IF_ERROR(
+              engine.queues().UpdateQueue(kConfig, t.name, q.name, qc).status());
           spdlog::info("updated queue {}/{} from config", t.name, q.name);
         }
       } else if (current.status().code() == ErrorCode::kQueueNotFound) {
-        REDRIVE_RETURN_IF_ERROR(engine.CreateQueue(kConfig, t.name, q.name, qc).status());
+        REDRIVE_RETURN_IF_ERROR(engine.queues().CreateQueue(kConfig, t.name, q.name, qc).status());
         spdlog::info("created queue {}/{} (declared in config)", t.name, q.name);
       } else {
         return current.status();
@@ -71,11 +72,12 @@ Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
 
 // A tenant deletion cut short (a crash, a kill) left the tenant marked `deleting`: finish it.
 Status FinishTenantDeletions(engine::Engine& engine) {
-  REDRIVE_ASSIGN_OR_RETURN(auto tenants, engine.ListTenants());
+  REDRIVE_ASSIGN_OR_RETURN(auto tenants, engine.tenancy().ListTenants());
   for (const auto& t : tenants) {
     if (!t.deleting) continue;
     spdlog::warn("finishing the deletion of tenant {}", t.name);
-    REDRIVE_RETURN_IF_ERROR(engine.DeleteTenant(engine::Principal{"system", "", {}}, t.name, true));
+    REDRIVE_RETURN_IF_ERROR(
+        engine.tenancy().DeleteTenant(engine::Principal{"system", "", {}}, t.name, true));
   }
   return Status::Ok();
 }
@@ -179,7 +181,7 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   }
 
   std::string token_path = config.data_dir + "/operator.token";
-  auto operators = engine.ListOperatorTokens();
+  auto operators = engine.tenancy().ListOperatorTokens();
   if (!operators.ok()) {
     spdlog::error("{}", operators.status().ToString());
     return 1;
@@ -190,7 +192,7 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   for (const auto& t : operators.value()) any_active = any_active || t.state == "active";
   if (!any_active || !std::filesystem::exists(token_path)) {
     if (!any_active) {
-      auto token = engine.CreateOperatorToken("operator");
+      auto token = engine.tenancy().CreateOperatorToken("operator");
       if (!token.ok()) {
         spdlog::error("{}", token.status().ToString());
         return 1;

@@ -1,0 +1,34 @@
+// The audit log: every administrative change and dead-letter action, with who did it (internal
+// to the engine; read through Tenancy::QueryServerAudit and DeadLetters::QueryAudit).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/clock.h"
+#include "engine/model.h"
+#include "store/control_store.h"
+
+namespace redrive::engine {
+
+// Thread-safe.
+class AuditLog {
+ public:
+  AuditLog(store::ControlStore& control, Clock& clock);
+
+  // Appends one entry to the log of `tenant` ("" = server-wide). Best effort: a failure is
+  // logged, not returned (the change it records has happened).
+  void Write(const std::string& tenant, const std::string& actor, const std::string& action,
+             nlohmann::json detail);
+  // The log of `tenant` ("" = server-wide), filtered and paged. Errors: kInvalidQuery.
+  Result<AuditQueryResult> Read(const std::string& tenant, const AuditQuery& query);
+
+  // What differs between two JSON objects, by JSON pointer: {"/a/b": {"from": x, "to": y}}.
+  static nlohmann::json Changes(const nlohmann::json& before, const nlohmann::json& after);
+
+ private:
+  store::ControlStore& control_;
+  Clock& clock_;
+};
+
+}  // namespace redrive::engine

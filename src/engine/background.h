@@ -1,0 +1,61 @@
+// Background work: the sweeper (leases, TTLs, retention, token last use) and the redrive job
+// runner, each a thread started and stopped here and nowhere else. On several nodes each pass
+// runs under a Coordinator claim: the sweeper's turn ("sweeper") on one node at a time, each
+// job on one node at a time ("job/<id>", taken by DeadLetters::RunJobsOnce). The store's own
+// threads (SQLite's writer and checkpointer) belong to the store and live as long as it.
+//
+// Thread-safety: Start and Stop from one thread; SweepOnce from any.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "engine/coordination.h"
+#include "engine/model.h"
+
+namespace redrive::engine {
+
+class DeadLetters;
+class Messages;
+class Tenancy;
+
+class Background {
+ public:
+  Background(Messages& messages, DeadLetters& dead_letters, Tenancy& tenancy, Clock& clock,
+             const EngineOptions& options, Coordinator& coordinator);
+  ~Background();  // Stop()
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  // Starts the sweeper and the job runner; a second Start does nothing.
+  void Start();
+  // Ends both and joins them, then writes the tokens' last use.
+  void Stop();
+
+  // One pass of the sweeper, if this node holds (or takes) the sweeper's claim: expired leases,
+  // TTL expiry, retention of messages and dead letters, expired idempotency keys, old jobs.
+  // Returns how much it did (0 when another node holds the claim).
+  Result<int64_t> SweepOnce();
+
+ private:
+  void SweeperLoop();
+  void JobRunnerLoop();
+
+  Messages& messages_;
+  DeadLetters& dead_letters_;
+  Tenancy& tenancy_;
+  Clock& clock_;
+  const EngineOptions& options_;
+  Coordinator& coordinator_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::thread sweeper_;
+  std::thread job_runner_;
+};
+
+}  // namespace redrive::engine

@@ -1,0 +1,228 @@
+// Dead letters: browsing and querying them (ForgeRock common REST queries), failure groups and
+// statistics, the actions (delete, purge, restore, reroute), redrive jobs (bulk restore or
+// reroute in the background, with a rate and a canary), and the audit of those actions.
+//
+// Errors: each method documents the ErrorCodes it returns; kStoreFailed and kInternal can come
+// from any method that touches the store. Thread-safety: thread-safe.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/token_bucket.h"
+#include "engine/coordination.h"
+#include "engine/model.h"
+#include "engine/queue_config.h"
+#include "engine/queues.h"
+#include "store/control_store.h"
+
+namespace redrive::engine {
+
+class AuditLog;
+class Tenancy;
+
+inline constexpr int kMaxCanary = 100'000;
+
+// A dead-letter query in the ForgeRock common REST conventions.
+struct DeadLetterQuery {
+  std::string filter;        // _queryFilter; empty = every dead letter in scope
+  std::string fields;        // _fields; empty = every field
+  std::string sort_keys;     // _sortKeys; empty = dead-lettering order
+  std::string cookie;        // _pagedResultsCookie from the previous page
+  int page_size = 100;       // _pageSize, 1..1000
+  std::string total_policy;  // _totalPagedResultsPolicy: "", "EXACT" or "NONE"
+  // Scope from the route: a dead-letter queue, an origin queue or a failure group.
+  std::string dlq, origin, group;
+};
+
+struct DeadLetterQueryResult {
+  std::vector<nlohmann::json> items;  // dead-letter documents, projected by _fields
+  std::string next_cookie;            // empty on the last page
+  int64_t total = -1;                 // -1 when not counted (see total_policy)
+};
+
+// What a dead-letter action applies to: explicit ids, or every dead letter matching a filter
+// and/or a failure group, within a dead-letter queue and a time window.
+struct DeadLetterTarget {
+  std::vector<std::string> ids;
+  std::string filter;
+  std::string group;
+  std::string dlq;
+  std::optional<TimeMs> since, until;  // dead-lettered at, since inclusive, until exclusive
+};
+
+struct SkippedItem {
+  std::string id;
+  std::string reason;  // not-found, origin-missing, too-large, overflow
+  std::string detail;
+};
+
+struct ActionResult {
+  int64_t matched = 0;
+  int64_t done = 0;  // deleted, or moved
+  int64_t skipped = 0;
+  std::vector<SkippedItem> skipped_items;  // the first 100
+};
+
+struct JobSpec {
+  std::string dlq = kDefaultDeadLetterQueue;
+  std::string filter;
+  std::string group;
+  std::optional<TimeMs> since, until;
+  std::string destination;  // empty = each message's origin queue
+  double rate = 0;          // messages per second; 0 = as fast as the store goes
+  // Move this many first (1 to kMaxCanary), then wait canary_wait and check; none when unset.
+  std::optional<int64_t> canary;
+  DurationMs canary_wait = 30'000;
+  double canary_max_failure = 0.1;  // halt when a larger share of the canary fails again
+};
+
+// A job's state and phase, and their words (store/job_state.h: ToString, FromString).
+using store::JobPhase;
+using store::JobState;
+
+struct JobInfo {
+  std::string id;
+  std::string tenant;
+  JobState state = JobState::kRunning;
+  JobSpec spec;
+  JobPhase phase = JobPhase::kBulk;
+  int64_t to_move = 0;
+  int64_t moved = 0;
+  int64_t skipped = 0;
+  int64_t failed_again = 0;  // moved by this job and dead-lettered again since
+  std::string halt_reason;
+  std::string error;
+  std::string created_by;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs finished_at = 0;
+};
+
+struct DryRunResult {
+  int64_t to_move = 0;
+  std::map<std::string, int64_t> destinations;  // queue -> how many would go there
+  std::vector<std::string> sample;              // the first ids that would move
+};
+
+class DeadLetters {
+ public:
+  DeadLetters(store::ControlStore& control, Clock& clock, Random& random,
+              const EngineOptions& options, Queues& queues, Tenancy& tenancy,
+              Coordinator& coordinator, AuditLog& audit);
+  DeadLetters(const DeadLetters&) = delete;
+  DeadLetters& operator=(const DeadLetters&) = delete;
+
+  // Errors: kDeadLetterNotFound.
+  Result<store::DeadLetterRecord> GetDeadLetter(const std::string& tenant, const std::string& id);
+
+  // ---- the workbench (dead_letters.cc). Browsing never changes a dead letter.
+  // Errors: kInvalidQuery (filter, fields, sort keys, cookie, page size: the message points at
+  // the position of the error).
+  Result<DeadLetterQueryResult> QueryDeadLetters(const std::string& tenant,
+                                                 const DeadLetterQuery& query);
+  Result<std::vector<store::FailureGroupRow>> ListFailureGroups(const std::string& tenant,
+                                                                const std::string& dlq);
+  Result<store::DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
+                                                    const std::string& dlq);
+  // Each action is atomic per message and idempotent: a dead letter already gone is skipped
+  // with reason not-found. Every action is written to the audit log with `actor`.
+  // Errors: kInvalidQuery (filter), kInvalidArgument (empty target), kDeadLetterNotFound (a
+  // single id that is not there).
+  Result<ActionResult> DeleteDeadLetters(const Principal& actor, const std::string& tenant,
+                                         const DeadLetterTarget& target);
+  // Errors: kInvalidArgument unless `confirm` equals `dlq`; kQueueNotFound.
+  Result<ActionResult> PurgeDeadLetterQueue(const Principal& actor, const std::string& tenant,
+                                            const std::string& dlq, const std::string& confirm);
+  // Back to each dead letter's origin queue, keeping id, idempotency key, attributes and first
+  // publish time; delivery count restarts; lineage recorded. A destination whose limits refuse
+  // the message leaves it dead-lettered (skipped: too-large, overflow; recorded on it).
+  Result<ActionResult> RestoreDeadLetters(const Principal& actor, const std::string& tenant,
+                                          const DeadLetterTarget& target);
+  // To another standard queue of the tenant; the original queue stays in the lineage.
+  // Errors: kQueueNotFound, kDeadLetterQueueReadOnly (destination is a dead-letter queue).
+  Result<ActionResult> RerouteDeadLetters(const Principal& actor, const std::string& tenant,
+                                          const DeadLetterTarget& target,
+                                          const std::string& destination);
+
+  // ---- redrive jobs (redrive_jobs.cc): bulk restore/reroute in the background.
+  // Counts what would move and where, moving nothing.
+  Result<DryRunResult> DryRunJob(const std::string& tenant, const JobSpec& spec);
+  // Errors: kJobActive (a job is already active on this dead-letter queue: running,
+  // cancelling or halted), kInvalidArgument, kInvalidQuery, kQueueNotFound.
+  Result<JobInfo> StartJob(const Principal& actor, const std::string& tenant, const JobSpec& spec);
+  // Errors: kJobNotFound.
+  Result<JobInfo> GetJob(const std::string& tenant, const std::string& id);
+  Result<std::vector<JobInfo>> ListJobs(const std::string& tenant);
+  // Errors: kJobNotFound, kJobStateConflict (not running, halted or cancelling).
+  Result<JobInfo> CancelJob(const Principal& actor, const std::string& tenant,
+                            const std::string& id);
+  // Halted -> running (the canary is not repeated). Errors: kJobNotFound, kJobStateConflict.
+  Result<JobInfo> ResumeJob(const Principal& actor, const std::string& tenant,
+                            const std::string& id);
+  // One pass of the job runner over every active job whose claim this node holds or takes
+  // (Coordinator::Claim "job/<id>"); returns messages moved. The background runner calls it;
+  // tests call it directly.
+  Result<int64_t> RunJobsOnce();
+
+  // The tenant's audit log (its queues, tokens, quotas, dead-letter actions and jobs).
+  // Errors: kTenantNotFound, kInvalidQuery.
+  Result<AuditQueryResult> QueryAudit(const std::string& tenant, const AuditQuery& query);
+
+  // Called when a job starts, is cancelled or resumes, so the runner need not wait for its
+  // next tick (Background sets it before it starts; the default does nothing).
+  void SetJobWaker(std::function<void()> wake);
+
+  // The sweeper's pass over dead letters past their retention and finished jobs past
+  // EngineOptions::job_history. Returns how many dead letters it removed.
+  Result<int64_t> SweepOnce();
+
+ private:
+  struct Selector;  // a compiled DeadLetterTarget (dead_letters.cc)
+  Result<std::shared_ptr<const Selector>> Compile(const std::string& tenant,
+                                                  const DeadLetterTarget& target);
+  // The next matches of `snapshot` after `*cursor` (advanced past everything scanned), in seq
+  // order, at most `limit`.
+  Result<std::vector<store::DeadLetterRecord>> NextMatches(
+      const Selector& selector, const store::DeadLetterSnapshot& snapshot, int limit,
+      int64_t* cursor, bool* exhausted);
+  // What a job of `spec` would move from `snapshot`.
+  Result<DryRunResult> DryRun(const Selector& selector, const store::DeadLetterSnapshot& snapshot,
+                              const JobSpec& spec);
+  Result<ActionResult> MoveDeadLetters(const Principal& actor, const std::string& tenant,
+                                       const DeadLetterTarget& target,
+                                       const std::string& destination, const char* action);
+  // Moves `batch` to `destination` (empty = origins) for `by`; adds to *result.
+  Status MoveBatch(const std::string& tenant, const std::vector<store::DeadLetterRecord>& batch,
+                   const std::string& destination, const std::string& by, ActionResult* result);
+  Result<int64_t> StepJob(store::JobRecord& job, TimeMs now);
+  // Saves a job the runner advanced, if its state is still `expected`; when a cancel came in
+  // meanwhile, saves the progress under the cancel's state and returns false.
+  Result<bool> SaveJob(store::JobRecord& job, JobState expected);
+  void WakeRunner();
+
+  store::ControlStore& control_;
+  Clock& clock_;
+  Random& random_;
+  const EngineOptions& options_;
+  Queues& queues_;
+  Tenancy& tenancy_;
+  Coordinator& coordinator_;
+  AuditLog& audit_;
+  std::function<void()> wake_runner_;
+
+  std::mutex jobs_mu_;  // one job-runner pass at a time
+  // Rate buckets of throttled jobs, by job id. GUARDED_BY(jobs_mu_)
+  std::unordered_map<std::string, TokenBucket> job_tokens_;
+};
+
+}  // namespace redrive::engine

@@ -1,0 +1,593 @@
+// Messages: publish, ack, nack, extend, the failure plan and the sweeper's pass (messages.h).
+// Receives and long polls are in long_poll.cc.
+#include "engine/messages.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/text.h"
+#include "engine/failure_group.h"
+#include "engine/retry_policy.h"
+#include "engine/tenancy.h"
+
+namespace redrive::engine {
+namespace {
+
+using store::QueueKind;
+
+// Receipt handles are "<seq>.<lease token>"; the token is 24 hex characters.
+std::string EncodeReceipt(int64_t seq, const std::string& token) {
+  return std::to_string(seq) + "." + token;
+}
+
+bool DecodeReceipt(const std::string& text, store::Receipt* out) {
+  auto dot = text.find('.');
+  if (dot == std::string::npos || dot == 0 || dot > 19) return false;
+  int64_t seq = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + dot, seq);
+  if (ec != std::errc() || p != text.data() + dot || seq <= 0) return false;
+  std::string token = text.substr(dot + 1);
+  if (token.size() != 24) return false;
+  for (char c : token) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  out->seq = seq;
+  out->lease_token = std::move(token);
+  return true;
+}
+
+Status InvalidReceipt() {
+  return Status(ErrorCode::kInvalidReceipt, "receipt handle is malformed");
+}
+
+Status LeaseLost() {
+  return Status(ErrorCode::kLeaseLost,
+                "the receipt no longer holds the message (lease expired, acked or nacked)");
+}
+
+std::string Truncate(std::string s, size_t n) {
+  if (s.size() > n) s.resize(n);
+  return s;
+}
+
+// For each message of a publish, the index of the first message of the batch with the same
+// idempotency key (its own index when it is the first, has no key, or `dedup` is off).
+std::vector<size_t> FirstOccurrences(const std::vector<NewMessage>& messages, bool dedup) {
+  std::vector<size_t> first(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) first[i] = i;
+  if (!dedup) return first;
+  std::unordered_map<std::string_view, size_t> seen;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string& key = messages[i].idempotency_key;
+    if (key.empty()) continue;
+    auto [at, fresh] = seen.emplace(key, i);
+    if (!fresh) first[i] = at->second;
+  }
+  return first;
+}
+
+// The error of a publish the store refused: the code, and the words, with the figures the
+// store compared.
+Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
+                     const std::string& queue, int64_t max_length, const TenantQuotas& quotas) {
+  switch (r.refusal) {
+    case store::PublishRefusal::kNone:
+      return Status::Ok();
+    case store::PublishRefusal::kTenantMaxMessages:
+      return Status(ErrorCode::kQuotaExceeded,
+                    "tenant " + tenant + " is at its maxMessages quota of " +
+                        std::to_string(quotas.max_messages) + ": " + std::to_string(r.stored) +
+                        " messages stored, this publish adds " + std::to_string(r.adding));
+    case store::PublishRefusal::kTenantMaxBytes:
+      return Status(ErrorCode::kQuotaExceeded,
+                    "tenant " + tenant + " is at its maxBytes quota of " +
+                        std::to_string(quotas.max_bytes) + ": " + std::to_string(r.stored) +
+                        " body bytes stored, this publish adds " + std::to_string(r.adding));
+    case store::PublishRefusal::kQueueFull:
+      return Status(ErrorCode::kQueueFull, "queue " + queue + " is at its max length of " +
+                                               std::to_string(max_length) + " messages");
+  }
+  return Status(ErrorCode::kInternal, "unknown publish refusal");
+}
+
+}  // namespace
+
+Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
+                   const EngineOptions& options, Queues& queues, Tenancy& tenancy,
+                   Coordinator& coordinator, EngineCounters& counters)
+    : store_(store),
+      clock_(clock),
+      random_(random),
+      options_(options),
+      queues_(queues),
+      tenancy_(tenancy),
+      coordinator_(coordinator),
+      counters_(counters) {
+  for (int i = 0; i < 2; ++i) wakers_.emplace_back([this] { WakerLoop(); });
+  coordinator_.Subscribe(this);
+}
+
+Messages::~Messages() {
+  coordinator_.Unsubscribe(this);
+  stopping_ = true;
+  {
+    std::lock_guard<std::mutex> l(wait_mu_);
+    wakers_exit_ = true;
+  }
+  wait_cv_.notify_all();
+  for (auto& t : wakers_) t.join();
+  EndLongPolls();
+}
+
+void Messages::OnReady(int64_t queue_id) { Notify(queue_id); }
+
+void Messages::StopLongPolls() {
+  stopping_ = true;
+  EndLongPolls();
+}
+
+void Messages::ResumeLongPolls() { stopping_ = false; }
+
+// ------------------------------------------------------------------ messages
+
+Result<std::vector<store::PublishOutcome>> Messages::Publish(const std::string& tenant,
+                                                             const std::string& queue,
+                                                             std::vector<NewMessage> messages) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
+  if (q->record.kind == QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + queue + "' is a dead-letter queue; only redrive writes to it");
+  }
+  if (messages.empty()) return Status(ErrorCode::kEmptyBatch, "no messages to publish");
+  if (messages.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " messages per publish");
+  }
+  const QueueConfig& cfg = q->config;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    std::string where = "message " + std::to_string(i) + ": ";
+    if (static_cast<int64_t>(m.body.size()) > cfg.max_message_size) {
+      return Status(ErrorCode::kMessageTooLarge,
+                    where + "body of " + std::to_string(m.body.size()) +
+                        " bytes exceeds the queue's maxMessageSize of " +
+                        std::to_string(cfg.max_message_size));
+    }
+    if (m.attributes.size() > static_cast<size_t>(options_.max_attributes)) {
+      return Status(ErrorCode::kTooManyAttributes,
+                    where + "at most " + std::to_string(options_.max_attributes) + " attributes");
+    }
+    for (const auto& [k, v] : m.attributes) {
+      if (k.empty() || k.size() > options_.max_attribute_name ||
+          v.size() > options_.max_attribute_value) {
+        return Status(ErrorCode::kAttributeTooLarge,
+                      where + "attribute names are 1-" +
+                          std::to_string(options_.max_attribute_name) + " bytes, values at most " +
+                          std::to_string(options_.max_attribute_value));
+      }
+    }
+    if (m.idempotency_key.size() > options_.max_idempotency_key) {
+      return Status(ErrorCode::kInvalidArgument, where + "idempotencyKey is longer than " +
+                                                     std::to_string(options_.max_idempotency_key) +
+                                                     " bytes");
+    }
+    if (m.delay && (*m.delay < 0 || *m.delay > kMaxDelay)) {
+      return Status(ErrorCode::kInvalidArgument, where + "delay must be between 0s and 7d");
+    }
+  }
+
+  // A key repeated within the batch is a duplicate of its first occurrence, which alone goes
+  // to the store (its contract wants the keys of one request distinct); keys already stored
+  // are the store's to find, in the transaction that stores the batch.
+  std::vector<size_t> first_of = FirstOccurrences(messages, cfg.dedup_window > 0);
+
+  TimeMs now = clock_.Now();
+  store::PublishRequest req;
+  req.queue_id = q->record.id;
+  req.tenant = tenant;
+  req.now = now;
+  req.dedup_window = cfg.dedup_window;
+  req.max_length = cfg.max_length;
+  req.overflow = cfg.overflow == OverflowPolicy::kDeadLetterOldest
+                     ? store::OverflowAction::kDeadLetterOldest
+                     : store::OverflowAction::kRefuse;
+  REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, tenancy_.QuotasOf(tenant));
+  req.tenant_max_messages = quotas.max_messages;
+  req.tenant_max_bytes = quotas.max_bytes;
+  std::string overflow_cause =
+      "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length);
+  FailureSignature overflow_sig = SignatureOf(queue, kReasonOverflow, overflow_cause);
+  req.overflow_death = store::DeathInfo{
+      cfg.dead_letter_queue,           kReasonOverflow,       overflow_cause,   now,
+      DeadLetterRetainUntil(cfg, now), overflow_sig.group_id, overflow_sig.text};
+  std::vector<size_t> slot(messages.size());  // message -> its entry in req.messages
+  req.messages.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] != i) continue;
+    NewMessage& m = messages[i];
+    store::MessageRecord r;
+    r.id = NewUlid(now, random_);
+    r.body = std::move(m.body);
+    r.attributes = std::move(m.attributes);
+    r.idempotency_key = std::move(m.idempotency_key);
+    r.published_at = now;
+    r.enqueued_at = now;
+    r.visible_at = now + (m.delay ? *m.delay : cfg.delivery_delay);
+    r.expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
+    r.retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+    slot[i] = req.messages.size();
+    req.messages.push_back(std::move(r));
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto result, store_.Publish(req));
+  REDRIVE_RETURN_IF_ERROR(RefusalStatus(result, tenant, queue, cfg.max_length, quotas));
+  std::vector<store::PublishOutcome> outcomes;
+  outcomes.reserve(messages.size());
+  int64_t dup = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] == i) {
+      outcomes.push_back(std::move(result.outcomes[slot[i]]));
+    } else {
+      outcomes.push_back(store::PublishOutcome{outcomes[first_of[i]].id, true});
+    }
+    dup += outcomes.back().duplicate ? 1 : 0;
+  }
+  counters_.published += static_cast<int64_t>(outcomes.size()) - dup;
+  counters_.duplicates += dup;
+  for (size_t i = 0; i < result.evicted_ids.size(); ++i) counters_.CountDeadLetter(kReasonOverflow);
+  if (!result.evicted_ids.empty()) {
+    // One line per publish, not per message: an overflowing queue must not flood the log.
+    spdlog::info("dead-lettered {} oldest messages of {}/{} (overflow), first {}",
+                 result.evicted_ids.size(), tenant, queue, result.evicted_ids.front());
+  }
+  if (static_cast<int64_t>(outcomes.size()) > dup) coordinator_.SignalReady(q->record.id);
+  return outcomes;
+}
+
+namespace {
+
+// Ack, nack and extend act on leases, which only standard queues hand out: on a dead-letter
+// queue they are refused like publish and receive, whatever the receipts.
+Status NoLeasesOn(const auto& queue) {
+  if (queue.record.kind != QueueKind::kDeadLetter) return Status::Ok();
+  return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                "'" + queue.record.name +
+                    "' is a dead-letter queue: it holds no leases; act on its dead letters "
+                    "through the dead-letter API");
+}
+
+}  // namespace
+
+std::string Messages::NewLeaseToken() { return HexEncode(random_.Bytes(12)); }
+
+Result<std::vector<Delivery>> Messages::LeaseNow(const CachedQueue& q, int max,
+                                                 DurationMs visibility_timeout,
+                                                 const std::string& consumer) {
+  TimeMs now = clock_.Now();
+  store::LeaseRequest req;
+  req.queue_id = q.record.id;
+  req.now = now;
+  req.lease_until = now + visibility_timeout;
+  req.consumer = consumer;
+  req.max_messages = max;
+  req.lease_token = NewLeaseToken();
+  REDRIVE_ASSIGN_OR_RETURN(auto leased, store_.Lease(req));
+  std::vector<Delivery> out;
+  out.reserve(leased.size());
+  for (auto& m : leased) {
+    std::string receipt = EncodeReceipt(m.seq, m.lease_token);
+    out.push_back(Delivery{std::move(m), std::move(receipt)});
+  }
+  counters_.delivered += static_cast<int64_t>(out.size());
+  return out;
+}
+
+Result<std::vector<Status>> Messages::Ack(const std::string& tenant, const std::string& queue,
+                                          const std::vector<std::string>& receipts) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
+  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
+  if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
+  }
+  std::vector<Status> out(receipts.size());
+  std::vector<store::Receipt> valid;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    store::Receipt r;
+    if (!DecodeReceipt(receipts[i], &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    valid.push_back(std::move(r));
+    index.push_back(i);
+  }
+  if (!valid.empty()) {
+    REDRIVE_ASSIGN_OR_RETURN(auto acked, store_.Ack(q->record.id, valid));
+    for (size_t k = 0; k < valid.size(); ++k) {
+      if (acked[k]) {
+        ++counters_.acked;
+      } else {
+        out[index[k]] = LeaseLost();
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std::string& queue,
+                                           const std::vector<NackRequest>& nacks) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
+  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
+  if (nacks.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (nacks.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
+  }
+  for (size_t i = 0; i < nacks.size(); ++i) {
+    const NackRequest& n = nacks[i];
+    std::string where = "nacks[" + std::to_string(i) + "].";
+    if (n.dead_letter && n.delay) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "'" + where + "delay' and 'deadLetter' exclude each other");
+    }
+    if (n.consumer.size() > kMaxConsumerName) {
+      return Status(ErrorCode::kInvalidArgument, "'" + where + "consumer' is longer than " +
+                                                     std::to_string(kMaxConsumerName) + " bytes");
+    }
+    if (n.delay && (*n.delay < 0 || *n.delay > kMaxDelay)) {
+      return Status(ErrorCode::kInvalidArgument, "delay must be between 0s and 7d");
+    }
+    if (n.reason.size() > options_.max_reason) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "reason is longer than " + std::to_string(options_.max_reason) + " bytes");
+    }
+  }
+  std::vector<Status> out(nacks.size());
+  TimeMs now = clock_.Now();
+  // Every nack of the batch is decided first, then applied in one store write (one fsync).
+  std::vector<store::MessageRecord> messages;
+  std::vector<store::FailureAction> actions;
+  std::vector<size_t> index;
+  messages.reserve(nacks.size());
+  for (size_t i = 0; i < nacks.size(); ++i) {
+    const auto& n = nacks[i];
+    store::Receipt r;
+    if (!DecodeReceipt(n.receipt, &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q->record.id, r.seq));
+    if (!msg || !msg->leased || msg->lease_token != r.lease_token) {
+      out[i] = LeaseLost();
+      continue;
+    }
+    const std::string& consumer = !n.consumer.empty() ? n.consumer
+                                  : !n.caller.empty() ? n.caller
+                                                      : msg->consumer;
+    store::Attempt attempt{now, consumer, n.dead_letter ? "rejected" : "nack", n.reason,
+                           Truncate(n.error, options_.max_error)};
+    actions.push_back(PlanFailure(*q, *msg, r, std::move(attempt), n.delay,
+                                  n.dead_letter ? kReasonRejected : ""));
+    messages.push_back(std::move(*msg));
+    index.push_back(i);
+  }
+  if (actions.empty()) return out;
+  std::vector<const store::MessageRecord*> message_ptrs;
+  for (const auto& m : messages) message_ptrs.push_back(&m);
+  REDRIVE_ASSIGN_OR_RETURN(auto held, ApplyFailures(*q, message_ptrs, actions));
+  for (size_t k = 0; k < actions.size(); ++k) {
+    if (held[k]) {
+      ++counters_.nacked;
+    } else {
+      out[index[k]] = LeaseLost();
+    }
+  }
+  return out;
+}
+
+store::FailureAction Messages::PlanFailure(const CachedQueue& q, const store::MessageRecord& msg,
+                                           const store::Receipt& receipt, store::Attempt attempt,
+                                           std::optional<DurationMs> delay,
+                                           const std::string& force_reason) {
+  store::Journal journal = msg.journal;
+  std::string cause = !attempt.error.empty() ? attempt.error : attempt.reason;
+  AppendAttempt(&journal, std::move(attempt));
+  if (!force_reason.empty()) {
+    return PlanExhausted(q, msg, receipt, std::move(journal), force_reason, cause);
+  }
+  if (IsExhausted(q.config.retry, msg.delivery_count)) {
+    return PlanExhausted(q, msg, receipt, std::move(journal), kReasonMaxDeliveries, cause);
+  }
+  DurationMs wait =
+      delay ? *delay : BackoffDelay(q.config.retry.backoff, msg.delivery_count, random_);
+  store::FailureAction a;
+  a.kind = store::FailureAction::Kind::kRequeue;
+  a.receipt = receipt;
+  a.visible_at = clock_.Now() + wait;
+  a.journal = std::move(journal);
+  return a;
+}
+
+store::FailureAction Messages::PlanExhausted(const CachedQueue& q, const store::MessageRecord& msg,
+                                             const store::Receipt& receipt, store::Journal journal,
+                                             const std::string& reason, const std::string& cause) {
+  store::FailureAction a;
+  a.receipt = receipt;
+  if (q.config.retry.on_exhausted == ExhaustedAction::kDrop) {
+    a.kind = store::FailureAction::Kind::kDrop;
+    a.death.reason = reason;  // for the log line only
+    a.death.cause = cause;
+    return a;
+  }
+  TimeMs now = clock_.Now();
+  FailureSignature sig = SignatureOf(q.record.name, reason, cause);
+  a.kind = store::FailureAction::Kind::kDeadLetter;
+  a.journal = std::move(journal);
+  a.death = store::DeathInfo{q.config.dead_letter_queue,           reason,       cause,   now,
+                             DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
+  return a;
+}
+
+Result<std::vector<bool>> Messages::ApplyFailures(
+    const CachedQueue& q, const std::vector<const store::MessageRecord*>& messages,
+    const std::vector<store::FailureAction>& actions) {
+  REDRIVE_ASSIGN_OR_RETURN(auto held, store_.SettleFailures(q.record.id, actions));
+  TimeMs now = clock_.Now();
+  bool wake = false;
+  for (size_t i = 0; i < actions.size(); ++i) {
+    if (!held[i]) continue;
+    const store::FailureAction& a = actions[i];
+    const store::MessageRecord& msg = *messages[i];
+    switch (a.kind) {
+      case store::FailureAction::Kind::kRequeue:
+        wake = wake || a.visible_at <= now;
+        break;
+      case store::FailureAction::Kind::kDrop:
+        ++counters_.dropped;
+        spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
+                     q.record.tenant, q.record.name, msg.delivery_count, a.death.reason,
+                     a.death.cause);
+        break;
+      case store::FailureAction::Kind::kDeadLetter:
+        counters_.CountDeadLetter(a.death.reason);
+        spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})",
+                     msg.id, q.record.tenant, q.record.name, a.death.dlq, msg.delivery_count,
+                     a.death.reason, a.death.cause);
+        break;
+    }
+  }
+  if (wake) coordinator_.SignalReady(q.record.id);
+  return held;
+}
+
+TimeMs Messages::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const {
+  DurationMs keep = origin.dead_letter_retention >= 0 ? origin.dead_letter_retention
+                                                      : options_.dead_letter_retention;
+  return keep > 0 ? now + keep : 0;
+}
+
+Result<std::vector<Status>> Messages::ExtendLeases(const std::string& tenant,
+                                                   const std::string& queue,
+                                                   const std::vector<std::string>& receipts,
+                                                   DurationMs visibility_timeout) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
+  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
+  if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
+    return Status(ErrorCode::kBatchTooLarge,
+                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
+  }
+  if (visibility_timeout < 1000 || visibility_timeout > kMaxVisibilityTimeout) {
+    return Status(ErrorCode::kInvalidArgument, "visibilityTimeout must be between 1s and 12h");
+  }
+  std::vector<Status> out(receipts.size());
+  TimeMs now = clock_.Now();
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    store::Receipt r;
+    if (!DecodeReceipt(receipts[i], &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    REDRIVE_ASSIGN_OR_RETURN(bool held,
+                             store_.ExtendLease(q->record.id, r, now, now + visibility_timeout));
+    if (!held) out[i] = LeaseLost();
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ the sweeper's pass
+
+Result<int64_t> Messages::SweepOnce() {
+  int64_t done = 0;
+  TimeMs now = clock_.Now();
+
+  // Leases that ended without an ack or nack count as failed deliveries; messages past their
+  // TTL leave by the exhausted action with reason "expired". Both are applied one store write
+  // per queue.
+  struct QueueBatch {
+    QueueRef queue;
+    std::vector<const store::MessageRecord*> messages;
+    std::vector<store::FailureAction> actions;
+    bool lease_timeouts = false;
+  };
+  auto apply = [&](std::map<int64_t, QueueBatch>& batches) -> Status {
+    for (auto& [id, b] : batches) {
+      REDRIVE_ASSIGN_OR_RETURN(auto held, ApplyFailures(*b.queue, b.messages, b.actions));
+      for (bool h : held) {
+        if (!h) continue;
+        ++done;
+        if (b.lease_timeouts) ++counters_.lease_timeouts;
+      }
+    }
+    return Status::Ok();
+  };
+
+  REDRIVE_ASSIGN_OR_RETURN(auto leases, store_.ExpiredLeases(now, options_.sweep_batch));
+  {
+    std::map<int64_t, QueueBatch> batches;
+    for (const auto& m : leases) {
+      auto q = queues_.LookupById(m.queue_id);
+      if (!q.ok()) continue;  // queue deleted meanwhile
+      QueueBatch& b = batches[m.queue_id];
+      b.queue = q.value();
+      b.lease_timeouts = true;
+      store::Attempt attempt{m.visible_at, m.consumer, "lease-timeout", "lease-timeout",
+                             "lease expired after " +
+                                 FormatDuration(m.visible_at - m.last_delivered_at) +
+                                 " without ack or nack"};
+      b.actions.push_back(PlanFailure(*b.queue, m, store::Receipt{m.seq, m.lease_token},
+                                      std::move(attempt), std::nullopt, ""));
+      b.messages.push_back(&m);
+    }
+    REDRIVE_RETURN_IF_ERROR(apply(batches));
+  }
+
+  REDRIVE_ASSIGN_OR_RETURN(auto expired, store_.ExpiredMessages(now, options_.sweep_batch));
+  {
+    std::map<int64_t, QueueBatch> batches;
+    for (const auto& m : expired) {
+      auto q = queues_.LookupById(m.queue_id);
+      if (!q.ok()) continue;
+      QueueBatch& b = batches[m.queue_id];
+      b.queue = q.value();
+      std::string cause = "message TTL of " + FormatDuration(b.queue->config.message_ttl) +
+                          " passed before it was consumed";
+      store::Journal journal = m.journal;
+      AppendAttempt(&journal, store::Attempt{now, "", "expired", kReasonExpired, cause});
+      b.actions.push_back(PlanExhausted(*b.queue, m, store::Receipt{m.seq, ""}, std::move(journal),
+                                        kReasonExpired, cause));
+      b.messages.push_back(&m);
+    }
+    REDRIVE_RETURN_IF_ERROR(apply(batches));
+  }
+
+  // Retention: the queue's limit on how long any message is kept.
+  REDRIVE_ASSIGN_OR_RETURN(auto retained, store_.DeleteRetained(now, options_.sweep_batch));
+  for (const auto& m : retained) {
+    spdlog::warn("dropped message {} (queue id {}): past the queue's retention", m.id, m.queue_id);
+  }
+  counters_.retention_deleted += static_cast<int64_t>(retained.size());
+  counters_.dropped += static_cast<int64_t>(retained.size());
+  done += static_cast<int64_t>(retained.size());
+
+  REDRIVE_ASSIGN_OR_RETURN(int64_t keys,
+                           store_.DeleteExpiredIdempotencyKeys(now, options_.sweep_batch));
+  (void)keys;
+  return done;
+}
+
+Result<std::vector<store::QueueDepthRow>> Messages::AllDepths() {
+  return store_.AllDepths(clock_.Now());
+}
+}  // namespace redrive::engine

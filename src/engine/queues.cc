@@ -1,0 +1,249 @@
+// Queues: the catalog and its cache (queues.h).
+#include "engine/queues.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/text.h"
+#include "engine/audit_log.h"
+#include "engine/tenancy.h"
+
+namespace redrive::engine {
+namespace {
+
+using store::QueueKind;
+
+std::string CacheKey(const std::string& tenant, const std::string& name) {
+  return tenant + "/" + name;
+}
+
+Status QueueNotFound(const std::string& name) {
+  return Status(ErrorCode::kQueueNotFound, "queue '" + name + "' not found");
+}
+
+const Principal& SystemActor() { return Tenancy::System(); }
+
+}  // namespace
+
+Queues::Queues(store::ControlStore& control, store::MessageStore& messages, Clock& clock,
+               Tenancy& tenancy, Coordinator& coordinator, AuditLog& audit,
+               EngineCounters& counters)
+    : control_(control),
+      messages_(messages),
+      clock_(clock),
+      tenancy_(tenancy),
+      coordinator_(coordinator),
+      audit_(audit),
+      counters_(counters) {
+  coordinator_.Subscribe(this);
+}
+
+Queues::~Queues() { coordinator_.Unsubscribe(this); }
+
+void Queues::OnInvalidate(CacheScope scope, const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  switch (scope) {
+    case CacheScope::kQueue:
+      queues_.erase(key);
+      break;
+    case CacheScope::kTenant: {
+      std::string prefix = key + "/";
+      for (auto it = queues_.begin(); it != queues_.end();) {
+        it = it->first.compare(0, prefix.size(), prefix) == 0 ? queues_.erase(it) : std::next(it);
+      }
+      break;
+    }
+    case CacheScope::kToken:
+      break;
+  }
+}
+
+Result<QueueRef> Queues::Lookup(const std::string& tenant, const std::string& name) {
+  std::string key = CacheKey(tenant, name);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = queues_.find(key);
+    if (it != queues_.end()) return it->second;
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, name));
+  if (!rec) return QueueNotFound(name);
+  auto cached = std::make_shared<CachedQueue>();
+  cached->record = *rec;
+  if (rec->kind == QueueKind::kStandard) {
+    nlohmann::json j = nlohmann::json::parse(rec->config_json, nullptr, false);
+    Status st = ApplyQueueConfigJson(j, &cached->config);
+    if (!st.ok()) {
+      return Status(ErrorCode::kInternal,
+                    "stored config of queue " + name + " is unreadable: " + st.message());
+    }
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  queues_[key] = cached;
+  return std::shared_ptr<const CachedQueue>(cached);
+}
+
+Result<QueueRef> Queues::LookupById(int64_t id) {
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueueById(id));
+  if (!rec) return Status(ErrorCode::kQueueNotFound, "queue was deleted");
+  return Lookup(rec->tenant, rec->name);
+}
+
+Status Queues::EnsureDeadLetterQueue(const std::string& tenant, const std::string& name) {
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, control_.GetQueue(tenant, name));
+  if (existing) {
+    if (existing->kind != QueueKind::kDeadLetter) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "'deadLetterQueue' names '" + name + "', which is a standard queue");
+    }
+    return Status::Ok();
+  }
+  TimeMs now = clock_.Now();
+  store::QueueRecord rec{0, tenant, name, QueueKind::kDeadLetter, "{}", now, now};
+  auto created = control_.CreateQueue(rec);
+  // Another request may have created it at the same moment: that is fine.
+  if (!created.ok() && created.status().code() != ErrorCode::kAlreadyExists) {
+    return created.status();
+  }
+  return Status::Ok();
+}
+
+Result<QueueInfo> Queues::MakeQueueInfo(const store::QueueRecord& record) {
+  QueueInfo info;
+  info.tenant = record.tenant;
+  info.name = record.name;
+  info.kind = record.kind;
+  info.created_at = record.created_at;
+  info.updated_at = record.updated_at;
+  if (record.kind == QueueKind::kStandard) {
+    REDRIVE_ASSIGN_OR_RETURN(auto cached, Lookup(record.tenant, record.name));
+    info.config = cached->config;
+  }
+  REDRIVE_ASSIGN_OR_RETURN(info.depth, messages_.GetDepth(record.id, clock_.Now()));
+  return info;
+}
+
+Result<QueueInfo> Queues::CreateQueue(const Principal& actor, const std::string& tenant,
+                                      const std::string& name, const QueueConfig& config) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_RETURN_IF_ERROR(ValidateName(name, "queue"));
+  REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
+  if (config.dead_letter_queue == name) {
+    return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, control_.GetQueue(tenant, name));
+  if (existing) {
+    return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
+  }
+  // Checked before the dead-letter queue is made, so a refusal leaves nothing behind; the
+  // store checks again in the transaction that creates the queue.
+  REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, tenancy_.QuotasOf(tenant));
+  if (quotas.max_queues > 0) {
+    REDRIVE_ASSIGN_OR_RETURN(auto usage, control_.GetTenantUsage(tenant));
+    if (usage.queues >= quotas.max_queues) {
+      return Status(ErrorCode::kQuotaExceeded, "tenant " + tenant +
+                                                   " is at its maxQueues quota of " +
+                                                   std::to_string(quotas.max_queues) + ": " +
+                                                   std::to_string(usage.queues) + " queues exist");
+    }
+  }
+  REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
+  TimeMs now = clock_.Now();
+  store::QueueRecord rec{0,   tenant, name, QueueKind::kStandard, QueueConfigToJson(config).dump(),
+                         now, now};
+  auto id = control_.CreateQueueWithinQuota(rec, quotas.max_queues);
+  if (!id.ok()) {
+    if (id.status().code() == ErrorCode::kAlreadyExists) {
+      return Status(ErrorCode::kAlreadyExists, "queue '" + name + "' already exists");
+    }
+    return id.status();
+  }
+  rec.id = id.value();
+  coordinator_.Invalidate(CacheScope::kQueue, CacheKey(tenant, name));
+  audit_.Write(tenant, actor.token_id, "queue.create",
+               nlohmann::json{{"queue", name}, {"attributes", QueueConfigToJson(config)}});
+  return MakeQueueInfo(rec);
+}
+
+Result<QueueInfo> Queues::UpdateQueue(const Principal& actor, const std::string& tenant,
+                                      const std::string& name, const QueueConfig& config) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, name));
+  if (!rec) return QueueNotFound(name);
+  if (rec->kind == QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + name + "' is a dead-letter queue; it has no attributes to change");
+  }
+  REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
+  if (config.dead_letter_queue == name) {
+    return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
+  }
+  REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
+  nlohmann::json before = nlohmann::json::parse(rec->config_json, nullptr, false);
+  nlohmann::json after = QueueConfigToJson(config);
+  rec->config_json = after.dump();
+  rec->updated_at = clock_.Now();
+  REDRIVE_ASSIGN_OR_RETURN(bool updated, control_.UpdateQueue(*rec));
+  coordinator_.Invalidate(CacheScope::kQueue, CacheKey(tenant, name));
+  if (!updated) return QueueNotFound(name);
+  audit_.Write(tenant, actor.token_id, "queue.update",
+               nlohmann::json{{"queue", name}, {"changed", AuditLog::Changes(before, after)}});
+  return MakeQueueInfo(*rec);
+}
+
+Result<QueueInfo> Queues::GetQueue(const std::string& tenant, const std::string& name) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto cached, Lookup(tenant, name));
+  return MakeQueueInfo(cached->record);
+}
+
+Result<std::vector<QueueInfo>> Queues::ListQueues(const std::string& tenant) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListQueues(tenant));
+  std::vector<QueueInfo> out;
+  for (const auto& r : records) {
+    REDRIVE_ASSIGN_OR_RETURN(auto info, MakeQueueInfo(r));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Status Queues::DeleteQueue(const Principal& actor, const std::string& tenant,
+                           const std::string& name) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetQueue(tenant, name));
+  if (!rec) return QueueNotFound(name);
+  if (rec->kind == QueueKind::kDeadLetter) {
+    // Deleting a dead-letter queue would delete dead letters, which only the dead-letter API
+    // may do (it records what it removes).
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + name + "' is a dead-letter queue and cannot be deleted as a queue");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto depth, messages_.GetDepth(rec->id, clock_.Now()));
+  REDRIVE_ASSIGN_OR_RETURN(bool deleted, control_.DeleteQueue(rec->id));
+  coordinator_.Invalidate(CacheScope::kQueue, CacheKey(tenant, name));
+  if (!deleted) return QueueNotFound(name);
+  int64_t discarded = depth.ready + depth.delayed + depth.leased;
+  counters_.dropped += discarded;
+  spdlog::warn("deleted queue {}/{} with {} messages in it", tenant, name, discarded);
+  audit_.Write(tenant, actor.token_id, "queue.delete",
+               nlohmann::json{{"queue", name}, {"messagesDiscarded", discarded}});
+  coordinator_.SignalReady(rec->id);  // parked receives end: the queue is gone
+  return Status::Ok();
+}
+
+Result<QueueInfo> Queues::CreateQueue(const std::string& tenant, const std::string& name,
+                                      const QueueConfig& config) {
+  return CreateQueue(SystemActor(), tenant, name, config);
+}
+
+Result<QueueInfo> Queues::UpdateQueue(const std::string& tenant, const std::string& name,
+                                      const QueueConfig& config) {
+  return UpdateQueue(SystemActor(), tenant, name, config);
+}
+
+Status Queues::DeleteQueue(const std::string& tenant, const std::string& name) {
+  return DeleteQueue(SystemActor(), tenant, name);
+}
+
+}  // namespace redrive::engine

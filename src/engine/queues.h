@@ -1,0 +1,97 @@
+// Queues: the catalog of a tenant's queues and dead-letter queues, their configuration, and
+// the cache every other service reads them through. A queue's change is invalidated through
+// the Coordinator (kQueue "tenant/name"; a tenant's deletion, kTenant, drops all of its).
+//
+// Errors: each method documents the ErrorCodes it returns; kStoreFailed and kInternal can come
+// from any method that touches the store. Thread-safety: thread-safe.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "engine/coordination.h"
+#include "engine/model.h"
+#include "engine/queue_config.h"
+#include "store/control_store.h"
+#include "store/message_store.h"
+
+namespace redrive::engine {
+
+class AuditLog;
+class Tenancy;
+
+struct QueueInfo {
+  std::string tenant;
+  std::string name;
+  store::QueueKind kind = store::QueueKind::kStandard;
+  QueueConfig config;
+  store::QueueDepth depth;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+};
+
+// A queue as the services use it: its record and its parsed configuration (empty for a
+// dead-letter queue). Immutable; a change makes a new one.
+struct CachedQueue {
+  store::QueueRecord record;
+  QueueConfig config;
+};
+using QueueRef = std::shared_ptr<const CachedQueue>;
+
+class Queues : public CoordinationListener {
+ public:
+  Queues(store::ControlStore& control, store::MessageStore& messages, Clock& clock,
+         Tenancy& tenancy, Coordinator& coordinator, AuditLog& audit, EngineCounters& counters);
+  ~Queues() override;
+  Queues(const Queues&) = delete;
+  Queues& operator=(const Queues&) = delete;
+
+  // Each change is audited with `actor`; without one, as `system`)
+  // Creates the queue and, if missing, its dead-letter queue. Errors: kTenantNotFound,
+  // kInvalidName, kInvalidArgument, kAlreadyExists, kQuotaExceeded (maxQueues).
+  Result<QueueInfo> CreateQueue(const Principal& actor, const std::string& tenant,
+                                const std::string& name, const QueueConfig& config);
+  Result<QueueInfo> CreateQueue(const std::string& tenant, const std::string& name,
+                                const QueueConfig& config);
+  // Replaces the attributes. Errors: kQueueNotFound, kInvalidArgument,
+  // kDeadLetterQueueReadOnly (a dead-letter queue has no attributes to change).
+  Result<QueueInfo> UpdateQueue(const Principal& actor, const std::string& tenant,
+                                const std::string& name, const QueueConfig& config);
+  Result<QueueInfo> UpdateQueue(const std::string& tenant, const std::string& name,
+                                const QueueConfig& config);
+  // With depths. Errors: kQueueNotFound.
+  Result<QueueInfo> GetQueue(const std::string& tenant, const std::string& name);
+  Result<std::vector<QueueInfo>> ListQueues(const std::string& tenant);
+  // Deletes the queue and its messages; dead letters from it stay. Errors: kQueueNotFound.
+  Status DeleteQueue(const Principal& actor, const std::string& tenant, const std::string& name);
+  Status DeleteQueue(const std::string& tenant, const std::string& name);
+
+  // The queue, from the cache. Errors: kQueueNotFound.
+  Result<QueueRef> Lookup(const std::string& tenant, const std::string& name);
+  Result<QueueRef> LookupById(int64_t id);
+
+  void OnInvalidate(CacheScope scope, const std::string& key) override;
+
+ private:
+  Status EnsureDeadLetterQueue(const std::string& tenant, const std::string& name);
+  Result<QueueInfo> MakeQueueInfo(const store::QueueRecord& record);
+
+  store::ControlStore& control_;
+  store::MessageStore& messages_;
+  Clock& clock_;
+  Tenancy& tenancy_;
+  Coordinator& coordinator_;
+  AuditLog& audit_;
+  EngineCounters& counters_;
+
+  std::mutex mu_;
+  // By "tenant/name"; dropped on invalidation. GUARDED_BY(mu_)
+  std::unordered_map<std::string, QueueRef> queues_;
+};
+
+}  // namespace redrive::engine
