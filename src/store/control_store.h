@@ -3,7 +3,7 @@
 // jobs and the audit log. Everything but the hot message path, which is the message port
 // (message_store.h).
 //
-// Contract, for every implementation (the conformance suite, store_test.cc, checks it):
+// Contract, for every implementation (the conformance suite, control_store_test.cc, checks it):
 // - Every method is atomic: it applies completely or not at all, except those documented as
 //   running in bounded transactions (DeleteQueue, PurgeDeadLetters, DeleteTenant), whose every
 //   step is atomic and which a second call finishes. A method that writes returns only after

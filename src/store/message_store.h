@@ -3,7 +3,7 @@
 // that a faster (append-only, log-structured) engine could later implement alone. The control
 // port (control_store.h) holds the rest: tenants, tokens, queues, dead letters, jobs, audit.
 //
-// Contract, for every implementation (the conformance suite, store_test.cc, checks it):
+// Contract, for every implementation (the conformance suite, message_store_test.cc, checks it):
 // - Every method is atomic: it applies completely or not at all. A method that writes returns
 //   only after its effects are durable (fsync'd); implementations may group concurrent writes
 //   into one transaction and one fsync.

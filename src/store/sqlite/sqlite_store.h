@@ -30,7 +30,7 @@ class SqliteStore : public Store {
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path);
   ~SqliteStore() override;
 
-  // ---- MessageStore (sqlite_store.cc)
+  // ---- MessageStore (sqlite_messages.cc)
   Result<PublishResult> Publish(const PublishRequest& request) override;
   Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) override;
   Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) override;
@@ -46,7 +46,7 @@ class SqliteStore : public Store {
   Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) override;
   Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) override;
 
-  // ---- ControlStore (sqlite_store.cc; tenancy in sqlite_tenancy.cc)
+  // ---- ControlStore (sqlite_control.cc; tenancy in sqlite_tenancy.cc)
   Status CreateTenant(const TenantRecord& tenant) override;
   Result<std::optional<TenantRecord>> GetTenant(const std::string& name) override;
   Result<std::vector<TenantRecord>> ListTenants() override;
