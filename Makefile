@@ -4,7 +4,7 @@ PRESET ?= release
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: deps build run test test-asan fuzz bench bench-workbench format check-format clean
+.PHONY: deps build run test test-asan test-tsan fuzz bench bench-workbench format check-format clean
 
 deps:
 	@scripts/deps.sh
@@ -27,6 +27,23 @@ test-asan: deps
 	cmake --preset debug >/dev/null
 	cmake --build build/debug -j$$(nproc)
 	cd build/debug && ctest --output-on-failure -j2 --timeout 900
+
+# The concurrency and HTTP tests (ctest label `tsan`: engine, store, HTTP, and the integration
+# tests that start the real binary) under ThreadSanitizer; builds only what they need
+# (docs/testing.md). The first report stops the process that made it. Reports go to files in
+# build/tsan/reports, so that one from a server the tests started, which they may not look at,
+# fails the target too; they are printed at the end.
+TSAN_OPTIONS ?= halt_on_error=1 second_deadlock_stack=1
+test-tsan: deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan -j$$(nproc)
+	rm -rf build/tsan/reports && mkdir -p build/tsan/reports
+	cd build/tsan && rc=0 && TSAN_OPTIONS="$(TSAN_OPTIONS) log_path=$$PWD/reports/tsan" \
+	  ctest -L tsan --no-tests=error --output-on-failure -j2 --timeout 900 || rc=$$?; \
+	if ls reports/tsan.* >/dev/null 2>&1; then \
+	  cat reports/tsan.*; echo "ThreadSanitizer reported the above (build/tsan/reports)" >&2; \
+	  exit 1; \
+	fi; exit $$rc
 
 # libFuzzer targets with ASan+UBSan (clang, build/fuzz): each for FUZZ_SECONDS, then a summary.
 # FUZZ_TARGET=json_fuzz runs one; see docs/testing.md.

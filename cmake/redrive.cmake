@@ -62,16 +62,31 @@ function(redrive_library name)
 endfunction()
 
 # redrive_test(NAME SRCS <files> DEPS <libraries> LABELS <labels>): a GoogleTest binary, each of
-# its tests registered with ctest.
+# its tests registered with ctest. With the label `tsan` it is also part of the target
+# tsan_tests, what `make test-tsan` builds and runs under ThreadSanitizer (docs/testing.md).
 function(redrive_test name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
   include(GoogleTest)
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${ARG_LABELS}"
-    ENVIRONMENT "REDRIVE_BINARY=$<TARGET_FILE:redrive>")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_LIST ${name}_TESTS
+    PROPERTIES ENVIRONMENT "REDRIVE_BINARY=$<TARGET_FILE:redrive>")
+  # The labels are set by a file ctest reads after the discovered tests, not through the
+  # PROPERTIES above: gtest_discover_tests splits a list value there into separate arguments,
+  # and a second label would be read as a property name. A binary that was not built keeps its
+  # labels on the NAME_NOT_BUILT test, so `ctest -L` over a partial build fails, not skips.
+  set(labels_file ${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake)
+  file(WRITE ${labels_file}
+    "if(DEFINED ${name}_TESTS)\n"
+    "  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\n"
+    "else()\n"
+    "  set_tests_properties(${name}_NOT_BUILT PROPERTIES LABELS \"${ARG_LABELS}\")\n"
+    "endif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${labels_file})
+  if("tsan" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY REDRIVE_TSAN_TESTS ${name})
+  endif()
 endfunction()
 
 # A libFuzzer target NAME, seeded from the folder SEEDS (docs/testing.md). With REDRIVE_FUZZ it
