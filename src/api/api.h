@@ -83,6 +83,15 @@ class RestApi {
   void AddAsync(std::string method, std::string pattern, std::string name,
                 std::vector<std::string> scopes, AsyncRouteHandler handler,
                 std::vector<std::string> query = {});
+  // The route groups, each in its own file (routes_<group>.cc); the constructor calls them in
+  // the order of the route table.
+  void AddOpsRoutes();         // /healthz, /readyz, /metrics
+  void AddTenancyRoutes();     // tenants, the server's audit log, operator and tenant tokens
+  void AddQueueRoutes();       // queues
+  void AddMessageRoutes();     // publish, receive, ack, nack, extend
+  void AddDeadLetterRoutes();  // the dead-letter workbench: browse and actions
+  void AddJobRoutes();         // redrive jobs
+  void AddAuditRoutes();       // a tenant's audit log
   // The common end of every routed request: Retry-After, the latency histogram, the answer.
   void Finish(const Route& route, std::chrono::steady_clock::time_point start,
               Result<http::Response> result, DurationMs retry_after,

@@ -1,0 +1,31 @@
+// RestApi::AddOpsRoutes: the probes (/healthz, /readyz) and the metrics page (/metrics).
+#include "api/api.h"
+#include "api/api_internal.h"
+
+namespace redrive::api {
+
+using engine::Principal;
+using http::Request;
+using http::Response;
+
+void RestApi::AddOpsRoutes() {
+  using namespace engine;  // NOLINT: scope names
+  Add("GET", "/healthz", "healthz", {}, [](Request&, const PathParams&, const Principal&) {
+    return Result<Response>(Json(200, {{"status", "ok"}}));
+  });
+  Add("GET", "/readyz", "readyz", {}, [this](Request&, const PathParams&, const Principal&) {
+    if (!ready_) {
+      return Result<Response>(StatusResponse(Status(ErrorCode::kShuttingDown, "draining")));
+    }
+    return Result<Response>(Json(200, {{"status", "ready"}}));
+  });
+  Add("GET", "/metrics", "metrics", {kScopeOperator},
+      [this](Request&, const PathParams&, const Principal&) -> Result<Response> {
+        Response r;
+        r.content_type = "text/plain; version=0.0.4";
+        r.body = RenderMetrics();
+        return r;
+      });
+}
+
+}  // namespace redrive::api
