@@ -594,6 +594,17 @@ TEST_F(LimitsTest, QueryLimits) {
                          {{"canary", {{"count", 100'001}}}, {"dryRun", true}});
        },
        400, "invalid-argument"},
+      {"redrive job canary.count: at least 1",
+       [&] {
+         return app.Post("/v1/tenants/lim/redrive-jobs",
+                         {{"canary", {{"count", 1}}}, {"dryRun", true}});
+       },
+       200, "",
+       [&] {
+         return app.Post("/v1/tenants/lim/redrive-jobs",
+                         {{"canary", {{"count", 0}}}, {"dryRun", true}});
+       },
+       400, "invalid-argument"},
   });
 }
 

@@ -36,6 +36,15 @@ void Context::PrintJson(const json& j) const {
   std::printf("%s\n", text.c_str());
 }
 
+int Context::Answer(const json& answer, const std::function<void()>& human) const {
+  if (settings.json) {
+    PrintJson(answer);
+  } else {
+    human();
+  }
+  return kExitOk;
+}
+
 // ------------------------------------------------------------------ errors
 
 Status Invalid(std::string message) {

@@ -42,6 +42,9 @@ struct Context {
 
   // The server's answer, pretty-printed (nothing for 204 No Content).
   void PrintJson(const json& j) const;
+  // The answer of a command that succeeded: pretty-printed with --json, otherwise as `human`
+  // prints it for a person. Returns kExitOk.
+  int Answer(const json& answer, const std::function<void()>& human) const;
 };
 
 // ------------------------------------------------------------------ flags

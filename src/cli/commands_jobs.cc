@@ -237,12 +237,7 @@ int JobStart(Context& ctx, const Flags& f) {
   }
   std::string id = Text(answer, "id", "");
   if (!f.wait_job) {
-    if (ctx.settings.json) {
-      ctx.PrintJson(answer);
-    } else {
-      std::printf("%s\n", Printable(id).c_str());
-    }
-    return kExitOk;
+    return ctx.Answer(answer, [&] { std::printf("%s\n", Printable(id).c_str()); });
   }
   if (!ctx.settings.json) std::printf("%s\n", Printable(id).c_str());
   std::fflush(stdout);
@@ -276,24 +271,16 @@ int JobList(Context& ctx, const Flags&) {
 int JobShow(Context& ctx, const Flags& f) {
   auto r = ctx.client.Get(JobPath(ctx, f.id));
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    PrintJob(r.value());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(), [&] { PrintJob(r.value()); });
 }
 
 int JobTransition(Context& ctx, const Flags& f, const char* action) {
   auto r = ctx.client.Post(JobPath(ctx, f.id) + "/" + action, json::object());
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
+  return ctx.Answer(r.value(), [&] {
     std::printf("job %s is %s\n", Printable(Text(r.value(), "id")).c_str(),
                 Printable(Text(r.value(), "state")).c_str());
-  }
-  return kExitOk;
+  });
 }
 
 int JobCancel(Context& ctx, const Flags& f) { return JobTransition(ctx, f, "cancel"); }

@@ -121,12 +121,7 @@ Result<json> QueueAttributes(const Flags& f) {
 template <typename Answer>
 int AnswerQueue(Context& ctx, const Answer& r) {
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    PrintQueue(r.value());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(), [&] { PrintQueue(r.value()); });
 }
 
 int QueueCreate(Context& ctx, const Flags& f) {
@@ -173,12 +168,8 @@ int QueueShow(Context& ctx, const Flags& f) {
 int QueueRemove(Context& ctx, const Flags& f) {
   auto r = ctx.client.Delete(ctx.QueuePath(f.name));
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    std::printf("deleted queue %s\n", Printable(f.name).c_str());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(),
+                    [&] { std::printf("deleted queue %s\n", Printable(f.name).c_str()); });
 }
 
 }  // namespace

@@ -15,12 +15,9 @@ namespace {
 int TenantCreate(Context& ctx, const Flags& f) {
   auto r = ctx.client.Post("/v1/tenants", {{"name", f.name}});
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
+  return ctx.Answer(r.value(), [&] {
     std::printf("created tenant %s\n", Printable(Text(r.value(), "name")).c_str());
-  }
-  return kExitOk;
+  });
 }
 
 int TenantList(Context& ctx, const Flags&) {
@@ -71,12 +68,7 @@ void PrintTenant(const json& t) {
 int TenantShow(Context& ctx, const Flags& f) {
   auto r = ctx.client.Get(TenantPathOf(f.name));
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    PrintTenant(r.value());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(), [&] { PrintTenant(r.value()); });
 }
 
 int TenantSetQuota(Context& ctx, const Flags& f) {
@@ -90,12 +82,7 @@ int TenantSetQuota(Context& ctx, const Flags& f) {
   }
   auto r = ctx.client.Patch(TenantPathOf(f.name), {{"quotas", quotas}});
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    PrintTenant(r.value());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(), [&] { PrintTenant(r.value()); });
 }
 
 int TenantRemove(Context& ctx, const Flags& f) {
@@ -110,12 +97,8 @@ int TenantRemove(Context& ctx, const Flags& f) {
     }
     return rc;
   }
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    std::printf("deleted tenant %s\n", Printable(f.name).c_str());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(),
+                    [&] { std::printf("deleted tenant %s\n", Printable(f.name).c_str()); });
 }
 
 // ------------------------------------------------------------------ token
@@ -203,12 +186,9 @@ int OperatorTokenList(Context& ctx, const Flags&) {
 int OperatorTokenRevoke(Context& ctx, const Flags& f) {
   auto r = ctx.client.Delete("/v1/operator-tokens/" + UrlEscape(f.token_id));
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
+  return ctx.Answer(r.value(), [&] {
     std::printf("revoked operator token %s\n", Printable(f.token_id).c_str());
-  }
-  return kExitOk;
+  });
 }
 
 int OperatorTokenRotate(Context& ctx, const Flags& f) {
@@ -221,12 +201,8 @@ int OperatorTokenRotate(Context& ctx, const Flags& f) {
 int TokenRevoke(Context& ctx, const Flags& f) {
   auto r = ctx.client.Delete(ctx.TenantPath() + "/tokens/" + UrlEscape(f.token_id));
   if (!r.ok()) return ctx.Fail(r.error());
-  if (ctx.settings.json) {
-    ctx.PrintJson(r.value());
-  } else {
-    std::printf("revoked token %s\n", Printable(f.token_id).c_str());
-  }
-  return kExitOk;
+  return ctx.Answer(r.value(),
+                    [&] { std::printf("revoked token %s\n", Printable(f.token_id).c_str()); });
 }
 
 }  // namespace

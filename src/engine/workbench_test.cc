@@ -357,6 +357,24 @@ TEST_F(WorkbenchTest, JobHonoursItsRate) {
   EXPECT_EQ(engine_->dead_letters().GetJob("acme", job.id).value().moved, 20);
 }
 
+TEST_F(WorkbenchTest, ACanaryCountOutsideItsRangeIsRefusedAndStartsNothing) {
+  DeadLetter("orders", {"a"}, "boom");
+  for (int64_t count : {int64_t{0}, int64_t{-1}, int64_t{kMaxCanary} + 1, int64_t{1} << 40}) {
+    JobSpec spec;
+    spec.canary = count;
+    auto job = engine_->dead_letters().StartJob(actor_, "acme", spec);
+    ASSERT_FALSE(job.ok()) << count;
+    EXPECT_EQ(job.status().code(), ErrorCode::kInvalidArgument) << count;
+    EXPECT_NE(job.status().message().find("canary.count"), std::string::npos);
+    EXPECT_EQ(engine_->dead_letters().DryRunJob("acme", spec).status().code(),
+              ErrorCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(engine_->dead_letters().ListJobs("acme").value().empty());
+  JobSpec spec;
+  spec.canary = kMaxCanary;
+  EXPECT_TRUE(engine_->dead_letters().StartJob(actor_, "acme", spec).ok());
+}
+
 TEST_F(WorkbenchTest, CanaryHaltsWhenTheFixDidNotWorkAndResumeContinues) {
   std::vector<std::string> bodies(20, "m");
   DeadLetter("orders", bodies, "endpoint down");
