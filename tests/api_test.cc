@@ -462,4 +462,29 @@ TEST_F(ApiLimitsTest, TenantsAndQueuesDeclaredInTheConfigExist) {
 }
 
 }  // namespace
+// A retry schedule over HTTP: a preset by name, shown back by name; a list; bad ones refused
+// with the field named, and the queue left as it was.
+TEST_F(ApiTest, RetrySchedulesAreSetByPresetOrListAndBadOnesChangeNothing) {
+  auto r =
+      app_->Post("/v1/tenants/acme/queues",
+                 {{"name", "hooks"}, {"attributes", {{"retryPolicy", {{"schedule", "akamai"}}}}}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["schedule"], "akamai");
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["maxDeliveries"], 6);
+
+  r = app_->Patch(Q("hooks"), {{"attributes", {{"retryPolicy", {{"schedule", "weekly"}}}}}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "invalid-argument");
+  EXPECT_NE(r.body.find("retryPolicy.schedule"), std::string::npos) << r.body;
+  r = app_->Patch(Q("hooks"), {{"attributes", {{"retryPolicy", {{"maxDeliveries", 3}}}}}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(app_->Get(Q("hooks")).Json()["attributes"]["retryPolicy"]["schedule"], "akamai");
+
+  r = app_->Patch(Q("hooks"),
+                  {{"attributes", {{"retryPolicy", {{"schedule", {"1s", "10s", "1m"}}}}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["schedule"], (json{"1s", "10s", "1m"}));
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["maxDeliveries"], 4);
+}
+
 }  // namespace redrive::testing

@@ -130,6 +130,51 @@ TEST_F(EngineTest, BackoffHidesTheMessageUntilItsTime) {
   EXPECT_EQ(Receive("orders").size(), 1u);
 }
 
+// The Akamai document's six attempts: at once, then 3s, 30s, 5m, 1h and 24h; then dead-lettered.
+TEST_F(EngineTest, TheAkamaiScheduleRetriesAtItsDelaysThenDeadLetters) {
+  QueueConfig config;
+  ASSERT_TRUE(
+      ApplyQueueConfigJson(nlohmann::json{{"retryPolicy", {{"schedule", "akamai"}}}}, &config)
+          .ok());
+  MakeQueue("hooks", config);
+  std::string id = Publish("hooks", "event");
+  const DurationMs kDelays[] = {3'000, 30'000, 300'000, 3'600'000, 86'400'000};
+  for (int attempt = 1; attempt <= 6; ++attempt) {
+    auto got = Receive("hooks");
+    ASSERT_EQ(got.size(), 1u) << "attempt " << attempt;
+    EXPECT_EQ(got[0].message.delivery_count, attempt);
+    ASSERT_TRUE(NackOne("hooks", got[0].receipt, "HTTP 503").ok());
+    if (attempt == 6) break;
+    DurationMs wait = kDelays[attempt - 1];
+    clock_.Advance(wait - 1);
+    EXPECT_TRUE(Receive("hooks").empty()) << "early before attempt " << attempt + 1;
+    clock_.Advance(1);
+  }
+  EXPECT_TRUE(Receive("hooks").empty());
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", id);
+  ASSERT_TRUE(dl.ok()) << dl.status().ToString();
+  EXPECT_EQ(dl->reason, "max-deliveries");
+  EXPECT_EQ(dl->delivery_count, 6);
+}
+
+TEST_F(EngineTest, AnExplicitScheduleIsFollowedToTheMillisecond) {
+  QueueConfig config;
+  ASSERT_TRUE(ApplyQueueConfigJson(
+                  nlohmann::json{{"retryPolicy", {{"schedule", {"10s", 250, "1m"}}}}}, &config)
+                  .ok());
+  EXPECT_EQ(config.retry.max_deliveries, 4);
+  MakeQueue("pull", config);
+  Publish("pull", "x");
+  for (DurationMs wait : {10'000, 250, 60'000}) {
+    ASSERT_TRUE(NackOne("pull", Receive("pull")[0].receipt, "e").ok());
+    clock_.Advance(wait - 1);
+    EXPECT_TRUE(Receive("pull").empty()) << wait;
+    clock_.Advance(1);
+  }
+  ASSERT_TRUE(NackOne("pull", Receive("pull")[0].receipt, "e").ok());
+  EXPECT_EQ(Depth("pull").dead_lettered, 1);
+}
+
 TEST_F(EngineTest, NackDelayOverridesTheBackoff) {
   MakeQueue("orders", Config(10));
   Publish("orders", "x");

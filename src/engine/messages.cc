@@ -408,8 +408,7 @@ store::FailureAction Messages::PlanFailure(const CachedQueue& q, const store::Me
   if (IsExhausted(q.config.retry, msg.delivery_count)) {
     return PlanExhausted(q, msg, receipt, std::move(journal), kReasonMaxDeliveries, cause);
   }
-  DurationMs wait =
-      delay ? *delay : BackoffDelay(q.config.retry.backoff, msg.delivery_count, random_);
+  DurationMs wait = delay ? *delay : RetryDelay(q.config.retry, msg.delivery_count, random_);
   store::FailureAction a;
   a.kind = store::FailureAction::Kind::kRequeue;
   a.receipt = receipt;

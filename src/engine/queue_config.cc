@@ -75,11 +75,68 @@ Status ApplyBackoff(const json& j, Backoff* b) {
   return Status::Ok();
 }
 
+// retryPolicy.schedule: a preset's name, or a list of durations.
+Status ApplySchedule(const json& j, RetryPolicy* r) {
+  const std::string f = "retryPolicy.schedule";
+  r->schedule.clear();
+  r->schedule_preset.clear();
+  if (j.is_string()) {
+    std::string names;
+    for (const auto& p : SchedulePresets()) {
+      if (p.name == j.get<std::string>()) {
+        r->schedule = p.delays;
+        r->schedule_preset = std::string(p.name);
+        return Status::Ok();
+      }
+      names += std::string(names.empty() ? "" : ", ") + "\"" + std::string(p.name) + "\"";
+    }
+    return Bad(f, "names no preset (known: " + names + ")");
+  }
+  if (!j.is_array() || j.empty() || j.size() > kMaxScheduleLength) {
+    return Bad(f, "must be a preset's name or a list of 1 to " +
+                      std::to_string(kMaxScheduleLength) + " durations");
+  }
+  for (size_t i = 0; i < j.size(); ++i) {
+    DurationMs d = 0;
+    std::string at = f + "[" + std::to_string(i) + "]";
+    REDRIVE_RETURN_IF_ERROR(ReadDuration(j[i], at, &d));
+    if (d > kMaxDelay) return Bad(at, "must be at most 7d");
+    r->schedule.push_back(d);
+  }
+  return Status::Ok();
+}
+
 Status ApplyRetry(const json& j, RetryPolicy* r) {
   if (!j.is_object()) return Bad("retryPolicy", "must be an object");
+  // A schedule and a backoff exclude each other: giving one replaces the other; null removes a
+  // schedule (the backoff applies again).
+  auto schedule = j.find("schedule");
+  bool set_schedule = schedule != j.end() && !schedule->is_null();
+  if (set_schedule && j.contains("backoff")) {
+    return Bad("retryPolicy.schedule", "and 'retryPolicy.backoff' exclude each other");
+  }
+  if (set_schedule) {
+    REDRIVE_RETURN_IF_ERROR(ApplySchedule(*schedule, r));
+    if (!j.contains("maxDeliveries")) r->max_deliveries = static_cast<int>(r->schedule.size()) + 1;
+  } else if (schedule != j.end() || j.contains("backoff")) {
+    r->schedule.clear();
+    r->schedule_preset.clear();
+  }
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
-    if (k == "maxDeliveries") {
+    if (k == "schedule") {
+      continue;  // applied above
+    } else if (k == "maxDeliveries" && !r->schedule.empty()) {
+      int64_t n;
+      int64_t implied = static_cast<int64_t>(r->schedule.size()) + 1;
+      REDRIVE_RETURN_IF_ERROR(ReadInt(*it, "retryPolicy.maxDeliveries", -1, 1'000'000, &n));
+      if (n != implied) {
+        return Bad("retryPolicy.maxDeliveries",
+                   "must be " + std::to_string(implied) +
+                       " with this schedule (its length + 1), or left out");
+      }
+      r->max_deliveries = static_cast<int>(n);
+    } else if (k == "maxDeliveries") {
       int64_t n;
       REDRIVE_RETURN_IF_ERROR(ReadInt(*it, "retryPolicy.maxDeliveries", -1, 1'000'000, &n));
       r->max_deliveries = static_cast<int>(n);
@@ -168,11 +225,29 @@ Status ValidateQueueConfig(const QueueConfig& c) {
     return Bad("retryPolicy.backoff.max", "must not be less than retryPolicy.backoff.initial");
   }
   if (c.retry.backoff.max > kMaxDelay) return Bad("retryPolicy.backoff.max", "must be at most 7d");
+  if (!c.retry.schedule.empty() &&
+      c.retry.max_deliveries != static_cast<int>(c.retry.schedule.size()) + 1) {
+    return Bad("retryPolicy.maxDeliveries", "must be the schedule's length + 1");
+  }
   REDRIVE_RETURN_IF_ERROR(ValidateName(c.dead_letter_queue, "deadLetterQueue"));
   return Status::Ok();
 }
 
 json QueueConfigToJson(const QueueConfig& c) {
+  json retry = {{"maxDeliveries", c.retry.max_deliveries},
+                {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)}};
+  if (!c.retry.schedule_preset.empty()) {
+    retry["schedule"] = c.retry.schedule_preset;
+  } else if (!c.retry.schedule.empty()) {
+    json delays = json::array();
+    for (DurationMs d : c.retry.schedule) delays.push_back(FormatDuration(d));
+    retry["schedule"] = delays;
+  } else {
+    retry["backoff"] = {{"initial", FormatDuration(c.retry.backoff.initial)},
+                        {"multiplier", c.retry.backoff.multiplier},
+                        {"max", FormatDuration(c.retry.backoff.max)},
+                        {"jitter", c.retry.backoff.jitter}};
+  }
   return json{
       {"visibilityTimeout", FormatDuration(c.visibility_timeout)},
       {"retention", FormatDuration(c.retention)},
@@ -185,15 +260,24 @@ json QueueConfigToJson(const QueueConfig& c) {
       {"deadLetterQueue", c.dead_letter_queue},
       {"deadLetterRetention",
        c.dead_letter_retention < 0 ? json(nullptr) : json(FormatDuration(c.dead_letter_retention))},
-      {"retryPolicy",
-       {{"maxDeliveries", c.retry.max_deliveries},
-        {"backoff",
-         {{"initial", FormatDuration(c.retry.backoff.initial)},
-          {"multiplier", c.retry.backoff.multiplier},
-          {"max", FormatDuration(c.retry.backoff.max)},
-          {"jitter", c.retry.backoff.jitter}}},
-        {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)}}},
+      {"retryPolicy", retry},
   };
+}
+
+const std::vector<SchedulePreset>& SchedulePresets() {
+  constexpr DurationMs s = 1000, m = 60 * s, h = 60 * m;
+  static const std::vector<SchedulePreset> kPresets = {
+      {"akamai",
+       {3 * s, 30 * s, 5 * m, h, 24 * h},
+       "the Akamai Webhooks service: at once, then 3s, 30s, 5m, 1h and 24h (6 deliveries)"},
+      {"svix",
+       {5 * s, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h},
+       "Svix's: at once, then 5s, 5m, 30m, 2h, 5h, 10h and 10h (8 deliveries, about 28h)"},
+      {"fast",
+       {s, 2 * s, 5 * s, 10 * s, 30 * s},
+       "for consumers that recover in seconds: 1s, 2s, 5s, 10s, 30s (6 deliveries)"},
+  };
+  return kPresets;
 }
 
 std::string_view OverflowPolicyName(OverflowPolicy p) {

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -22,10 +24,26 @@ struct Backoff {
 
 struct RetryPolicy {
   // -1 = retry forever; 0 = never retry (the first failure is final); N = at most N deliveries.
+  // With a schedule: the schedule's length + 1 (the first delivery, then one per delay).
   int max_deliveries = 10;
   Backoff backoff;
+  // An explicit schedule: the delay after the n-th failed delivery is schedule[n-1]. When set,
+  // it replaces `backoff`. `schedule_preset` names the preset it came from, if any.
+  std::vector<DurationMs> schedule;
+  std::string schedule_preset;
   ExhaustedAction on_exhausted = ExhaustedAction::kDeadLetter;
 };
+
+// A named retry schedule (retryPolicy.schedule = "<name>").
+struct SchedulePreset {
+  std::string_view name;
+  std::vector<DurationMs> delays;
+  std::string_view description;
+};
+// Every preset, in the order the docs list them: "akamai" (the six attempts of the Akamai
+// Webhooks service: at once, then 3s, 30s, 5m, 1h and 24h), "svix" and "fast".
+const std::vector<SchedulePreset>& SchedulePresets();
+inline constexpr size_t kMaxScheduleLength = 100;
 
 inline constexpr char kDefaultDeadLetterQueue[] = "dead-letters";
 

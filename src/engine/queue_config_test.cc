@@ -43,5 +43,78 @@ TEST(QueueConfigJsonTest, TheLongestAcceptedDurationsReadBackFromTheirJsonForm) 
   EXPECT_EQ(QueueConfigToJson(again), form);
 }
 
+TEST(QueueConfigJsonTest, ASchedulePresetOrListReplacesTheBackoffAndRoundTrips) {
+  QueueConfig c;
+  ASSERT_TRUE(ApplyQueueConfigJson(json{{"retryPolicy", {{"schedule", "akamai"}}}}, &c).ok());
+  EXPECT_EQ(c.retry.schedule,
+            (std::vector<DurationMs>{3'000, 30'000, 300'000, 3'600'000, 86'400'000}));
+  EXPECT_EQ(c.retry.max_deliveries, 6);
+  ASSERT_TRUE(ValidateQueueConfig(c).ok());
+  json form = QueueConfigToJson(c);
+  EXPECT_EQ(form["retryPolicy"]["schedule"], "akamai");
+  EXPECT_FALSE(form["retryPolicy"].contains("backoff"));
+  QueueConfig again;
+  ASSERT_TRUE(ApplyQueueConfigJson(form, &again).ok());
+  EXPECT_EQ(again.retry.schedule, c.retry.schedule);
+  EXPECT_EQ(QueueConfigToJson(again), form);
+
+  QueueConfig list;
+  ASSERT_TRUE(
+      ApplyQueueConfigJson(json{{"retryPolicy", {{"schedule", {"1s", "2m", 500}}}}}, &list).ok());
+  EXPECT_EQ(list.retry.max_deliveries, 4);
+  form = QueueConfigToJson(list);
+  EXPECT_EQ(form["retryPolicy"]["schedule"], (json{"1s", "2m", "500ms"}));
+  QueueConfig list_again;
+  ASSERT_TRUE(ApplyQueueConfigJson(form, &list_again).ok());
+  EXPECT_EQ(list_again.retry.schedule, list.retry.schedule);
+}
+
+TEST(QueueConfigJsonTest, ScheduleMistakesNameTheField) {
+  struct Case {
+    json retry;
+    ErrorCode code;
+    std::string names;
+  };
+  std::vector<Case> cases = {
+      {{{"schedule", "hourly"}}, ErrorCode::kInvalidArgument, "known: \"akamai\""},
+      {{{"schedule", json::array()}}, ErrorCode::kInvalidArgument, "retryPolicy.schedule"},
+      {{{"schedule", 5}}, ErrorCode::kInvalidArgument, "retryPolicy.schedule"},
+      {{{"schedule", {"1s", "8d"}}}, ErrorCode::kInvalidArgument, "retryPolicy.schedule[1]"},
+      {{{"schedule", {"1s", "soon"}}}, ErrorCode::kInvalidDuration, "retryPolicy.schedule[1]"},
+      {{{"schedule", "akamai"}, {"backoff", {{"initial", "1s"}}}},
+       ErrorCode::kInvalidArgument,
+       "exclude each other"},
+      {{{"schedule", "akamai"}, {"maxDeliveries", 3}}, ErrorCode::kInvalidArgument, "must be 6"},
+  };
+  json too_long = json::array();
+  for (size_t i = 0; i <= kMaxScheduleLength; ++i) too_long.push_back("1s");
+  cases.push_back({{{"schedule", too_long}}, ErrorCode::kInvalidArgument, "1 to 100"});
+  for (const auto& c : cases) {
+    QueueConfig config;
+    Status st = ApplyQueueConfigJson(json{{"retryPolicy", c.retry}}, &config);
+    EXPECT_EQ(st.code(), c.code) << c.retry.dump() << ": " << st.ToString();
+    EXPECT_NE(st.message().find(c.names), std::string::npos) << st.message();
+  }
+}
+
+TEST(QueueConfigJsonTest, ChangingAScheduledQueueKeepsItsRulesConsistent) {
+  QueueConfig c;
+  ASSERT_TRUE(ApplyQueueConfigJson(json{{"retryPolicy", {{"schedule", "fast"}}}}, &c).ok());
+  // maxDeliveries alone must still match the schedule.
+  EXPECT_EQ(ApplyQueueConfigJson(json{{"retryPolicy", {{"maxDeliveries", 9}}}}, &c).code(),
+            ErrorCode::kInvalidArgument);
+  QueueConfig other = c;
+  // A backoff replaces the schedule; maxDeliveries is what it was.
+  ASSERT_TRUE(
+      ApplyQueueConfigJson(json{{"retryPolicy", {{"backoff", {{"initial", "2s"}}}}}}, &other).ok());
+  EXPECT_TRUE(other.retry.schedule.empty());
+  EXPECT_EQ(other.retry.max_deliveries, 6);
+  EXPECT_EQ(QueueConfigToJson(other)["retryPolicy"]["backoff"]["initial"], "2s");
+  // null removes it too.
+  ASSERT_TRUE(ApplyQueueConfigJson(json{{"retryPolicy", {{"schedule", nullptr}}}}, &c).ok());
+  EXPECT_TRUE(c.retry.schedule.empty());
+  EXPECT_TRUE(ValidateQueueConfig(c).ok());
+}
+
 }  // namespace
 }  // namespace redrive::engine

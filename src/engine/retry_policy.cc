@@ -21,6 +21,12 @@ DurationMs BackoffDelay(const Backoff& b, int delivery_count, Random& random) {
   return static_cast<DurationMs>(std::llround(delay));
 }
 
+DurationMs RetryDelay(const RetryPolicy& policy, int delivery_count, Random& random) {
+  if (policy.schedule.empty()) return BackoffDelay(policy.backoff, delivery_count, random);
+  size_t i = static_cast<size_t>(std::max(1, delivery_count)) - 1;
+  return policy.schedule[std::min(i, policy.schedule.size() - 1)];
+}
+
 void AppendAttempt(store::Journal* journal, store::Attempt attempt) {
   journal->attempts.push_back(std::move(attempt));
   if (journal->attempts.size() > kJournalHead + kJournalTail) {

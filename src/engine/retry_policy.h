@@ -15,6 +15,10 @@ bool IsExhausted(const RetryPolicy& policy, int delivery_count);
 // initial * multiplier^(count-1), capped at max, then varied by +/- jitter (never above max).
 DurationMs BackoffDelay(const Backoff& backoff, int delivery_count, Random& random);
 
+// The delay before the next delivery after the `delivery_count`-th failure: the policy's
+// schedule when it has one (its last delay repeats past its end), else BackoffDelay.
+DurationMs RetryDelay(const RetryPolicy& policy, int delivery_count, Random& random);
+
 // Journal bounds: the first kJournalHead attempts and the last kJournalTail are kept; those in
 // between are counted in Journal::omitted.
 inline constexpr size_t kJournalHead = 5;

@@ -56,5 +56,18 @@ TEST(RetryPolicyTest, JournalKeepsTheFirstAndTheLastAttempts) {
   EXPECT_EQ(j.attempts.back().error, "e49");
 }
 
+TEST(RetryPolicyTest, AScheduleGivesItsDelaysInOrderAndRepeatsItsLast) {
+  RetryPolicy p;
+  p.schedule = {3'000, 30'000, 300'000};
+  SeededRandom random(1);
+  EXPECT_EQ(RetryDelay(p, 1, random), 3'000);
+  EXPECT_EQ(RetryDelay(p, 2, random), 30'000);
+  EXPECT_EQ(RetryDelay(p, 3, random), 300'000);
+  EXPECT_EQ(RetryDelay(p, 4, random), 300'000);
+  p.schedule.clear();
+  p.backoff.jitter = 0;
+  EXPECT_EQ(RetryDelay(p, 3, random), BackoffDelay(p.backoff, 3, random));
+}
+
 }  // namespace
 }  // namespace redrive::engine
