@@ -411,6 +411,17 @@ TEST_F(CliTest, QueueFlagsMapOntoAttributesAndOverrideRawAttributes) {
   CliResult nothing = Cli({"queue", "update", "orders"});
   EXPECT_EQ(nothing.exit_code, 2) << Describe(nothing);
 
+  CliResult preset = Cli({"queue", "update", "orders", "--retry-schedule", "akamai"});
+  ASSERT_EQ(preset.exit_code, 0) << Describe(preset);
+  EXPECT_EQ(Field(preset.out, "retryPolicy.schedule"), "akamai");
+  EXPECT_EQ(Field(preset.out, "retryPolicy.maxDeliveries"), "6");
+  json listed =
+      Cli({"queue", "update", "orders", "--retry-schedule", "3s,30s,5m", "--json"}).Json();
+  EXPECT_EQ(listed["attributes"]["retryPolicy"]["schedule"], (json{"3s", "30s", "5m"}));
+  CliResult unknown = Cli({"queue", "update", "orders", "--retry-schedule", "hourly"});
+  EXPECT_NE(unknown.exit_code, 0) << Describe(unknown);
+  EXPECT_NE(unknown.err.find("retryPolicy.schedule"), std::string::npos) << Describe(unknown);
+
   CliResult list = Cli({"queue", "ls"});
   ASSERT_EQ(list.exit_code, 0) << Describe(list);
   EXPECT_EQ(list.out.substr(0, list.out.find('\n')),

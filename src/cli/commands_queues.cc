@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands_common.h"
+#include "common/text.h"
 
 namespace redrive::cli {
 namespace {
@@ -78,6 +79,24 @@ void AddQueueAttributeOptions(CLI::App* cmd, Flags* f) {
         SetPath(*a, {"retryPolicy", "backoff", "multiplier"}, m);
       },
       "Factor between successive retry delays");
+  cmd->add_option_function<std::string>(
+      "--retry-schedule",
+      [a](const std::string& v) {
+        // A preset's name, or durations separated by commas ("3s,30s,5m").
+        if (v.find(',') == std::string::npos && !ParseDuration(v).ok()) {
+          SetPath(*a, {"retryPolicy", "schedule"}, v);
+          return;
+        }
+        json delays = json::array();
+        for (size_t at = 0; at <= v.size();) {
+          size_t comma = std::min(v.find(',', at), v.size());
+          delays.push_back(v.substr(at, comma - at));
+          at = comma + 1;
+        }
+        SetPath(*a, {"retryPolicy", "schedule"}, delays);
+      },
+      "Retry at these delays instead of the backoff: a preset (akamai, svix, fast) or a list "
+      "like 3s,30s,5m");
   cmd->add_option_function<std::string>(
          "--on-exhausted",
          [a](const std::string& v) {
