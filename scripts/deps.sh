@@ -9,7 +9,7 @@ packages=(
   libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev
   libpq-dev librabbitmq-dev
   libgtest-dev
-  clang-format curl ca-certificates sqlite3 procps
+  clang-format curl ca-certificates sqlite3 procps python3
 )
 # --fuzz: also what scripts/fuzz.sh needs (clang and its sanitizer/libFuzzer runtime).
 # --bench: also the peers `make bench` runs side by side with redrive (RabbitMQ 3.10,
