@@ -3,6 +3,8 @@
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 namespace redrive::engine {
@@ -173,6 +176,44 @@ TEST_F(EngineTest, AnExplicitScheduleIsFollowedToTheMillisecond) {
   }
   ASSERT_TRUE(NackOne("pull", Receive("pull")[0].receipt, "e").ok());
   EXPECT_EQ(Depth("pull").dead_lettered, 1);
+}
+
+// logRetries: the operator's words for each retry and for the end, in the ForgeRock style.
+TEST_F(EngineTest, LogRetriesSaysEachRetryAndWhereTheMessageWent) {
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  sink->set_pattern("%v");
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  QueueConfig config = Config(3);
+  config.log_retries = true;
+  config.retry.schedule = {1'000, 1'000};
+  MakeQueue("orders", config);
+  QueueConfig quiet = Config(2);
+  MakeQueue("quiet", quiet);
+  std::string id = Publish("orders", "x");
+  Publish("quiet", "y");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "HTTP 503").ok());
+    clock_.Advance(1'000);
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(NackOne("quiet", Receive("quiet")[0].receipt, "HTTP 503").ok());
+    clock_.Advance(60'000);
+  }
+  spdlog::set_default_logger(previous);
+  std::string log = lines.str();
+  EXPECT_NE(log.find("acme/orders: message " + id + " delivery retries = 1/2, retrying in 1s\n"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("delivery retries = 2/2, retrying in 1s\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("delivery retries = 2/2, retries exhausted, " + id +
+                     " saved to dead letter queue dead-letters (HTTP 503)\n"),
+            std::string::npos)
+      << log;
+  // A queue without logRetries says only where the message went, once.
+  EXPECT_EQ(log.find("acme/quiet: message"), std::string::npos) << log;
+  EXPECT_NE(log.find("dead-lettered message"), std::string::npos) << log;
 }
 
 TEST_F(EngineTest, NackDelayOverridesTheBackoff) {

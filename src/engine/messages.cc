@@ -447,26 +447,58 @@ Result<std::vector<bool>> Messages::ApplyFailures(
     if (!held[i]) continue;
     const store::FailureAction& a = actions[i];
     const store::MessageRecord& msg = *messages[i];
+    if (q.config.log_retries) LogRetry(q, msg, a, now);
     switch (a.kind) {
       case store::FailureAction::Kind::kRequeue:
         wake = wake || a.visible_at <= now;
         break;
       case store::FailureAction::Kind::kDrop:
         ++counters_.dropped;
-        spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
-                     q.record.tenant, q.record.name, msg.delivery_count, a.death.reason,
-                     a.death.cause);
+        if (!q.config.log_retries) {
+          spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
+                       q.record.tenant, q.record.name, msg.delivery_count, a.death.reason,
+                       a.death.cause);
+        }
         break;
       case store::FailureAction::Kind::kDeadLetter:
         counters_.CountDeadLetter(a.death.reason);
-        spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})",
-                     msg.id, q.record.tenant, q.record.name, a.death.dlq, msg.delivery_count,
-                     a.death.reason, a.death.cause);
+        if (!q.config.log_retries) {
+          spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})",
+                       msg.id, q.record.tenant, q.record.name, a.death.dlq, msg.delivery_count,
+                       a.death.reason, a.death.cause);
+        }
         break;
     }
   }
   if (wake) coordinator_.SignalReady(q.record.id);
   return held;
+}
+
+void Messages::LogRetry(const CachedQueue& q, const store::MessageRecord& msg,
+                        const store::FailureAction& a, TimeMs now) {
+  // "delivery retries = n/N": n retries used of the N the policy allows (maxDeliveries - 1).
+  int max = q.config.retry.max_deliveries;
+  std::string of = max < 0 ? "unlimited" : std::to_string(std::max(0, max - 1));
+  int used = msg.delivery_count;  // after this failure: the retry about to happen
+  std::string where = q.record.tenant + "/" + q.record.name;
+  switch (a.kind) {
+    case store::FailureAction::Kind::kRequeue:
+      spdlog::info("{}: message {} delivery retries = {}/{}, retrying in {}", where, msg.id, used,
+                   of, FormatDuration(std::max<DurationMs>(0, a.visible_at - now)));
+      return;
+    case store::FailureAction::Kind::kDrop:
+    case store::FailureAction::Kind::kDeadLetter: {
+      // The failed delivery was the last: its retries were those before it.
+      std::string why =
+          a.death.reason == kReasonMaxDeliveries ? "retries exhausted" : "reason " + a.death.reason;
+      std::string fate = a.kind == store::FailureAction::Kind::kDrop
+                             ? "dropped"
+                             : "saved to dead letter queue " + a.death.dlq;
+      spdlog::warn("{}: message {} delivery retries = {}/{}, {}, {} {} ({})", where, msg.id,
+                   std::max(0, used - 1), of, why, msg.id, fate, a.death.cause);
+      return;
+    }
+  }
 }
 
 TimeMs Messages::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const {

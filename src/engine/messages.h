@@ -164,6 +164,9 @@ class Messages : public CoordinationListener {
   Result<std::vector<bool>> ApplyFailures(const CachedQueue& queue,
                                           const std::vector<const store::MessageRecord*>& messages,
                                           const std::vector<store::FailureAction>& actions);
+  // The operator's log line of one failure, for queues with logRetries.
+  void LogRetry(const CachedQueue& queue, const store::MessageRecord& message,
+                const store::FailureAction& action, TimeMs now);
   // When a dead letter of `origin` made now expires: the queue's deadLetterRetention, else the
   // server's dead_letter_retention; 0 (never) when that is 0.
   TimeMs DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const;

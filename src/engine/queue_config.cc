@@ -186,6 +186,9 @@ Status ApplyQueueConfigJson(const json& j, QueueConfig* c) {
       }
     } else if (k == "messageTtl") {
       REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->message_ttl));
+    } else if (k == "logRetries") {
+      if (!it->is_boolean()) return Bad(k, "must be true or false");
+      c->log_retries = it->get<bool>();
     } else if (k == "dedupWindow") {
       REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->dedup_window));
     } else if (k == "deadLetterRetention") {
@@ -257,6 +260,7 @@ json QueueConfigToJson(const QueueConfig& c) {
       {"overflow", OverflowPolicyName(c.overflow)},
       {"messageTtl", FormatDuration(c.message_ttl)},
       {"dedupWindow", FormatDuration(c.dedup_window)},
+      {"logRetries", c.log_retries},
       {"deadLetterQueue", c.dead_letter_queue},
       {"deadLetterRetention",
        c.dead_letter_retention < 0 ? json(nullptr) : json(FormatDuration(c.dead_letter_retention))},

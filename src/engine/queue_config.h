@@ -61,6 +61,9 @@ struct QueueConfig {
   // 0 = until removed.
   DurationMs dead_letter_retention = -1;
   RetryPolicy retry;
+  // Logs every retry and the exhausted action of each message in the operator's words
+  // ("delivery retries = 1/4, retrying"); push subscriptions always do.
+  bool log_retries = false;
 };
 
 // Hard limits on attribute values, shared by validation and the docs.
