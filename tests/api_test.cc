@@ -487,4 +487,32 @@ TEST_F(ApiTest, RetrySchedulesAreSetByPresetOrListAndBadOnesChangeNothing) {
   EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["maxDeliveries"], 4);
 }
 
+// onExhausted reroute over HTTP: the destination must exist first; then an exhausted message
+// arrives there, and the metric counts it.
+TEST_F(ApiTest, RerouteSendsExhaustedMessagesToAnotherQueue) {
+  json reroute = {
+      {"retryPolicy",
+       {{"maxDeliveries", 1}, {"onExhausted", "reroute"}, {"rerouteTo", "orders-slow"}}}};
+  auto r = app_->Post("/v1/tenants/acme/queues", {{"name", "orders"}, {"attributes", reroute}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.ErrorCode(), "invalid-argument");
+  EXPECT_EQ(app_->Get(Q("orders")).status, 404);
+  ASSERT_EQ(app_->Post("/v1/tenants/acme/queues", {{"name", "orders-slow"}}).status, 201);
+  r = app_->Post("/v1/tenants/acme/queues", {{"name", "orders"}, {"attributes", reroute}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.Json()["attributes"]["retryPolicy"]["rerouteTo"], "orders-slow");
+
+  ASSERT_EQ(app_->Post(Q("orders", "/messages"), {{"messages", {{{"body", "x"}}}}}).status, 201);
+  json got = Receive("orders");
+  ASSERT_EQ(got.size(), 1u);
+  r = app_->Post(Q("orders", "/nack"),
+                 {{"nacks", {{{"receipt", got[0]["receipt"]}, {"error", "HTTP 503"}}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json moved = Receive("orders-slow");
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0]["id"], got[0]["id"]);
+  std::string metrics = op_->Get("/metrics").body;
+  EXPECT_NE(metrics.find("redrive_messages_rerouted_total 1\n"), std::string::npos);
+}
+
 }  // namespace redrive::testing

@@ -253,6 +253,8 @@ std::string RestApi::RenderMetrics() {
           c.lease_timeouts);
   counter("redrive_messages_dropped_total", "Messages dropped (exhausted action drop, retention).",
           c.dropped);
+  counter("redrive_messages_rerouted_total",
+          "Messages moved to another queue by the exhausted action reroute.", c.rerouted);
   counter("redrive_messages_retention_deleted_total",
           "Messages deleted because they outlived their queue's retention (included in dropped).",
           c.retention_deleted);

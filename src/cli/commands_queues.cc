@@ -103,7 +103,13 @@ void AddQueueAttributeOptions(CLI::App* cmd, Flags* f) {
            SetPath(*a, {"retryPolicy", "onExhausted"}, v);
          },
          "What happens after the last delivery fails")
-      ->check(CLI::IsMember({"dead-letter", "drop"}));
+      ->check(CLI::IsMember({"dead-letter", "drop", "reroute"}));
+  cmd->add_option_function<std::string>(
+      "--reroute-to",
+      [a](const std::string& v) {
+        SetPath(*a, {"retryPolicy", "rerouteTo"}, v);
+      },
+      "With --on-exhausted reroute: the queue exhausted messages move to");
   cmd->add_option_function<int64_t>(
       "--max-length", [a](const int64_t& n) { SetPath(*a, {"maxLength"}, n); },
       "Most messages the queue holds (0 = unlimited)");

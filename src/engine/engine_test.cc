@@ -216,6 +216,66 @@ TEST_F(EngineTest, LogRetriesSaysEachRetryAndWhereTheMessageWent) {
   EXPECT_NE(log.find("dead-lettered message"), std::string::npos) << log;
 }
 
+// onExhausted reroute: a message whose retries are exhausted moves to another queue, a fresh
+// message there with its story; when that queue cannot take it, it is dead-lettered saying why.
+TEST_F(EngineTest, RerouteMovesAnExhaustedMessageToItsQueueOrDeadLettersSayingWhy) {
+  QueueConfig slow = Config(5);
+  slow.max_length = 1;
+  MakeQueue("orders-slow", slow);
+  QueueConfig config = Config(2, ExhaustedAction::kReroute);
+  config.retry.reroute_to = "orders-slow";
+  MakeQueue("orders", config);
+  std::string first = Publish("orders", "one");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "HTTP 503").ok());
+    clock_.Advance(60'000);
+  }
+  EXPECT_EQ(Depth("orders").ready + Depth("orders").delayed, 0);
+  auto moved = Receive("orders-slow");
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].message.id, first);
+  EXPECT_EQ(moved[0].message.delivery_count, 1);
+  EXPECT_EQ(moved[0].message.journal.attempts.size(), 2u);
+  EXPECT_EQ(moved[0].message.lineage.original_queue, "orders");
+  EXPECT_EQ(moved[0].message.lineage.last_redriven_by, "reroute:orders");
+  EXPECT_EQ(engine_->counters().rerouted, 1);
+  EXPECT_FALSE(engine_->dead_letters().GetDeadLetter("acme", first).ok());
+
+  // orders-slow now holds one message, its maxLength: the next one is dead-lettered instead.
+  std::string second = Publish("orders", "two");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(NackOne("orders", Receive("orders")[0].receipt, "HTTP 503").ok());
+    clock_.Advance(60'000);
+  }
+  auto dl = engine_->dead_letters().GetDeadLetter("acme", second);
+  ASSERT_TRUE(dl.ok()) << dl.status().ToString();
+  EXPECT_EQ(dl->reason, "max-deliveries");
+  EXPECT_EQ(dl->cause, "HTTP 503 (reroute to orders-slow refused: it is at its maxLength)");
+  EXPECT_EQ(engine_->counters().rerouted, 1);
+}
+
+TEST_F(EngineTest, RerouteNeedsAnotherStandardQueueOfTheTenant) {
+  QueueConfig config = Config(2, ExhaustedAction::kReroute);
+  EXPECT_EQ(engine_->queues().CreateQueue("acme", "orders", config).status().code(),
+            ErrorCode::kInvalidArgument);  // no rerouteTo
+  config.retry.reroute_to = "nowhere";
+  auto r = engine_->queues().CreateQueue("acme", "orders", config);
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'nowhere'"), std::string::npos) << r.status().ToString();
+  config.retry.reroute_to = "orders";
+  EXPECT_EQ(engine_->queues().CreateQueue("acme", "orders", config).status().code(),
+            ErrorCode::kInvalidArgument);
+  MakeQueue("plain", Config(2));  // and with it the dead-letter queue "dead-letters"
+  config.retry.reroute_to = "dead-letters";
+  EXPECT_EQ(engine_->queues().CreateQueue("acme", "orders", config).status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(engine_->queues().GetQueue("acme", "orders").ok());
+  QueueConfig stray = Config(2);
+  stray.retry.reroute_to = "plain";  // rerouteTo without reroute
+  EXPECT_EQ(engine_->queues().CreateQueue("acme", "orders", stray).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
 TEST_F(EngineTest, NackDelayOverridesTheBackoff) {
   MakeQueue("orders", Config(10));
   Publish("orders", "x");

@@ -429,12 +429,58 @@ store::FailureAction Messages::PlanExhausted(const CachedQueue& q, const store::
     return a;
   }
   TimeMs now = clock_.Now();
+  std::string death_cause = cause;
+  if (q.config.retry.on_exhausted == ExhaustedAction::kReroute) {
+    auto dest = RerouteDestination(q, msg);
+    if (dest.ok()) {
+      const CachedQueue& d = *dest.value();
+      a.kind = store::FailureAction::Kind::kReroute;
+      a.journal = std::move(journal);
+      a.death.reason = reason;  // for the log line only
+      a.death.cause = cause;
+      a.reroute.queue_id = d.record.id;
+      a.reroute.enqueued_at = now;
+      a.reroute.visible_at = now + d.config.delivery_delay;
+      a.reroute.expires_at = d.config.message_ttl > 0 ? now + d.config.message_ttl : 0;
+      a.reroute.retain_until = d.config.retention > 0 ? now + d.config.retention : 0;
+      a.reroute.lineage = msg.lineage;
+      ++a.reroute.lineage.redrive_count;
+      a.reroute.lineage.last_redriven_at = now;
+      a.reroute.lineage.last_redriven_by = "reroute:" + q.record.name;
+      if (a.reroute.lineage.original_queue.empty())
+        a.reroute.lineage.original_queue = q.record.name;
+      return a;
+    }
+    // The destination cannot take it: the message is dead-lettered instead, saying why.
+    death_cause = cause + " (reroute to " + q.config.retry.reroute_to +
+                  " refused: " + dest.status().message() + ")";
+  }
   FailureSignature sig = SignatureOf(q.record.name, reason, cause);
   a.kind = store::FailureAction::Kind::kDeadLetter;
   a.journal = std::move(journal);
-  a.death = store::DeathInfo{q.config.dead_letter_queue,           reason,       cause,   now,
+  a.death = store::DeathInfo{q.config.dead_letter_queue,           reason,       death_cause, now,
                              DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
   return a;
+}
+
+Result<QueueRef> Messages::RerouteDestination(const CachedQueue& q,
+                                              const store::MessageRecord& msg) {
+  REDRIVE_ASSIGN_OR_RETURN(auto dest, queues_.Lookup(q.record.tenant, q.config.retry.reroute_to));
+  if (dest->record.kind != store::QueueKind::kStandard) {
+    return Status(ErrorCode::kInvalidArgument, "it is a dead-letter queue");
+  }
+  if (static_cast<int64_t>(msg.body.size()) > dest->config.max_message_size) {
+    return Status(ErrorCode::kMessageTooLarge, "the body is larger than its maxMessageSize");
+  }
+  if (dest->config.max_length > 0) {
+    // Checked before the move, not in its transaction: under concurrent publishes the
+    // destination may end a few messages over its maxLength.
+    REDRIVE_ASSIGN_OR_RETURN(auto depth, store_.GetDepth(dest->record.id, clock_.Now()));
+    if (depth.ready + depth.delayed + depth.leased >= dest->config.max_length) {
+      return Status(ErrorCode::kQueueFull, "it is at its maxLength");
+    }
+  }
+  return dest;
 }
 
 Result<std::vector<bool>> Messages::ApplyFailures(
@@ -443,6 +489,7 @@ Result<std::vector<bool>> Messages::ApplyFailures(
   REDRIVE_ASSIGN_OR_RETURN(auto held, store_.SettleFailures(q.record.id, actions));
   TimeMs now = clock_.Now();
   bool wake = false;
+  std::vector<int64_t> rerouted;  // destinations to wake
   for (size_t i = 0; i < actions.size(); ++i) {
     if (!held[i]) continue;
     const store::FailureAction& a = actions[i];
@@ -460,6 +507,15 @@ Result<std::vector<bool>> Messages::ApplyFailures(
                        a.death.cause);
         }
         break;
+      case store::FailureAction::Kind::kReroute:
+        ++counters_.rerouted;
+        rerouted.push_back(a.reroute.queue_id);
+        if (!q.config.log_retries) {
+          spdlog::info("rerouted message {} from {}/{} to {} after {} deliveries: {} ({})", msg.id,
+                       q.record.tenant, q.record.name, q.config.retry.reroute_to,
+                       msg.delivery_count, a.death.reason, a.death.cause);
+        }
+        break;
       case store::FailureAction::Kind::kDeadLetter:
         counters_.CountDeadLetter(a.death.reason);
         if (!q.config.log_retries) {
@@ -471,6 +527,9 @@ Result<std::vector<bool>> Messages::ApplyFailures(
     }
   }
   if (wake) coordinator_.SignalReady(q.record.id);
+  std::sort(rerouted.begin(), rerouted.end());
+  rerouted.erase(std::unique(rerouted.begin(), rerouted.end()), rerouted.end());
+  for (int64_t id : rerouted) coordinator_.SignalReady(id);
   return held;
 }
 
@@ -487,12 +546,14 @@ void Messages::LogRetry(const CachedQueue& q, const store::MessageRecord& msg,
                    of, FormatDuration(std::max<DurationMs>(0, a.visible_at - now)));
       return;
     case store::FailureAction::Kind::kDrop:
+    case store::FailureAction::Kind::kReroute:
     case store::FailureAction::Kind::kDeadLetter: {
       // The failed delivery was the last: its retries were those before it.
       std::string why =
           a.death.reason == kReasonMaxDeliveries ? "retries exhausted" : "reason " + a.death.reason;
-      std::string fate = a.kind == store::FailureAction::Kind::kDrop
-                             ? "dropped"
+      std::string fate = a.kind == store::FailureAction::Kind::kDrop ? "dropped"
+                         : a.kind == store::FailureAction::Kind::kReroute
+                             ? "rerouted to queue " + q.config.retry.reroute_to
                              : "saved to dead letter queue " + a.death.dlq;
       spdlog::warn("{}: message {} delivery retries = {}/{}, {}, {} {} ({})", where, msg.id,
                    std::max(0, used - 1), of, why, msg.id, fate, a.death.cause);

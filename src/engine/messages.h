@@ -158,6 +158,10 @@ class Messages : public CoordinationListener {
   store::FailureAction PlanExhausted(const CachedQueue& queue, const store::MessageRecord& message,
                                      const store::Receipt& receipt, store::Journal journal,
                                      const std::string& reason, const std::string& cause);
+  // The queue a message exhausted on `queue` moves to under onExhausted reroute, if it can take
+  // it: a standard queue, with room, whose maxMessageSize the body fits.
+  Result<QueueRef> RerouteDestination(const CachedQueue& queue,
+                                      const store::MessageRecord& message);
   // Applies the planned failures of one queue in one store write, then counts, logs and wakes
   // receivers. `messages[i]` is the message of `actions[i]`. One bool per action: false when
   // the lease was lost meanwhile.

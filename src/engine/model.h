@@ -116,6 +116,7 @@ struct EngineCounters {
   std::atomic<int64_t> nacked{0};
   std::atomic<int64_t> lease_timeouts{0};
   std::atomic<int64_t> dropped{0};
+  std::atomic<int64_t> rerouted{0};  // moved to another queue by onExhausted reroute
   std::atomic<int64_t> retention_deleted{0};
   // Indexed like DeadLetterReasons().
   std::array<std::atomic<int64_t>, 4> dead_lettered{};

@@ -148,8 +148,18 @@ Status ApplyRetry(const json& j, RetryPolicy* r) {
         r->on_exhausted = ExhaustedAction::kDeadLetter;
       } else if (v == "drop") {
         r->on_exhausted = ExhaustedAction::kDrop;
+      } else if (v == "reroute") {
+        r->on_exhausted = ExhaustedAction::kReroute;
       } else {
-        return Bad("retryPolicy.onExhausted", "must be \"dead-letter\" or \"drop\"");
+        return Bad("retryPolicy.onExhausted", "must be \"dead-letter\", \"drop\" or \"reroute\"");
+      }
+    } else if (k == "rerouteTo") {
+      if (it->is_null()) {
+        r->reroute_to.clear();
+      } else if (it->is_string()) {
+        r->reroute_to = it->get<std::string>();
+      } else {
+        return Bad("retryPolicy.rerouteTo", "must be a queue name or null");
       }
     } else {
       return Unknown("retryPolicy." + k);
@@ -233,12 +243,22 @@ Status ValidateQueueConfig(const QueueConfig& c) {
     return Bad("retryPolicy.maxDeliveries", "must be the schedule's length + 1");
   }
   REDRIVE_RETURN_IF_ERROR(ValidateName(c.dead_letter_queue, "deadLetterQueue"));
+  if (c.retry.on_exhausted == ExhaustedAction::kReroute) {
+    if (c.retry.reroute_to.empty()) {
+      return Bad("retryPolicy.rerouteTo", "is required with onExhausted \"reroute\"");
+    }
+    REDRIVE_RETURN_IF_ERROR(ValidateName(c.retry.reroute_to, "retryPolicy.rerouteTo"));
+  } else if (!c.retry.reroute_to.empty()) {
+    return Bad("retryPolicy.rerouteTo", "is only for onExhausted \"reroute\"");
+  }
   return Status::Ok();
 }
 
 json QueueConfigToJson(const QueueConfig& c) {
-  json retry = {{"maxDeliveries", c.retry.max_deliveries},
-                {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)}};
+  json retry = {
+      {"maxDeliveries", c.retry.max_deliveries},
+      {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)},
+      {"rerouteTo", c.retry.reroute_to.empty() ? json(nullptr) : json(c.retry.reroute_to)}};
   if (!c.retry.schedule_preset.empty()) {
     retry["schedule"] = c.retry.schedule_preset;
   } else if (!c.retry.schedule.empty()) {
@@ -289,7 +309,15 @@ std::string_view OverflowPolicyName(OverflowPolicy p) {
 }
 
 std::string_view ExhaustedActionName(ExhaustedAction a) {
-  return a == ExhaustedAction::kDeadLetter ? "dead-letter" : "drop";
+  switch (a) {
+    case ExhaustedAction::kDeadLetter:
+      return "dead-letter";
+    case ExhaustedAction::kDrop:
+      return "drop";
+    case ExhaustedAction::kReroute:
+      return "reroute";
+  }
+  return "dead-letter";
 }
 
 }  // namespace redrive::engine

@@ -13,7 +13,7 @@
 namespace redrive::engine {
 
 enum class OverflowPolicy { kRejectPublish, kDeadLetterOldest };
-enum class ExhaustedAction { kDeadLetter, kDrop };
+enum class ExhaustedAction { kDeadLetter, kDrop, kReroute };
 
 struct Backoff {
   DurationMs initial = 1000;
@@ -32,6 +32,8 @@ struct RetryPolicy {
   std::vector<DurationMs> schedule;
   std::string schedule_preset;
   ExhaustedAction on_exhausted = ExhaustedAction::kDeadLetter;
+  // kReroute: the standard queue of the same tenant that exhausted messages move to.
+  std::string reroute_to;
 };
 
 // A named retry schedule (retryPolicy.schedule = "<name>").

@@ -108,6 +108,23 @@ Status Queues::EnsureDeadLetterQueue(const std::string& tenant, const std::strin
   return Status::Ok();
 }
 
+Status Queues::CheckRerouteTo(const std::string& tenant, const std::string& name,
+                              const QueueConfig& config) {
+  if (config.retry.on_exhausted != ExhaustedAction::kReroute) return Status::Ok();
+  const std::string& to = config.retry.reroute_to;
+  if (to == name) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "'retryPolicy.rerouteTo' cannot be the queue itself");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto dest, control_.GetQueue(tenant, to));
+  if (!dest || dest->kind != QueueKind::kStandard) {
+    return Status(ErrorCode::kInvalidArgument, "'retryPolicy.rerouteTo' names '" + to +
+                                                   "', which is not a standard queue of " +
+                                                   "this tenant (create it first)");
+  }
+  return Status::Ok();
+}
+
 Result<QueueInfo> Queues::MakeQueueInfo(const store::QueueRecord& record) {
   QueueInfo info;
   info.tenant = record.tenant;
@@ -147,6 +164,7 @@ Result<QueueInfo> Queues::CreateQueue(const Principal& actor, const std::string&
                                                    std::to_string(usage.queues) + " queues exist");
     }
   }
+  REDRIVE_RETURN_IF_ERROR(CheckRerouteTo(tenant, name, config));
   REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
   TimeMs now = clock_.Now();
   store::QueueRecord rec{0,   tenant, name, QueueKind::kStandard, QueueConfigToJson(config).dump(),
@@ -178,6 +196,7 @@ Result<QueueInfo> Queues::UpdateQueue(const Principal& actor, const std::string&
   if (config.dead_letter_queue == name) {
     return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
   }
+  REDRIVE_RETURN_IF_ERROR(CheckRerouteTo(tenant, name, config));
   REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
   nlohmann::json before = nlohmann::json::parse(rec->config_json, nullptr, false);
   nlohmann::json after = QueueConfigToJson(config);

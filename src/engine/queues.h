@@ -79,6 +79,9 @@ class Queues : public CoordinationListener {
 
  private:
   Status EnsureDeadLetterQueue(const std::string& tenant, const std::string& name);
+  // With onExhausted reroute: the destination is another standard queue of the tenant.
+  Status CheckRerouteTo(const std::string& tenant, const std::string& name,
+                        const QueueConfig& config);
   Result<QueueInfo> MakeQueueInfo(const store::QueueRecord& record);
 
   store::ControlStore& control_;

@@ -142,13 +142,26 @@ struct LeaseRequest {
 
 // What happens to one failed delivery. A receipt with an empty lease_token means "whatever its
 // state" (TTL expiry); otherwise the lease must still match.
+// kReroute: the message moves to another standard queue of the tenant as a fresh delivery
+// (delivery count 0, not leased), keeping id, body, attributes, idempotency key, first publish
+// time and journal.
+struct RerouteInfo {
+  int64_t queue_id = 0;
+  TimeMs enqueued_at = 0;  // now
+  TimeMs visible_at = 0;   // the destination's delivery delay from now
+  TimeMs expires_at = 0;   // the destination's message TTL from now; 0 = never
+  TimeMs retain_until = 0;
+  Lineage lineage;  // the message's, with this reroute recorded
+};
+
 struct FailureAction {
-  enum class Kind { kRequeue, kDeadLetter, kDrop };
+  enum class Kind { kRequeue, kDeadLetter, kDrop, kReroute };
   Kind kind = Kind::kRequeue;
   Receipt receipt;
   TimeMs visible_at = 0;  // kRequeue: ready again at
-  Journal journal;        // kRequeue and kDeadLetter: the journal with this failure appended
+  Journal journal;        // kRequeue, kDeadLetter, kReroute: with this failure appended
   DeathInfo death;        // kDeadLetter
+  RerouteInfo reroute;    // kReroute
 };
 
 class MessageStore {
@@ -190,7 +203,10 @@ class MessageStore {
   virtual Result<bool> ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
                                    TimeMs until) = 0;
   // Applies the outcome of each failed delivery (a nack, an ended lease, an expired TTL) in one
-  // transaction; one bool per action: whether the message was still there to act on.
+  // transaction; one bool per action: whether the message was still there to act on. A
+  // kReroute moves the message to `reroute.queue_id` of the same tenant (the engine has checked
+  // that it is a standard queue with room for it), counting it there from then on: the
+  // tenant's usage does not change.
   virtual Result<std::vector<bool>> SettleFailures(int64_t queue_id,
                                                    const std::vector<FailureAction>& actions) = 0;
 

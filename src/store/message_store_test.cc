@@ -184,6 +184,50 @@ TEST_P(StoreTest, SettleFailuresAppliesAMixedBatchInOneWrite) {
   EXPECT_FALSE(store_->GetMessage(queue_id_, m[2].seq).value().has_value());
 }
 
+// kReroute (the exhausted action reroute): the message becomes a fresh message of another
+// queue, with its story, and the tenant's usage moves with it, neither growing nor shrinking.
+TEST_P(StoreTest, RerouteMovesTheMessageToAnotherQueueAsAFreshDelivery) {
+  int64_t slow = MakeQueue("orders-slow");
+  ASSERT_TRUE(store_->Publish(Pub({Msg("a", "12345")})).ok());
+  auto before = store_->GetTenantUsage("acme").value();
+  auto m = LeaseN(1)[0];
+  FailureAction a;
+  a.kind = FailureAction::Kind::kReroute;
+  a.receipt = {m.seq, "stale"};
+  a.journal.attempts.push_back({kNow + 1, "c1", "nack", "bad", "HTTP 500"});
+  a.reroute.queue_id = slow;
+  a.reroute.enqueued_at = kNow + 2;
+  a.reroute.visible_at = kNow + 10;
+  a.reroute.lineage.redrive_count = 1;
+  a.reroute.lineage.original_queue = "orders";
+  EXPECT_EQ(store_->SettleFailures(queue_id_, {a}).value(), std::vector<bool>{false});
+  a.receipt.lease_token = m.lease_token;
+  EXPECT_EQ(store_->SettleFailures(queue_id_, {a}).value(), std::vector<bool>{true});
+  EXPECT_EQ(store_->SettleFailures(queue_id_, {a}).value(), std::vector<bool>{false});
+  EXPECT_EQ(Depth().leased, 0);
+  EXPECT_EQ(Depth().ready, 0);
+  auto there = store_->GetDepth(slow, kNow).value();
+  EXPECT_EQ(there.delayed, 1);
+  auto after = store_->GetTenantUsage("acme").value();
+  EXPECT_EQ(after.messages, before.messages);
+  EXPECT_EQ(after.bytes, before.bytes);
+  queue_id_ = slow;
+  EXPECT_TRUE(LeaseN(1, kNow + 9).empty());
+  auto got = LeaseN(1, kNow + 10);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, "a");
+  EXPECT_EQ(got[0].body, "12345");
+  EXPECT_EQ(got[0].delivery_count, 1);
+  EXPECT_EQ(got[0].enqueued_at, kNow + 2);
+  ASSERT_EQ(got[0].journal.attempts.size(), 1u);
+  EXPECT_EQ(got[0].journal.attempts[0].error, "HTTP 500");
+  EXPECT_EQ(got[0].lineage.original_queue, "orders");
+  EXPECT_EQ(got[0].lineage.redrive_count, 1);
+  // Deleting the destination queue now takes the message out of the usage.
+  ASSERT_TRUE(store_->DeleteQueue(slow).value());
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, before.messages - 1);
+}
+
 TEST_P(StoreTest, IdempotencyKeysDeduplicateInsideTheWindowOnly) {
   // (A key repeated within one batch is the engine's to settle: PublishRequest requires the
   // keys of a request to be distinct. engine_test: AKeyRepeatedInABatchIsADuplicateOfItsFirst.)

@@ -36,14 +36,18 @@ class Stmt {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
+  // Text and blobs are bound without a copy (SQLITE_STATIC): they must outlive the run. A
+  // temporary std::string would not, so binding one does not compile.
   Stmt& Bind(int i, std::string_view v) {
     sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
+  Stmt& Bind(int i, std::string&& v) = delete;
   Stmt& BindBlob(int i, std::string_view v) {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
+  Stmt& BindBlob(int i, std::string&& v) = delete;
   // SQLITE_ROW: a row is ready; SQLITE_DONE: finished; any other value is an error, already
   // turned into the Status returned by Error().
   int Step();

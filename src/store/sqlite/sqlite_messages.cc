@@ -345,8 +345,10 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
   std::vector<std::string> journals;
   journals.reserve(actions.size());
   for (const auto& a : actions) {
-    journals.push_back(a.kind == FailureAction::Kind::kRequeue ? EncodeJournal(a.journal)
-                                                               : std::string());
+    journals.push_back(a.kind == FailureAction::Kind::kRequeue ||
+                               a.kind == FailureAction::Kind::kReroute
+                           ? EncodeJournal(a.journal)
+                           : std::string());
   }
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
     out.assign(actions.size(), false);
@@ -373,6 +375,43 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
           bool moved = false;
           REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, queue_id, r, &a.journal, a.death, &moved));
           out[i] = moved;
+          break;
+        }
+        case FailureAction::Kind::kReroute: {
+          // Bound without a copy: it must outlive the statement's run.
+          const std::string lineage = EncodeLineage(a.reroute.lineage);
+          // The message keeps its row and its place in seq order: it becomes a ready (or
+          // delayed) message of the destination, delivered as if new.
+          REDRIVE_ASSIGN_OR_RETURN(
+              auto s, db.Prepare("UPDATE messages SET queue_id = ?4, state = 0, visible_at = ?5, "
+                                 "expires_at = ?6, retain_until = ?7, enqueued_at = ?8, "
+                                 "delivery_count = 0, first_delivered_at = 0, "
+                                 "last_delivered_at = 0, lease_token = '', consumer = '', "
+                                 "journal = ?9, lineage = ?10 "
+                                 "WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND "
+                                 "lease_token = ?3"));
+          s.Bind(1, r.seq)
+              .Bind(2, queue_id)
+              .Bind(3, r.lease_token)
+              .Bind(4, a.reroute.queue_id)
+              .Bind(5, a.reroute.visible_at)
+              .Bind(6, a.reroute.expires_at)
+              .Bind(7, a.reroute.retain_until)
+              .Bind(8, a.reroute.enqueued_at)
+              .Bind(9, journals[i])
+              .Bind(10, lineage);
+          REDRIVE_RETURN_IF_ERROR(s.Run());
+          out[i] = s.Changes() == 1;
+          if (!out[i]) break;
+          // The usage counters follow the message from its queue's row to the destination's.
+          REDRIVE_ASSIGN_OR_RETURN(
+              auto u, db.Prepare("UPDATE queues SET "
+                                 "msg_count = msg_count + CASE WHEN id = ?2 THEN 1 ELSE -1 END, "
+                                 "msg_bytes = msg_bytes + CASE WHEN id = ?2 THEN 1 ELSE -1 END * "
+                                 "(SELECT body_size FROM messages WHERE seq = ?1) "
+                                 "WHERE id IN (?2, ?3)"));
+          u.Bind(1, r.seq).Bind(2, a.reroute.queue_id).Bind(3, queue_id);
+          REDRIVE_RETURN_IF_ERROR(u.Run());
           break;
         }
         case FailureAction::Kind::kDrop: {
