@@ -902,8 +902,10 @@ TEST_F(CliTest, JobsHaltOnAFailingCanaryResumeAndCancel) {
   MakeQueue("orders");
   ASSERT_EQ(DeadLetter("orders", std::vector<std::string>(6, "boom")).size(), 6u);
 
+  // The canary's wait must outlast receiving and nacking it below, which takes several CLI runs:
+  // under a sanitizer on a loaded machine 2s was not enough (the check found nothing failed).
   CliResult started =
-      Cli({"jobs", "start", "--canary", "2", "--canary-wait", "2s", "--canary-max-failure", "0"});
+      Cli({"jobs", "start", "--canary", "2", "--canary-wait", "10s", "--canary-max-failure", "0"});
   ASSERT_EQ(started.exit_code, 0) << Describe(started);
   std::string id = started.out.substr(0, started.out.size() - 1);
   CliResult second = Cli({"jobs", "start", "--queue", "dead-letters"});
