@@ -1,5 +1,6 @@
 #include "script/exhausted_script.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -257,6 +258,98 @@ int SafeSetmetatable(lua_State* L) {
   return 1;
 }
 
+// The string library's pattern matcher backtracks in C, where the count hook does not run: one
+// call of string.find('(.-)(.-)(.-)x') over a long subject could run for hours. So the pattern
+// functions refuse a call whose worst case, estimated from the pattern's shape, is over
+// kMaxPatternSteps: each start position (one if anchored) times, for every item, the choices
+// it may backtrack over (n + 1 for *, + and -; 2 for ?; n for %b and back-references). So a
+// pattern without repetitions passes over any subject, one with a single unanchored repetition
+// over up to 10,000 bytes. Pessimistic by design: it must never let a hang through.
+constexpr double kMaxPatternSteps = 1e8;
+
+double PatternSteps(std::string_view p, size_t subject, bool anchorable) {
+  double n = static_cast<double>(subject) + 1;
+  double steps = 1;
+  size_t i = 0;
+  if (anchorable && !p.empty() && p[0] == '^') {
+    i = 1;
+  } else {
+    steps *= n;
+  }
+  while (i < p.size()) {
+    char c = p[i];
+    if (c == '(' || c == ')') {
+      ++i;
+      continue;
+    }
+    if (c == '%' && i + 1 < p.size()) {
+      char e = p[i + 1];
+      if (e == 'b') {  // %bxy scans up to the whole subject
+        steps *= n;
+        i += 4;
+        continue;
+      }
+      if (e == 'f') {  // %f[set]: a frontier, one check
+        i += 2;
+        while (i < p.size() && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
+        ++i;
+        continue;
+      }
+      if (e >= '0' && e <= '9') {  // a back-reference compares up to the whole subject
+        steps *= n;
+        i += 2;
+        continue;
+      }
+      i += 2;
+    } else if (c == '[') {
+      ++i;
+      if (i < p.size() && p[i] == '^') ++i;
+      if (i < p.size() && p[i] == ']') ++i;
+      while (i < p.size() && p[i] != ']') i += (p[i] == '%') ? 2 : 1;
+      ++i;
+    } else {
+      ++i;
+    }
+    if (i < p.size()) {
+      char q = p[i];
+      if (q == '*' || q == '+' || q == '-') {
+        steps *= n;
+        ++i;
+      } else if (q == '?') {
+        steps *= 2;
+        ++i;
+      }
+    }
+  }
+  return steps;
+}
+
+// string.find, match, gmatch and gsub, refusing a call whose estimated worst case is too costly;
+// upvalue 1 is the library's function, upvalue 2 its name. find with `plain` is not checked.
+int BoundedPatternCall(lua_State* L) {
+  size_t subject = 0, pattern = 0;
+  luaL_checklstring(L, 1, &subject);
+  const char* p = luaL_checklstring(L, 2, &pattern);
+  const char* name = lua_tostring(L, lua_upvalueindex(2));
+  bool is_find = std::strcmp(name, "find") == 0;
+  bool plain = is_find && lua_toboolean(L, 4);
+  if (!plain) {
+    bool anchorable = std::strcmp(name, "gmatch") != 0;
+    double steps = PatternSteps(std::string_view(p, pattern), subject, anchorable);
+    if (steps > kMaxPatternSteps) {
+      return luaL_error(L,
+                        "string.%s: pattern '%s' could take too long over %d bytes; use a plain "
+                        "find, an anchored pattern or fewer repetitions",
+                        name, p, static_cast<int>(subject));
+    }
+  }
+  int args = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, args, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 void SetGlobalFunction(lua_State* L, const char* name, lua_CFunction f) {
   lua_pushcfunction(L, f);
   lua_setglobal(L, name);
@@ -283,6 +376,12 @@ void OpenSandbox(lua_State* L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
+  for (const char* name : {"find", "match", "gmatch", "gsub"}) {
+    lua_getfield(L, -1, name);
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, BoundedPatternCall, 2);
+    lua_setfield(L, -2, name);
+  }
   lua_pop(L, 1);
   lua_getglobal(L, "setmetatable");
   lua_pushcclosure(L, SafeSetmetatable, 1);

@@ -25,10 +25,10 @@
 // the message is dead-lettered with reason kScriptReason and the error as its cause. A run that
 // hit a limit fails even if the script caught the error with pcall and then called a handler.
 //
-// Known gap: the instruction bound counts Lua instructions, not time spent inside one library
-// call. The only library call whose time is not bounded by its input and memory is the
-// string library's pattern matching (string.find, match, gmatch, gsub), which backtracks: a
-// crafted pattern over a long subject can run for a long time.
+// The instruction bound counts Lua instructions, not time inside one library call. The only
+// library calls whose time their input and the memory bound do not bound are the string
+// library's pattern functions (find, match, gmatch, gsub), which backtrack; they refuse a call
+// whose worst case, estimated from the pattern's shape and the subject's length, is too costly.
 #pragma once
 
 #include <cstddef>

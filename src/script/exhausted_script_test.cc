@@ -355,6 +355,41 @@ TEST(ExhaustedScriptSandboxTest, FinalizersAreRefused) {
   EXPECT_FALSE(d.failed()) << d.error;
 }
 
+TEST(ExhaustedScriptSandboxTest, CostlyPatternsAreRefusedBeforeTheyRun) {
+  // Cubic backtracking over 2,000 bytes would run for minutes inside one library call, where the
+  // instruction count does not reach.
+  auto start = std::chrono::steady_clock::now();
+  ExpectFailedWith(RunSource("local s = string.rep('a', 2000)\nstring.find(s, '.-.-.-b')"),
+                   "script:2: string.find: pattern '.-.-.-b' could take too long over 2000 bytes");
+  ExpectFailedWith(RunSource("local s = string.rep('a', 2000) s:match('(a*)(a*)(a*)b')"),
+                   "string.match: pattern");
+  ExpectFailedWith(RunSource("local s = string.rep('a', 20000) s:gsub('a-b', '')"),
+                   "string.gsub: pattern");
+  ExpectFailedWith(RunSource("local s = string.rep('a', 20000) for x in s:gmatch('%w+b') do end"),
+                   "string.gmatch: pattern");
+  ExpectFailedWith(RunSource("local s = string.rep('(', 20000) s:find('%b()')"),
+                   "string.find: pattern");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+
+  // What is cheap still works: plain finds and literal patterns over any subject, repetitions
+  // over short subjects or anchored, and the pattern functions as methods.
+  ScriptFailure f = SampleFailure();
+  f.body = std::string(1024 * 1024, 'a') + "\"type\":\"order.created\"";
+  ScriptDecision d = RunSource(
+      "local b = failure.body\n"
+      "assert(b:find('\"type\":\"order', 1, true))\n"
+      "assert(b:find('\"type\":\"order.created'))\n"
+      "assert(failure.attributes.type:match('^(%w+)%.(%w+)$') == 'order')\n"
+      "assert(select(2, failureCause:gsub('%d', '#')) == 4)\n"
+      "local words = 0 for w in failureCause:gmatch('%a+') do words = words + 1 end\n"
+      "assert(words == 3, words)\n"
+      "assert(('key=value'):match('^(%w+)=(%w*)$') == 'key')\n"
+      "drop()",
+      f);
+  EXPECT_FALSE(d.failed()) << d.error;
+  EXPECT_EQ(d.kind, Kind::kDrop);
+}
+
 TEST(ExhaustedScriptSandboxTest, PcallStillCatchesOrdinaryErrors) {
   ScriptDecision d = RunSource(
       "local ok, err = pcall(error, 'inner')\n"
