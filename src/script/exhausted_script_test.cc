@@ -430,8 +430,13 @@ TEST(ExhaustedScriptSandboxTest, GarbageDoesNotCountOnceCollected) {
 }
 
 TEST(ExhaustedScriptSandboxTest, DeepRecursionFails) {
-  ExpectFailedWith(RunSource("local function f(n) return f(n + 1) + 1 end f(1)"), "script");
-  EXPECT_TRUE(RunSource("local function f(n) return f(n + 1) + 1 end f(1)").failed());
+  // Lua's stack grows until the memory bound stops it.
+  ExpectFailedWith(RunSource("local function f(n) return f(n + 1) + 1 end f(1)"),
+                   "script used too much memory");
+  // Recursion through metamethods stops at Lua's C-stack bound.
+  ExpectFailedWith(RunSource("local t = setmetatable({}, {__index = function(t, k) return t[k] "
+                             "end}) local x = t.a drop()"),
+                   "script:1: C stack overflow");
 }
 
 // ---- Threads ----
