@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ make cmake ninja-build pkg-config ccache
   libsqlite3-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libcli11-dev
-  libtomlplusplus-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev
+  libtomlplusplus-dev liblua5.4-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev
   libpq-dev librabbitmq-dev
   libgtest-dev
   clang-format curl ca-certificates sqlite3 procps python3
