@@ -1,10 +1,16 @@
 #include "engine/engine.h"
 
+#include <spdlog/spdlog.h>
+
 namespace redrive::engine {
 
 Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions options,
                Coordinator* coordinator)
     : clock_(clock), options_(options) {
+  // spdlog makes its registry on first use. Make it here, on the constructing thread, before
+  // any service logs from one of its own: libspdlog is not instrumented, so ThreadSanitizer
+  // cannot see the static's guard and reports two threads' first logs as a race.
+  spdlog::default_logger_raw();
   if (coordinator == nullptr) {
     own_coordinator_ = std::make_unique<LocalCoordinator>(clock);
     coordinator = own_coordinator_.get();
