@@ -290,14 +290,7 @@ Result<std::vector<Delivery>> Messages::LeaseNow(const CachedQueue& q, int max,
 
 Result<std::vector<Status>> Messages::Ack(const std::string& tenant, const std::string& queue,
                                           const std::vector<std::string>& receipts) {
-  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
-  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
-  if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
-  if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
-    return Status(ErrorCode::kBatchTooLarge,
-                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
-  }
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LeasedQueue(tenant, queue, receipts.size()));
   std::vector<Status> out(receipts.size());
   std::vector<store::Receipt> valid;
   std::vector<size_t> index;
@@ -323,16 +316,22 @@ Result<std::vector<Status>> Messages::Ack(const std::string& tenant, const std::
   return out;
 }
 
-Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std::string& queue,
-                                           const std::vector<NackRequest>& nacks) {
+Result<QueueRef> Messages::LeasedQueue(const std::string& tenant, const std::string& queue,
+                                       size_t receipts) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
   REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
-  if (nacks.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
-  if (nacks.size() > static_cast<size_t>(options_.max_batch)) {
+  if (receipts == 0) return Status(ErrorCode::kEmptyBatch, "no receipts");
+  if (receipts > static_cast<size_t>(options_.max_batch)) {
     return Status(ErrorCode::kBatchTooLarge,
                   "at most " + std::to_string(options_.max_batch) + " receipts per call");
   }
+  return q;
+}
+
+Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std::string& queue,
+                                           const std::vector<NackRequest>& nacks) {
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LeasedQueue(tenant, queue, nacks.size()));
   for (size_t i = 0; i < nacks.size(); ++i) {
     const NackRequest& n = nacks[i];
     std::string where = "nacks[" + std::to_string(i) + "].";
@@ -572,14 +571,7 @@ Result<std::vector<Status>> Messages::ExtendLeases(const std::string& tenant,
                                                    const std::string& queue,
                                                    const std::vector<std::string>& receipts,
                                                    DurationMs visibility_timeout) {
-  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
-  REDRIVE_RETURN_IF_ERROR(NoLeasesOn(*q));
-  if (receipts.empty()) return Status(ErrorCode::kEmptyBatch, "no receipts");
-  if (receipts.size() > static_cast<size_t>(options_.max_batch)) {
-    return Status(ErrorCode::kBatchTooLarge,
-                  "at most " + std::to_string(options_.max_batch) + " receipts per call");
-  }
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LeasedQueue(tenant, queue, receipts.size()));
   if (visibility_timeout < 1000 || visibility_timeout > kMaxVisibilityTimeout) {
     return Status(ErrorCode::kInvalidArgument, "visibilityTimeout must be between 1s and 12h");
   }

@@ -158,6 +158,11 @@ class Messages : public CoordinationListener {
   store::FailureAction PlanExhausted(const CachedQueue& queue, const store::MessageRecord& message,
                                      const store::Receipt& receipt, store::Journal journal,
                                      const std::string& reason, const std::string& cause);
+  // The queue of an ack, nack or extend of `receipts` receipts, with the checks they share.
+  // Errors: kTenantNotFound, kQueueNotFound, kDeadLetterQueueReadOnly, kEmptyBatch,
+  // kBatchTooLarge.
+  Result<QueueRef> LeasedQueue(const std::string& tenant, const std::string& queue,
+                               size_t receipts);
   // The queue a message exhausted on `queue` moves to under onExhausted reroute, if it can take
   // it: a standard queue, with room, whose maxMessageSize the body fits.
   Result<QueueRef> RerouteDestination(const CachedQueue& queue,
