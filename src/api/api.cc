@@ -122,6 +122,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   AddOpsRoutes();
   AddTenancyRoutes();
   AddQueueRoutes();
+  AddTopicRoutes();
   AddMessageRoutes();
   AddDeadLetterRoutes();
   AddJobRoutes();

@@ -88,6 +88,7 @@ class RestApi {
   void AddOpsRoutes();         // /healthz, /readyz, /metrics
   void AddTenancyRoutes();     // tenants, the server's audit log, operator and tenant tokens
   void AddQueueRoutes();       // queues
+  void AddTopicRoutes();       // topics, subscriptions, endpoints
   void AddMessageRoutes();     // publish, receive, ack, nack, extend
   void AddDeadLetterRoutes();  // the dead-letter workbench: browse and actions
   void AddJobRoutes();         // redrive jobs

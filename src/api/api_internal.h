@@ -21,6 +21,8 @@ namespace redrive::api {
 http::Response Json(int status, const json& body);
 // 204, no body.
 http::Response NoContent();
+// A queue (a subscription's too) as the API shows it (routes_queues.cc).
+json QueueJson(const engine::QueueInfo& q);
 
 // ------------------------------------------------------------------ requests
 

@@ -10,16 +10,14 @@
 #include "engine/queue_config.h"
 
 namespace redrive::api {
-namespace {
-
-using engine::Principal;
-using http::Request;
-using http::Response;
 
 json QueueJson(const engine::QueueInfo& q) {
   bool dlq = q.kind == store::QueueKind::kDeadLetter;
+  auto [topic, subscription] = engine::SplitSubscriptionQueue(q.name);
   json j = {{"name", q.name},
-            {"kind", dlq ? "dead-letter" : "standard"},
+            {"kind", dlq             ? "dead-letter"
+                     : topic.empty() ? "standard"
+                                     : "subscription"},
             {"depth",
              {{"ready", q.depth.ready},
               {"delayed", q.depth.delayed},
@@ -28,8 +26,18 @@ json QueueJson(const engine::QueueInfo& q) {
             {"createdAt", FormatTime(q.created_at)},
             {"updatedAt", FormatTime(q.updated_at)}};
   j["attributes"] = dlq ? json(nullptr) : engine::QueueConfigToJson(q.config);
+  if (!topic.empty()) {
+    j["topic"] = topic;
+    j["subscription"] = subscription;
+  }
   return j;
 }
+
+namespace {
+
+using engine::Principal;
+using http::Request;
+using http::Response;
 
 }  // namespace
 

@@ -33,6 +33,8 @@ namespace redrive {
   X(kTenantNotFound, "tenant-not-found", 404, "No such tenant (or not visible to this token).")  \
   X(kQueueNotFound, "queue-not-found", 404, "No such queue in this tenant.")                     \
   X(kTokenNotFound, "token-not-found", 404, "No such token in this tenant.")                     \
+  X(kTopicNotFound, "topic-not-found", 404, "No such topic in this tenant.")                     \
+  X(kSubscriptionNotFound, "subscription-not-found", 404, "No such subscription on this topic.") \
   X(kDeadLetterNotFound, "dead-letter-not-found", 404, "No such dead letter in this tenant.")    \
   X(kJobNotFound, "job-not-found", 404, "No such redrive job in this tenant.")                   \
   X(kMethodNotAllowed, "method-not-allowed", 405, "The route exists but not for this method.")   \
@@ -45,6 +47,8 @@ namespace redrive {
   X(kJobStateConflict, "job-state-conflict", 409, "The job's state does not allow that now.")    \
   X(kQueueFull, "queue-full", 409,                                                               \
     "The queue is at its max length and its overflow policy is reject-publish.")                 \
+  X(kNotAQueue, "not-a-queue", 409,                                                              \
+    "The name is a topic: publish to it, and receive from its subscriptions.")                   \
   X(kDeadLetterQueueReadOnly, "dead-letter-queue-read-only", 409,                                \
     "Dead-letter queues are written by redrive only; use the dead-letter API to read them.")     \
   X(kLastOperatorToken, "last-operator-token", 409,                                              \

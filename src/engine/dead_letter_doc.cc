@@ -1,6 +1,8 @@
 #include "engine/dead_letter_doc.h"
 
 #include "common/text.h"
+#include "engine/model.h"
+#include "engine/subscription_config.h"
 
 namespace redrive::engine {
 using nlohmann::json;
@@ -24,13 +26,17 @@ json AttributesJson(const store::Attributes& attributes) {
 }
 
 json DeadLetterDocument(const store::DeadLetterRecord& d) {
-  json j = {{"id", d.id},
-            {"deadLetterQueue", d.dlq},
-            {"origin", d.origin},
-            {"reason", d.reason},
-            {"cause", d.cause},
-            {"group", d.group_id},
-            {"signature", d.signature}};
+  json j = {{"id", d.id},       {"deadLetterQueue", d.dlq}, {"origin", d.origin},
+            {"topic", nullptr}, {"subscription", nullptr},  {"reason", d.reason},
+            {"cause", d.cause}, {"group", d.group_id},      {"signature", d.signature}};
+  // A topic's message: dead-lettered by a subscription (its queue "<topic>:<subscription>"), or
+  // by the topic itself when no subscription took it (reason no-route).
+  if (auto [topic, subscription] = SplitSubscriptionQueue(d.origin); !topic.empty()) {
+    j["topic"] = topic;
+    j["subscription"] = subscription;
+  } else if (d.reason == kReasonNoRoute) {
+    j["topic"] = d.origin;
+  }
   PutBody(j, d.body);
   j["attributes"] = AttributesJson(d.attributes);
   j["idempotencyKey"] = d.idempotency_key.empty() ? json(nullptr) : json(d.idempotency_key);
@@ -42,11 +48,18 @@ json DeadLetterDocument(const store::DeadLetterRecord& d) {
   j["expiresAt"] = OptTime(d.retain_until);
   json attempts = json::array();
   for (const auto& a : d.journal.attempts) {
-    attempts.push_back({{"at", FormatTime(a.at)},
-                        {"consumer", a.consumer},
-                        {"outcome", a.outcome},
-                        {"reason", a.reason},
-                        {"error", a.error}});
+    json e = {{"at", FormatTime(a.at)},
+              {"consumer", a.consumer},
+              {"outcome", a.outcome},
+              {"reason", a.reason},
+              {"error", a.error}};
+    if (a.status != 0 || a.duration_ms != 0 || !a.response.empty()) {
+      // A push delivery's attempt.
+      e["status"] = a.status == 0 ? json(nullptr) : json(a.status);
+      e["durationMs"] = a.duration_ms;
+      e["response"] = a.response;
+    }
+    attempts.push_back(std::move(e));
   }
   j["attempts"] = std::move(attempts);
   j["attemptsOmitted"] = d.journal.omitted;

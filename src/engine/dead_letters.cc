@@ -497,7 +497,12 @@ Status DeadLetters::MoveBatch(const std::string& tenant, const std::vector<DeadL
     }
     const CachedQueue& cq = *q.value();
     if (cq.record.kind != store::QueueKind::kStandard) {
-      Skip(result, d.id, "origin-missing", "'" + dest + "' is a dead-letter queue");
+      Skip(result, d.id, "origin-missing",
+           cq.record.kind == store::QueueKind::kTopic
+               ? "'" + dest +
+                     "' is a topic (the message matched no subscription); reroute it "
+                     "to a subscription's queue"
+               : "'" + dest + "' is a dead-letter queue");
       continue;
     }
     store::RedriveItem it;
@@ -540,6 +545,11 @@ Result<ActionResult> DeadLetters::MoveDeadLetters(const Principal& actor, const 
   }
   if (!destination.empty()) {
     REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, destination));
+    if (q->record.kind == store::QueueKind::kTopic) {
+      return Status(ErrorCode::kNotAQueue, "'" + destination +
+                                               "' is a topic; reroute to one of its "
+                                               "subscriptions' queues (<topic>:<subscription>)");
+    }
     if (q->record.kind != store::QueueKind::kStandard) {
       return Status(ErrorCode::kDeadLetterQueueReadOnly,
                     "'" + destination + "' is a dead-letter queue; reroute to a standard queue");

@@ -23,6 +23,8 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
       std::make_unique<Tenancy>(control_port, clock, random, options_, *coordinator_, *audit_);
   queues_ = std::make_unique<Queues>(control_port, message_port, clock, *tenancy_, *coordinator_,
                                      *audit_, counters_);
+  topics_ = std::make_unique<Topics>(control_port, clock, random, *tenancy_, *queues_,
+                                     *coordinator_, *audit_);
   messages_ = std::make_unique<Messages>(message_port, clock, random, options_, *queues_, *tenancy_,
                                          *coordinator_, counters_);
   dead_letters_ = std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_,

@@ -26,6 +26,7 @@
 #include "engine/model.h"
 #include "engine/queues.h"
 #include "engine/tenancy.h"
+#include "engine/topics.h"
 #include "store/store.h"
 
 namespace redrive::engine {
@@ -45,6 +46,7 @@ class Engine {
 
   Tenancy& tenancy() { return *tenancy_; }
   Queues& queues() { return *queues_; }
+  Topics& topics() { return *topics_; }
   Messages& messages() { return *messages_; }
   DeadLetters& dead_letters() { return *dead_letters_; }
   Background& background() { return *background_; }
@@ -64,6 +66,7 @@ class Engine {
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<Tenancy> tenancy_;
   std::unique_ptr<Queues> queues_;
+  std::unique_ptr<Topics> topics_;
   std::unique_ptr<Messages> messages_;
   std::unique_ptr<DeadLetters> dead_letters_;
   std::unique_ptr<Background> background_;

@@ -31,6 +31,10 @@ void Messages::ReceiveAsync(const std::string& tenant, const std::string& queue,
       return Status(ErrorCode::kDeadLetterQueueReadOnly,
                     "'" + queue + "' is a dead-letter queue; read it through the dead-letter API");
     }
+    if (q->record.kind == store::QueueKind::kTopic) {
+      return Status(ErrorCode::kNotAQueue,
+                    "'" + queue + "' is a topic; receive from one of its subscriptions");
+    }
     if (opt.max_messages < 1 || opt.max_messages > options_.max_receive) {
       return Status(ErrorCode::kInvalidArgument,
                     "maxMessages must be between 1 and " + std::to_string(options_.max_receive));

@@ -75,7 +75,7 @@ std::vector<size_t> FirstOccurrences(const std::vector<NewMessage>& messages, bo
 // The error of a publish the store refused: the code, and the words, with the figures the
 // store compared.
 Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
-                     const std::string& queue, int64_t max_length, const TenantQuotas& quotas) {
+                     const std::string& what, int64_t max_length, const TenantQuotas& quotas) {
   switch (r.refusal) {
     case store::PublishRefusal::kNone:
       return Status::Ok();
@@ -90,8 +90,8 @@ Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
                         std::to_string(quotas.max_bytes) + ": " + std::to_string(r.stored) +
                         " body bytes stored, this publish adds " + std::to_string(r.adding));
     case store::PublishRefusal::kQueueFull:
-      return Status(ErrorCode::kQueueFull, "queue " + queue + " is at its max length of " +
-                                               std::to_string(max_length) + " messages");
+      return Status(ErrorCode::kQueueFull,
+                    what + " is at its max length of " + std::to_string(max_length) + " messages");
   }
   return Status(ErrorCode::kInternal, "unknown publish refusal");
 }
@@ -136,29 +136,20 @@ void Messages::ResumeLongPolls() { stopping_ = false; }
 
 // ------------------------------------------------------------------ messages
 
-Result<std::vector<store::PublishOutcome>> Messages::Publish(const std::string& tenant,
-                                                             const std::string& queue,
-                                                             std::vector<NewMessage> messages) {
-  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
-  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
-  if (q->record.kind == QueueKind::kDeadLetter) {
-    return Status(ErrorCode::kDeadLetterQueueReadOnly,
-                  "'" + queue + "' is a dead-letter queue; only redrive writes to it");
-  }
+Status Messages::CheckBatch(const std::vector<NewMessage>& messages, int64_t max_message_size,
+                            const std::string& whose) const {
   if (messages.empty()) return Status(ErrorCode::kEmptyBatch, "no messages to publish");
   if (messages.size() > static_cast<size_t>(options_.max_batch)) {
     return Status(ErrorCode::kBatchTooLarge,
                   "at most " + std::to_string(options_.max_batch) + " messages per publish");
   }
-  const QueueConfig& cfg = q->config;
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     std::string where = "message " + std::to_string(i) + ": ";
-    if (static_cast<int64_t>(m.body.size()) > cfg.max_message_size) {
+    if (static_cast<int64_t>(m.body.size()) > max_message_size) {
       return Status(ErrorCode::kMessageTooLarge,
-                    where + "body of " + std::to_string(m.body.size()) +
-                        " bytes exceeds the queue's maxMessageSize of " +
-                        std::to_string(cfg.max_message_size));
+                    where + "body of " + std::to_string(m.body.size()) + " bytes exceeds the " +
+                        whose + " maxMessageSize of " + std::to_string(max_message_size));
     }
     if (m.attributes.size() > static_cast<size_t>(options_.max_attributes)) {
       return Status(ErrorCode::kTooManyAttributes,
@@ -182,6 +173,200 @@ Result<std::vector<store::PublishOutcome>> Messages::Publish(const std::string& 
       return Status(ErrorCode::kInvalidArgument, where + "delay must be between 0s and 7d");
     }
   }
+  return Status::Ok();
+}
+
+Result<std::vector<store::PublishOutcome>> Messages::PublishTopic(
+    const std::string& tenant, const std::string& topic, std::vector<NewMessage> messages) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  auto q = queues_.Lookup(tenant, topic);
+  if ((q.ok() && q.value()->record.kind != QueueKind::kTopic) ||
+      (!q.ok() && q.status().code() == ErrorCode::kQueueNotFound)) {
+    return Status(ErrorCode::kTopicNotFound, "topic '" + topic + "' not found");
+  }
+  REDRIVE_RETURN_IF_ERROR(q.status());
+  return PublishToTopic(*q.value(), std::move(messages));
+}
+
+// The fan-out: one copy of each message for every subscription whose filter it matches, all
+// stored in one transaction (PublishMany), or none. A copy's id is "<message id>:<subscription>"
+// (dead letters are unique by id within a tenant, and a copy can be dead-lettered by each
+// subscription); the publisher gets the message id.
+Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
+    const CachedQueue& topic, std::vector<NewMessage> messages) {
+  const std::string& tenant = topic.record.tenant;
+  REDRIVE_RETURN_IF_ERROR(CheckBatch(messages, topic.topic.max_message_size, "topic's"));
+  REDRIVE_ASSIGN_OR_RETURN(auto subs, queues_.SubscriptionsOf(tenant, topic.record.name));
+  std::vector<size_t> first_of = FirstOccurrences(messages, true);
+  TimeMs now = clock_.Now();
+  REDRIVE_ASSIGN_OR_RETURN(TenantQuotas quotas, tenancy_.QuotasOf(tenant));
+  std::vector<std::string> ids(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] == i) ids[i] = NewUlid(now, random_);
+  }
+  std::vector<int> copies(messages.size(), 0);
+  std::vector<store::PublishRequest> requests;
+  std::vector<const CachedQueue*> request_queue;
+  // message -> (request, slot) of each of its copies
+  std::vector<std::vector<std::pair<size_t, size_t>>> where(messages.size());
+  auto base_request = [&](int64_t queue_id) {
+    store::PublishRequest req;
+    req.queue_id = queue_id;
+    req.tenant = tenant;
+    req.now = now;
+    req.tenant_max_messages = quotas.max_messages;
+    req.tenant_max_bytes = quotas.max_bytes;
+    return req;
+  };
+  for (const QueueRef& sub : *subs) {
+    const QueueConfig& cfg = sub->config;
+    std::string name = SplitSubscriptionQueue(sub->record.name).second;
+    store::PublishRequest req = base_request(sub->record.id);
+    req.dedup_window = cfg.dedup_window;
+    req.max_length = cfg.max_length;
+    req.overflow = cfg.overflow == OverflowPolicy::kDeadLetterOldest
+                       ? store::OverflowAction::kDeadLetterOldest
+                       : store::OverflowAction::kRefuse;
+    std::string overflow_cause =
+        "subscription " + name + " reached its max length of " + std::to_string(cfg.max_length);
+    FailureSignature sig = SignatureOf(sub->record.name, kReasonOverflow, overflow_cause);
+    req.overflow_death =
+        store::DeathInfo{cfg.dead_letter_queue,           kReasonOverflow, overflow_cause, now,
+                         DeadLetterRetainUntil(cfg, now), sig.group_id,    sig.text};
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const NewMessage& m = messages[i];
+      if (first_of[i] != i || !cfg.filter.Matches(m.attributes)) continue;
+      if (static_cast<int64_t>(m.body.size()) > cfg.max_message_size) {
+        return Status(ErrorCode::kMessageTooLarge,
+                      "message " + std::to_string(i) + ": body of " +
+                          std::to_string(m.body.size()) + " bytes exceeds the maxMessageSize of " +
+                          "subscription " + name + ", " + std::to_string(cfg.max_message_size));
+      }
+      store::MessageRecord r;
+      r.id = SubscriptionQueueName(ids[i], name);
+      r.body = m.body;
+      r.attributes = m.attributes;
+      r.idempotency_key = m.idempotency_key;
+      r.published_at = now;
+      r.enqueued_at = now;
+      r.visible_at = now + (m.delay ? *m.delay : cfg.delivery_delay);
+      r.expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
+      r.retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+      where[i].push_back({requests.size(), req.messages.size()});
+      ++copies[i];
+      req.messages.push_back(std::move(r));
+    }
+    if (req.messages.empty()) continue;
+    requests.push_back(std::move(req));
+    request_queue.push_back(sub.get());
+  }
+  // Messages no subscription took.
+  int64_t unrouted = 0;
+  std::optional<size_t> no_route_request;
+  store::PublishRequest dead = base_request(topic.record.id);
+  std::string cause = "no subscription of topic " + topic.record.name + " matched the message";
+  FailureSignature no_route_sig = SignatureOf(topic.record.name, kReasonNoRoute, cause);
+  DurationMs keep = options_.dead_letter_retention;
+  dead.arrival_death = store::DeathInfo{
+      topic.topic.dead_letter_queue, kReasonNoRoute,   cause, now, keep > 0 ? now + keep : 0,
+      no_route_sig.group_id,         no_route_sig.text};
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] != i || copies[i] > 0) continue;
+    ++unrouted;
+    if (topic.topic.no_route != NoRouteAction::kDeadLetter) continue;
+    store::MessageRecord r;
+    r.id = ids[i];
+    r.body = std::move(messages[i].body);
+    r.attributes = std::move(messages[i].attributes);
+    r.idempotency_key = std::move(messages[i].idempotency_key);
+    r.published_at = now;
+    r.enqueued_at = now;
+    r.visible_at = now;
+    dead.messages.push_back(std::move(r));
+  }
+  if (!dead.messages.empty()) {
+    no_route_request = requests.size();
+    requests.push_back(std::move(dead));
+    request_queue.push_back(&topic);
+  }
+
+  std::vector<store::PublishResult> results;
+  if (!requests.empty()) {
+    REDRIVE_ASSIGN_OR_RETURN(results, store_.PublishMany(requests));
+    for (size_t k = 0; k < results.size(); ++k) {
+      if (results[k].refusal == store::PublishRefusal::kNone) continue;
+      const CachedQueue& q = *request_queue[k];
+      return RefusalStatus(results[k], tenant,
+                           "subscription " + SplitSubscriptionQueue(q.record.name).second,
+                           q.config.max_length, quotas);
+    }
+  }
+  std::vector<store::PublishOutcome> outcomes;
+  outcomes.reserve(messages.size());
+  int64_t fresh = 0, dup = 0, evicted = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (first_of[i] != i) {
+      outcomes.push_back(store::PublishOutcome{outcomes[first_of[i]].id, true});
+      ++dup;
+      continue;
+    }
+    // A duplicate when every copy was (the key was remembered by each subscription).
+    store::PublishOutcome o{ids[i], !where[i].empty()};
+    for (const auto& [k, slot] : where[i]) {
+      const store::PublishOutcome& c = results[k].outcomes[slot];
+      if (!c.duplicate) {
+        o.duplicate = false;
+        break;
+      }
+      o.id = c.id.substr(0, c.id.find(kSubscriptionSeparator));
+    }
+    if (!o.duplicate) o.id = ids[i];
+    (o.duplicate ? dup : fresh) += 1;
+    outcomes.push_back(std::move(o));
+  }
+  for (size_t k = 0; k < results.size(); ++k) {
+    bool any_fresh = false;
+    for (const auto& c : results[k].outcomes) any_fresh = any_fresh || !c.duplicate;
+    evicted += static_cast<int64_t>(results[k].evicted_ids.size());
+    for (size_t e = 0; e < results[k].evicted_ids.size(); ++e) {
+      counters_.CountDeadLetter(kReasonOverflow);
+    }
+    if (no_route_request && k == *no_route_request) {
+      for (size_t c = 0; c < results[k].outcomes.size(); ++c) {
+        counters_.CountDeadLetter(kReasonNoRoute);
+      }
+      continue;
+    }
+    if (any_fresh) coordinator_.SignalReady(request_queue[k]->record.id);
+  }
+  counters_.topic_published += fresh;
+  counters_.topic_unrouted += unrouted;
+  counters_.duplicates += dup;
+  if (unrouted > 0) {
+    spdlog::info(
+        "{}/{}: {} of {} messages matched no subscription ({})", tenant, topic.record.name,
+        unrouted, messages.size(),
+        topic.topic.no_route == NoRouteAction::kDeadLetter ? "dead-lettered, no-route" : "counted");
+  }
+  if (evicted > 0) {
+    spdlog::info("dead-lettered {} oldest messages of subscriptions of {}/{} (overflow)", evicted,
+                 tenant, topic.record.name);
+  }
+  return outcomes;
+}
+
+Result<std::vector<store::PublishOutcome>> Messages::Publish(const std::string& tenant,
+                                                             const std::string& queue,
+                                                             std::vector<NewMessage> messages) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, queue));
+  if (q->record.kind == QueueKind::kDeadLetter) {
+    return Status(ErrorCode::kDeadLetterQueueReadOnly,
+                  "'" + queue + "' is a dead-letter queue; only redrive writes to it");
+  }
+  if (q->record.kind == QueueKind::kTopic) return PublishToTopic(*q, std::move(messages));
+  const QueueConfig& cfg = q->config;
+  REDRIVE_RETURN_IF_ERROR(CheckBatch(messages, cfg.max_message_size, "queue's"));
 
   // A key repeated within the batch is a duplicate of its first occurrence, which alone goes
   // to the store (its contract wants the keys of one request distinct); keys already stored
@@ -226,7 +411,7 @@ Result<std::vector<store::PublishOutcome>> Messages::Publish(const std::string& 
     req.messages.push_back(std::move(r));
   }
   REDRIVE_ASSIGN_OR_RETURN(auto result, store_.Publish(req));
-  REDRIVE_RETURN_IF_ERROR(RefusalStatus(result, tenant, queue, cfg.max_length, quotas));
+  REDRIVE_RETURN_IF_ERROR(RefusalStatus(result, tenant, "queue " + queue, cfg.max_length, quotas));
   std::vector<store::PublishOutcome> outcomes;
   outcomes.reserve(messages.size());
   int64_t dup = 0;
@@ -255,6 +440,11 @@ namespace {
 // Ack, nack and extend act on leases, which only standard queues hand out: on a dead-letter
 // queue they are refused like publish and receive, whatever the receipts.
 Status NoLeasesOn(const auto& queue) {
+  if (queue.record.kind == QueueKind::kTopic) {
+    return Status(ErrorCode::kNotAQueue, "'" + queue.record.name +
+                                             "' is a topic: it holds no leases; its "
+                                             "subscriptions do");
+  }
   if (queue.record.kind != QueueKind::kDeadLetter) return Status::Ok();
   return Status(ErrorCode::kDeadLetterQueueReadOnly,
                 "'" + queue.record.name +

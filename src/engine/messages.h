@@ -88,6 +88,13 @@ class Messages : public CoordinationListener {
   Result<std::vector<store::PublishOutcome>> Publish(const std::string& tenant,
                                                      const std::string& queue,
                                                      std::vector<NewMessage> messages);
+  // Publishes to a topic: each message goes to every subscription whose filter it matches,
+  // all in one transaction or none; a message no subscription takes is counted, and
+  // dead-lettered with reason no-route if the topic says so. Errors: as Publish, with
+  // kTopicNotFound for kQueueNotFound. (Publish given a topic's name does the same.)
+  Result<std::vector<store::PublishOutcome>> PublishTopic(const std::string& tenant,
+                                                          const std::string& topic,
+                                                          std::vector<NewMessage> messages);
   // Leases up to max_messages. With wait > 0 and nothing ready, the receive parks as a waiter
   // (no thread) until messages become ready or the wait passes; `done` is then called once,
   // from a waker thread, or from the thread that calls Stop(). Otherwise `done` is called before
@@ -148,6 +155,11 @@ class Messages : public CoordinationListener {
     bool drain_requested = false;  // Notify came while draining: go round again
   };
 
+  // The checks of a publish's batch that need no store: sizes, attributes, keys, delays.
+  Status CheckBatch(const std::vector<NewMessage>& messages, int64_t max_message_size,
+                    const std::string& whose) const;
+  Result<std::vector<store::PublishOutcome>> PublishToTopic(const CachedQueue& topic,
+                                                            std::vector<NewMessage> messages);
   // The shared path of every failed delivery (nack, ended lease, expired TTL): journal it, then
   // decide between a retry and the exhausted action. `force_reason` non-empty skips the
   // remaining retries with that reason; `journal` already holds this failure (TTL expiry).

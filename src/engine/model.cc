@@ -45,7 +45,8 @@ const std::vector<std::string>& TenantScopes() {
 
 const std::vector<std::string>& DeadLetterReasons() {
   static const std::vector<std::string> kReasons = {kReasonMaxDeliveries, kReasonRejected,
-                                                    kReasonExpired, kReasonOverflow};
+                                                    kReasonExpired,       kReasonOverflow,
+                                                    kReasonNoRoute,       kReasonPermanentFailure};
   return kReasons;
 }
 

@@ -41,6 +41,9 @@ inline constexpr char kReasonMaxDeliveries[] = "max-deliveries";
 inline constexpr char kReasonRejected[] = "rejected";
 inline constexpr char kReasonExpired[] = "expired";
 inline constexpr char kReasonOverflow[] = "overflow";
+inline constexpr char kReasonNoRoute[] = "no-route";  // a topic's message no subscription took
+// A push endpoint answered a status that retrying cannot change (3xx, 4xx of its permanent set).
+inline constexpr char kReasonPermanentFailure[] = "permanent-failure";
 const std::vector<std::string>& DeadLetterReasons();
 
 // A tenant's quotas; 0 = unlimited. The server's defaults (EngineOptions::default_quotas) apply
@@ -119,7 +122,9 @@ struct EngineCounters {
   std::atomic<int64_t> rerouted{0};  // moved to another queue by onExhausted reroute
   std::atomic<int64_t> retention_deleted{0};
   // Indexed like DeadLetterReasons().
-  std::array<std::atomic<int64_t>, 4> dead_lettered{};
+  std::array<std::atomic<int64_t>, 6> dead_lettered{};
+  std::atomic<int64_t> topic_published{0};  // messages published to topics
+  std::atomic<int64_t> topic_unrouted{0};   // ... that no subscription took
 
   // Counts one dead letter of `reason` (one of DeadLetterReasons()).
   void CountDeadLetter(std::string_view reason);

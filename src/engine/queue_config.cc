@@ -3,57 +3,17 @@
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
+#include "engine/internal/config_fields.h"
 
 namespace redrive::engine {
 namespace {
 
+using internal::Bad;
+using internal::ReadDouble;
+using internal::ReadDuration;
+using internal::ReadInt;
+using internal::Unknown;
 using nlohmann::json;
-
-Status Bad(const std::string& field, const std::string& why) {
-  return Status(ErrorCode::kInvalidArgument, "'" + field + "' " + why);
-}
-
-Status ReadDuration(const json& v, const std::string& field, DurationMs* out) {
-  if (v.is_number_integer() && v.get<int64_t>() >= 0) {
-    // The same ceiling as a string: a larger value would be stored in a form that no longer
-    // parses, and the queue could not be loaded again.
-    if (v.get<int64_t>() > kMaxDuration) {
-      return Status(ErrorCode::kInvalidDuration, "'" + field + "' must be at most 36500d");
-    }
-    *out = v.get<int64_t>();
-    return Status::Ok();
-  }
-  if (!v.is_string()) return Bad(field, "must be a duration string like \"30s\"");
-  auto d = ParseDuration(v.get<std::string>());
-  if (!d.ok())
-    return Status(ErrorCode::kInvalidDuration, "'" + field + "': " + d.status().message());
-  *out = d.value();
-  return Status::Ok();
-}
-
-Status ReadInt(const json& v, const std::string& field, int64_t lo, int64_t hi, int64_t* out) {
-  if (!v.is_number_integer()) return Bad(field, "must be an integer");
-  int64_t n = v.get<int64_t>();
-  if (n < lo || n > hi) {
-    return Bad(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  *out = n;
-  return Status::Ok();
-}
-
-Status ReadDouble(const json& v, const std::string& field, double lo, double hi, double* out) {
-  if (!v.is_number()) return Bad(field, "must be a number");
-  double d = v.get<double>();
-  if (!(d >= lo && d <= hi)) {
-    return Bad(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  *out = d;
-  return Status::Ok();
-}
-
-Status Unknown(const std::string& field) {
-  return Status(ErrorCode::kUnknownField, "unknown field '" + field + "'");
-}
 
 Status ApplyBackoff(const json& j, Backoff* b) {
   if (!j.is_object()) return Bad("retryPolicy.backoff", "must be an object");
@@ -170,7 +130,7 @@ Status ApplyRetry(const json& j, RetryPolicy* r) {
 
 }  // namespace
 
-Status ApplyQueueConfigJson(const json& j, QueueConfig* c) {
+Status ApplyQueueConfigJson(const json& j, QueueConfig* c, bool stored) {
   if (!j.is_object())
     return Status(ErrorCode::kInvalidArgument, "queue attributes must be an object");
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -212,6 +172,18 @@ Status ApplyQueueConfigJson(const json& j, QueueConfig* c) {
       c->dead_letter_queue = it->get<std::string>();
     } else if (k == "retryPolicy") {
       REDRIVE_RETURN_IF_ERROR(ApplyRetry(*it, &c->retry));
+    } else if (k == "filter") {
+      REDRIVE_RETURN_IF_ERROR(ApplyFilterJson(*it, &c->filter));
+    } else if (k == "push") {
+      if (it->is_null()) {
+        c->push.reset();
+        continue;
+      }
+      if (!c->push) {
+        c->push.emplace();
+        c->push->permanent_codes = DefaultPermanentCodes();
+      }
+      REDRIVE_RETURN_IF_ERROR(ApplyPushJson(*it, stored, &*c->push));
     } else {
       return Unknown(k);
     }
@@ -243,6 +215,7 @@ Status ValidateQueueConfig(const QueueConfig& c) {
     return Bad("retryPolicy.maxDeliveries", "must be the schedule's length + 1");
   }
   REDRIVE_RETURN_IF_ERROR(ValidateName(c.dead_letter_queue, "deadLetterQueue"));
+  if (c.push) REDRIVE_RETURN_IF_ERROR(ValidatePushConfig(*c.push));
   if (c.retry.on_exhausted == ExhaustedAction::kReroute) {
     if (c.retry.reroute_to.empty()) {
       return Bad("retryPolicy.rerouteTo", "is required with onExhausted \"reroute\"");
@@ -254,7 +227,7 @@ Status ValidateQueueConfig(const QueueConfig& c) {
   return Status::Ok();
 }
 
-json QueueConfigToJson(const QueueConfig& c) {
+json QueueConfigToJson(const QueueConfig& c, bool for_store) {
   json retry = {
       {"maxDeliveries", c.retry.max_deliveries},
       {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)},
@@ -271,7 +244,7 @@ json QueueConfigToJson(const QueueConfig& c) {
                         {"max", FormatDuration(c.retry.backoff.max)},
                         {"jitter", c.retry.backoff.jitter}};
   }
-  return json{
+  json out{
       {"visibilityTimeout", FormatDuration(c.visibility_timeout)},
       {"retention", FormatDuration(c.retention)},
       {"deliveryDelay", FormatDuration(c.delivery_delay)},
@@ -286,6 +259,9 @@ json QueueConfigToJson(const QueueConfig& c) {
        c.dead_letter_retention < 0 ? json(nullptr) : json(FormatDuration(c.dead_letter_retention))},
       {"retryPolicy", retry},
   };
+  if (!c.filter.empty()) out["filter"] = FilterToJson(c.filter);
+  if (c.push) out["push"] = PushToJson(*c.push, !for_store);
+  return out;
 }
 
 const std::vector<SchedulePreset>& SchedulePresets() {

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "engine/subscription_config.h"
 
 namespace redrive::engine {
 
@@ -66,6 +68,10 @@ struct QueueConfig {
   // Logs every retry and the exhausted action of each message in the operator's words
   // ("delivery retries = 1/4, retrying"); push subscriptions always do.
   bool log_retries = false;
+  // Subscriptions only (a queue named "<topic>:<subscription>", subscription_config.h): which
+  // of the topic's messages it takes, and, for a push subscription, its endpoint.
+  SubscriptionFilter filter;
+  std::optional<PushConfig> push;
 };
 
 // Hard limits on attribute values, shared by validation and the docs.
@@ -76,11 +82,14 @@ inline constexpr DurationMs kMaxDelay = 7 * 86'400'000LL;
 // Applies the fields present in `j` (a JSON object) to `*config`. Unknown fields, wrong types
 // and out-of-range values are errors (kUnknownField, kInvalidArgument, kInvalidDuration) that
 // name the field; on error `*config` may be partly changed, so apply to a copy.
-Status ApplyQueueConfigJson(const nlohmann::json& j, QueueConfig* config);
+// `stored`: `j` is the store's form (QueueConfigToJson with for_store), which also holds an
+// endpoint's state and full secrets.
+Status ApplyQueueConfigJson(const nlohmann::json& j, QueueConfig* config, bool stored = false);
 // Checks ranges and combinations. Errors: kInvalidArgument.
 Status ValidateQueueConfig(const QueueConfig& config);
-// The full JSON form (every field, durations as strings like "30s").
-nlohmann::json QueueConfigToJson(const QueueConfig& config);
+// The full JSON form (every field, durations as strings like "30s"). An endpoint's secrets are
+// shown as hints, unless `for_store`.
+nlohmann::json QueueConfigToJson(const QueueConfig& config, bool for_store = false);
 
 std::string_view OverflowPolicyName(OverflowPolicy p);
 std::string_view ExhaustedActionName(ExhaustedAction a);

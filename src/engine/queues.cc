@@ -24,6 +24,23 @@ Status QueueNotFound(const std::string& name) {
 
 const Principal& SystemActor() { return Tenancy::System(); }
 
+Status NotAQueue(const std::string& name) {
+  return Status(ErrorCode::kNotAQueue,
+                "'" + name + "' is a topic; use the topic routes for it, and its subscriptions");
+}
+
+// A filter or an endpoint only belongs to a subscription's queue.
+Status OnlySubscriptionsFilter(const std::string& name, const QueueConfig& config) {
+  if (name.find(kSubscriptionSeparator) != std::string::npos) return Status::Ok();
+  if (!config.filter.empty()) {
+    return Status(ErrorCode::kInvalidArgument, "'filter' is for subscriptions of a topic only");
+  }
+  if (config.push) {
+    return Status(ErrorCode::kInvalidArgument, "'push' is for subscriptions of a topic only");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Queues::Queues(store::ControlStore& control, store::MessageStore& messages, Clock& clock,
@@ -43,14 +60,22 @@ Queues::~Queues() { coordinator_.Unsubscribe(this); }
 
 void Queues::OnInvalidate(CacheScope scope, const std::string& key) {
   std::lock_guard<std::mutex> l(mu_);
+  ++generation_;
   switch (scope) {
-    case CacheScope::kQueue:
+    case CacheScope::kQueue: {
       queues_.erase(key);
+      // "tenant/topic" or "tenant/topic:subscription": the topic's list of subscriptions.
+      subscriptions_.erase(key.substr(0, key.find(kSubscriptionSeparator)));
       break;
+    }
     case CacheScope::kTenant: {
       std::string prefix = key + "/";
       for (auto it = queues_.begin(); it != queues_.end();) {
         it = it->first.compare(0, prefix.size(), prefix) == 0 ? queues_.erase(it) : std::next(it);
+      }
+      for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {
+        it = it->first.compare(0, prefix.size(), prefix) == 0 ? subscriptions_.erase(it)
+                                                              : std::next(it);
       }
       break;
     }
@@ -70,9 +95,11 @@ Result<QueueRef> Queues::Lookup(const std::string& tenant, const std::string& na
   if (!rec) return QueueNotFound(name);
   auto cached = std::make_shared<CachedQueue>();
   cached->record = *rec;
-  if (rec->kind == QueueKind::kStandard) {
+  if (rec->kind != QueueKind::kDeadLetter) {
     nlohmann::json j = nlohmann::json::parse(rec->config_json, nullptr, false);
-    Status st = ApplyQueueConfigJson(j, &cached->config);
+    Status st = rec->kind == QueueKind::kTopic
+                    ? ApplyTopicConfigJson(j, &cached->topic)
+                    : ApplyQueueConfigJson(j, &cached->config, /*stored=*/true);
     if (!st.ok()) {
       return Status(ErrorCode::kInternal,
                     "stored config of queue " + name + " is unreadable: " + st.message());
@@ -89,12 +116,45 @@ Result<QueueRef> Queues::LookupById(int64_t id) {
   return Lookup(rec->tenant, rec->name);
 }
 
+Result<std::shared_ptr<const std::vector<QueueRef>>> Queues::SubscriptionsOf(
+    const std::string& tenant, const std::string& topic) {
+  std::string key = CacheKey(tenant, topic);
+  uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = subscriptions_.find(key);
+    if (it != subscriptions_.end()) return it->second;
+    generation = generation_;
+  }
+  auto t = Lookup(tenant, topic);
+  if (!t.ok() || t.value()->record.kind != QueueKind::kTopic) {
+    if (t.ok() || t.status().code() == ErrorCode::kQueueNotFound) {
+      return Status(ErrorCode::kTopicNotFound, "topic '" + topic + "' not found");
+    }
+    return t.status();
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListQueues(tenant));
+  auto list = std::make_shared<std::vector<QueueRef>>();
+  std::string prefix = SubscriptionQueueName(topic, "");
+  for (const auto& r : records) {
+    if (r.kind != QueueKind::kStandard || r.name.compare(0, prefix.size(), prefix) != 0) continue;
+    auto q = Lookup(tenant, r.name);
+    if (!q.ok() && q.status().code() == ErrorCode::kQueueNotFound) continue;  // deleted meanwhile
+    REDRIVE_RETURN_IF_ERROR(q.status());
+    list->push_back(q.value());
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (generation == generation_) subscriptions_[key] = list;
+  return std::shared_ptr<const std::vector<QueueRef>>(list);
+}
+
 Status Queues::EnsureDeadLetterQueue(const std::string& tenant, const std::string& name) {
   REDRIVE_ASSIGN_OR_RETURN(auto existing, control_.GetQueue(tenant, name));
   if (existing) {
     if (existing->kind != QueueKind::kDeadLetter) {
       return Status(ErrorCode::kInvalidArgument,
-                    "'deadLetterQueue' names '" + name + "', which is a standard queue");
+                    "'deadLetterQueue' names '" + name + "', which is a " +
+                        (existing->kind == QueueKind::kTopic ? "topic" : "standard queue"));
     }
     return Status::Ok();
   }
@@ -144,6 +204,33 @@ Result<QueueInfo> Queues::CreateQueue(const Principal& actor, const std::string&
                                       const std::string& name, const QueueConfig& config) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateName(name, "queue"));
+  REDRIVE_RETURN_IF_ERROR(OnlySubscriptionsFilter(name, config));
+  return CreateStandard(actor, tenant, name, config);
+}
+
+Result<QueueInfo> Queues::CreateSubscription(const Principal& actor, const std::string& tenant,
+                                             const std::string& topic,
+                                             const std::string& subscription,
+                                             const QueueConfig& config) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_RETURN_IF_ERROR(ValidateName(subscription, "subscription"));
+  REDRIVE_ASSIGN_OR_RETURN(auto existing, SubscriptionsOf(tenant, topic));
+  if (existing->size() >= kMaxSubscriptionsPerTopic) {
+    return Status(ErrorCode::kInvalidArgument, "topic '" + topic + "' has " +
+                                                   std::to_string(kMaxSubscriptionsPerTopic) +
+                                                   " subscriptions, the most a topic can have");
+  }
+  std::string name = SubscriptionQueueName(topic, subscription);
+  auto created = CreateStandard(actor, tenant, name, config);
+  if (!created.ok() && created.status().code() == ErrorCode::kAlreadyExists) {
+    return Status(ErrorCode::kAlreadyExists,
+                  "subscription '" + subscription + "' of topic '" + topic + "' already exists");
+  }
+  return created;
+}
+
+Result<QueueInfo> Queues::CreateStandard(const Principal& actor, const std::string& tenant,
+                                         const std::string& name, const QueueConfig& config) {
   REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
   if (config.dead_letter_queue == name) {
     return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
@@ -167,8 +254,8 @@ Result<QueueInfo> Queues::CreateQueue(const Principal& actor, const std::string&
   REDRIVE_RETURN_IF_ERROR(CheckRerouteTo(tenant, name, config));
   REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
   TimeMs now = clock_.Now();
-  store::QueueRecord rec{0,   tenant, name, QueueKind::kStandard, QueueConfigToJson(config).dump(),
-                         now, now};
+  store::QueueRecord rec{
+      0, tenant, name, QueueKind::kStandard, QueueConfigToJson(config, true).dump(), now, now};
   auto id = control_.CreateQueueWithinQuota(rec, quotas.max_queues);
   if (!id.ok()) {
     if (id.status().code() == ErrorCode::kAlreadyExists) {
@@ -192,15 +279,19 @@ Result<QueueInfo> Queues::UpdateQueue(const Principal& actor, const std::string&
     return Status(ErrorCode::kDeadLetterQueueReadOnly,
                   "'" + name + "' is a dead-letter queue; it has no attributes to change");
   }
+  if (rec->kind == QueueKind::kTopic) return NotAQueue(name);
+  REDRIVE_RETURN_IF_ERROR(OnlySubscriptionsFilter(name, config));
   REDRIVE_RETURN_IF_ERROR(ValidateQueueConfig(config));
   if (config.dead_letter_queue == name) {
     return Status(ErrorCode::kInvalidArgument, "a queue cannot be its own dead-letter queue");
   }
   REDRIVE_RETURN_IF_ERROR(CheckRerouteTo(tenant, name, config));
   REDRIVE_RETURN_IF_ERROR(EnsureDeadLetterQueue(tenant, config.dead_letter_queue));
-  nlohmann::json before = nlohmann::json::parse(rec->config_json, nullptr, false);
+  // The audit sees the public forms: an endpoint's secrets stay out of it.
+  REDRIVE_ASSIGN_OR_RETURN(auto old, Lookup(tenant, name));
+  nlohmann::json before = QueueConfigToJson(old->config);
   nlohmann::json after = QueueConfigToJson(config);
-  rec->config_json = after.dump();
+  rec->config_json = QueueConfigToJson(config, /*for_store=*/true).dump();
   rec->updated_at = clock_.Now();
   REDRIVE_ASSIGN_OR_RETURN(bool updated, control_.UpdateQueue(*rec));
   coordinator_.Invalidate(CacheScope::kQueue, CacheKey(tenant, name));
@@ -213,6 +304,7 @@ Result<QueueInfo> Queues::UpdateQueue(const Principal& actor, const std::string&
 Result<QueueInfo> Queues::GetQueue(const std::string& tenant, const std::string& name) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_ASSIGN_OR_RETURN(auto cached, Lookup(tenant, name));
+  if (cached->record.kind == QueueKind::kTopic) return NotAQueue(name);
   return MakeQueueInfo(cached->record);
 }
 
@@ -221,6 +313,7 @@ Result<std::vector<QueueInfo>> Queues::ListQueues(const std::string& tenant) {
   REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListQueues(tenant));
   std::vector<QueueInfo> out;
   for (const auto& r : records) {
+    if (r.kind == QueueKind::kTopic) continue;  // listed as topics
     REDRIVE_ASSIGN_OR_RETURN(auto info, MakeQueueInfo(r));
     out.push_back(std::move(info));
   }
@@ -238,6 +331,7 @@ Status Queues::DeleteQueue(const Principal& actor, const std::string& tenant,
     return Status(ErrorCode::kDeadLetterQueueReadOnly,
                   "'" + name + "' is a dead-letter queue and cannot be deleted as a queue");
   }
+  if (rec->kind == QueueKind::kTopic) return NotAQueue(name);
   REDRIVE_ASSIGN_OR_RETURN(auto depth, messages_.GetDepth(rec->id, clock_.Now()));
   REDRIVE_ASSIGN_OR_RETURN(bool deleted, control_.DeleteQueue(rec->id));
   coordinator_.Invalidate(CacheScope::kQueue, CacheKey(tenant, name));

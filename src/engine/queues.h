@@ -39,7 +39,8 @@ struct QueueInfo {
 // dead-letter queue). Immutable; a change makes a new one.
 struct CachedQueue {
   store::QueueRecord record;
-  QueueConfig config;
+  QueueConfig config;  // a standard queue's (a subscription's too)
+  TopicConfig topic;   // a topic's
 };
 using QueueRef = std::shared_ptr<const CachedQueue>;
 
@@ -58,6 +59,12 @@ class Queues : public CoordinationListener {
                                 const std::string& name, const QueueConfig& config);
   Result<QueueInfo> CreateQueue(const std::string& tenant, const std::string& name,
                                 const QueueConfig& config);
+  // Creates the queue of subscription `subscription` of topic `topic`, named
+  // "<topic>:<subscription>". Errors: as CreateQueue, and kTopicNotFound, kInvalidArgument
+  // (the topic has kMaxSubscriptionsPerTopic subscriptions).
+  Result<QueueInfo> CreateSubscription(const Principal& actor, const std::string& tenant,
+                                       const std::string& topic, const std::string& subscription,
+                                       const QueueConfig& config);
   // Replaces the attributes. Errors: kQueueNotFound, kInvalidArgument,
   // kDeadLetterQueueReadOnly (a dead-letter queue has no attributes to change).
   Result<QueueInfo> UpdateQueue(const Principal& actor, const std::string& tenant,
@@ -74,11 +81,24 @@ class Queues : public CoordinationListener {
   // The queue, from the cache. Errors: kQueueNotFound.
   Result<QueueRef> Lookup(const std::string& tenant, const std::string& name);
   Result<QueueRef> LookupById(int64_t id);
+  // The subscriptions (their queues) of a topic, by name, from the cache. Errors:
+  // kTopicNotFound.
+  Result<std::shared_ptr<const std::vector<QueueRef>>> SubscriptionsOf(const std::string& tenant,
+                                                                       const std::string& topic);
 
   void OnInvalidate(CacheScope scope, const std::string& key) override;
 
  private:
+  // CreateQueue and CreateSubscription, once the name is checked.
+  Result<QueueInfo> CreateStandard(const Principal& actor, const std::string& tenant,
+                                   const std::string& name, const QueueConfig& config);
+
+ public:
+  // Creates the dead-letter queue `name` if it does not exist. Errors: kInvalidArgument when
+  // `name` is a standard queue or a topic.
   Status EnsureDeadLetterQueue(const std::string& tenant, const std::string& name);
+
+ private:
   // With onExhausted reroute: the destination is another standard queue of the tenant.
   Status CheckRerouteTo(const std::string& tenant, const std::string& name,
                         const QueueConfig& config);
@@ -95,6 +115,10 @@ class Queues : public CoordinationListener {
   std::mutex mu_;
   // By "tenant/name"; dropped on invalidation. GUARDED_BY(mu_)
   std::unordered_map<std::string, QueueRef> queues_;
+  // By "tenant/topic"; dropped when the topic or one of its subscriptions changes.
+  // GUARDED_BY(mu_)
+  std::unordered_map<std::string, std::shared_ptr<const std::vector<QueueRef>>> subscriptions_;
+  uint64_t generation_ = 0;  // counts invalidations, so a list read meanwhile is not cached
 };
 
 }  // namespace redrive::engine

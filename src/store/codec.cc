@@ -29,11 +29,15 @@ std::string EncodeJournal(const Journal& journal) {
   if (journal.attempts.empty() && journal.omitted == 0) return "";
   json attempts = json::array();
   for (const auto& a : journal.attempts) {
-    attempts.push_back({{"at", a.at},
-                        {"consumer", a.consumer},
-                        {"outcome", a.outcome},
-                        {"reason", a.reason},
-                        {"error", a.error}});
+    json e = {{"at", a.at},
+              {"consumer", a.consumer},
+              {"outcome", a.outcome},
+              {"reason", a.reason},
+              {"error", a.error}};
+    if (a.status != 0) e["status"] = a.status;
+    if (a.duration_ms != 0) e["durationMs"] = a.duration_ms;
+    if (!a.response.empty()) e["response"] = a.response;
+    attempts.push_back(std::move(e));
   }
   return json{{"attempts", attempts}, {"omitted", journal.omitted}}.dump();
 }
@@ -48,9 +52,12 @@ Journal DecodeJournal(const std::string& text) {
   if (it == j.end() || !it->is_array()) return out;
   for (const auto& a : *it) {
     if (!a.is_object()) continue;
-    out.attempts.push_back(Attempt{a.value("at", TimeMs{0}), a.value("consumer", ""),
-                                   a.value("outcome", ""), a.value("reason", ""),
-                                   a.value("error", "")});
+    Attempt at{a.value("at", TimeMs{0}), a.value("consumer", ""), a.value("outcome", ""),
+               a.value("reason", ""), a.value("error", "")};
+    at.status = a.value("status", 0);
+    at.duration_ms = a.value("durationMs", int64_t{0});
+    at.response = a.value("response", "");
+    out.attempts.push_back(std::move(at));
   }
   return out;
 }

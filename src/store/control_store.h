@@ -67,7 +67,8 @@ enum class RevokeOutcome {
 
 enum class DeleteTenantOutcome { kDeleted, kNotFound, kNotEmpty };
 
-enum class QueueKind { kStandard = 0, kDeadLetter = 1 };
+// kTopic: a topic (engine/topics.h); it holds no messages, its config is a TopicConfig.
+enum class QueueKind { kStandard = 0, kDeadLetter = 1, kTopic = 2 };
 
 struct QueueRecord {
   int64_t id = 0;  // assigned by the store

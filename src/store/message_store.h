@@ -103,6 +103,9 @@ struct PublishRequest {
   std::string tenant;
   int64_t tenant_max_messages = 0;
   int64_t tenant_max_bytes = 0;
+  // Set: the fresh messages are stored dead, moved to the dead letters with this death record
+  // in the same transaction (a topic's message that no subscription takes: reason no-route).
+  std::optional<DeathInfo> arrival_death;
 };
 
 struct PublishOutcome {
@@ -192,7 +195,16 @@ class MessageStore {
   // A refusal is a result, not an error: `refusal` says which, `stored` and `adding` give the
   // compared figures (usage.messages and F, usage.bytes and B, or D and F), and nothing at all
   // is written. Otherwise `outcomes` has one entry per request message, in order.
+  //  6. With arrival_death, the fresh messages are then moved to the dead letters with it (their
+  //     usage moves with them, as for any dead-lettering).
   virtual Result<PublishResult> Publish(const PublishRequest& request) = 0;
+  // Several Publish requests (a topic's fan-out: one per subscription queue, all of one tenant,
+  // each queue at most once) in one transaction, all or nothing: each request is checked as
+  // Publish says, seeing the requests before it; if one is refused, nothing at all is written,
+  // and its result carries the refusal (the others are empty). Otherwise one result per
+  // request, in order.
+  virtual Result<std::vector<PublishResult>> PublishMany(
+      const std::vector<PublishRequest>& requests) = 0;
   // Leases up to max_messages ready, visible, unexpired messages in FIFO order:
   // increments delivery_count durably before returning them.
   virtual Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) = 0;

@@ -21,6 +21,11 @@ struct Attempt {
   std::string outcome;  // "nack", "lease-timeout", "rejected", "expired", "overflow", ...
   std::string reason;
   std::string error;
+  // A push delivery's: the HTTP status (0 = no answer), how long it took, and the first KiB of
+  // the response body.
+  int status = 0;
+  int64_t duration_ms = 0;
+  std::string response;
 };
 
 struct Journal {

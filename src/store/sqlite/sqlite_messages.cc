@@ -79,142 +79,179 @@ Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const 
 
 // ---------------------------------------------------------------- messages
 
-// Follows the contract of MessageStore::Publish step by step (message_store.h).
-Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
-  PublishResult result;
+// Follows the contract of MessageStore::Publish step by step (message_store.h), inside the
+// caller's transaction. A refusal is set in `result` before anything is written.
+Status SqliteStore::PublishIn(Db& db, const PublishRequest& req, PublishResult& result) {
   std::vector<std::string> attrs;
   attrs.reserve(req.messages.size());
   for (const auto& m : req.messages) attrs.push_back(EncodeAttributes(m.attributes));
-
-  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    result = PublishResult();
-    // Every refusal is decided before this request writes anything, so it writes nothing.
-    auto refuse = [&](PublishRefusal why, int64_t stored, int64_t adding) {
-      result.refusal = why;
-      result.stored = stored;
-      result.adding = adding;
-      return Status::Ok();
-    };
-    // 1. Duplicates of remembered keys.
-    std::vector<bool> duplicate(req.messages.size(), false);
-    std::vector<std::string> original(req.messages.size());
-    int64_t fresh = 0, fresh_bytes = 0;
-    for (size_t i = 0; i < req.messages.size(); ++i) {
-      const auto& m = req.messages[i];
-      if (!m.idempotency_key.empty() && req.dedup_window > 0) {
-        REDRIVE_ASSIGN_OR_RETURN(
-            auto s,
-            db.Prepare("SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
-                       "expires_at > ?3"));
-        s.Bind(1, req.queue_id).Bind(2, m.idempotency_key).Bind(3, req.now);
-        if (s.Step() == SQLITE_ROW) {
-          duplicate[i] = true;
-          original[i] = s.Text(0);
-        }
-        REDRIVE_RETURN_IF_ERROR(s.Error());
-      }
-      if (!duplicate[i]) {
-        ++fresh;
-        fresh_bytes += static_cast<int64_t>(m.body.size());
-      }
-    }
-    // 2. Nothing fresh: nothing to check or write.
-    if (fresh > 0) {
-      // 3. Tenant quotas.
-      if (req.tenant_max_messages > 0 || req.tenant_max_bytes > 0) {
-        TenantUsage u;
-        REDRIVE_RETURN_IF_ERROR(ReadUsage(db, req.tenant, &u));
-        if (req.tenant_max_messages > 0 && u.messages + fresh > req.tenant_max_messages) {
-          return refuse(PublishRefusal::kTenantMaxMessages, u.messages, fresh);
-        }
-        if (req.tenant_max_bytes > 0 && u.bytes + fresh_bytes > req.tenant_max_bytes) {
-          return refuse(PublishRefusal::kTenantMaxBytes, u.bytes, fresh_bytes);
-        }
-      }
-      // 4. Length.
-      if (req.max_length > 0) {
-        REDRIVE_ASSIGN_OR_RETURN(auto c,
-                                 db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1"));
-        c.Bind(1, req.queue_id);
-        int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
-        REDRIVE_RETURN_IF_ERROR(c.Error());
-        int64_t excess = depth + fresh - req.max_length;
-        if (excess > 0 && req.overflow == OverflowAction::kDeadLetterOldest &&
-            fresh <= req.max_length) {
-          REDRIVE_ASSIGN_OR_RETURN(
-              auto oldest,
-              db.Prepare(
-                  "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
-                  "LIMIT ?2"));
-          oldest.Bind(1, req.queue_id).Bind(2, excess);
-          std::vector<std::pair<int64_t, std::string>> victims;
-          while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
-          REDRIVE_RETURN_IF_ERROR(oldest.Error());
-          if (static_cast<int64_t>(victims.size()) == excess) {
-            for (const auto& [seq, id] : victims) {
-              bool moved = false;
-              REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
-                                                       req.overflow_death, &moved));
-              // Selected in this transaction, unleased: the move cannot miss.
-              if (!moved) return Status(ErrorCode::kInternal, "overflow: a victim vanished");
-              result.evicted_ids.push_back(id);
-            }
-            excess = 0;
-          }
-        }
-        if (excess > 0) return refuse(PublishRefusal::kQueueFull, depth, fresh);
-      }
-    }
-
-    // 5. The fresh messages, their keys and their usage.
-    for (size_t i = 0; i < req.messages.size(); ++i) {
-      const auto& m = req.messages[i];
-      if (duplicate[i]) {
-        result.outcomes.push_back(PublishOutcome{original[i], true});
-        continue;
-      }
+  result = PublishResult();
+  // Every refusal is decided before this request writes anything, so it writes nothing.
+  auto refuse = [&](PublishRefusal why, int64_t stored, int64_t adding) {
+    result.refusal = why;
+    result.stored = stored;
+    result.adding = adding;
+    return Status::Ok();
+  };
+  // 1. Duplicates of remembered keys.
+  std::vector<bool> duplicate(req.messages.size(), false);
+  std::vector<std::string> original(req.messages.size());
+  int64_t fresh = 0, fresh_bytes = 0;
+  for (size_t i = 0; i < req.messages.size(); ++i) {
+    const auto& m = req.messages[i];
+    if (!m.idempotency_key.empty() && req.dedup_window > 0) {
       REDRIVE_ASSIGN_OR_RETURN(
           auto s,
-          db.Prepare(
-              "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
-              "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
-              "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
-              "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-              "?15)"));
-      std::string lineage = EncodeLineage(m.lineage);
-      std::string journal = EncodeJournal(m.journal);
-      s.Bind(1, m.id)
-          .Bind(2, req.queue_id)
-          .Bind(3, m.visible_at)
-          .Bind(4, m.expires_at)
-          .Bind(5, m.retain_until)
-          .Bind(6, int64_t{m.delivery_count})
-          .Bind(7, m.first_delivered_at)
-          .Bind(8, m.last_delivered_at)
-          .Bind(9, m.published_at)
-          .Bind(10, m.enqueued_at)
-          .Bind(11, m.idempotency_key)
-          .Bind(12, attrs[i])
-          .Bind(13, journal)
-          .BindBlob(14, m.body)
-          .Bind(15, lineage);
-      REDRIVE_RETURN_IF_ERROR(s.Run());
-      if (!m.idempotency_key.empty() && req.dedup_window > 0) {
-        REDRIVE_ASSIGN_OR_RETURN(
-            auto k,
-            db.Prepare("INSERT OR REPLACE INTO idempotency(queue_id, key, message_id, expires_at) "
-                       "VALUES(?1, ?2, ?3, ?4)"));
-        k.Bind(1, req.queue_id)
-            .Bind(2, m.idempotency_key)
-            .Bind(3, m.id)
-            .Bind(4, req.now + req.dedup_window);
-        REDRIVE_RETURN_IF_ERROR(k.Run());
+          db.Prepare("SELECT message_id FROM idempotency WHERE queue_id = ?1 AND key = ?2 AND "
+                     "expires_at > ?3"));
+      s.Bind(1, req.queue_id).Bind(2, m.idempotency_key).Bind(3, req.now);
+      if (s.Step() == SQLITE_ROW) {
+        duplicate[i] = true;
+        original[i] = s.Text(0);
       }
-      result.outcomes.push_back(PublishOutcome{m.id, false});
+      REDRIVE_RETURN_IF_ERROR(s.Error());
     }
-    return AddQueueUsage(db, req.queue_id, fresh, fresh_bytes);
-  }));
+    if (!duplicate[i]) {
+      ++fresh;
+      fresh_bytes += static_cast<int64_t>(m.body.size());
+    }
+  }
+  // 2. Nothing fresh: nothing to check or write.
+  if (fresh > 0) {
+    // 3. Tenant quotas.
+    if (req.tenant_max_messages > 0 || req.tenant_max_bytes > 0) {
+      TenantUsage u;
+      REDRIVE_RETURN_IF_ERROR(ReadUsage(db, req.tenant, &u));
+      if (req.tenant_max_messages > 0 && u.messages + fresh > req.tenant_max_messages) {
+        return refuse(PublishRefusal::kTenantMaxMessages, u.messages, fresh);
+      }
+      if (req.tenant_max_bytes > 0 && u.bytes + fresh_bytes > req.tenant_max_bytes) {
+        return refuse(PublishRefusal::kTenantMaxBytes, u.bytes, fresh_bytes);
+      }
+    }
+    // 4. Length.
+    if (req.max_length > 0) {
+      REDRIVE_ASSIGN_OR_RETURN(auto c,
+                               db.Prepare("SELECT COUNT(*) FROM messages WHERE queue_id = ?1"));
+      c.Bind(1, req.queue_id);
+      int64_t depth = c.Step() == SQLITE_ROW ? c.Int(0) : 0;
+      REDRIVE_RETURN_IF_ERROR(c.Error());
+      int64_t excess = depth + fresh - req.max_length;
+      if (excess > 0 && req.overflow == OverflowAction::kDeadLetterOldest &&
+          fresh <= req.max_length) {
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto oldest,
+            db.Prepare(
+                "SELECT seq, id FROM messages WHERE queue_id = ?1 AND state = 0 ORDER BY seq "
+                "LIMIT ?2"));
+        oldest.Bind(1, req.queue_id).Bind(2, excess);
+        std::vector<std::pair<int64_t, std::string>> victims;
+        while (oldest.Step() == SQLITE_ROW) victims.push_back({oldest.Int(0), oldest.Text(1)});
+        REDRIVE_RETURN_IF_ERROR(oldest.Error());
+        if (static_cast<int64_t>(victims.size()) == excess) {
+          for (const auto& [seq, id] : victims) {
+            bool moved = false;
+            REDRIVE_RETURN_IF_ERROR(MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr,
+                                                     req.overflow_death, &moved));
+            // Selected in this transaction, unleased: the move cannot miss.
+            if (!moved) return Status(ErrorCode::kInternal, "overflow: a victim vanished");
+            result.evicted_ids.push_back(id);
+          }
+          excess = 0;
+        }
+      }
+      if (excess > 0) return refuse(PublishRefusal::kQueueFull, depth, fresh);
+    }
+  }
+
+  // 5. The fresh messages, their keys and their usage.
+  std::vector<int64_t> arrived;  // seqs, with arrival_death
+  for (size_t i = 0; i < req.messages.size(); ++i) {
+    const auto& m = req.messages[i];
+    if (duplicate[i]) {
+      result.outcomes.push_back(PublishOutcome{original[i], true});
+      continue;
+    }
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s,
+        db.Prepare(
+            "INSERT INTO messages(id, queue_id, state, visible_at, expires_at, retain_until, "
+            "delivery_count, lease_token, consumer, first_delivered_at, last_delivered_at, "
+            "published_at, enqueued_at, idem_key, attributes, journal, body, lineage) "
+            "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6, '', '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+            "?15)"));
+    std::string lineage = EncodeLineage(m.lineage);
+    std::string journal = EncodeJournal(m.journal);
+    s.Bind(1, m.id)
+        .Bind(2, req.queue_id)
+        .Bind(3, m.visible_at)
+        .Bind(4, m.expires_at)
+        .Bind(5, m.retain_until)
+        .Bind(6, int64_t{m.delivery_count})
+        .Bind(7, m.first_delivered_at)
+        .Bind(8, m.last_delivered_at)
+        .Bind(9, m.published_at)
+        .Bind(10, m.enqueued_at)
+        .Bind(11, m.idempotency_key)
+        .Bind(12, attrs[i])
+        .Bind(13, journal)
+        .BindBlob(14, m.body)
+        .Bind(15, lineage);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    if (req.arrival_death) arrived.push_back(sqlite3_last_insert_rowid(db.raw()));
+    if (!m.idempotency_key.empty() && req.dedup_window > 0) {
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto k,
+          db.Prepare("INSERT OR REPLACE INTO idempotency(queue_id, key, message_id, expires_at) "
+                     "VALUES(?1, ?2, ?3, ?4)"));
+      k.Bind(1, req.queue_id)
+          .Bind(2, m.idempotency_key)
+          .Bind(3, m.id)
+          .Bind(4, req.now + req.dedup_window);
+      REDRIVE_RETURN_IF_ERROR(k.Run());
+    }
+    result.outcomes.push_back(PublishOutcome{m.id, false});
+  }
+  REDRIVE_RETURN_IF_ERROR(AddQueueUsage(db, req.queue_id, fresh, fresh_bytes));
+  // 6. Dead on arrival: the fresh messages move to the dead letters at once.
+  for (int64_t seq : arrived) {
+    bool moved = false;
+    REDRIVE_RETURN_IF_ERROR(
+        MoveToDeadLetter(db, req.queue_id, Receipt{seq, ""}, nullptr, *req.arrival_death, &moved));
+    if (!moved) return Status(ErrorCode::kInternal, "arrival death: a message vanished");
+  }
+  return Status::Ok();
+}
+
+Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
+  PublishResult result;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) { return PublishIn(db, req, result); }));
   return result;
+}
+
+Result<std::vector<PublishResult>> SqliteStore::PublishMany(
+    const std::vector<PublishRequest>& requests) {
+  std::vector<PublishResult> results;
+  bool refused = false;
+  Status st = Write([&](Db& db) {
+    results.assign(requests.size(), PublishResult());
+    refused = false;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      REDRIVE_RETURN_IF_ERROR(PublishIn(db, requests[i], results[i]));
+      if (results[i].refusal != PublishRefusal::kNone) {
+        // Undo the requests before it: this job's savepoint rolls back on an error.
+        refused = true;
+        PublishResult why = std::move(results[i]);
+        results.assign(requests.size(), PublishResult());
+        results[i] = std::move(why);
+        return Status(ErrorCode::kQueueFull, "publish refused");
+      }
+    }
+    return Status::Ok();
+  });
+  if (refused) return results;
+  REDRIVE_RETURN_IF_ERROR(st);
+  return results;
 }
 
 Result<std::vector<MessageRecord>> SqliteStore::Lease(const LeaseRequest& req) {

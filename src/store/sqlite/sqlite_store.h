@@ -32,6 +32,8 @@ class SqliteStore : public Store {
 
   // ---- MessageStore (sqlite_messages.cc)
   Result<PublishResult> Publish(const PublishRequest& request) override;
+  Result<std::vector<PublishResult>> PublishMany(
+      const std::vector<PublishRequest>& requests) override;
   Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) override;
   Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) override;
   Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) override;
@@ -125,6 +127,8 @@ class SqliteStore : public Store {
   void CheckpointLoop();
   // Runs `fn` inside the next group-commit transaction; returns once it is durable.
   Status Write(std::function<Status(Db&)> fn);
+  // One PublishRequest inside the caller's write transaction (sqlite_messages.cc).
+  Status PublishIn(Db& db, const PublishRequest& request, PublishResult& result);
   // Runs `fn` on a pooled read connection.
   Status Read(const std::function<Status(Db&)>& fn);
 

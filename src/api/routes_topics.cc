@@ -1,0 +1,181 @@
+// RestApi::AddTopicRoutes: topics, their subscriptions, and the endpoints of push
+// subscriptions. Publishing to a topic and pulling a subscription are message routes
+// (routes_messages.cc).
+#include <string>
+#include <vector>
+
+#include "api/api.h"
+#include "api/api_internal.h"
+#include "api/json_io.h"
+#include "common/text.h"
+#include "engine/queue_config.h"
+#include "engine/subscription_config.h"
+
+namespace redrive::api {
+namespace {
+
+using engine::Principal;
+using http::Request;
+using http::Response;
+
+json TopicJson(const engine::TopicInfo& t) {
+  json subs = json::array();
+  for (const auto& s : t.subscriptions) subs.push_back(QueueJson(s));
+  return {{"name", t.name},
+          {"kind", "topic"},
+          {"attributes", engine::TopicConfigToJson(t.config)},
+          {"subscriptions", subs},
+          {"createdAt", FormatTime(t.created_at)},
+          {"updatedAt", FormatTime(t.updated_at)}};
+}
+
+// A subscription with its current secret: the answer of a create and of a secret rotation,
+// the only two that show it.
+json WithSecret(const engine::QueueInfo& q) {
+  json j = QueueJson(q);
+  if (q.config.push && !q.config.push->secrets.empty()) {
+    j["secret"] = q.config.push->secrets.front().secret;
+  }
+  return j;
+}
+
+}  // namespace
+
+void RestApi::AddTopicRoutes() {
+  using namespace engine;  // NOLINT: scope names
+  const std::vector<std::string> kReaders = {kScopeAdmin, kScopePublish, kScopeConsume,
+                                             kScopeDlqRead};
+  const std::string kTopic = "/v1/tenants/{tenant}/topics/{topic}";
+  const std::string kSub = kTopic + "/subscriptions/{subscription}";
+
+  Add("POST", "/v1/tenants/{tenant}/topics", "topic_create", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name", "attributes"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
+        engine::TopicConfig config;
+        if (auto it = body.find("attributes"); it != body.end()) {
+          REDRIVE_RETURN_IF_ERROR(engine::ApplyTopicConfigJson(*it, &config));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto t,
+                                 engine_.topics().CreateTopic(who, p.Get("tenant"), name, config));
+        return Json(201, TopicJson(t));
+      });
+  Add("GET", "/v1/tenants/{tenant}/topics", "topic_list", kReaders,
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto list, engine_.topics().ListTopics(p.Get("tenant")));
+        json items = json::array();
+        for (const auto& t : list) items.push_back(TopicJson(t));
+        return Json(200, {{"topics", items}});
+      });
+  Add("GET", kTopic, "topic_get", kReaders,
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto t,
+                                 engine_.topics().GetTopic(p.Get("tenant"), p.Get("topic")));
+        return Json(200, TopicJson(t));
+      });
+  Add("PATCH", kTopic, "topic_update", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"attributes"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto current,
+                                 engine_.topics().GetTopic(p.Get("tenant"), p.Get("topic")));
+        engine::TopicConfig config = current.config;
+        if (auto it = body.find("attributes"); it != body.end()) {
+          REDRIVE_RETURN_IF_ERROR(engine::ApplyTopicConfigJson(*it, &config));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto t, engine_.topics().UpdateTopic(who, p.Get("tenant"), p.Get("topic"), config));
+        return Json(200, TopicJson(t));
+      });
+  Add("DELETE", kTopic, "topic_delete", {kScopeAdmin},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.topics().DeleteTopic(who, p.Get("tenant"), p.Get("topic")));
+        return NoContent();
+      });
+
+  Add("POST", kTopic + "/subscriptions", "subscription_create", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"name", "attributes"}));
+        REDRIVE_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
+        engine::QueueConfig config;
+        if (auto it = body.find("attributes"); it != body.end()) {
+          REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.topics().CreateSubscription(
+                                             who, p.Get("tenant"), p.Get("topic"), name, config));
+        return Json(201, WithSecret(q));
+      });
+  Add("GET", kTopic + "/subscriptions", "subscription_list", kReaders,
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto list, engine_.topics().ListSubscriptions(p.Get("tenant"), p.Get("topic")));
+        json items = json::array();
+        for (const auto& q : list) items.push_back(QueueJson(q));
+        return Json(200, {{"subscriptions", items}});
+      });
+  Add("GET", kSub, "subscription_get", kReaders,
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto q,
+                                 engine_.topics().GetSubscription(p.Get("tenant"), p.Get("topic"),
+                                                                  p.Get("subscription")));
+        return Json(200, QueueJson(q));
+      });
+  Add("PATCH", kSub, "subscription_update", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"attributes"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto current,
+                                 engine_.topics().GetSubscription(p.Get("tenant"), p.Get("topic"),
+                                                                  p.Get("subscription")));
+        engine::QueueConfig config = current.config;
+        if (auto it = body.find("attributes"); it != body.end()) {
+          REDRIVE_RETURN_IF_ERROR(engine::ApplyQueueConfigJson(*it, &config));
+        }
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto q, engine_.topics().UpdateSubscription(who, p.Get("tenant"), p.Get("topic"),
+                                                        p.Get("subscription"), config));
+        return Json(200, QueueJson(q));
+      });
+  Add("DELETE", kSub, "subscription_delete", {kScopeAdmin},
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_RETURN_IF_ERROR(engine_.topics().DeleteSubscription(
+            who, p.Get("tenant"), p.Get("topic"), p.Get("subscription")));
+        return NoContent();
+      });
+
+  // The endpoint of a push subscription.
+  Add("POST", kSub + "/endpoint/disable", "endpoint_disable", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"reason"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto reason, GetString(body, "reason"));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto q, engine_.topics().SetEndpointDisabled(
+                        who, p.Get("tenant"), p.Get("topic"), p.Get("subscription"), true,
+                        reason.value_or("disabled by " + who.token_id)));
+        return Json(200, QueueJson(q));
+      });
+  Add("POST", kSub + "/endpoint/enable", "endpoint_enable", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {}));
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto q, engine_.topics().SetEndpointDisabled(who, p.Get("tenant"), p.Get("topic"),
+                                                         p.Get("subscription"), false, ""));
+        return Json(200, QueueJson(q));
+      });
+  Add("POST", kSub + "/endpoint/rotate-secret", "endpoint_rotate_secret", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"overlap"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto overlap, GetDuration(body, "overlap"));
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.topics().RotateSecret(
+                                             who, p.Get("tenant"), p.Get("topic"),
+                                             p.Get("subscription"), overlap.value_or(86'400'000)));
+        return Json(200, WithSecret(q));
+      });
+}
+
+}  // namespace redrive::api
