@@ -237,6 +237,55 @@ void RestApi::Finish(const Route& route, std::chrono::steady_clock::time_point s
   respond(std::move(resp));
 }
 
+void RestApi::RenderPushMetrics(std::string* out) {
+  const auto& p = engine_.push().counters();
+  *out +=
+      "# HELP redrive_push_deliveries_total Push delivery attempts, by outcome.\n"
+      "# TYPE redrive_push_deliveries_total counter\n"
+      "redrive_push_deliveries_total{outcome=\"success\"} " +
+      std::to_string(p.succeeded.load()) + "\nredrive_push_deliveries_total{outcome=\"retry\"} " +
+      std::to_string(p.retried.load()) + "\nredrive_push_deliveries_total{outcome=\"permanent\"} " +
+      std::to_string(p.permanent.load()) + "\n";
+  *out +=
+      "# HELP redrive_push_probes_total Probes sent by open circuits.\n"
+      "# TYPE redrive_push_probes_total counter\nredrive_push_probes_total " +
+      std::to_string(p.probes.load()) + "\n";
+  *out +=
+      "# HELP redrive_push_auto_redrives_total Redrive jobs started by endpoints that recovered "
+      "(autoRedriveOnRecovery).\n# TYPE redrive_push_auto_redrives_total counter\n"
+      "redrive_push_auto_redrives_total " +
+      std::to_string(p.auto_redrives.load()) + "\n";
+  *out +=
+      "# HELP redrive_push_request_duration_seconds Push request latency, send to answer.\n"
+      "# TYPE redrive_push_request_duration_seconds histogram\n";
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < std::size(engine::kPushLatencyBuckets); ++i) {
+    cumulative += p.latency[i].load();
+    std::ostringstream le;
+    le << engine::kPushLatencyBuckets[i];
+    *out += "redrive_push_request_duration_seconds_bucket{le=\"" + le.str() + "\"} " +
+            std::to_string(cumulative) + "\n";
+  }
+  cumulative += p.latency[std::size(engine::kPushLatencyBuckets)].load();
+  std::ostringstream sum;
+  sum << static_cast<double>(p.latency_sum_us.load()) / 1e6;
+  *out += "redrive_push_request_duration_seconds_bucket{le=\"+Inf\"} " +
+          std::to_string(cumulative) + "\nredrive_push_request_duration_seconds_sum " + sum.str() +
+          "\nredrive_push_request_duration_seconds_count " + std::to_string(cumulative) + "\n";
+  *out +=
+      "# HELP redrive_push_endpoint_in_flight Requests in flight to an endpoint.\n"
+      "# TYPE redrive_push_endpoint_in_flight gauge\n"
+      "# HELP redrive_push_endpoint_circuit Circuit state of an endpoint: 0 closed, 1 open, 2 "
+      "half-open, 3 disabled.\n# TYPE redrive_push_endpoint_circuit gauge\n";
+  for (const auto& e : engine_.push().Endpoints()) {
+    std::string l = "tenant=\"" + e.tenant + "\",topic=\"" + e.topic + "\",subscription=\"" +
+                    e.subscription + "\"";
+    int circuit = e.disabled ? 3 : static_cast<int>(e.circuit);
+    *out += "redrive_push_endpoint_in_flight{" + l + "} " + std::to_string(e.in_flight) + "\n";
+    *out += "redrive_push_endpoint_circuit{" + l + "} " + std::to_string(circuit) + "\n";
+  }
+}
+
 std::string RestApi::RenderMetrics() {
   const auto& c = engine_.counters();
   std::string out;
@@ -267,6 +316,13 @@ std::string RestApi::RenderMetrics() {
     out += "redrive_messages_dead_lettered_total{reason=\"" + reasons[i] + "\"} " +
            std::to_string(c.dead_lettered[i].load()) + "\n";
   }
+  counter("redrive_topic_messages_published_total", "Messages published to topics.",
+          c.topic_published);
+  counter("redrive_topic_messages_unrouted_total",
+          "Messages published to topics that no subscription took (counted, or dead-lettered "
+          "no-route).",
+          c.topic_unrouted);
+  RenderPushMetrics(&out);
   out +=
       "# HELP redrive_long_polls_waiting Receives parked until a message or the end of their "
       "wait.\n# TYPE redrive_long_polls_waiting gauge\nredrive_long_polls_waiting " +

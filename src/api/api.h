@@ -85,10 +85,11 @@ class RestApi {
                 std::vector<std::string> query = {});
   // The route groups, each in its own file (routes_<group>.cc); the constructor calls them in
   // the order of the route table.
-  void AddOpsRoutes();         // /healthz, /readyz, /metrics
-  void AddTenancyRoutes();     // tenants, the server's audit log, operator and tenant tokens
-  void AddQueueRoutes();       // queues
-  void AddTopicRoutes();       // topics, subscriptions, endpoints
+  void AddOpsRoutes();      // /healthz, /readyz, /metrics
+  void AddTenancyRoutes();  // tenants, the server's audit log, operator and tenant tokens
+  void AddQueueRoutes();    // queues
+  void AddTopicRoutes();    // topics, subscriptions, endpoints
+  void RenderPushMetrics(std::string* out);
   void AddMessageRoutes();     // publish, receive, ack, nack, extend
   void AddDeadLetterRoutes();  // the dead-letter workbench: browse and actions
   void AddJobRoutes();         // redrive jobs

@@ -39,6 +39,21 @@ json WithSecret(const engine::QueueInfo& q) {
   return j;
 }
 
+json EndpointJson(const engine::EndpointStatus& e) {
+  auto time_or_null = [](TimeMs t) { return t ? json(FormatTime(t)) : json(nullptr); };
+  return {{"url", e.url},
+          {"circuit", engine::CircuitStateName(e.circuit)},
+          {"disabled", e.disabled},
+          {"disabledReason", e.disabled_reason},
+          {"inFlight", e.in_flight},
+          {"consecutiveFailures", e.consecutive_failures},
+          {"lastError", e.last_error},
+          {"lastSuccessAt", time_or_null(e.last_success_at)},
+          {"failingSince", time_or_null(e.failing_since)},
+          {"delivered", e.delivered},
+          {"failed", e.failed}};
+}
+
 }  // namespace
 
 void RestApi::AddTopicRoutes() {
@@ -146,6 +161,43 @@ void RestApi::AddTopicRoutes() {
       });
 
   // The endpoint of a push subscription.
+  Add("GET", kSub + "/endpoint", "endpoint_get", kReaders,
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(auto q,
+                                 engine_.topics().GetSubscription(p.Get("tenant"), p.Get("topic"),
+                                                                  p.Get("subscription")));
+        if (!q.config.push) {
+          return Status(ErrorCode::kInvalidArgument, "subscription '" + p.Get("subscription") +
+                                                         "' is pulled; it has no endpoint");
+        }
+        for (const auto& e : engine_.push().Endpoints()) {
+          if (e.tenant == q.tenant && e.topic == p.Get("topic") &&
+              e.subscription == p.Get("subscription")) {
+            return Json(200, EndpointJson(e));
+          }
+        }
+        // Not picked up by the dispatcher yet (it reads the endpoints every few seconds).
+        engine::EndpointStatus fresh;
+        fresh.url = q.config.push->url;
+        fresh.disabled = q.config.push->disabled;
+        fresh.disabled_reason = q.config.push->disabled_reason;
+        return Json(200, EndpointJson(fresh));
+      });
+  Add("POST", kSub + "/endpoint/test", "endpoint_test", {kScopeAdmin},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {}));
+        REDRIVE_ASSIGN_OR_RETURN(auto info,
+                                 engine_.topics().GetSubscription(p.Get("tenant"), p.Get("topic"),
+                                                                  p.Get("subscription")));
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.queues().Lookup(info.tenant, info.name));
+        REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.push().TestSend(q));
+        return Json(200, {{"status", r.status == 0 ? json(nullptr) : json(r.status)},
+                          {"ok", r.status >= 200 && r.status < 300},
+                          {"error", r.error},
+                          {"durationMs", r.duration},
+                          {"response", r.response}});
+      });
   Add("POST", kSub + "/endpoint/disable", "endpoint_disable", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));

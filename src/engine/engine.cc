@@ -31,6 +31,8 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
                                                 *tenancy_, *coordinator_, *audit_);
   background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, clock, options_,
                                              *coordinator_);
+  push_ = std::make_unique<PushDispatcher>(*messages_, *queues_, *topics_, *dead_letters_, clock,
+                                           random, *coordinator_);
 }
 
 Engine::~Engine() {
@@ -42,9 +44,11 @@ Engine::~Engine() {
 void Engine::Start() {
   messages_->ResumeLongPolls();
   background_->Start();
+  push_->Start();
 }
 
 void Engine::Stop() {
+  push_->Stop();
   messages_->StopLongPolls();
   background_->Stop();
 }

@@ -24,6 +24,7 @@
 #include "engine/dead_letters.h"
 #include "engine/messages.h"
 #include "engine/model.h"
+#include "engine/push_dispatcher.h"
 #include "engine/queues.h"
 #include "engine/tenancy.h"
 #include "engine/topics.h"
@@ -41,8 +42,9 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  void Start();  // starts the sweeper and the job runner; long polls wait again
-  void Stop();   // joins them and ends every long poll early
+  // Starts the sweeper, the job runner and push delivery; long polls wait again.
+  void Start();
+  void Stop();  // joins them and ends every long poll early
 
   Tenancy& tenancy() { return *tenancy_; }
   Queues& queues() { return *queues_; }
@@ -50,6 +52,7 @@ class Engine {
   Messages& messages() { return *messages_; }
   DeadLetters& dead_letters() { return *dead_letters_; }
   Background& background() { return *background_; }
+  PushDispatcher& push() { return *push_; }
   Coordinator& coordinator() { return *coordinator_; }
 
   const EngineOptions& options() const { return options_; }
@@ -70,6 +73,7 @@ class Engine {
   std::unique_ptr<Messages> messages_;
   std::unique_ptr<DeadLetters> dead_letters_;
   std::unique_ptr<Background> background_;
+  std::unique_ptr<PushDispatcher> push_;
 };
 
 }  // namespace redrive::engine

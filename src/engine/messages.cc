@@ -565,8 +565,11 @@ Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std:
                                                       : msg->consumer;
     store::Attempt attempt{now, consumer, n.dead_letter ? "rejected" : "nack", n.reason,
                            Truncate(n.error, options_.max_error)};
-    actions.push_back(PlanFailure(*q, *msg, r, std::move(attempt), n.delay,
-                                  n.dead_letter ? kReasonRejected : ""));
+    attempt.status = n.status;
+    attempt.duration_ms = n.duration_ms;
+    attempt.response = n.response;
+    std::string force = n.dead_letter ? kReasonRejected : n.force_reason;
+    actions.push_back(PlanFailure(*q, *msg, r, std::move(attempt), n.delay, force, n.retry_after));
     messages.push_back(std::move(*msg));
     index.push_back(i);
   }
@@ -587,7 +590,8 @@ Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std:
 store::FailureAction Messages::PlanFailure(const CachedQueue& q, const store::MessageRecord& msg,
                                            const store::Receipt& receipt, store::Attempt attempt,
                                            std::optional<DurationMs> delay,
-                                           const std::string& force_reason) {
+                                           const std::string& force_reason,
+                                           std::optional<DurationMs> retry_after) {
   store::Journal journal = msg.journal;
   std::string cause = !attempt.error.empty() ? attempt.error : attempt.reason;
   AppendAttempt(&journal, std::move(attempt));
@@ -598,6 +602,11 @@ store::FailureAction Messages::PlanFailure(const CachedQueue& q, const store::Me
     return PlanExhausted(q, msg, receipt, std::move(journal), kReasonMaxDeliveries, cause);
   }
   DurationMs wait = delay ? *delay : RetryDelay(q.config.retry, msg.delivery_count, random_);
+  if (retry_after && !delay) {
+    // The endpoint's Retry-After, within the policy's bounds: never sooner than the policy
+    // would retry, never later than its longest delay.
+    wait = std::max(wait, std::min(*retry_after, LongestDelay(q.config.retry)));
+  }
   store::FailureAction a;
   a.kind = store::FailureAction::Kind::kRequeue;
   a.receipt = receipt;

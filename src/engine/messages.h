@@ -71,6 +71,14 @@ struct NackRequest {
   // consumer of the delivery.
   std::string consumer;
   std::string caller;  // the id of the token that nacks
+  // Push deliveries (PushDispatcher) only, not the API: what the endpoint answered, for the
+  // journal; Retry-After, honoured within the retry policy's bounds; and a reason that skips
+  // the remaining retries (permanent-failure).
+  int status = 0;
+  int64_t duration_ms = 0;
+  std::string response;
+  std::optional<DurationMs> retry_after;
+  std::string force_reason;
 };
 
 class Messages : public CoordinationListener {
@@ -165,8 +173,8 @@ class Messages : public CoordinationListener {
   // remaining retries with that reason; `journal` already holds this failure (TTL expiry).
   store::FailureAction PlanFailure(const CachedQueue& queue, const store::MessageRecord& message,
                                    const store::Receipt& receipt, store::Attempt attempt,
-                                   std::optional<DurationMs> delay,
-                                   const std::string& force_reason);
+                                   std::optional<DurationMs> delay, const std::string& force_reason,
+                                   std::optional<DurationMs> retry_after = std::nullopt);
   store::FailureAction PlanExhausted(const CachedQueue& queue, const store::MessageRecord& message,
                                      const store::Receipt& receipt, store::Journal journal,
                                      const std::string& reason, const std::string& cause);

@@ -148,6 +148,26 @@ Result<std::shared_ptr<const std::vector<QueueRef>>> Queues::SubscriptionsOf(
   return std::shared_ptr<const std::vector<QueueRef>>(list);
 }
 
+Result<std::vector<QueueRef>> Queues::AllPushSubscriptions() {
+  std::vector<QueueRef> out;
+  REDRIVE_ASSIGN_OR_RETURN(auto tenants, control_.ListTenants());
+  for (const auto& t : tenants) {
+    if (t.deleting) continue;
+    REDRIVE_ASSIGN_OR_RETURN(auto records, control_.ListQueues(t.name));
+    for (const auto& r : records) {
+      if (r.kind != QueueKind::kStandard ||
+          r.name.find(kSubscriptionSeparator) == std::string::npos) {
+        continue;
+      }
+      auto q = Lookup(r.tenant, r.name);
+      if (!q.ok() && q.status().code() == ErrorCode::kQueueNotFound) continue;
+      REDRIVE_RETURN_IF_ERROR(q.status());
+      if (q.value()->config.push) out.push_back(q.value());
+    }
+  }
+  return out;
+}
+
 Status Queues::EnsureDeadLetterQueue(const std::string& tenant, const std::string& name) {
   REDRIVE_ASSIGN_OR_RETURN(auto existing, control_.GetQueue(tenant, name));
   if (existing) {

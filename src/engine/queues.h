@@ -81,6 +81,9 @@ class Queues : public CoordinationListener {
   // The queue, from the cache. Errors: kQueueNotFound.
   Result<QueueRef> Lookup(const std::string& tenant, const std::string& name);
   Result<QueueRef> LookupById(int64_t id);
+  // Every push subscription of every tenant (the PushDispatcher's list of endpoints). Reads the
+  // catalog: call it seconds apart, not per message.
+  Result<std::vector<QueueRef>> AllPushSubscriptions();
   // The subscriptions (their queues) of a topic, by name, from the cache. Errors:
   // kTopicNotFound.
   Result<std::shared_ptr<const std::vector<QueueRef>>> SubscriptionsOf(const std::string& tenant,

@@ -27,6 +27,11 @@ DurationMs RetryDelay(const RetryPolicy& policy, int delivery_count, Random& ran
   return policy.schedule[std::min(i, policy.schedule.size() - 1)];
 }
 
+DurationMs LongestDelay(const RetryPolicy& policy) {
+  if (policy.schedule.empty()) return policy.backoff.max;
+  return *std::max_element(policy.schedule.begin(), policy.schedule.end());
+}
+
 void AppendAttempt(store::Journal* journal, store::Attempt attempt) {
   journal->attempts.push_back(std::move(attempt));
   if (journal->attempts.size() > kJournalHead + kJournalTail) {

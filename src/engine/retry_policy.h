@@ -19,6 +19,10 @@ DurationMs BackoffDelay(const Backoff& backoff, int delivery_count, Random& rand
 // schedule when it has one (its last delay repeats past its end), else BackoffDelay.
 DurationMs RetryDelay(const RetryPolicy& policy, int delivery_count, Random& random);
 
+// The longest delay the policy ever waits: its schedule's longest, else backoff.max. The bound
+// of an endpoint's Retry-After.
+DurationMs LongestDelay(const RetryPolicy& policy);
+
 // Journal bounds: the first kJournalHead attempts and the last kJournalTail are kept; those in
 // between are counted in Journal::omitted.
 inline constexpr size_t kJournalHead = 5;

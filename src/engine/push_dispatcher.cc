@@ -1,0 +1,508 @@
+// PushDispatcher: leases, sends, settles; circuits and disabling (push_dispatcher.h).
+#include "engine/push_dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/text.h"
+#include "engine/dead_letters.h"
+#include "engine/messages.h"
+#include "engine/tenancy.h"
+#include "engine/topics.h"
+#include "push/delivery_client.h"
+#include "push/signature.h"
+
+namespace redrive::engine {
+namespace {
+
+constexpr DurationMs kTick = 50;               // the scheduler looks at every endpoint this often
+constexpr DurationMs kPollInterval = 1000;     // leases without a signal (retries coming due)
+constexpr DurationMs kRefreshInterval = 5000;  // re-reads the list of endpoints
+constexpr int kMaxLease = 100;                 // messages per lease
+constexpr DurationMs kLeaseMargin = 10'000;    // a lease outlives its request's timeout by this
+
+using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+
+std::string ContentType(const std::string& body) {
+  size_t i = body.find_first_not_of(" \t\r\n");
+  if (i != std::string::npos && (body[i] == '{' || body[i] == '[') && IsValidUtf8(body)) {
+    return "application/json";
+  }
+  return IsValidUtf8(body) ? "text/plain; charset=utf-8" : "application/octet-stream";
+}
+
+// The journal's words for a failed attempt.
+std::string Describe(const push::DeliveryResult& r) {
+  if (r.error == push::TransportError::kNone) return "HTTP " + std::to_string(r.status);
+  return std::string(push::ToString(r.error)) +
+         (r.error_message.empty() ? "" : ": " + r.error_message);
+}
+
+std::set<int> PermanentSet(const PushConfig& push) {
+  return std::set<int>(push.permanent_codes.begin(), push.permanent_codes.end());
+}
+
+}  // namespace
+
+std::string_view CircuitStateName(CircuitState state) {
+  switch (state) {
+    case CircuitState::kClosed:
+      return "closed";
+    case CircuitState::kOpen:
+      return "open";
+    case CircuitState::kHalfOpen:
+      return "half-open";
+  }
+  return "closed";
+}
+
+PushDispatcher::PushDispatcher(Messages& messages, Queues& queues, Topics& topics,
+                               DeadLetters& dead_letters, Clock& clock, Random& random,
+                               Coordinator& coordinator)
+    : messages_(messages),
+      queues_(queues),
+      topics_(topics),
+      dead_letters_(dead_letters),
+      clock_(clock),
+      random_(random),
+      coordinator_(coordinator) {
+  coordinator_.Subscribe(this);
+}
+
+PushDispatcher::~PushDispatcher() {
+  Stop();
+  coordinator_.Unsubscribe(this);
+}
+
+void PushDispatcher::Start() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (running_) return;
+  running_ = true;
+  refresh_ = true;
+  io_ = std::make_unique<boost::asio::io_context>();
+  client_ = std::make_unique<push::DeliveryClient>(*io_);
+  io_thread_ = std::thread([io = io_.get()] {
+    WorkGuard guard(io->get_executor());
+    io->run();
+  });
+  scheduler_ = std::thread([this] { SchedulerLoop(); });
+}
+
+void PushDispatcher::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!running_) return;
+    running_ = false;
+  }
+  cv_.notify_all();
+  scheduler_.join();
+  // Requests still in flight are cut off: their leases end and the sweeper retries them.
+  client_->Shutdown();
+  io_->stop();
+  io_thread_.join();
+  client_.reset();
+  io_.reset();
+  std::lock_guard<std::mutex> l(mu_);
+  done_.clear();
+  std::lock_guard<std::mutex> s(state_mu_);
+  endpoints_.clear();
+}
+
+void PushDispatcher::OnReady(int64_t queue_id) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!running_) return;
+    ready_.insert(queue_id);
+  }
+  cv_.notify_one();
+}
+
+void PushDispatcher::OnInvalidate(CacheScope scope, const std::string&) {
+  if (scope == CacheScope::kToken) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    refresh_ = true;
+  }
+  cv_.notify_one();
+}
+
+std::vector<EndpointStatus> PushDispatcher::Endpoints() {
+  std::vector<EndpointStatus> out;
+  std::lock_guard<std::mutex> l(state_mu_);
+  for (const auto& [id, e] : endpoints_) {
+    EndpointStatus s;
+    s.tenant = e.queue->record.tenant;
+    std::tie(s.topic, s.subscription) = SplitSubscriptionQueue(e.queue->record.name);
+    const PushConfig& push = *e.queue->config.push;
+    s.url = push.url;
+    s.circuit = e.circuit;
+    s.disabled = push.disabled;
+    s.disabled_reason = push.disabled_reason;
+    s.in_flight = e.in_flight;
+    s.consecutive_failures = e.consecutive_failures;
+    s.last_error = e.last_error;
+    s.last_success_at = e.last_success_at;
+    s.failing_since = e.failing_since;
+    s.delivered = e.delivered;
+    s.failed = e.failed;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void PushDispatcher::SchedulerLoop() {
+  TimeMs next_refresh = 0;
+  for (;;) {
+    std::vector<Completion> done;
+    std::set<int64_t> ready;
+    bool refresh = false;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::milliseconds(kTick),
+                   [&] { return !running_ || !done_.empty() || !ready_.empty() || refresh_; });
+      if (!running_) return;
+      done.swap(done_);
+      ready.swap(ready_);
+      refresh = refresh_;
+      refresh_ = false;
+    }
+    TimeMs now = clock_.Now();
+    if (refresh || now >= next_refresh) {
+      Refresh();
+      next_refresh = now + kRefreshInterval;
+    }
+    if (!done.empty()) Settle(std::move(done));
+    std::lock_guard<std::mutex> s(state_mu_);
+    for (int64_t id : ready) {
+      auto it = endpoints_.find(id);
+      if (it != endpoints_.end()) it->second.ready = true;
+    }
+    for (auto& [id, e] : endpoints_) Dispatch(e, clock_.Now());
+  }
+}
+
+void PushDispatcher::Refresh() {
+  auto list = queues_.AllPushSubscriptions();
+  if (!list.ok()) {
+    spdlog::warn("push: cannot list the endpoints: {}", list.status().ToString());
+    return;
+  }
+  std::lock_guard<std::mutex> l(state_mu_);
+  std::set<int64_t> seen;
+  TimeMs now = clock_.Now();
+  for (const QueueRef& q : list.value()) {
+    seen.insert(q->record.id);
+    auto [it, fresh] = endpoints_.try_emplace(q->record.id);
+    Endpoint& e = it->second;
+    const PushConfig& next = *q->config.push;
+    bool reenabled = !fresh && e.queue->config.push->disabled && !next.disabled;
+    bool new_rate = fresh || e.queue->config.push->rate_limit != next.rate_limit;
+    e.queue = q;
+    if (new_rate) {
+      e.bucket.reset();
+      if (next.rate_limit > 0) {
+        e.bucket.emplace(next.rate_limit, std::max(1.0, next.rate_limit), 1.0, now);
+      }
+    }
+    if (reenabled) {
+      // An operator enabled it: a fresh start, its messages are all still there.
+      e.circuit = CircuitState::kClosed;
+      e.consecutive_failures = 0;
+      e.failing_since = 0;
+      e.disabling = false;
+      e.ready = true;
+      spdlog::info("push: endpoint of {}/{} enabled", q->record.tenant, q->record.name);
+    }
+  }
+  for (auto it = endpoints_.begin(); it != endpoints_.end();) {
+    it = seen.count(it->first) > 0 || it->second.in_flight > 0 ? std::next(it)
+                                                               : endpoints_.erase(it);
+  }
+}
+
+void PushDispatcher::Dispatch(Endpoint& e, TimeMs now) {
+  const PushConfig& push = *e.queue->config.push;
+  if (push.disabled || e.disabling) return;
+  int want = 0;
+  switch (e.circuit) {
+    case CircuitState::kClosed:
+      if (!e.ready && now < e.next_poll) return;
+      want = std::min(push.max_in_flight - e.in_flight, kMaxLease);
+      break;
+    case CircuitState::kOpen:
+      if (now < e.opened_at + push.probe_interval || e.in_flight > 0) return;
+      want = 1;  // the probe
+      break;
+    case CircuitState::kHalfOpen:
+      return;  // the probe is out
+  }
+  if (want <= 0) return;
+  if (e.bucket) want = static_cast<int>(std::min<int64_t>(want, e.bucket->Available(now)));
+  if (want <= 0) return;
+  ReceiveOptions opt;
+  opt.max_messages = want;
+  opt.visibility_timeout = std::max<DurationMs>(1000, push.timeout + kLeaseMargin);
+  opt.consumer = "push";
+  auto got = messages_.Receive(e.queue->record.tenant, e.queue->record.name, opt);
+  e.next_poll = now + kPollInterval;
+  if (!got.ok()) {
+    if (got.status().code() != ErrorCode::kShuttingDown) {
+      spdlog::warn("push: lease from {}/{} failed: {}", e.queue->record.tenant,
+                   e.queue->record.name, got.status().ToString());
+    }
+    return;
+  }
+  auto& deliveries = got.value();
+  e.ready = static_cast<int>(deliveries.size()) == want && e.circuit == CircuitState::kClosed;
+  if (e.circuit == CircuitState::kOpen) {
+    if (deliveries.empty()) {
+      e.opened_at = now;  // nothing to probe with yet: look again after another interval
+      return;
+    }
+    e.circuit = CircuitState::kHalfOpen;
+    ++counters_.probes;
+  }
+  if (e.bucket) e.bucket->Take(static_cast<double>(deliveries.size()));
+  for (auto& d : deliveries) {
+    Send(e, d.message.id, d.message.body, d.message.attributes, d.message.delivery_count,
+         std::move(d.receipt));
+  }
+}
+
+void PushDispatcher::Send(Endpoint& e, const std::string& message_id, const std::string& body,
+                          const store::Attributes& attributes, int delivery_count,
+                          std::string receipt) {
+  const PushConfig& push = *e.queue->config.push;
+  TimeMs now = clock_.Now();
+  int64_t timestamp = now / 1000;
+  push::DeliveryRequest req;
+  req.url = push.url;
+  req.timeout = push.timeout;
+  req.ca_file = push.ca_file;
+  req.body = body;
+  auto signature = push::Sign(message_id, timestamp, body, push.SigningSecrets(now));
+  req.headers.emplace_back("content-type", ContentType(body));
+  req.headers.emplace_back(push::kWebhookIdHeader, message_id);
+  req.headers.emplace_back(push::kWebhookTimestampHeader, std::to_string(timestamp));
+  if (signature.ok()) req.headers.emplace_back(push::kWebhookSignatureHeader, signature.value());
+  auto [topic, subscription] = SplitSubscriptionQueue(e.queue->record.name);
+  req.headers.emplace_back("redrive-topic", topic);
+  req.headers.emplace_back("redrive-subscription", subscription);
+  req.headers.emplace_back("redrive-delivery-count", std::to_string(delivery_count));
+  if (!attributes.empty()) {
+    nlohmann::json a = nlohmann::json::object();
+    for (const auto& [k, v] : attributes) a[k] = v;
+    req.headers.emplace_back("redrive-attributes", a.dump());
+  }
+  for (const auto& h : push.headers) req.headers.push_back(h);
+  ++e.in_flight;
+  Completion c;
+  c.queue_id = e.queue->record.id;
+  c.receipt = std::move(receipt);
+  c.message_id = message_id;
+  client_->Send(std::move(req), [this, c = std::move(c)](push::DeliveryResult r) mutable {
+    c.result = std::move(r);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+  });
+}
+
+void PushDispatcher::Settle(std::vector<Completion> done) {
+  struct Batch {
+    std::string tenant;
+    std::string queue;
+    std::vector<std::string> acks;
+    std::vector<NackRequest> nacks;
+  };
+  std::map<int64_t, Batch> batches;
+  TimeMs now = clock_.Now();
+  {
+    std::lock_guard<std::mutex> l(state_mu_);
+    for (auto& c : done) {
+      auto it = endpoints_.find(c.queue_id);
+      if (it == endpoints_.end()) continue;  // deleted: its leases end by themselves
+      Endpoint& e = it->second;
+      --e.in_flight;
+      const PushConfig& push = *e.queue->config.push;
+      const push::DeliveryResult& r = c.result;
+      double seconds = static_cast<double>(r.duration) / 1000.0;
+      size_t b = 0;
+      while (b < std::size(kPushLatencyBuckets) && seconds > kPushLatencyBuckets[b]) ++b;
+      ++counters_.latency[b];
+      counters_.latency_sum_us += r.duration * 1000;
+      Batch& batch = batches[c.queue_id];
+      batch.tenant = e.queue->record.tenant;
+      batch.queue = e.queue->record.name;
+      if (r.error == push::TransportError::kShutdown) continue;  // the lease ends by itself
+      push::Outcome outcome = push::Classify(r, now, PermanentSet(push));
+      if (outcome.verdict == push::Verdict::kSuccess) {
+        batch.acks.push_back(std::move(c.receipt));
+        ++e.delivered;
+        ++counters_.succeeded;
+        Observe(e, true, "", now);
+        continue;
+      }
+      NackRequest n;
+      n.receipt = std::move(c.receipt);
+      n.reason = outcome.cause;
+      n.error = Describe(r);
+      n.consumer = "push";
+      n.status = r.error == push::TransportError::kNone ? static_cast<int>(r.status) : 0;
+      n.duration_ms = r.duration;
+      n.response = r.body_snippet;
+      n.retry_after = outcome.retry_after;
+      if (outcome.verdict == push::Verdict::kPermanent) {
+        n.force_reason = kReasonPermanentFailure;
+        ++counters_.permanent;
+      } else {
+        ++counters_.retried;
+      }
+      batch.nacks.push_back(std::move(n));
+      ++e.failed;
+      // A permanent answer (a 4xx of the set) means the endpoint is up and judged the message;
+      // only 410 says the endpoint itself is gone.
+      bool alive = outcome.verdict == push::Verdict::kPermanent && !outcome.disable_endpoint;
+      Observe(e, alive, Describe(r), now);
+      if (outcome.disable_endpoint) {
+        Disable(e, "the endpoint answered 410 Gone");
+      }
+    }
+  }
+  for (auto& [id, batch] : batches) {
+    if (!batch.acks.empty()) {
+      auto r = messages_.Ack(batch.tenant, batch.queue, batch.acks);
+      if (!r.ok())
+        spdlog::warn("push: ack on {}/{}: {}", batch.tenant, batch.queue, r.status().ToString());
+    }
+    if (!batch.nacks.empty()) {
+      auto r = messages_.Nack(batch.tenant, batch.queue, batch.nacks);
+      if (!r.ok())
+        spdlog::warn("push: nack on {}/{}: {}", batch.tenant, batch.queue, r.status().ToString());
+    }
+  }
+}
+
+void PushDispatcher::Observe(Endpoint& e, bool alive, const std::string& error, TimeMs now) {
+  const PushConfig& push = *e.queue->config.push;
+  const std::string where = e.queue->record.tenant + "/" + e.queue->record.name;
+  if (alive) {
+    if (e.circuit != CircuitState::kClosed) {
+      spdlog::info("push: {}: circuit closed, the endpoint answers again", where);
+    }
+    e.circuit = CircuitState::kClosed;
+    e.consecutive_failures = 0;
+    e.failing_since = 0;
+    e.last_success_at = now;
+    e.ready = true;
+    if (e.was_open) {
+      e.was_open = false;
+      if (push.auto_redrive) AutoRedrive(e);
+    }
+    return;
+  }
+  ++e.consecutive_failures;
+  e.last_error = error;
+  if (e.failing_since == 0) e.failing_since = now;
+  if (e.circuit == CircuitState::kHalfOpen) {
+    e.circuit = CircuitState::kOpen;
+    e.opened_at = now;
+  } else if (e.circuit == CircuitState::kClosed &&
+             e.consecutive_failures >= push.circuit_failures) {
+    e.circuit = CircuitState::kOpen;
+    e.opened_at = now;
+    e.was_open = true;
+    spdlog::warn(
+        "push: {}: circuit open after {} consecutive failures (last: {}); one probe "
+        "every {}",
+        where, e.consecutive_failures, error, FormatDuration(push.probe_interval));
+  }
+  if (push.disable_after > 0 && now - e.failing_since >= push.disable_after) {
+    Disable(e, "failing since " + FormatTime(e.failing_since) + ": " + error);
+  }
+}
+
+void PushDispatcher::Disable(Endpoint& e, const std::string& reason) {
+  if (e.disabling || e.queue->config.push->disabled) return;
+  e.disabling = true;
+  auto [topic, subscription] = SplitSubscriptionQueue(e.queue->record.name);
+  spdlog::warn("push: {}/{}: endpoint disabled ({}); its messages are kept until it is enabled",
+               e.queue->record.tenant, e.queue->record.name, reason);
+  auto r = topics_.SetEndpointDisabled(Tenancy::System(), e.queue->record.tenant, topic,
+                                       subscription, true, reason);
+  if (!r.ok()) {
+    spdlog::warn("push: cannot disable {}/{}: {}", e.queue->record.tenant, e.queue->record.name,
+                 r.status().ToString());
+    e.disabling = false;
+  }
+}
+
+void PushDispatcher::AutoRedrive(const Endpoint& e) {
+  const QueueConfig& config = e.queue->config;
+  const PushConfig& push = *config.push;
+  JobSpec spec;
+  spec.dlq = config.dead_letter_queue;
+  nlohmann::json origin = e.queue->record.name;
+  spec.filter = "origin eq " + origin.dump();
+  spec.rate = push.auto_redrive_rate;
+  if (push.auto_redrive_canary > 0) spec.canary = push.auto_redrive_canary;
+  auto job = dead_letters_.StartJob(Tenancy::System(), e.queue->record.tenant, spec);
+  if (job.ok()) {
+    ++counters_.auto_redrives;
+    spdlog::info("push: {}/{} recovered: redrive job {} takes its dead letters back",
+                 e.queue->record.tenant, e.queue->record.name, job->id);
+  } else {
+    spdlog::warn("push: {}/{} recovered, but its auto-redrive did not start: {}",
+                 e.queue->record.tenant, e.queue->record.name, job.status().ToString());
+  }
+}
+
+Result<TestSendResult> PushDispatcher::TestSend(const QueueRef& q) {
+  if (!q->config.push) {
+    return Status(ErrorCode::kInvalidArgument, "'" + q->record.name + "' is not pushed");
+  }
+  const PushConfig& push = *q->config.push;
+  TimeMs now = clock_.Now();
+  auto [topic, subscription] = SplitSubscriptionQueue(q->record.name);
+  std::string id = "test_" + NewUlid(now, random_);
+  nlohmann::json body = {{"type", "redrive.test"},
+                         {"topic", topic},
+                         {"subscription", subscription},
+                         {"sentAt", FormatTime(now)}};
+  push::DeliveryRequest req;
+  req.url = push.url;
+  req.timeout = push.timeout;
+  req.ca_file = push.ca_file;
+  req.body = body.dump();
+  int64_t timestamp = now / 1000;
+  REDRIVE_ASSIGN_OR_RETURN(auto sig, push::Sign(id, timestamp, req.body, push.SigningSecrets(now)));
+  req.headers = {{"content-type", "application/json"},
+                 {std::string(push::kWebhookIdHeader), id},
+                 {std::string(push::kWebhookTimestampHeader), std::to_string(timestamp)},
+                 {std::string(push::kWebhookSignatureHeader), sig}};
+  for (const auto& h : push.headers) req.headers.push_back(h);
+  auto promise = std::make_shared<std::promise<push::DeliveryResult>>();
+  auto answer = promise->get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!running_) return Status(ErrorCode::kShuttingDown, "push delivery is not running");
+    client_->Send(std::move(req),
+                  [promise](push::DeliveryResult r) { promise->set_value(std::move(r)); });
+  }
+  push::DeliveryResult r = answer.get();
+  TestSendResult out;
+  out.status = r.error == push::TransportError::kNone ? static_cast<int>(r.status) : 0;
+  out.error = r.error == push::TransportError::kNone ? "" : Describe(r);
+  out.duration = r.duration;
+  out.response = r.body_snippet;
+  return out;
+}
+
+}  // namespace redrive::engine
