@@ -252,14 +252,18 @@ TEST_F(PushTest, SustainedFailureDisablesTheEndpoint) {
             R"({"maxDeliveries": -1, "backoff": {"initial": "1s", "max": "1s", "jitter": 0}})");
   endpoint_.Answer(500);
   Publish(1);
-  ASSERT_TRUE(WaitFor([&] { return endpoint_.requests() >= 1; }));
+  ASSERT_TRUE(WaitFor([&] { return endpoint_.requests() >= 1 && Depth("flaky").delayed == 1; }));
   for (int i = 0; i < 12; ++i) {
-    clock_.Advance(60'000);
     int before = endpoint_.requests();
+    clock_.Advance(60'000);
     ASSERT_TRUE(WaitFor([&] {
       auto s = engine_->topics().GetSubscription("acme", "orders", "flaky");
-      return endpoint_.requests() > before || (s.ok() && s->config.push->disabled);
-    }));
+      // The next attempt was made and its failure settled (the message waits for its retry).
+      return (endpoint_.requests() > before && Depth("flaky").delayed == 1) ||
+             (s.ok() && s->config.push->disabled);
+    })) << "round " << i << ": requests " << endpoint_.requests() << ", ready "
+        << Depth("flaky").ready << ", delayed " << Depth("flaky").delayed << ", leased "
+        << Depth("flaky").leased << ", in flight " << Health("flaky").in_flight;
   }
   auto s = engine_->topics().GetSubscription("acme", "orders", "flaky").value();
   ASSERT_TRUE(s.config.push->disabled);
