@@ -88,6 +88,10 @@ struct Fixture {
   std::string retry_queue = "retry";
   std::string dlq = "graveyard";
   std::string receipt;  // a message of `queue` leased for an hour
+  std::string topic = "events";
+  std::string subscription = "feed";       // pulled
+  std::string push_subscription = "hook";  // pushed; its filter takes nothing, so it stays still
+  std::string subscription_receipt;        // a message of `subscription` leased for an hour
   std::vector<std::string> dead_letter_ids;
   std::string group;
   std::string job;  // waits in its canary phase for a day: running, and stays so
@@ -179,6 +183,29 @@ Fixture BuildFixture(const std::string& url, HttpClient& op, const std::string& 
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
+  MustJson(own.Post(base + "/topics", {{"name", f.topic}}), 201, "topic");
+  MustJson(own.Post(base + "/topics/" + f.topic + "/subscriptions",
+                    {{"name", f.subscription}, {"attributes", to_dlq}}),
+           201, "subscription");
+  json hook = {{"deadLetterQueue", f.dlq},
+               {"filter", {{"never-set", {{"exists", true}}}}},
+               {"push", {{"url", "http://127.0.0.1:9/walk"}}}};
+  json made = MustJson(own.Post(base + "/topics/" + f.topic + "/subscriptions",
+                                {{"name", f.push_subscription}, {"attributes", hook}}),
+                       201, "push subscription");
+  f.secrets.push_back(made["secret"]);
+  json topic_pub = MustJson(
+      own.Post(base + "/topics/" + f.topic + "/messages",
+               {{"messages", {{{"body", tenant + "-secret-topic-body"}}, {{"body", "2"}}}}}),
+      201, "topic publish");
+  f.secrets.push_back(tenant + "-secret-topic-body");
+  json leased = MustJson(
+      own.Post(base + "/topics/" + f.topic + "/subscriptions/" + f.subscription + "/receive",
+               {{"maxMessages", 1}, {"visibilityTimeout", "1h"}}),
+      200, "subscription receive")["messages"];
+  if (leased.size() != 1) throw std::runtime_error("fixture: subscription " + leased.dump());
+  f.subscription_receipt = leased[0]["receipt"];
+
   json dls = MustJson(own.Get(base + "/dead-letters?queue=" + f.dlq), 200, "dead letters");
   for (const auto& d : dls["result"]) f.dead_letter_ids.push_back(d["id"]);
   if (f.dead_letter_ids.empty()) throw std::runtime_error("fixture: no dead letters");
@@ -204,6 +231,11 @@ std::string FillPattern(const api::RouteInfo& route, const Fixture& f, std::stri
         value = f.dead_letter_ids.front();
       } else if (name == "group") {
         value = f.group;
+      } else if (name == "topic") {
+        value = f.topic;
+      } else if (name == "subscription") {
+        value = route.pattern.find("/endpoint") != std::string::npos ? f.push_subscription
+                                                                     : f.subscription;
       } else if (name == "job") {
         value = f.job;
       } else if (name == "token" && previous == "tokens") {
@@ -246,6 +278,19 @@ Recipe RecipeFor(const api::RouteInfo& route, const Fixture& f) {
     r.body = {{"nacks", {{{"receipt", f.receipt}, {"deadLetter", true}, {"reason", "walk"}}}}};
   }
   if (n == "extend") r.body = {{"receipts", {f.receipt}}, {"visibilityTimeout", "1s"}};
+  if (n == "topic_create" || n == "subscription_create") r.body = {{"name", "made-by-walk"}};
+  if (n == "topic_update") r.body = {{"attributes", {{"noRoute", "dead-letter"}}}};
+  if (n == "subscription_update") r.body = {{"attributes", {{"visibilityTimeout", "2m"}}}};
+  if (n == "topic_publish") r.body = {{"messages", {{{"body", "injected-by-walk"}}}}};
+  if (n == "subscription_receive") r.body = {{"maxMessages", 10}};
+  if (n == "subscription_ack") r.body = {{"receipts", {f.subscription_receipt}}};
+  if (n == "subscription_nack") {
+    r.body = {{"nacks",
+               {{{"receipt", f.subscription_receipt}, {"deadLetter", true}, {"reason", "walk"}}}}};
+  }
+  if (n == "subscription_extend") {
+    r.body = {{"receipts", {f.subscription_receipt}}, {"visibilityTimeout", "1s"}};
+  }
   if (n == "dead_letter_reroute_one") r.body = {{"destination", f.retry_queue}};
   if (n == "dead_letter_delete_bulk" || n == "dead_letter_restore_bulk") r.body = {{"ids", ids}};
   if (n == "dead_letter_reroute_bulk") r.body = {{"ids", ids}, {"destination", f.retry_queue}};
@@ -308,6 +353,7 @@ json Snapshot(HttpClient& op, const std::string& tenant,
   };
   get("tenants", "/v1/tenants");
   get("queues", base + "/queues");
+  get("topics", base + "/topics");
   get("deadLetters", base + "/dead-letters?_pageSize=1000&_totalPagedResultsPolicy=EXACT");
   get("groups", base + "/failure-groups");
   get("stats", base + "/dead-letter-stats");

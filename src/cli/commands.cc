@@ -40,6 +40,7 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
   };
   AddTenancyCommands(app, f, add_leaf);
   AddQueueCommands(app, f, add_leaf);
+  AddTopicCommands(app, f, add_leaf);
   AddMessageCommands(app, f, add_leaf);
   AddDeadLetterCommands(app, f, add_leaf);
   AddJobCommands(app, f, add_leaf);

@@ -109,6 +109,12 @@ struct ClientCommands::Flags {
   double canary_max_failure = -1;  // < 0: not given
   bool dry_run = false;
   bool wait_job = false;
+  // topics and subscriptions
+  std::string topic;
+  json topic_flags = json::object();  // topic attributes, in API field names
+  json push_flags = json::object();   // subscription push.*, in API field names
+  std::string filter_json;
+  std::vector<std::string> push_headers;  // NAME=VALUE
 };
 
 using Flags = ClientCommands::Flags;
@@ -130,6 +136,14 @@ using AddLeafFn = std::function<void(CLI::App* app, bool needs_tenant, Command r
 void AddTenancyCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 // queue
 void AddQueueCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
+// topic, subscription, endpoint
+void AddTopicCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
+
+// Shared by queue and subscription (commands_queues.cc): the attribute flags, their merge with
+// --attributes, and the queue view.
+void AddQueueAttributeOptions(CLI::App* cmd, Flags* f);
+Result<json> QueueAttributes(const Flags& f);
+void PrintQueue(const json& q);
 // send, receive, ack, nack, extend
 void AddMessageCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 // dlq

@@ -28,6 +28,8 @@ void Flatten(const json& j, const std::string& prefix, Details* d) {
   }
 }
 
+}  // namespace
+
 void PrintQueue(const json& q) {
   Details d;
   d.Add("name", Text(q, "name"));
@@ -139,6 +141,8 @@ Result<json> QueueAttributes(const Flags& f) {
   merged.merge_patch(f.attribute_flags);
   return merged;
 }
+
+namespace {
 
 // ------------------------------------------------------------------ queue
 
