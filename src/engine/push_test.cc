@@ -261,9 +261,10 @@ TEST_F(PushTest, SustainedFailureDisablesTheEndpoint) {
       // The next attempt was made and its failure settled (the message waits for its retry).
       return (endpoint_.requests() > before && Depth("flaky").delayed == 1) ||
              (s.ok() && s->config.push->disabled);
-    })) << "round " << i << ": requests " << endpoint_.requests() << ", ready "
-        << Depth("flaky").ready << ", delayed " << Depth("flaky").delayed << ", leased "
-        << Depth("flaky").leased << ", in flight " << Health("flaky").in_flight;
+    })) << "round "
+        << i << ": requests " << endpoint_.requests() << ", ready " << Depth("flaky").ready
+        << ", delayed " << Depth("flaky").delayed << ", leased " << Depth("flaky").leased
+        << ", in flight " << Health("flaky").in_flight;
   }
   auto s = engine_->topics().GetSubscription("acme", "orders", "flaky").value();
   ASSERT_TRUE(s.config.push->disabled);
