@@ -1118,3 +1118,62 @@ TEST_F(CliTest, ConfigFileIsPickedUpAndEnvironmentBeatsIt) {
 
 }  // namespace
 }  // namespace redrive::testing
+
+namespace redrive::testing {
+namespace {
+
+// topic, subscription and endpoint: flags become attributes, tables show what a user needs,
+// errors exit non-zero with the server's code, and the subscription is received from as a queue.
+TEST_F(CliTest, TopicsSubscriptionsAndEndpointsFromTheCommandLine) {
+  auto t = Cli({"topic", "create", "orders", "--no-route", "dead-letter"});
+  ASSERT_EQ(t.exit_code, 0) << Describe(t);
+  EXPECT_NE(t.out.find("dead-letter"), std::string::npos) << t.out;
+  auto s = Cli({"subscription", "create", "orders", "eu", "--filter",
+                R"({"region": {"prefix": "eu-"}})", "--max-deliveries", "2"});
+  ASSERT_EQ(s.exit_code, 0) << Describe(s);
+  auto h = Cli({"subscription", "create", "orders", "hook", "--push-url", "http://127.0.0.1:9/x",
+                "--push-header", "x-api-key=k1", "--max-in-flight", "3", "--rate-limit", "5",
+                "--auto-redrive", "--filter", R"({"never": {"exists": true}})", "--json"});
+  ASSERT_EQ(h.exit_code, 0) << Describe(h);
+  json hook = h.Json();
+  EXPECT_EQ(hook["attributes"]["push"]["headers"]["x-api-key"], "k1");
+  EXPECT_EQ(hook["attributes"]["push"]["maxInFlight"], 3);
+  EXPECT_EQ(hook["attributes"]["push"]["autoRedriveOnRecovery"]["enabled"], true);
+  EXPECT_EQ(hook["secret"].get<std::string>().rfind("whsec_", 0), 0u);
+
+  auto ls = Cli({"subscription", "ls", "orders"});
+  ASSERT_EQ(ls.exit_code, 0) << Describe(ls);
+  EXPECT_NE(ls.out.find("push http://127.0.0.1:9/x"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("pull"), std::string::npos) << ls.out;
+
+  // Publish to the topic with `send`, receive from the subscription as a queue.
+  auto sent = Cli({"send", "orders", "hello", "--attr", "region=eu-west"});
+  ASSERT_EQ(sent.exit_code, 0) << Describe(sent);
+  auto got = Cli({"receive", "orders:eu", "--json"});
+  ASSERT_EQ(got.exit_code, 0) << Describe(got);
+  EXPECT_EQ(got.Json()["messages"][0]["body"], "hello") << got.out;
+
+  auto off = Cli({"endpoint", "disable", "orders", "hook", "--reason", "deploy", "--json"});
+  ASSERT_EQ(off.exit_code, 0) << Describe(off);
+  EXPECT_EQ(off.Json()["attributes"]["push"]["disabledReason"], "deploy");
+  auto show = Cli({"endpoint", "show", "orders", "hook"});
+  ASSERT_EQ(show.exit_code, 0) << Describe(show);
+  EXPECT_NE(show.out.find("disabled"), std::string::npos) << show.out;
+  auto rotated = Cli({"endpoint", "rotate-secret", "orders", "hook", "--overlap", "1h"});
+  ASSERT_EQ(rotated.exit_code, 0) << Describe(rotated);
+  EXPECT_NE(rotated.out.find("signing secret (shown once): whsec_"), std::string::npos)
+      << rotated.out;
+
+  auto missing = Cli({"subscription", "show", "orders", "nope"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("subscription-not-found"), std::string::npos) << Describe(missing);
+  auto bad = Cli({"subscription", "create", "orders", "x", "--push-header", "novalue"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("NAME=VALUE"), std::string::npos) << Describe(bad);
+  auto gone = Cli({"topic", "rm", "orders"});
+  ASSERT_EQ(gone.exit_code, 0) << Describe(gone);
+  EXPECT_EQ(Cli({"topic", "show", "orders"}).exit_code == 0, false);
+}
+
+}  // namespace
+}  // namespace redrive::testing
