@@ -766,6 +766,44 @@ TimeMs Messages::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) co
   return keep > 0 ? now + keep : 0;
 }
 
+Result<std::vector<Status>> Messages::Release(const std::string& tenant, const std::string& queue,
+                                              const std::vector<std::string>& receipts) {
+  REDRIVE_ASSIGN_OR_RETURN(auto q, LeasedQueue(tenant, queue, receipts.size()));
+  std::vector<Status> out(receipts.size());
+  std::vector<store::FailureAction> actions;
+  std::vector<size_t> index;
+  TimeMs now = clock_.Now();
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    store::Receipt r;
+    if (!DecodeReceipt(receipts[i], &r)) {
+      out[i] = InvalidReceipt();
+      continue;
+    }
+    REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q->record.id, r.seq));
+    if (!msg || !msg->leased || msg->lease_token != r.lease_token) {
+      out[i] = LeaseLost();
+      continue;
+    }
+    store::FailureAction a;
+    a.kind = store::FailureAction::Kind::kRequeue;
+    a.receipt = r;
+    a.visible_at = now;
+    a.journal = std::move(msg->journal);
+    a.undo_delivery = true;
+    actions.push_back(std::move(a));
+    index.push_back(i);
+  }
+  if (actions.empty()) return out;
+  REDRIVE_ASSIGN_OR_RETURN(auto held, store_.SettleFailures(q->record.id, actions));
+  bool any = false;
+  for (size_t k = 0; k < held.size(); ++k) {
+    if (!held[k]) out[index[k]] = LeaseLost();
+    any = any || held[k];
+  }
+  if (any) coordinator_.SignalReady(q->record.id);
+  return out;
+}
+
 Result<std::vector<Status>> Messages::ExtendLeases(const std::string& tenant,
                                                    const std::string& queue,
                                                    const std::vector<std::string>& receipts,

@@ -127,6 +127,11 @@ class Messages : public CoordinationListener {
   // together with dead_letter, a reason or consumer too long.
   Result<std::vector<Status>> Nack(const std::string& tenant, const std::string& queue,
                                    const std::vector<NackRequest>& nacks);
+  // Hands leases back unused: each message is ready again at once, its delivery count goes back
+  // by one and its journal is untouched (a consumer that leased ahead and will not deliver: the
+  // push dispatcher's buffer when a circuit opens). One Status per receipt, as Ack.
+  Result<std::vector<Status>> Release(const std::string& tenant, const std::string& queue,
+                                      const std::vector<std::string>& receipts);
   Result<std::vector<Status>> ExtendLeases(const std::string& tenant, const std::string& queue,
                                            const std::vector<std::string>& receipts,
                                            DurationMs visibility_timeout);

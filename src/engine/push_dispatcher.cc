@@ -90,6 +90,11 @@ void PushDispatcher::Start() {
     WorkGuard guard(io->get_executor());
     io->run();
   });
+  {
+    std::lock_guard<std::mutex> s(settle_mu_);
+    settler_exit_ = false;
+  }
+  settler_ = std::thread([this] { SettlerLoop(); });
   scheduler_ = std::thread([this] { SchedulerLoop(); });
 }
 
@@ -101,15 +106,26 @@ void PushDispatcher::Stop() {
   }
   cv_.notify_all();
   scheduler_.join();
+  {
+    // The settler writes what it holds (nothing settled is lost), then ends.
+    std::lock_guard<std::mutex> s(settle_mu_);
+    settler_exit_ = true;
+  }
+  settle_cv_.notify_all();
+  settler_.join();
   // Requests still in flight are cut off: their leases end and the sweeper retries them.
   client_->Shutdown();
   io_->stop();
   io_thread_.join();
   client_.reset();
   io_.reset();
-  std::lock_guard<std::mutex> l(mu_);
-  done_.clear();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    done_.clear();
+  }
+  // Not under mu_: a release signals the queue, which reaches OnReady.
   std::lock_guard<std::mutex> s(state_mu_);
+  for (auto& [id, e] : endpoints_) ReleaseBuffered(e);
   endpoints_.clear();
 }
 
@@ -227,50 +243,71 @@ void PushDispatcher::Refresh() {
 
 void PushDispatcher::Dispatch(Endpoint& e, TimeMs now) {
   const PushConfig& push = *e.queue->config.push;
-  if (push.disabled || e.disabling) return;
-  int want = 0;
-  switch (e.circuit) {
-    case CircuitState::kClosed:
-      if (!e.ready && now < e.next_poll) return;
-      want = std::min(push.max_in_flight - e.in_flight, kMaxLease);
-      break;
-    case CircuitState::kOpen:
-      if (now < e.opened_at + push.probe_interval || e.in_flight > 0) return;
-      want = 1;  // the probe
-      break;
-    case CircuitState::kHalfOpen:
-      return;  // the probe is out
-  }
-  if (want <= 0) return;
-  if (e.bucket) want = static_cast<int>(std::min<int64_t>(want, e.bucket->Available(now)));
-  if (want <= 0) return;
-  ReceiveOptions opt;
-  opt.max_messages = want;
-  opt.visibility_timeout = std::max<DurationMs>(1000, push.timeout + kLeaseMargin);
-  opt.consumer = "push";
-  auto got = messages_.Receive(e.queue->record.tenant, e.queue->record.name, opt);
-  e.next_poll = now + kPollInterval;
-  if (!got.ok()) {
-    if (got.status().code() != ErrorCode::kShuttingDown) {
-      spdlog::warn("push: lease from {}/{} failed: {}", e.queue->record.tenant,
-                   e.queue->record.name, got.status().ToString());
-    }
+  if (push.disabled || e.disabling) {
+    ReleaseBuffered(e);
     return;
   }
-  auto& deliveries = got.value();
-  e.ready = static_cast<int>(deliveries.size()) == want && e.circuit == CircuitState::kClosed;
+  if (e.circuit == CircuitState::kHalfOpen) return;  // the probe is out
   if (e.circuit == CircuitState::kOpen) {
-    if (deliveries.empty()) {
-      e.opened_at = now;  // nothing to probe with yet: look again after another interval
+    ReleaseBuffered(e);
+    if (now < e.opened_at + push.probe_interval || e.in_flight > 0) return;
+  }
+  // Each lease is a store write: leasing ahead (kMaxLease, or maxInFlight when larger) lets one
+  // write feed many sends; the buffer is topped up when it is half empty.
+  bool probe = e.circuit == CircuitState::kOpen;
+  int ahead = std::max(kMaxLease, push.max_in_flight);
+  int buffered = static_cast<int>(e.buffered.size());
+  int room = probe ? 1 : push.max_in_flight + ahead - e.in_flight - buffered;
+  int want = std::min(room, kMaxLease);
+  if (e.bucket) want = static_cast<int>(std::min<int64_t>(want, e.bucket->Available(now) + ahead));
+  bool lease =
+      want > 0 && (probe || e.ready || now >= e.next_poll) && (probe || buffered <= ahead / 2);
+  if (lease) {
+    ReceiveOptions opt;
+    opt.max_messages = want;
+    // A buffered message waits for a request to finish, then takes its own.
+    opt.visibility_timeout = std::max<DurationMs>(1000, 2 * push.timeout + kLeaseMargin);
+    opt.consumer = "push";
+    auto got = messages_.Receive(e.queue->record.tenant, e.queue->record.name, opt);
+    e.next_poll = now + kPollInterval;
+    if (!got.ok()) {
+      if (got.status().code() != ErrorCode::kShuttingDown) {
+        spdlog::warn("push: lease from {}/{} failed: {}", e.queue->record.tenant,
+                     e.queue->record.name, got.status().ToString());
+      }
       return;
     }
-    e.circuit = CircuitState::kHalfOpen;
-    ++counters_.probes;
+    e.ready = static_cast<int>(got->size()) == want && !probe;
+    if (probe) {
+      if (got->empty()) {
+        e.opened_at = now;  // nothing to probe with yet: look again after another interval
+        return;
+      }
+      e.circuit = CircuitState::kHalfOpen;
+      ++counters_.probes;
+    }
+    for (auto& d : got.value()) e.buffered.push_back(std::move(d));
   }
-  if (e.bucket) e.bucket->Take(static_cast<double>(deliveries.size()));
-  for (auto& d : deliveries) {
+  int slots = probe ? 1 : push.max_in_flight - e.in_flight;
+  while (slots-- > 0 && !e.buffered.empty()) {
+    if (e.bucket && !probe && !e.bucket->TryTake(now)) break;
+    Delivery d = std::move(e.buffered.front());
+    e.buffered.pop_front();
     Send(e, d.message.id, d.message.body, d.message.attributes, d.message.delivery_count,
          std::move(d.receipt));
+  }
+}
+
+void PushDispatcher::ReleaseBuffered(Endpoint& e) {
+  if (e.buffered.empty()) return;
+  std::vector<std::string> receipts;
+  for (auto& d : e.buffered) receipts.push_back(std::move(d.receipt));
+  e.buffered.clear();
+  auto r = messages_.Release(e.queue->record.tenant, e.queue->record.name, receipts);
+  if (!r.ok()) {
+    // Their leases end by themselves; the sweeper then retries them.
+    spdlog::warn("push: releasing {} leases of {}/{}: {}", receipts.size(), e.queue->record.tenant,
+                 e.queue->record.name, r.status().ToString());
   }
 }
 
@@ -315,14 +352,43 @@ void PushDispatcher::Send(Endpoint& e, const std::string& message_id, const std:
   });
 }
 
+void PushDispatcher::SettlerLoop() {
+  for (;;) {
+    std::map<int64_t, SettleBatch> batches;
+    bool exit = false;
+    {
+      std::unique_lock<std::mutex> l(settle_mu_);
+      settle_cv_.wait(l, [&] { return settler_exit_ || !to_settle_.empty(); });
+      batches.swap(to_settle_);
+      exit = settler_exit_;
+    }
+    ApplyBatches(std::move(batches));
+    if (exit) {
+      std::lock_guard<std::mutex> l(settle_mu_);
+      if (to_settle_.empty()) return;
+    }
+  }
+}
+
+void PushDispatcher::ApplyBatches(std::map<int64_t, SettleBatch> batches) {
+  for (auto& [id, batch] : batches) {
+    if (!batch.acks.empty()) {
+      auto r = messages_.Ack(batch.tenant, batch.queue, batch.acks);
+      if (!r.ok()) {
+        spdlog::warn("push: ack on {}/{}: {}", batch.tenant, batch.queue, r.status().ToString());
+      }
+    }
+    if (!batch.nacks.empty()) {
+      auto r = messages_.Nack(batch.tenant, batch.queue, batch.nacks);
+      if (!r.ok()) {
+        spdlog::warn("push: nack on {}/{}: {}", batch.tenant, batch.queue, r.status().ToString());
+      }
+    }
+  }
+}
+
 void PushDispatcher::Settle(std::vector<Completion> done) {
-  struct Batch {
-    std::string tenant;
-    std::string queue;
-    std::vector<std::string> acks;
-    std::vector<NackRequest> nacks;
-  };
-  std::map<int64_t, Batch> batches;
+  std::map<int64_t, SettleBatch> batches;
   TimeMs now = clock_.Now();
   {
     std::lock_guard<std::mutex> l(state_mu_);
@@ -338,7 +404,7 @@ void PushDispatcher::Settle(std::vector<Completion> done) {
       while (b < std::size(kPushLatencyBuckets) && seconds > kPushLatencyBuckets[b]) ++b;
       ++counters_.latency[b];
       counters_.latency_sum_us += r.duration * 1000;
-      Batch& batch = batches[c.queue_id];
+      SettleBatch& batch = batches[c.queue_id];
       batch.tenant = e.queue->record.tenant;
       batch.queue = e.queue->record.name;
       if (r.error == push::TransportError::kShutdown) continue;  // the lease ends by itself
@@ -376,18 +442,17 @@ void PushDispatcher::Settle(std::vector<Completion> done) {
       }
     }
   }
-  for (auto& [id, batch] : batches) {
-    if (!batch.acks.empty()) {
-      auto r = messages_.Ack(batch.tenant, batch.queue, batch.acks);
-      if (!r.ok())
-        spdlog::warn("push: ack on {}/{}: {}", batch.tenant, batch.queue, r.status().ToString());
-    }
-    if (!batch.nacks.empty()) {
-      auto r = messages_.Nack(batch.tenant, batch.queue, batch.nacks);
-      if (!r.ok())
-        spdlog::warn("push: nack on {}/{}: {}", batch.tenant, batch.queue, r.status().ToString());
+  {
+    std::lock_guard<std::mutex> l(settle_mu_);
+    for (auto& [id, batch] : batches) {
+      SettleBatch& into = to_settle_[id];
+      into.tenant = std::move(batch.tenant);
+      into.queue = std::move(batch.queue);
+      for (auto& a : batch.acks) into.acks.push_back(std::move(a));
+      for (auto& n : batch.nacks) into.nacks.push_back(std::move(n));
     }
   }
+  settle_cv_.notify_one();
 }
 
 void PushDispatcher::Observe(Endpoint& e, bool alive, const std::string& error, TimeMs now) {

@@ -12,14 +12,16 @@
 // operator enables it. When a circuit closes and the endpoint has autoRedriveOnRecovery, a
 // redrive job (with its rate and canary) takes its parked dead letters back.
 //
-// Threads: two, from Start to Stop: the io thread runs the DeliveryClient (no request ever
-// holds a thread), the scheduler thread does everything that touches the store (leases, acks,
-// nacks, config changes), in batches. Thread-safety: thread-safe.
+// Threads: three, from Start to Stop: the io thread runs the DeliveryClient (no request ever
+// holds a thread); the scheduler thread leases (ahead, up to maxInFlight more than are in
+// flight, so that one lease serves many sends), sends and decides; the settler thread writes
+// the acks and nacks in batches, while the scheduler leases again. Thread-safety: thread-safe.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +35,7 @@
 #include "common/status.h"
 #include "common/token_bucket.h"
 #include "engine/coordination.h"
+#include "engine/messages.h"
 #include "engine/queues.h"
 #include "push/outcome.h"
 
@@ -133,6 +136,16 @@ class PushDispatcher : public CoordinationListener {
     int64_t delivered = 0;
     int64_t failed = 0;
     bool disabling = false;  // a disable is being written
+    // Leased ahead (up to maxInFlight), sent as requests finish, so that a lease serves many
+    // sends; handed back unused (Messages::Release) when the circuit opens or delivery stops.
+    std::deque<Delivery> buffered;
+  };
+  // The acks and nacks of one queue, applied by the settler thread in one call each.
+  struct SettleBatch {
+    std::string tenant;
+    std::string queue;
+    std::vector<std::string> acks;
+    std::vector<NackRequest> nacks;
   };
   struct Completion {
     int64_t queue_id = 0;
@@ -142,12 +155,18 @@ class PushDispatcher : public CoordinationListener {
   };
 
   void SchedulerLoop();
+  // Applies the settled batches (acks, nacks) off the scheduler's thread, so that the next
+  // leases go out while they are written (the store commits both in one group).
+  void SettlerLoop();
+  void ApplyBatches(std::map<int64_t, SettleBatch> batches);
   void Refresh();
   void Dispatch(Endpoint& endpoint, TimeMs now);
   void Settle(std::vector<Completion> done);
   // Records the outcome of one attempt in the endpoint's health: circuit, failing time.
   void Observe(Endpoint& endpoint, bool alive, const std::string& error, TimeMs now);
   void Disable(Endpoint& endpoint, const std::string& reason);
+  // Hands the buffered leases back (their messages are ready again, their counts undone).
+  void ReleaseBuffered(Endpoint& endpoint);
   void AutoRedrive(const Endpoint& endpoint);
   void Send(Endpoint& endpoint, const std::string& message_id, const std::string& body,
             const store::Attributes& attributes, int delivery_count, std::string receipt);
@@ -165,6 +184,12 @@ class PushDispatcher : public CoordinationListener {
   std::unique_ptr<push::DeliveryClient> client_;
   std::thread io_thread_;
   std::thread scheduler_;
+  std::thread settler_;
+
+  std::mutex settle_mu_;
+  std::condition_variable settle_cv_;
+  std::map<int64_t, SettleBatch> to_settle_;  // by queue id. GUARDED_BY(settle_mu_)
+  bool settler_exit_ = false;                 // GUARDED_BY(settle_mu_)
 
   std::mutex mu_;  // the inbox: what other threads hand the scheduler
   std::condition_variable cv_;

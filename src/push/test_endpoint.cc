@@ -293,6 +293,9 @@ void TestEndpoint::Serve(Stream& stream) {
       seen.headers[Lower(std::string(field.name_string()))] = std::string(field.value());
     }
     seen.body = request.body();
+    seen.received_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count();
     http::response<http::string_body> response;
     {
       std::unique_lock<std::mutex> lock(mu_);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,7 @@ struct ReceivedRequest {
   std::string target;
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  int64_t received_us = 0;  // when it was read: steady clock, microseconds
 };
 
 class TestEndpoint {

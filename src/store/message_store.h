@@ -162,9 +162,12 @@ struct FailureAction {
   Kind kind = Kind::kRequeue;
   Receipt receipt;
   TimeMs visible_at = 0;  // kRequeue: ready again at
-  Journal journal;        // kRequeue, kDeadLetter, kReroute: with this failure appended
-  DeathInfo death;        // kDeadLetter
-  RerouteInfo reroute;    // kReroute
+  // kRequeue: the lease is handed back unused (a consumer leased ahead and did not deliver):
+  // the delivery count goes back by one (not below 0), and a first delivery's time is cleared.
+  bool undo_delivery = false;
+  Journal journal;      // kRequeue, kDeadLetter, kReroute: with this failure appended
+  DeathInfo death;      // kDeadLetter
+  RerouteInfo reroute;  // kReroute
 };
 
 class MessageStore {

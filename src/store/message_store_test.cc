@@ -471,3 +471,63 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::ValuesIn(Backends()),
 
 }  // namespace
 }  // namespace redrive::store
+
+namespace redrive::store {
+namespace {
+
+TEST_P(StoreTest, PublishManyIsAllOrNothingAcrossQueues) {
+  int64_t other = MakeQueue("audit");
+  auto a = Pub({Msg("a1"), Msg("a2")});
+  auto b = Pub({Msg("b1")});
+  b.queue_id = other;
+  auto stored = store_->PublishMany({a, b});
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ((*stored)[0].outcomes.size(), 2u);
+  EXPECT_EQ((*stored)[1].outcomes[0].id, "b1");
+  // The second request is refused (its queue is full): the first stores nothing either.
+  auto c = Pub({Msg("a3")});
+  auto d = Pub({Msg("b2")});
+  d.queue_id = other;
+  d.max_length = 1;
+  auto refused = store_->PublishMany({c, d});
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ((*refused)[0].refusal, PublishRefusal::kNone);
+  EXPECT_TRUE((*refused)[0].outcomes.empty());
+  EXPECT_EQ((*refused)[1].refusal, PublishRefusal::kQueueFull);
+  EXPECT_EQ(Depth().ready, 2);
+  EXPECT_EQ(store_->GetDepth(other, kNow).value().ready, 1);
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 3);
+}
+
+TEST_P(StoreTest, ArrivalDeathStoresTheMessagesAsDeadLetters) {
+  auto req = Pub({Msg("lost")});
+  req.arrival_death = DeathInfo{"dead-letters", "no-route", "nobody", kNow, 0, "g", "sig"};
+  auto r = store_->Publish(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Depth().ready, 0);
+  auto d = store_->GetDeadLetter("acme", "lost").value();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->reason, "no-route");
+  EXPECT_EQ(d->origin, "orders");
+  EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 1);
+}
+
+TEST_P(StoreTest, ARequeueThatUndoesTheDeliveryGivesTheCountBack) {
+  ASSERT_TRUE(store_->Publish(Pub({Msg("m1")})).ok());
+  auto m = LeaseN(1)[0];
+  ASSERT_EQ(m.delivery_count, 1);
+  FailureAction release;
+  release.kind = FailureAction::Kind::kRequeue;
+  release.receipt = {m.seq, m.lease_token};
+  release.visible_at = kNow;
+  release.undo_delivery = true;
+  ASSERT_TRUE(store_->SettleFailures(queue_id_, {release}).value()[0]);
+  auto again = LeaseN(1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].delivery_count, 1);
+  EXPECT_TRUE(again[0].journal.attempts.empty());
+}
+
+}  // namespace
+}  // namespace redrive::store

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -16,6 +17,15 @@ using Attributes = std::map<std::string, std::string>;
 
 // One delivery attempt, as kept in a message's journal.
 struct Attempt {
+  Attempt() = default;
+  Attempt(TimeMs at, std::string consumer, std::string outcome, std::string reason,
+          std::string error)
+      : at(at),
+        consumer(std::move(consumer)),
+        outcome(std::move(outcome)),
+        reason(std::move(reason)),
+        error(std::move(error)) {}
+
   TimeMs at = 0;
   std::string consumer;
   std::string outcome;  // "nack", "lease-timeout", "rejected", "expired", "overflow", ...

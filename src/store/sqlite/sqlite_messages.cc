@@ -397,13 +397,17 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
           REDRIVE_ASSIGN_OR_RETURN(
               auto s,
               db.Prepare(
-                  "UPDATE messages SET state = 0, visible_at = ?4, lease_token = '', journal = ?5 "
+                  "UPDATE messages SET state = 0, visible_at = ?4, lease_token = '', journal = ?5, "
+                  "first_delivered_at = CASE WHEN ?6 AND delivery_count <= 1 THEN 0 "
+                  "ELSE first_delivered_at END, "
+                  "delivery_count = MAX(delivery_count - ?6, 0) "
                   "WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND lease_token = ?3"));
           s.Bind(1, r.seq)
               .Bind(2, queue_id)
               .Bind(3, r.lease_token)
               .Bind(4, a.visible_at)
-              .Bind(5, journals[i]);
+              .Bind(5, journals[i])
+              .Bind(6, int64_t{a.undo_delivery});
           REDRIVE_RETURN_IF_ERROR(s.Run());
           out[i] = s.Changes() == 1;
           break;
