@@ -272,6 +272,24 @@ TEST_F(PushTest, SustainedFailureDisablesTheEndpoint) {
   EXPECT_EQ(Depth("flaky").ready + Depth("flaky").delayed + Depth("flaky").leased, 1);
 }
 
+TEST_F(PushTest, AHangingEndpointHoldsOnlyItsOwnSlots) {
+  TestEndpoint black_hole;
+  ASSERT_TRUE(black_hole.Start());
+  black_hole.Hang();
+  QueueConfig c;
+  nlohmann::json attrs = {{"push", {{"url", black_hole.url()}, {"maxInFlight", 4}}}};
+  ASSERT_TRUE(ApplyQueueConfigJson(attrs, &c).ok());
+  ASSERT_TRUE(engine_->topics().CreateSubscription(Op(), "acme", "orders", "hole", c).ok());
+  Subscribe("fine", R"({"maxInFlight": 4})");
+  Publish(40);
+  // Every message reaches the healthy endpoint while the other holds its four slots.
+  ASSERT_TRUE(WaitFor([&] { return Depth("fine").ready + Depth("fine").leased == 0; }));
+  EXPECT_EQ(endpoint_.requests(), 40);
+  ASSERT_TRUE(WaitFor([&] { return Health("hole").in_flight == 4; }));
+  EXPECT_EQ(black_hole.requests(), 4);
+  black_hole.Stop();
+}
+
 TEST_F(PushTest, TestSendReachesTheEndpointWhateverItsState) {
   QueueInfo sub = Subscribe("probe", "{}");
   endpoint_.Answer(204);
