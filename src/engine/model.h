@@ -41,7 +41,13 @@ inline constexpr char kReasonMaxDeliveries[] = "max-deliveries";
 inline constexpr char kReasonRejected[] = "rejected";
 inline constexpr char kReasonExpired[] = "expired";
 inline constexpr char kReasonOverflow[] = "overflow";
+inline constexpr char kReasonScript[] = "script";  // the queue's exhausted script failed
 const std::vector<std::string>& DeadLetterReasons();
+
+// What exhausted scripts decided, as /metrics labels it (redrive_script_decisions_total):
+// "retry" is retryIn, "failed" a run that failed (the message is dead-lettered, reason script).
+inline constexpr std::array<std::string_view, 5> kScriptDecisions = {"dead-letter", "drop",
+                                                                     "reroute", "retry", "failed"};
 
 // A tenant's quotas; 0 = unlimited. The server's defaults (EngineOptions::default_quotas) apply
 // unless an operator overrides one for the tenant.
@@ -119,10 +125,14 @@ struct EngineCounters {
   std::atomic<int64_t> rerouted{0};  // moved to another queue by onExhausted reroute
   std::atomic<int64_t> retention_deleted{0};
   // Indexed like DeadLetterReasons().
-  std::array<std::atomic<int64_t>, 4> dead_lettered{};
+  std::array<std::atomic<int64_t>, 5> dead_lettered{};
+  // Runs of exhausted scripts, by decision; indexed like kScriptDecisions.
+  std::array<std::atomic<int64_t>, kScriptDecisions.size()> script_decisions{};
 
   // Counts one dead letter of `reason` (one of DeadLetterReasons()).
   void CountDeadLetter(std::string_view reason);
+  // Counts one run of an exhausted script that decided `decision` (one of kScriptDecisions).
+  void CountScriptDecision(std::string_view decision);
 };
 
 }  // namespace redrive::engine

@@ -2,6 +2,7 @@
 // the REST API, the config file and the store (as an opaque column). Thread-safe (values).
 #pragma once
 
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -10,10 +11,14 @@
 #include "common/clock.h"
 #include "common/status.h"
 
+namespace redrive::script {
+class ExhaustedScript;
+}  // namespace redrive::script
+
 namespace redrive::engine {
 
 enum class OverflowPolicy { kRejectPublish, kDeadLetterOldest };
-enum class ExhaustedAction { kDeadLetter, kDrop, kReroute };
+enum class ExhaustedAction { kDeadLetter, kDrop, kReroute, kScript };
 
 struct Backoff {
   DurationMs initial = 1000;
@@ -34,6 +39,10 @@ struct RetryPolicy {
   ExhaustedAction on_exhausted = ExhaustedAction::kDeadLetter;
   // kReroute: the standard queue of the same tenant that exhausted messages move to.
   std::string reroute_to;
+  // kScript: the script that decides each exhausted message's fate, compiled when it is set
+  // (its source is the JSON form's retryPolicy.script). Shared by every copy of the
+  // configuration and by the runs in flight; immutable, so thread-safe.
+  std::shared_ptr<const script::ExhaustedScript> script;
 };
 
 // A named retry schedule (retryPolicy.schedule = "<name>").
@@ -75,7 +84,9 @@ inline constexpr DurationMs kMaxDelay = 7 * 86'400'000LL;
 
 // Applies the fields present in `j` (a JSON object) to `*config`. Unknown fields, wrong types
 // and out-of-range values are errors (kUnknownField, kInvalidArgument, kInvalidDuration) that
-// name the field; on error `*config` may be partly changed, so apply to a copy.
+// name the field; on error `*config` may be partly changed, so apply to a copy. A
+// retryPolicy.script is compiled here: one that does not compile (Lua's message names the
+// line), is bytecode, is not UTF-8 or is over 64 KiB is kInvalidArgument.
 Status ApplyQueueConfigJson(const nlohmann::json& j, QueueConfig* config);
 // Checks ranges and combinations. Errors: kInvalidArgument.
 Status ValidateQueueConfig(const QueueConfig& config);
