@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -359,8 +360,9 @@ TEST_F(ScriptActionTest, AFailedRunDeadLettersWithReasonScriptAndTheQueueCarries
   }
   EXPECT_EQ(Decisions("failed"), static_cast<int64_t>(cases.size()));
   EXPECT_EQ(Decisions("drop"), static_cast<int64_t>(cases.size()));
-  size_t script_reason = 4;
-  ASSERT_EQ(DeadLetterReasons()[script_reason], "script");
+  const auto& reasons = DeadLetterReasons();
+  size_t script_reason = std::find(reasons.begin(), reasons.end(), "script") - reasons.begin();
+  ASSERT_LT(script_reason, reasons.size());
   EXPECT_EQ(engine_->counters().dead_lettered[script_reason], static_cast<int64_t>(cases.size()));
 }
 
