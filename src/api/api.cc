@@ -324,6 +324,13 @@ std::string RestApi::RenderMetrics() {
           c.topic_unrouted);
   RenderPushMetrics(&out);
   out +=
+      "# HELP redrive_script_decisions_total Runs of exhausted scripts, by what they decided.\n"
+      "# TYPE redrive_script_decisions_total counter\n";
+  for (size_t i = 0; i < engine::kScriptDecisions.size(); ++i) {
+    out += "redrive_script_decisions_total{decision=\"" + std::string(engine::kScriptDecisions[i]) +
+           "\"} " + std::to_string(c.script_decisions[i].load()) + "\n";
+  }
+  out +=
       "# HELP redrive_long_polls_waiting Receives parked until a message or the end of their "
       "wait.\n# TYPE redrive_long_polls_waiting gauge\nredrive_long_polls_waiting " +
       std::to_string(engine_.messages().parked_receives()) + "\n";

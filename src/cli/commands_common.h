@@ -66,6 +66,7 @@ struct ClientCommands::Flags {
   // queue attributes: the flags write straight into this object, in API field names
   json attribute_flags = json::object();
   std::string attributes_json;
+  std::string script_file;  // read into retryPolicy.script
   // messages
   std::string queue;
   std::string body;

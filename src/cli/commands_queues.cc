@@ -1,5 +1,7 @@
 // queue: create, update, list, show and delete queues, with the queue attribute flags.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "cli/commands_common.h"
 #include "common/text.h"
@@ -22,6 +24,8 @@ void Flatten(const json& j, const std::string& prefix, Details* d) {
     std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     if (it->is_object()) {
       Flatten(*it, key, d);
+    } else if (key == "retryPolicy.script" && it->is_string()) {
+      d->AddMultiline(key, it->get_ref<const std::string&>());
     } else {
       d->Add(key, Text(*it));
     }
@@ -105,13 +109,16 @@ void AddQueueAttributeOptions(CLI::App* cmd, Flags* f) {
            SetPath(*a, {"retryPolicy", "onExhausted"}, v);
          },
          "What happens after the last delivery fails")
-      ->check(CLI::IsMember({"dead-letter", "drop", "reroute"}));
+      ->check(CLI::IsMember({"dead-letter", "drop", "reroute", "script"}));
   cmd->add_option_function<std::string>(
       "--reroute-to",
       [a](const std::string& v) {
         SetPath(*a, {"retryPolicy", "rerouteTo"}, v);
       },
       "With --on-exhausted reroute: the queue exhausted messages move to");
+  cmd->add_option("--script-file", f->script_file,
+                  "With --on-exhausted script: a Lua file that decides each exhausted message's "
+                  "fate (docs/scripts.md); its text is sent as retryPolicy.script");
   cmd->add_option_function<int64_t>(
       "--max-length", [a](const int64_t& n) { SetPath(*a, {"maxLength"}, n); },
       "Most messages the queue holds (0 = unlimited)");
@@ -129,6 +136,21 @@ void AddQueueAttributeOptions(CLI::App* cmd, Flags* f) {
                   "Raw JSON object of attributes; the flags above override it");
 }
 
+// The text of a --script-file. The server checks it (size, syntax) when it is set.
+Result<std::string> ReadScriptFile(const std::string& path) {
+  std::FILE* in = std::fopen(path.c_str(), "rb");
+  if (!in) return Invalid("cannot read --script-file " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0) text.append(buf, n);
+  bool failed = std::ferror(in) != 0;
+  std::fclose(in);
+  if (failed) return Invalid("cannot read --script-file " + path);
+  if (!IsValidUtf8(text)) return Invalid("--script-file " + path + " is not UTF-8 text");
+  return text;
+}
+
 // --attributes merged under the attribute flags.
 Result<json> QueueAttributes(const Flags& f) {
   json merged = json::object();
@@ -139,6 +161,10 @@ Result<json> QueueAttributes(const Flags& f) {
     }
   }
   merged.merge_patch(f.attribute_flags);
+  if (!f.script_file.empty()) {
+    REDRIVE_ASSIGN_OR_RETURN(std::string script, ReadScriptFile(f.script_file));
+    SetPath(merged, {"retryPolicy", "script"}, std::move(script));
+  }
   return merged;
 }
 

@@ -415,6 +415,25 @@ TEST_F(EngineTest, ExpiredMessagesDeadLetterWithReasonExpired) {
   EXPECT_EQ(dl->delivery_count, 0);
 }
 
+// onExhausted reroute of an expired message moved nothing (the store wanted a lease), so the
+// sweeper found the message expired again on every pass and never let it go.
+TEST_F(EngineTest, RerouteTakesAnExpiredMessageToo) {
+  MakeQueue("later", Config(5));
+  auto c = Config(5, ExhaustedAction::kReroute);
+  c.retry.reroute_to = "later";
+  c.message_ttl = 10'000;
+  MakeQueue("orders", c);
+  std::string id = Publish("orders", "x");
+  clock_.Advance(10'000);
+  ASSERT_EQ(engine_->background().SweepOnce().value(), 1);
+  auto got = Receive("later");
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.id, id);
+  EXPECT_EQ(got[0].message.journal.attempts.back().outcome, "expired");
+  EXPECT_EQ(engine_->counters().rerouted, 1);
+  EXPECT_EQ(engine_->background().SweepOnce().value(), 0);
+}
+
 TEST_F(EngineTest, OverflowRejectsOrDeadLettersTheOldest) {
   auto reject = Config(5);
   reject.max_length = 2;

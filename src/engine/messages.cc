@@ -9,14 +9,19 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 
 #include "common/text.h"
 #include "engine/failure_group.h"
 #include "engine/retry_policy.h"
 #include "engine/tenancy.h"
+#include "script/exhausted_script.h"
 
 namespace redrive::engine {
+
+static_assert(std::string_view(kReasonScript) == script::kScriptReason);
+
 namespace {
 
 using store::QueueKind;
@@ -618,52 +623,161 @@ store::FailureAction Messages::PlanFailure(const CachedQueue& q, const store::Me
 store::FailureAction Messages::PlanExhausted(const CachedQueue& q, const store::MessageRecord& msg,
                                              const store::Receipt& receipt, store::Journal journal,
                                              const std::string& reason, const std::string& cause) {
+  switch (q.config.retry.on_exhausted) {
+    case ExhaustedAction::kDrop:
+      return DropAction(receipt, reason, cause);
+    case ExhaustedAction::kReroute:
+      return RerouteAction(q, msg, receipt, std::move(journal), q.config.retry.reroute_to, reason,
+                           cause);
+    case ExhaustedAction::kScript:
+      return ScriptAction(q, msg, receipt, std::move(journal), reason, cause);
+    case ExhaustedAction::kDeadLetter:
+      break;
+  }
+  return DeadLetterAction(q, receipt, std::move(journal), reason, cause, cause);
+}
+
+store::FailureAction Messages::DropAction(const store::Receipt& receipt, const std::string& reason,
+                                          const std::string& cause) {
   store::FailureAction a;
+  a.kind = store::FailureAction::Kind::kDrop;
   a.receipt = receipt;
-  if (q.config.retry.on_exhausted == ExhaustedAction::kDrop) {
-    a.kind = store::FailureAction::Kind::kDrop;
-    a.death.reason = reason;  // for the log line only
-    a.death.cause = cause;
-    return a;
-  }
+  a.death.reason = reason;  // for the log line only
+  a.death.cause = cause;
+  return a;
+}
+
+store::FailureAction Messages::DeadLetterAction(const CachedQueue& q, const store::Receipt& receipt,
+                                                store::Journal journal, const std::string& reason,
+                                                const std::string& cause,
+                                                const std::string& death_cause) {
   TimeMs now = clock_.Now();
-  std::string death_cause = cause;
-  if (q.config.retry.on_exhausted == ExhaustedAction::kReroute) {
-    auto dest = RerouteDestination(q, msg);
-    if (dest.ok()) {
-      const CachedQueue& d = *dest.value();
-      a.kind = store::FailureAction::Kind::kReroute;
-      a.journal = std::move(journal);
-      a.death.reason = reason;  // for the log line only
-      a.death.cause = cause;
-      a.reroute.queue_id = d.record.id;
-      a.reroute.enqueued_at = now;
-      a.reroute.visible_at = now + d.config.delivery_delay;
-      a.reroute.expires_at = d.config.message_ttl > 0 ? now + d.config.message_ttl : 0;
-      a.reroute.retain_until = d.config.retention > 0 ? now + d.config.retention : 0;
-      a.reroute.lineage = msg.lineage;
-      ++a.reroute.lineage.redrive_count;
-      a.reroute.lineage.last_redriven_at = now;
-      a.reroute.lineage.last_redriven_by = "reroute:" + q.record.name;
-      if (a.reroute.lineage.original_queue.empty())
-        a.reroute.lineage.original_queue = q.record.name;
-      return a;
-    }
-    // The destination cannot take it: the message is dead-lettered instead, saying why.
-    death_cause = cause + " (reroute to " + q.config.retry.reroute_to +
-                  " refused: " + dest.status().message() + ")";
-  }
   FailureSignature sig = SignatureOf(q.record.name, reason, cause);
+  store::FailureAction a;
   a.kind = store::FailureAction::Kind::kDeadLetter;
+  a.receipt = receipt;
   a.journal = std::move(journal);
   a.death = store::DeathInfo{q.config.dead_letter_queue,           reason,       death_cause, now,
                              DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
   return a;
 }
 
-Result<QueueRef> Messages::RerouteDestination(const CachedQueue& q,
-                                              const store::MessageRecord& msg) {
-  REDRIVE_ASSIGN_OR_RETURN(auto dest, queues_.Lookup(q.record.tenant, q.config.retry.reroute_to));
+store::FailureAction Messages::RerouteAction(const CachedQueue& q, const store::MessageRecord& msg,
+                                             const store::Receipt& receipt, store::Journal journal,
+                                             const std::string& to, const std::string& reason,
+                                             const std::string& cause) {
+  auto dest = RerouteDestination(q, msg, to);
+  if (!dest.ok()) {
+    // The destination cannot take it: the message is dead-lettered instead, saying why.
+    return DeadLetterAction(
+        q, receipt, std::move(journal), reason, cause,
+        cause + " (reroute to " + to + " refused: " + dest.status().message() + ")");
+  }
+  TimeMs now = clock_.Now();
+  const CachedQueue& d = *dest.value();
+  store::FailureAction a;
+  a.kind = store::FailureAction::Kind::kReroute;
+  a.receipt = receipt;
+  a.journal = std::move(journal);
+  a.death.reason = reason;  // for the log line only
+  a.death.cause = cause;
+  a.reroute.queue_id = d.record.id;
+  a.reroute.queue_name = d.record.name;
+  a.reroute.enqueued_at = now;
+  a.reroute.visible_at = now + d.config.delivery_delay;
+  a.reroute.expires_at = d.config.message_ttl > 0 ? now + d.config.message_ttl : 0;
+  a.reroute.retain_until = d.config.retention > 0 ? now + d.config.retention : 0;
+  a.reroute.lineage = msg.lineage;
+  ++a.reroute.lineage.redrive_count;
+  a.reroute.lineage.last_redriven_at = now;
+  a.reroute.lineage.last_redriven_by = "reroute:" + q.record.name;
+  if (a.reroute.lineage.original_queue.empty()) a.reroute.lineage.original_queue = q.record.name;
+  return a;
+}
+
+store::FailureAction Messages::ScriptAction(const CachedQueue& q, const store::MessageRecord& msg,
+                                            const store::Receipt& receipt, store::Journal journal,
+                                            const std::string& reason, const std::string& cause) {
+  using Kind = script::ScriptDecision::Kind;
+  script::ScriptFailure failure;
+  failure.message_id = msg.id;
+  failure.origin = q.record.name;
+  // A subscription's queue is "<topic>:<subscription>"; for any other queue both stay empty.
+  std::tie(failure.topic, failure.subscription) = SplitSubscriptionQueue(q.record.name);
+  failure.attributes = msg.attributes;
+  failure.body = msg.body;
+  // What the API shows as text rather than base64 (engine::DeadLetterDocument does the same).
+  failure.body_is_text = IsValidUtf8(msg.body);
+  failure.journal = std::move(journal);
+  failure.delivery_count = msg.delivery_count;
+  failure.cause = cause;
+  // ValidateQueueConfig holds kScript to a compiled script, and the cached queue keeps it.
+  script::ScriptDecision d;
+  if (q.config.retry.script) {
+    d = q.config.retry.script->Run(failure);
+  } else {
+    d.error = "the queue has no script";
+  }
+  journal = std::move(failure.journal);
+
+  std::string where = q.record.tenant + "/" + q.record.name;
+  for (const std::string& line : d.log) {
+    spdlog::info("{}: message {} script: {}", where, msg.id, line);
+  }
+  if (d.log_omitted > 0) {
+    spdlog::info("{}: message {} script: ({} more lines not kept)", where, msg.id, d.log_omitted);
+  }
+
+  store::FailureAction a;
+  if (d.failed()) {
+    counters_.CountScriptDecision("failed");
+    a = DeadLetterAction(q, receipt, std::move(journal), kReasonScript, d.error, d.error);
+    a.decision = "script failed";
+    return a;
+  }
+  switch (d.kind) {
+    case Kind::kDeadLetter:
+      counters_.CountScriptDecision("dead-letter");
+      a = DeadLetterAction(q, receipt, std::move(journal), reason, cause, cause);
+      a.decision = "script decided deadLetter()";
+      break;
+    case Kind::kDrop:
+      counters_.CountScriptDecision("drop");
+      a = DropAction(receipt, reason, cause);
+      a.decision = "script decided drop()";
+      break;
+    case Kind::kReroute:
+      counters_.CountScriptDecision("reroute");
+      a = RerouteAction(q, msg, receipt, std::move(journal), d.queue, reason, cause);
+      a.decision = "script decided reroute(\"" + d.queue + "\")";
+      break;
+    case Kind::kRetryIn:
+      counters_.CountScriptDecision("retry");
+      if (receipt.lease_token.empty()) {
+        // An expired message is not delivered again: its TTL has passed for good.
+        a = DeadLetterAction(q, receipt, std::move(journal), reason, cause,
+                             cause + " (retryIn refused: the message has expired)");
+      } else {
+        a.kind = store::FailureAction::Kind::kRequeue;
+        a.receipt = receipt;
+        a.visible_at = clock_.Now() + d.delay;
+        a.journal = std::move(journal);
+        a.death.reason = reason;  // for the log line only
+        a.death.cause = cause;
+      }
+      a.decision = "script decided retryIn(" + FormatDuration(d.delay) + ")";
+      break;
+  }
+  return a;
+}
+
+Result<QueueRef> Messages::RerouteDestination(const CachedQueue& q, const store::MessageRecord& msg,
+                                              const std::string& to) {
+  if (to == q.record.name) {
+    // A configured rerouteTo never names its own queue (Queues checks it); a script's may.
+    return Status(ErrorCode::kInvalidArgument, "it is the queue the message failed in");
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto dest, queues_.Lookup(q.record.tenant, to));
   if (dest->record.kind != store::QueueKind::kStandard) {
     return Status(ErrorCode::kInvalidArgument, "it is a dead-letter queue");
   }
@@ -693,33 +807,42 @@ Result<std::vector<bool>> Messages::ApplyFailures(
     const store::FailureAction& a = actions[i];
     const store::MessageRecord& msg = *messages[i];
     if (q.config.log_retries) LogRetry(q, msg, a, now);
+    // Without logRetries, one line says where the message went, and who decided when a script
+    // did.
+    std::string by = a.decision.empty() ? "" : "; " + a.decision;
     switch (a.kind) {
       case store::FailureAction::Kind::kRequeue:
         wake = wake || a.visible_at <= now;
+        if (!q.config.log_retries && !a.decision.empty()) {
+          spdlog::info("retrying message {} from {}/{} in {} after {} deliveries: {} ({}){}",
+                       msg.id, q.record.tenant, q.record.name,
+                       FormatDuration(std::max<DurationMs>(0, a.visible_at - now)),
+                       msg.delivery_count, a.death.reason, a.death.cause, by);
+        }
         break;
       case store::FailureAction::Kind::kDrop:
         ++counters_.dropped;
         if (!q.config.log_retries) {
-          spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({})", msg.id,
+          spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({}){}", msg.id,
                        q.record.tenant, q.record.name, msg.delivery_count, a.death.reason,
-                       a.death.cause);
+                       a.death.cause, by);
         }
         break;
       case store::FailureAction::Kind::kReroute:
         ++counters_.rerouted;
         rerouted.push_back(a.reroute.queue_id);
         if (!q.config.log_retries) {
-          spdlog::info("rerouted message {} from {}/{} to {} after {} deliveries: {} ({})", msg.id,
-                       q.record.tenant, q.record.name, q.config.retry.reroute_to,
-                       msg.delivery_count, a.death.reason, a.death.cause);
+          spdlog::info("rerouted message {} from {}/{} to {} after {} deliveries: {} ({}){}",
+                       msg.id, q.record.tenant, q.record.name, a.reroute.queue_name,
+                       msg.delivery_count, a.death.reason, a.death.cause, by);
         }
         break;
       case store::FailureAction::Kind::kDeadLetter:
         counters_.CountDeadLetter(a.death.reason);
         if (!q.config.log_retries) {
-          spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({})",
+          spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({}){}",
                        msg.id, q.record.tenant, q.record.name, a.death.dlq, msg.delivery_count,
-                       a.death.reason, a.death.cause);
+                       a.death.reason, a.death.cause, by);
         }
         break;
     }
@@ -738,26 +861,34 @@ void Messages::LogRetry(const CachedQueue& q, const store::MessageRecord& msg,
   std::string of = max < 0 ? "unlimited" : std::to_string(std::max(0, max - 1));
   int used = msg.delivery_count;  // after this failure: the retry about to happen
   std::string where = q.record.tenant + "/" + q.record.name;
+  if (a.kind == store::FailureAction::Kind::kRequeue && a.decision.empty()) {
+    spdlog::info("{}: message {} delivery retries = {}/{}, retrying in {}", where, msg.id, used, of,
+                 FormatDuration(std::max<DurationMs>(0, a.visible_at - now)));
+    return;
+  }
+  // The failed delivery was the last: its retries were those before it. The exhausted action,
+  // or the script, decided what happens now.
+  std::string why = a.death.reason == kReasonMaxDeliveries ? "retries exhausted"
+                    : a.death.reason == kReasonScript      ? ""
+                                                           : "reason " + a.death.reason;
+  if (!a.decision.empty()) why += (why.empty() ? "" : ", ") + a.decision;
+  std::string fate;
   switch (a.kind) {
     case store::FailureAction::Kind::kRequeue:
-      spdlog::info("{}: message {} delivery retries = {}/{}, retrying in {}", where, msg.id, used,
-                   of, FormatDuration(std::max<DurationMs>(0, a.visible_at - now)));
-      return;
+      fate = "retrying in " + FormatDuration(std::max<DurationMs>(0, a.visible_at - now));
+      break;
     case store::FailureAction::Kind::kDrop:
+      fate = msg.id + " dropped";
+      break;
     case store::FailureAction::Kind::kReroute:
-    case store::FailureAction::Kind::kDeadLetter: {
-      // The failed delivery was the last: its retries were those before it.
-      std::string why =
-          a.death.reason == kReasonMaxDeliveries ? "retries exhausted" : "reason " + a.death.reason;
-      std::string fate = a.kind == store::FailureAction::Kind::kDrop ? "dropped"
-                         : a.kind == store::FailureAction::Kind::kReroute
-                             ? "rerouted to queue " + q.config.retry.reroute_to
-                             : "saved to dead letter queue " + a.death.dlq;
-      spdlog::warn("{}: message {} delivery retries = {}/{}, {}, {} {} ({})", where, msg.id,
-                   std::max(0, used - 1), of, why, msg.id, fate, a.death.cause);
-      return;
-    }
+      fate = msg.id + " rerouted to queue " + a.reroute.queue_name;
+      break;
+    case store::FailureAction::Kind::kDeadLetter:
+      fate = msg.id + " saved to dead letter queue " + a.death.dlq;
+      break;
   }
+  spdlog::warn("{}: message {} delivery retries = {}/{}, {}, {} ({})", where, msg.id,
+               std::max(0, used - 1), of, why, fate, a.death.cause);
 }
 
 TimeMs Messages::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const {

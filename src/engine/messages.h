@@ -180,18 +180,38 @@ class Messages : public CoordinationListener {
                                    const store::Receipt& receipt, store::Attempt attempt,
                                    std::optional<DurationMs> delay, const std::string& force_reason,
                                    std::optional<DurationMs> retry_after = std::nullopt);
+  // The queue's onExhausted action for a message that leaves with `reason` and `cause`.
   store::FailureAction PlanExhausted(const CachedQueue& queue, const store::MessageRecord& message,
                                      const store::Receipt& receipt, store::Journal journal,
                                      const std::string& reason, const std::string& cause);
+  store::FailureAction DropAction(const store::Receipt& receipt, const std::string& reason,
+                                  const std::string& cause);
+  // Dead-lettered with `reason` and `death_cause`; the failure group is that of `cause`.
+  store::FailureAction DeadLetterAction(const CachedQueue& queue, const store::Receipt& receipt,
+                                        store::Journal journal, const std::string& reason,
+                                        const std::string& cause, const std::string& death_cause);
+  // Moved to the queue `to`, or dead-lettered saying why `to` refused it.
+  store::FailureAction RerouteAction(const CachedQueue& queue, const store::MessageRecord& message,
+                                     const store::Receipt& receipt, store::Journal journal,
+                                     const std::string& to, const std::string& reason,
+                                     const std::string& cause);
+  // onExhausted script: runs the queue's script for the message (on the calling thread), logs
+  // the lines it kept, counts its decision and turns it into an action: deadLetter, drop and
+  // reroute as the actions of those names, retryIn a requeue (an expired message, whose TTL
+  // has passed, is dead-lettered instead), a failed run a dead letter with reason script.
+  store::FailureAction ScriptAction(const CachedQueue& queue, const store::MessageRecord& message,
+                                    const store::Receipt& receipt, store::Journal journal,
+                                    const std::string& reason, const std::string& cause);
   // The queue of an ack, nack or extend of `receipts` receipts, with the checks they share.
   // Errors: kTenantNotFound, kQueueNotFound, kDeadLetterQueueReadOnly, kEmptyBatch,
   // kBatchTooLarge.
   Result<QueueRef> LeasedQueue(const std::string& tenant, const std::string& queue,
                                size_t receipts);
-  // The queue a message exhausted on `queue` moves to under onExhausted reroute, if it can take
-  // it: a standard queue, with room, whose maxMessageSize the body fits.
-  Result<QueueRef> RerouteDestination(const CachedQueue& queue,
-                                      const store::MessageRecord& message);
+  // The queue `to` that a message exhausted on `queue` moves to when rerouted (by onExhausted
+  // reroute or a script), if it can take it: another standard queue of the tenant, with room,
+  // whose maxMessageSize the body fits. The error's message says why not.
+  Result<QueueRef> RerouteDestination(const CachedQueue& queue, const store::MessageRecord& message,
+                                      const std::string& to);
   // Applies the planned failures of one queue in one store write, then counts, logs and wakes
   // receivers. `messages[i]` is the message of `actions[i]`. One bool per action: false when
   // the lease was lost meanwhile.

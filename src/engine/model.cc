@@ -44,9 +44,9 @@ const std::vector<std::string>& TenantScopes() {
 }
 
 const std::vector<std::string>& DeadLetterReasons() {
-  static const std::vector<std::string> kReasons = {kReasonMaxDeliveries, kReasonRejected,
-                                                    kReasonExpired,       kReasonOverflow,
-                                                    kReasonNoRoute,       kReasonPermanentFailure};
+  static const std::vector<std::string> kReasons = {
+      kReasonMaxDeliveries, kReasonRejected,         kReasonExpired, kReasonOverflow,
+      kReasonNoRoute,       kReasonPermanentFailure, kReasonScript};
   return kReasons;
 }
 
@@ -56,8 +56,14 @@ bool Principal::HasScope(std::string_view scope) const {
 
 void EngineCounters::CountDeadLetter(std::string_view reason) {
   const auto& reasons = DeadLetterReasons();
-  for (size_t i = 0; i < reasons.size(); ++i) {
+  for (size_t i = 0; i < reasons.size() && i < dead_lettered.size(); ++i) {
     if (reasons[i] == reason) ++dead_lettered[i];
+  }
+}
+
+void EngineCounters::CountScriptDecision(std::string_view decision) {
+  for (size_t i = 0; i < kScriptDecisions.size(); ++i) {
+    if (kScriptDecisions[i] == decision) ++script_decisions[i];
   }
 }
 

@@ -44,7 +44,13 @@ inline constexpr char kReasonOverflow[] = "overflow";
 inline constexpr char kReasonNoRoute[] = "no-route";  // a topic's message no subscription took
 // A push endpoint answered a status that retrying cannot change (3xx, 4xx of its permanent set).
 inline constexpr char kReasonPermanentFailure[] = "permanent-failure";
+inline constexpr char kReasonScript[] = "script";  // the queue's exhausted script failed
 const std::vector<std::string>& DeadLetterReasons();
+
+// What exhausted scripts decided, as /metrics labels it (redrive_script_decisions_total):
+// "retry" is retryIn, "failed" a run that failed (the message is dead-lettered, reason script).
+inline constexpr std::array<std::string_view, 5> kScriptDecisions = {"dead-letter", "drop",
+                                                                     "reroute", "retry", "failed"};
 
 // A tenant's quotas; 0 = unlimited. The server's defaults (EngineOptions::default_quotas) apply
 // unless an operator overrides one for the tenant.
@@ -122,12 +128,16 @@ struct EngineCounters {
   std::atomic<int64_t> rerouted{0};  // moved to another queue by onExhausted reroute
   std::atomic<int64_t> retention_deleted{0};
   // Indexed like DeadLetterReasons().
-  std::array<std::atomic<int64_t>, 6> dead_lettered{};
+  std::array<std::atomic<int64_t>, 7> dead_lettered{};
   std::atomic<int64_t> topic_published{0};  // messages published to topics
   std::atomic<int64_t> topic_unrouted{0};   // ... that no subscription took
+  // Runs of exhausted scripts, by decision; indexed like kScriptDecisions.
+  std::array<std::atomic<int64_t>, kScriptDecisions.size()> script_decisions{};
 
   // Counts one dead letter of `reason` (one of DeadLetterReasons()).
   void CountDeadLetter(std::string_view reason);
+  // Counts one run of an exhausted script that decided `decision` (one of kScriptDecisions).
+  void CountScriptDecision(std::string_view decision);
 };
 
 }  // namespace redrive::engine

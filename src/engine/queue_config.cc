@@ -4,6 +4,7 @@
 
 #include "common/text.h"
 #include "engine/internal/config_fields.h"
+#include "script/exhausted_script.h"
 
 namespace redrive::engine {
 namespace {
@@ -66,6 +67,27 @@ Status ApplySchedule(const json& j, RetryPolicy* r) {
   return Status::Ok();
 }
 
+// retryPolicy.script: Lua source text, compiled now so that a queue never holds a script that
+// cannot run; null removes it.
+Status ReadScript(const json& v, RetryPolicy* r) {
+  const std::string f = "retryPolicy.script";
+  if (v.is_null()) {
+    r->script.reset();
+    return Status::Ok();
+  }
+  if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+    return Bad(f, "must be the script's Lua source text, or null");
+  }
+  // The text comes from JSON or the config file, and is stored and shown as JSON again.
+  if (!IsValidUtf8(v.get_ref<const std::string&>())) return Bad(f, "must be UTF-8 text");
+  auto compiled = script::ExhaustedScript::Compile(v.get<std::string>());
+  if (!compiled.ok()) {
+    return Status(ErrorCode::kInvalidArgument, "'" + f + "': " + compiled.status().message());
+  }
+  r->script = std::move(compiled).value();
+  return Status::Ok();
+}
+
 Status ApplyRetry(const json& j, RetryPolicy* r) {
   if (!j.is_object()) return Bad("retryPolicy", "must be an object");
   // A schedule and a backoff exclude each other: giving one replaces the other; null removes a
@@ -110,8 +132,11 @@ Status ApplyRetry(const json& j, RetryPolicy* r) {
         r->on_exhausted = ExhaustedAction::kDrop;
       } else if (v == "reroute") {
         r->on_exhausted = ExhaustedAction::kReroute;
+      } else if (v == "script") {
+        r->on_exhausted = ExhaustedAction::kScript;
       } else {
-        return Bad("retryPolicy.onExhausted", "must be \"dead-letter\", \"drop\" or \"reroute\"");
+        return Bad("retryPolicy.onExhausted",
+                   "must be \"dead-letter\", \"drop\", \"reroute\" or \"script\"");
       }
     } else if (k == "rerouteTo") {
       if (it->is_null()) {
@@ -121,6 +146,8 @@ Status ApplyRetry(const json& j, RetryPolicy* r) {
       } else {
         return Bad("retryPolicy.rerouteTo", "must be a queue name or null");
       }
+    } else if (k == "script") {
+      REDRIVE_RETURN_IF_ERROR(ReadScript(*it, r));
     } else {
       return Unknown("retryPolicy." + k);
     }
@@ -224,6 +251,13 @@ Status ValidateQueueConfig(const QueueConfig& c) {
   } else if (!c.retry.reroute_to.empty()) {
     return Bad("retryPolicy.rerouteTo", "is only for onExhausted \"reroute\"");
   }
+  if (c.retry.on_exhausted == ExhaustedAction::kScript) {
+    if (!c.retry.script) {
+      return Bad("retryPolicy.script", "is required with onExhausted \"script\"");
+    }
+  } else if (c.retry.script) {
+    return Bad("retryPolicy.script", "is only for onExhausted \"script\" (null removes it)");
+  }
   return Status::Ok();
 }
 
@@ -231,7 +265,8 @@ json QueueConfigToJson(const QueueConfig& c, bool for_store) {
   json retry = {
       {"maxDeliveries", c.retry.max_deliveries},
       {"onExhausted", ExhaustedActionName(c.retry.on_exhausted)},
-      {"rerouteTo", c.retry.reroute_to.empty() ? json(nullptr) : json(c.retry.reroute_to)}};
+      {"rerouteTo", c.retry.reroute_to.empty() ? json(nullptr) : json(c.retry.reroute_to)},
+      {"script", c.retry.script ? json(c.retry.script->source()) : json(nullptr)}};
   if (!c.retry.schedule_preset.empty()) {
     retry["schedule"] = c.retry.schedule_preset;
   } else if (!c.retry.schedule.empty()) {
@@ -292,6 +327,8 @@ std::string_view ExhaustedActionName(ExhaustedAction a) {
       return "drop";
     case ExhaustedAction::kReroute:
       return "reroute";
+    case ExhaustedAction::kScript:
+      return "script";
   }
   return "dead-letter";
 }

@@ -2,6 +2,7 @@
 // the REST API, the config file and the store (as an opaque column). Thread-safe (values).
 #pragma once
 
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -12,10 +13,14 @@
 #include "common/status.h"
 #include "engine/subscription_config.h"
 
+namespace redrive::script {
+class ExhaustedScript;
+}  // namespace redrive::script
+
 namespace redrive::engine {
 
 enum class OverflowPolicy { kRejectPublish, kDeadLetterOldest };
-enum class ExhaustedAction { kDeadLetter, kDrop, kReroute };
+enum class ExhaustedAction { kDeadLetter, kDrop, kReroute, kScript };
 
 struct Backoff {
   DurationMs initial = 1000;
@@ -36,6 +41,10 @@ struct RetryPolicy {
   ExhaustedAction on_exhausted = ExhaustedAction::kDeadLetter;
   // kReroute: the standard queue of the same tenant that exhausted messages move to.
   std::string reroute_to;
+  // kScript: the script that decides each exhausted message's fate, compiled when it is set
+  // (its source is the JSON form's retryPolicy.script). Shared by every copy of the
+  // configuration and by the runs in flight; immutable, so thread-safe.
+  std::shared_ptr<const script::ExhaustedScript> script;
 };
 
 // A named retry schedule (retryPolicy.schedule = "<name>").
@@ -81,7 +90,9 @@ inline constexpr DurationMs kMaxDelay = 7 * 86'400'000LL;
 
 // Applies the fields present in `j` (a JSON object) to `*config`. Unknown fields, wrong types
 // and out-of-range values are errors (kUnknownField, kInvalidArgument, kInvalidDuration) that
-// name the field; on error `*config` may be partly changed, so apply to a copy.
+// name the field; on error `*config` may be partly changed, so apply to a copy. A
+// retryPolicy.script is compiled here: one that does not compile (Lua's message names the
+// line), is bytecode, is not UTF-8 or is over 64 KiB is kInvalidArgument.
 // `stored`: `j` is the store's form (QueueConfigToJson with for_store), which also holds an
 // endpoint's state and full secrets.
 Status ApplyQueueConfigJson(const nlohmann::json& j, QueueConfig* config, bool stored = false);

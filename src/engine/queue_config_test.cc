@@ -116,5 +116,69 @@ TEST(QueueConfigJsonTest, ChangingAScheduledQueueKeepsItsRulesConsistent) {
   EXPECT_TRUE(ValidateQueueConfig(c).ok());
 }
 
+TEST(QueueConfigJsonTest, AScriptIsCompiledWhenSetAndShownBackAsItsSource) {
+  QueueConfig c;
+  ASSERT_TRUE(ApplyQueueConfigJson(
+                  json{{"retryPolicy", {{"onExhausted", "script"}, {"script", "drop()"}}}}, &c)
+                  .ok());
+  ASSERT_NE(c.retry.script, nullptr);
+  ASSERT_TRUE(ValidateQueueConfig(c).ok());
+  json form = QueueConfigToJson(c);
+  EXPECT_EQ(form["retryPolicy"]["onExhausted"], "script");
+  EXPECT_EQ(form["retryPolicy"]["script"], "drop()");
+  QueueConfig again;
+  ASSERT_TRUE(ApplyQueueConfigJson(form, &again).ok());
+  EXPECT_EQ(QueueConfigToJson(again), form);
+  // Without a script the attribute is there, null; null removes a script.
+  EXPECT_TRUE(QueueConfigToJson(QueueConfig{})["retryPolicy"]["script"].is_null());
+  ASSERT_TRUE(ApplyQueueConfigJson(
+                  json{{"retryPolicy", {{"onExhausted", "drop"}, {"script", nullptr}}}}, &c)
+                  .ok());
+  EXPECT_EQ(c.retry.script, nullptr);
+  EXPECT_TRUE(ValidateQueueConfig(c).ok());
+}
+
+TEST(QueueConfigJsonTest, ScriptMistakesNameTheFieldAndTheLine) {
+  struct Case {
+    json retry;
+    std::string names;
+  };
+  const std::vector<Case> cases = {
+      {{{"script", "if x then\n  drop(\nend"}},
+       "'retryPolicy.script': script does not compile: script:3:"},
+      {{{"script", std::string("\x1bLuaT\x00", 6)}}, "precompiled Lua chunk"},
+      {{{"script", std::string(64 * 1024 + 1, ' ')}}, "the limit is"},
+      {{{"script", ""}}, "'retryPolicy.script' must be the script's Lua source text, or null"},
+      {{{"script", 42}}, "'retryPolicy.script' must be"},
+      {{{"onExhausted", "lua"}}, "\"script\""},
+  };
+  for (const auto& c : cases) {
+    QueueConfig config;
+    Status st = ApplyQueueConfigJson(json{{"retryPolicy", c.retry}}, &config);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << c.retry.dump() << ": " << st.ToString();
+    EXPECT_NE(st.message().find(c.names), std::string::npos) << st.message();
+  }
+  // Text that is not UTF-8 (only a config file's script_file can give it) is refused.
+  QueueConfig config;
+  Status st = ApplyQueueConfigJson(
+      json{{"retryPolicy", {{"script", std::string("-- caf\xe9\ndrop()")}}}}, &config);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("UTF-8"), std::string::npos) << st.message();
+
+  // onExhausted script and a script go together.
+  config = QueueConfig{};
+  config.retry.on_exhausted = ExhaustedAction::kScript;
+  st = ValidateQueueConfig(config);
+  EXPECT_NE(st.message().find("'retryPolicy.script' is required with onExhausted \"script\""),
+            std::string::npos)
+      << st.ToString();
+  ASSERT_TRUE(ApplyQueueConfigJson(json{{"retryPolicy", {{"script", "drop()"}}}}, &config).ok());
+  config.retry.on_exhausted = ExhaustedAction::kDrop;
+  st = ValidateQueueConfig(config);
+  EXPECT_NE(st.message().find("'retryPolicy.script' is only for onExhausted \"script\""),
+            std::string::npos)
+      << st.ToString();
+}
+
 }  // namespace
 }  // namespace redrive::engine

@@ -148,6 +148,19 @@ TEST_F(TopicsTest, OneFailingSubscriptionDeadLettersItsCopyAndRestoreGoesBackToI
   EXPECT_EQ(Ready("orders:audit"), 0);
 }
 
+TEST_F(TopicsTest, AnExhaustedScriptSeesTheTopicAndTheSubscription) {
+  MakeTopic("orders");
+  Subscribe("orders", "crm", R"({"retryPolicy": {"maxDeliveries": 1, "onExhausted": "script",
+      "script": "if failure.topic == 'orders' and failure.subscription == 'crm' then reroute('orders-crm-parked') else deadLetter() end"}})");
+  ASSERT_TRUE(engine_->queues().CreateQueue("acme", "orders-crm-parked", QueueConfig{}).ok());
+  auto out = Publish("orders", {{}});
+  ASSERT_TRUE(out.ok());
+  auto got = Receive("orders:crm");
+  ASSERT_EQ(got.size(), 1u);
+  Nack("orders:crm", got[0]);
+  EXPECT_EQ(Ready("orders-crm-parked"), 1);
+}
+
 TEST_F(TopicsTest, AMessageNoSubscriptionTakesIsCountedOrDeadLetteredAsNoRoute) {
   MakeTopic("counted");
   Subscribe("counted", "eu", R"({"filter": {"region": "eu"}})");

@@ -2,8 +2,12 @@
 
 #include <toml++/toml.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 #include "common/text.h"
 
@@ -98,6 +102,55 @@ Status OnlyKeys(const toml::table& t, std::initializer_list<std::string_view> al
     for (auto a : allowed) ok = ok || k.str() == a;
     if (!ok) return Bad(where + std::string(k.str()), "is not a known setting");
   }
+  return Status::Ok();
+}
+
+// Larger script files are refused unread; the engine refuses a script over 64 KiB anyway.
+constexpr size_t kMaxScriptFileBytes = 1024 * 1024;
+
+// retryPolicy.script_file, the config file's own way to give a queue's script: the file is read
+// now, relative to the config file's folder, into retryPolicy.script, the attribute the API
+// takes. `*resolved` is the path read.
+Status ReadScriptFile(const std::string& config_path, const std::string& where, json* attributes,
+                      std::string* resolved) {
+  auto retry = attributes->find("retryPolicy");
+  if (retry == attributes->end() || !retry->is_object()) return Status::Ok();
+  auto file = retry->find("script_file");
+  if (file == retry->end()) return Status::Ok();
+  const std::string key = where + "retryPolicy.script_file";
+  if (!file->is_string() || file->get_ref<const std::string&>().empty()) {
+    return Bad(key, "must be the path of a Lua file");
+  }
+  if (retry->contains("script")) {
+    return Bad(key,
+               "and 'retryPolicy.script' exclude each other: give the script inline or "
+               "in a file");
+  }
+  std::filesystem::path path(file->get<std::string>());
+  if (path.is_relative()) path = std::filesystem::path(config_path).parent_path() / path;
+  *resolved = path.string();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Bad(key, "cannot read " + *resolved + ": " +
+                        (ec ? ec.message() : std::string("not a regular file")));
+  }
+  std::FILE* f = std::fopen(resolved->c_str(), "rb");
+  if (f == nullptr) return Bad(key, "cannot read " + *resolved + ": " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  size_t n;
+  while (text.size() <= kMaxScriptFileBytes && (n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+    text.append(buf, n);
+  }
+  bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return Bad(key, "cannot read " + *resolved);
+  if (text.size() > kMaxScriptFileBytes) {
+    return Bad(key, *resolved + " is over 1 MiB; a script is at most 64 KiB");
+  }
+  if (!IsValidUtf8(text)) return Bad(key, *resolved + " is not UTF-8 text");
+  retry->erase("script_file");
+  (*retry)["script"] = std::move(text);
   return Status::Ok();
 }
 
@@ -240,7 +293,9 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
           if (!qname) return Bad(qwhere + "name", "is required");
           json attrs = ToJson(*q);
           attrs.erase("name");
-          dt.queues.push_back(DeclaredQueue{*qname, attrs});
+          std::string script_file;
+          REDRIVE_RETURN_IF_ERROR(ReadScriptFile(path, qwhere, &attrs, &script_file));
+          dt.queues.push_back(DeclaredQueue{*qname, attrs, script_file});
         }
       }
       c->tenants.push_back(std::move(dt));

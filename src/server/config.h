@@ -16,6 +16,9 @@ namespace redrive::server {
 struct DeclaredQueue {
   std::string name;
   nlohmann::json attributes;  // the REST API's attribute object
+  // The file retryPolicy.script was read from (retryPolicy.script_file, resolved); empty when
+  // the script, if any, was given inline.
+  std::string script_file;
 };
 
 struct DeclaredTenant {
@@ -35,8 +38,9 @@ struct ServerConfig {
   std::string StoreUri() const;
 };
 
-// Reads a TOML file into `*config` (only the keys it has). Errors: kInvalidArgument naming the
-// key, with the file's line for syntax errors.
+// Reads a TOML file into `*config` (only the keys it has). A declared queue's
+// retryPolicy.script_file is read now, relative to the file's folder, into retryPolicy.script.
+// Errors: kInvalidArgument naming the key, with the file's line for syntax errors.
 Status LoadConfigFile(const std::string& path, ServerConfig* config);
 // Parses "HOST:PORT" or ":PORT" or "PORT" into config->http.
 Status ApplyListen(const std::string& listen, ServerConfig* config);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 namespace redrive::server {
@@ -241,6 +242,64 @@ TEST_F(ConfigTest, ThreadCountsAreReadAndBounded) {
   EXPECT_EQ(LoadConfigFile(Write("[server]\nhandler_threads = 0\n"), &d).code(),
             ErrorCode::kInvalidArgument);
   EXPECT_EQ(d.http.handler_threads, 64);
+}
+
+// A declared queue's script, inline or from a file beside the config file (read at load).
+TEST_F(ConfigTest, AQueueTakesItsScriptInlineOrFromAFileBesideTheConfig) {
+  std::string dir = ::testing::TempDir() + "/redrive-config-scripts-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir + "/scripts");
+  std::ofstream(dir + "/scripts/orders.lua") << "-- orders\ndrop()\n";
+  std::ofstream(dir + "/scripts/latin1.lua") << "-- caf\xe9\ndrop()\n";
+  const std::string config_path = dir + "/redrive.toml";
+  auto load = [&](const std::string& text, ServerConfig* c) {
+    std::ofstream(config_path, std::ios::trunc) << text;
+    return LoadConfigFile(config_path, c);
+  };
+  ServerConfig c;
+  Status st = load(R"toml([[tenants]]
+name = "acme"
+  [[tenants.queues]]
+  name = "orders"
+  retryPolicy = { onExhausted = "script", script_file = "scripts/orders.lua" }
+  [[tenants.queues]]
+  name = "inline"
+  retryPolicy = { onExhausted = "script", script = "deadLetter()" }
+)toml",
+                   &c);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(c.tenants[0].queues.size(), 2u);
+  const auto& orders = c.tenants[0].queues[0];
+  EXPECT_EQ(orders.attributes["retryPolicy"]["script"], "-- orders\ndrop()\n");
+  EXPECT_FALSE(orders.attributes["retryPolicy"].contains("script_file"));
+  EXPECT_EQ(orders.script_file, dir + "/scripts/orders.lua");
+  EXPECT_EQ(c.tenants[0].queues[1].attributes["retryPolicy"]["script"], "deadLetter()");
+  EXPECT_EQ(c.tenants[0].queues[1].script_file, "");
+
+  struct Case {
+    std::string retry;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {R"(script_file = "scripts/missing.lua")",
+       "'tenants[0].queues[0].retryPolicy.script_file' cannot read " + dir +
+           "/scripts/missing.lua"},
+      {R"(script_file = "scripts")", "not a regular file"},
+      {R"(script_file = "scripts/latin1.lua")", "is not UTF-8 text"},
+      {R"(script_file = 3)", "must be the path of a Lua file"},
+      {R"x(script_file = "scripts/orders.lua", script = "drop()")x", "exclude each other"},
+  };
+  for (const auto& k : cases) {
+    ServerConfig bad;
+    st = load(
+        "[[tenants]]\nname = \"acme\"\n[[tenants.queues]]\nname = \"orders\"\n"
+        "retryPolicy = { onExhausted = \"script\", " +
+            k.retry + " }\n",
+        &bad);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << k.retry;
+    EXPECT_EQ(st.message().rfind("config: ", 0), 0u) << st.message();
+    EXPECT_NE(st.message().find(k.says), std::string::npos) << st.message();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

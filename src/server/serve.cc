@@ -49,8 +49,11 @@ Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
       engine::QueueConfig qc;
       Status st = engine::ApplyQueueConfigJson(q.attributes, &qc);
       if (!st.ok()) {
+        bool script =
+            !q.script_file.empty() && st.message().find("retryPolicy.script") != std::string::npos;
+        std::string from = script ? " (script read from " + q.script_file + ")" : "";
         return Status(st.code(),
-                      "config: tenant " + t.name + " queue " + q.name + ": " + st.message());
+                      "config: tenant " + t.name + " queue " + q.name + ": " + st.message() + from);
       }
       auto current = engine.queues().GetQueue(t.name, q.name);
       if (current.ok()) {

@@ -154,7 +154,8 @@ struct RerouteInfo {
   TimeMs visible_at = 0;   // the destination's delivery delay from now
   TimeMs expires_at = 0;   // the destination's message TTL from now; 0 = never
   TimeMs retain_until = 0;
-  Lineage lineage;  // the message's, with this reroute recorded
+  Lineage lineage;         // the message's, with this reroute recorded
+  std::string queue_name;  // not stored: the destination's name, for the engine's log line
 };
 
 struct FailureAction {
@@ -168,6 +169,9 @@ struct FailureAction {
   Journal journal;      // kRequeue, kDeadLetter, kReroute: with this failure appended
   DeathInfo death;      // kDeadLetter
   RerouteInfo reroute;  // kReroute
+  // Not stored: who decided, in words, for the engine's log line, when not the queue's policy
+  // itself ("script decided drop()"); empty otherwise.
+  std::string decision;
 };
 
 class MessageStore {

@@ -228,6 +228,27 @@ TEST_P(StoreTest, RerouteMovesTheMessageToAnotherQueueAsAFreshDelivery) {
   EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, before.messages - 1);
 }
 
+// An expired message is settled with an empty lease token ("whatever its state"): a reroute
+// of one moved nothing, so the sweeper found it expired again on every pass, for ever.
+TEST_P(StoreTest, RerouteOfAnExpiredMessageNeedsNoLease) {
+  int64_t slow = MakeQueue("orders-slow");
+  auto msg = Msg("a", "12345");
+  msg.expires_at = kNow + 5;
+  ASSERT_TRUE(store_->Publish(Pub({msg})).ok());
+  auto expired = store_->ExpiredMessages(kNow + 5, 10).value();
+  ASSERT_EQ(expired.size(), 1u);
+  FailureAction a;
+  a.kind = FailureAction::Kind::kReroute;
+  a.receipt = {expired[0].seq, ""};
+  a.reroute.queue_id = slow;
+  a.reroute.enqueued_at = kNow + 5;
+  a.reroute.visible_at = kNow + 5;
+  EXPECT_EQ(store_->SettleFailures(queue_id_, {a}).value(), std::vector<bool>{true});
+  EXPECT_TRUE(store_->ExpiredMessages(kNow + 5, 10).value().empty());
+  EXPECT_EQ(Depth().ready, 0);
+  EXPECT_EQ(store_->GetDepth(slow, kNow + 5).value().ready, 1);
+}
+
 TEST_P(StoreTest, IdempotencyKeysDeduplicateInsideTheWindowOnly) {
   // (A key repeated within one batch is the engine's to settle: PublishRequest requires the
   // keys of a request to be distinct. engine_test: AKeyRepeatedInABatchIsADuplicateOfItsFirst.)

@@ -429,8 +429,8 @@ Result<std::vector<bool>> SqliteStore::SettleFailures(int64_t queue_id,
                                  "delivery_count = 0, first_delivered_at = 0, "
                                  "last_delivered_at = 0, lease_token = '', consumer = '', "
                                  "journal = ?9, lineage = ?10 "
-                                 "WHERE seq = ?1 AND queue_id = ?2 AND state = 1 AND "
-                                 "lease_token = ?3"));
+                                 "WHERE seq = ?1 AND queue_id = ?2 AND (?3 = '' OR "
+                                 "(state = 1 AND lease_token = ?3))"));
           s.Bind(1, r.seq)
               .Bind(2, queue_id)
               .Bind(3, r.lease_token)
