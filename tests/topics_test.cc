@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -176,6 +177,72 @@ TEST_F(TopicsHttpTest, PushSubscriptionDeliversAndTheEndpointCanBeOperated) {
                          "subscription=\"hook\"} 0"),
             std::string::npos);
   EXPECT_NE(metrics.find("redrive_topic_messages_published_total 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace redrive::testing
+
+namespace redrive::testing {
+namespace {
+
+// Topics and subscriptions declared in the config file exist after a start; a restart keeps a
+// push subscription's secret and its endpoint's state, which are the server's, not the file's.
+TEST(TopicsConfigTest, DeclaredTopicsAndSubscriptionsSurviveARestartWithTheirSecrets) {
+  std::string dir = MakeTempDir();
+  std::string config = dir + "/redrive.toml";
+  std::ofstream(config) << R"([[tenants]]
+name = "acme"
+  [[tenants.topics]]
+  name = "orders"
+  noRoute = "dead-letter"
+    [[tenants.topics.subscriptions]]
+    name = "eu"
+    filter = { region = { prefix = "eu-" } }
+    retryPolicy = { schedule = "akamai" }
+    [[tenants.topics.subscriptions]]
+    name = "hook"
+    push = { url = "http://127.0.0.1:9/hook", maxInFlight = 4 }
+)";
+  std::string hint, disabled_reason;
+  for (int round = 0; round < 2; ++round) {
+    ServerProcess server(dir + "/data", {"--config", config});
+    std::string error;
+    ASSERT_TRUE(server.Start(&error)) << error;
+    HttpClient op(server.url(), server.operator_token());
+    auto topic = op.Get("/v1/tenants/acme/topics/orders");
+    ASSERT_EQ(topic.status, 200) << topic.body;
+    EXPECT_EQ(topic.Json()["attributes"]["noRoute"], "dead-letter");
+    ASSERT_EQ(topic.Json()["subscriptions"].size(), 2u);
+    auto eu = op.Get("/v1/tenants/acme/topics/orders/subscriptions/eu").Json();
+    EXPECT_EQ(eu["attributes"]["filter"]["region"]["prefix"], "eu-");
+    EXPECT_EQ(eu["attributes"]["retryPolicy"]["schedule"], "akamai");
+    auto hook = op.Get("/v1/tenants/acme/topics/orders/subscriptions/hook").Json();
+    std::string now_hint = hook["attributes"]["push"]["secretHints"][0]["hint"];
+    if (round == 0) {
+      hint = now_hint;
+      auto off = op.Post("/v1/tenants/acme/topics/orders/subscriptions/hook/endpoint/disable",
+                         {{"reason", "kept across restarts"}});
+      ASSERT_EQ(off.status, 200) << off.body;
+    } else {
+      EXPECT_EQ(now_hint, hint);
+      EXPECT_EQ(hook["attributes"]["push"]["disabled"], true);
+      EXPECT_EQ(hook["attributes"]["push"]["disabledReason"], "kept across restarts");
+    }
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  // A bad declaration stops the server, naming the topic and subscription.
+  std::ofstream(config) << R"([[tenants]]
+name = "acme"
+  [[tenants.topics]]
+  name = "orders"
+    [[tenants.topics.subscriptions]]
+    name = "bad"
+    filter = { region = { near = "eu" } }
+)";
+  ServerProcess bad(dir + "/data", {"--config", config});
+  std::string error;
+  EXPECT_FALSE(bad.Start(&error));
+  EXPECT_NE(error.find("topic orders subscription bad"), std::string::npos) << error;
 }
 
 }  // namespace

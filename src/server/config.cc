@@ -279,7 +279,7 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
       std::string where = "tenants[" + std::to_string(i) + "].";
       auto t = (*tenants)[i].as_table();
       if (!t) return Bad(where, "must be a table");
-      REDRIVE_RETURN_IF_ERROR(OnlyKeys(*t, {"name", "queues"}, where));
+      REDRIVE_RETURN_IF_ERROR(OnlyKeys(*t, {"name", "queues", "topics"}, where));
       DeclaredTenant dt;
       auto name = (*t)["name"].value<std::string>();
       if (!name) return Bad(where + "name", "is required");
@@ -297,6 +297,39 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
           REDRIVE_RETURN_IF_ERROR(ReadScriptFile(path, qwhere, &attrs, &script_file));
           dt.queues.push_back(DeclaredQueue{*qname, attrs, script_file});
         }
+      }
+      if (auto topics = (*t)["topics"].as_array()) {
+        for (size_t k = 0; k < topics->size(); ++k) {
+          auto tt = (*topics)[k].as_table();
+          std::string twhere = where + "topics[" + std::to_string(k) + "].";
+          if (!tt) return Bad(twhere, "must be a table");
+          auto tname = (*tt)["name"].value<std::string>();
+          if (!tname) return Bad(twhere + "name", "is required");
+          DeclaredTopic topic;
+          topic.name = *tname;
+          topic.attributes = ToJson(*tt);
+          topic.attributes.erase("name");
+          topic.attributes.erase("subscriptions");
+          if (auto subs = (*tt)["subscriptions"].as_array()) {
+            for (size_t j = 0; j < subs->size(); ++j) {
+              auto sub = (*subs)[j].as_table();
+              std::string swhere = twhere + "subscriptions[" + std::to_string(j) + "].";
+              if (!sub) return Bad(swhere, "must be a table");
+              auto sname = (*sub)["name"].value<std::string>();
+              if (!sname) return Bad(swhere + "name", "is required");
+              json attrs = ToJson(*sub);
+              attrs.erase("name");
+              std::string script_file;
+              REDRIVE_RETURN_IF_ERROR(ReadScriptFile(path, swhere, &attrs, &script_file));
+              topic.subscriptions.push_back(DeclaredQueue{*sname, attrs, script_file});
+            }
+          } else if (tt->contains("subscriptions")) {
+            return Bad(twhere + "subscriptions", "must be an array of tables");
+          }
+          dt.topics.push_back(std::move(topic));
+        }
+      } else if (t->contains("topics")) {
+        return Bad(where + "topics", "must be an array of tables");
       }
       c->tenants.push_back(std::move(dt));
     }

@@ -21,9 +21,18 @@ struct DeclaredQueue {
   std::string script_file;
 };
 
+// A topic and its subscriptions; a subscription is declared like a queue (its attributes may
+// add `filter` and `push`).
+struct DeclaredTopic {
+  std::string name;
+  nlohmann::json attributes;  // the REST API's topic attributes
+  std::vector<DeclaredQueue> subscriptions;
+};
+
 struct DeclaredTenant {
   std::string name;
   std::vector<DeclaredQueue> queues;
+  std::vector<DeclaredTopic> topics;
 };
 
 struct ServerConfig {

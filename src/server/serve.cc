@@ -34,6 +34,66 @@ Status WriteSecretFile(const std::string& path, const std::string& content) {
   return Status::Ok();
 }
 
+// A declared topic and its subscriptions, as ApplyDeclarations does for queues. A push
+// subscription keeps its secrets (unless the file gives `secret`) and its endpoint's state
+// (disabled or not): those are the server's, not the file's.
+Status ApplyDeclaredTopic(const engine::Principal& actor, const std::string& tenant,
+                          const DeclaredTopic& topic, engine::Engine& engine) {
+  auto where = [&](const std::string& what) {
+    return "config: tenant " + tenant + " topic " + topic.name + what + ": ";
+  };
+  engine::TopicConfig tc;
+  Status st = engine::ApplyTopicConfigJson(topic.attributes, &tc);
+  if (!st.ok()) return Status(st.code(), where("") + st.message());
+  auto current = engine.topics().GetTopic(tenant, topic.name);
+  if (current.ok()) {
+    if (engine::TopicConfigToJson(current->config) != engine::TopicConfigToJson(tc)) {
+      REDRIVE_RETURN_IF_ERROR(engine.topics().UpdateTopic(actor, tenant, topic.name, tc).status());
+      spdlog::info("updated topic {}/{} from config", tenant, topic.name);
+    }
+  } else if (current.status().code() == ErrorCode::kTopicNotFound) {
+    REDRIVE_RETURN_IF_ERROR(engine.topics().CreateTopic(actor, tenant, topic.name, tc).status());
+    spdlog::info("created topic {}/{} (declared in config)", tenant, topic.name);
+  } else {
+    return current.status();
+  }
+  for (const auto& sub : topic.subscriptions) {
+    engine::QueueConfig qc;
+    st = engine::ApplyQueueConfigJson(sub.attributes, &qc);
+    if (!st.ok()) return Status(st.code(), where(" subscription " + sub.name) + st.message());
+    auto existing = engine.topics().GetSubscription(tenant, topic.name, sub.name);
+    if (existing.ok()) {
+      const auto& was = existing->config.push;
+      if (qc.push && was) {
+        bool declared_secret = sub.attributes.contains("push") &&
+                               sub.attributes["push"].is_object() &&
+                               sub.attributes["push"].contains("secret");
+        if (!declared_secret) qc.push->secrets = was->secrets;
+        qc.push->disabled = was->disabled;
+        qc.push->disabled_reason = was->disabled_reason;
+        qc.push->disabled_at = was->disabled_at;
+      }
+      if (engine::QueueConfigToJson(existing->config, true) !=
+          engine::QueueConfigToJson(qc, true)) {
+        REDRIVE_RETURN_IF_ERROR(
+            engine.topics().UpdateSubscription(actor, tenant, topic.name, sub.name, qc).status());
+        spdlog::info("updated subscription {}/{}:{} from config", tenant, topic.name, sub.name);
+      }
+    } else if (existing.status().code() == ErrorCode::kSubscriptionNotFound) {
+      auto made = engine.topics().CreateSubscription(actor, tenant, topic.name, sub.name, qc);
+      if (!made.ok()) {
+        return Status(made.status().code(),
+                      where(" subscription " + sub.name) + made.status().message());
+      }
+      spdlog::info("created subscription {}/{}:{} (declared in config)", tenant, topic.name,
+                   sub.name);
+    } else {
+      return existing.status();
+    }
+  }
+  return Status::Ok();
+}
+
 // Creates the declared tenants and queues; updates declared queues whose attributes differ.
 // The audit log names the config file as their actor.
 Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
@@ -68,6 +128,9 @@ Status ApplyDeclarations(const ServerConfig& config, engine::Engine& engine) {
       } else {
         return current.status();
       }
+    }
+    for (const auto& topic : t.topics) {
+      REDRIVE_RETURN_IF_ERROR(ApplyDeclaredTopic(kConfig, t.name, topic, engine));
     }
   }
   return Status::Ok();
