@@ -555,11 +555,24 @@ Result<TestSendResult> PushDispatcher::TestSend(const QueueRef& q) {
   for (const auto& h : push.headers) req.headers.push_back(h);
   auto promise = std::make_shared<std::promise<push::DeliveryResult>>();
   auto answer = promise->get_future();
+  bool sent = false;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (!running_) return Status(ErrorCode::kShuttingDown, "push delivery is not running");
-    client_->Send(std::move(req),
-                  [promise](push::DeliveryResult r) { promise->set_value(std::move(r)); });
+    if (running_) {
+      client_->Send(std::move(req),
+                    [promise](push::DeliveryResult r) { promise->set_value(std::move(r)); });
+      sent = true;
+    }
+  }
+  if (!sent) {
+    // Delivery is not running (an engine not started, as in tools): a client of its own, on
+    // this thread, for this one request.
+    boost::asio::io_context io;
+    push::DeliveryClient client(io);
+    client.Send(std::move(req),
+                [promise](push::DeliveryResult r) { promise->set_value(std::move(r)); });
+    io.run();
+    client.Shutdown();
   }
   push::DeliveryResult r = answer.get();
   TestSendResult out;

@@ -112,8 +112,8 @@ class PushDispatcher : public CoordinationListener {
   const PushCounters& counters() const { return counters_; }
 
   // Sends one signed test request ({"type": "redrive.test", ...}) to the subscription's
-  // endpoint now, whatever its circuit, and waits for the answer. Errors: kInvalidArgument when
-  // the subscription is not a push one; kShuttingDown when the dispatcher is not running.
+  // endpoint now, whatever its circuit, and waits for the answer (also when the dispatcher is
+  // not running). Errors: kInvalidArgument when the subscription is not a push one.
   Result<TestSendResult> TestSend(const QueueRef& subscription);
 
   void OnReady(int64_t queue_id) override;

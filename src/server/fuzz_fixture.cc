@@ -164,6 +164,21 @@ void FuzzServer::Prepare() {
              {"reason", "payment-declined"},
              {"error", "card 4242: insufficient funds"},
              {"deadLetter", true}}}}});
+    // A topic with a pulled subscription (one message leased: $SRCPT) and a push one whose
+    // endpoint is never reached (it takes no message, and the fuzz engine is not started).
+    call("POST", "/v1/tenants/t/topics", {{"name", "tp"}});
+    call("POST", "/v1/tenants/t/topics/tp/subscriptions",
+         {{"name", "sb"}, {"attributes", {{"filter", {{"type", {"order.created", "x"}}}}}}});
+    call("POST", "/v1/tenants/t/topics/tp/subscriptions",
+         {{"name", "hook"},
+          {"attributes",
+           {{"filter", {{"never", {{"exists", true}}}}},
+            {"push", {{"url", "http://127.0.0.1:9/fuzz"}}}}}});
+    call("POST", "/v1/tenants/t/topics/tp/messages",
+         {{"messages", {{{"body", "fanned"}, {"attributes", {{"type", "order.created"}}}}}}});
+    json sub_got =
+        call("POST", "/v1/tenants/t/topics/tp/subscriptions/sb/receive", {{"maxMessages", 1}});
+    std::string sub_receipt = sub_got["messages"][0]["receipt"];
     json groups = call("GET", "/v1/tenants/t/failure-groups", nullptr);
     std::string group = groups["groups"][0]["id"];
     json job = call("POST", "/v1/tenants/t/redrive-jobs",
@@ -175,6 +190,7 @@ void FuzzServer::Prepare() {
                      {"$GRP", group},
                      {"$JOB", job["id"].get<std::string>()},
                      {"$TOK", token["id"].get<std::string>()},
+                     {"$SRCPT", sub_receipt},
                      {"$RCPT", leased_receipt}};
   }
   // The store is closed: its WAL is checkpointed into the file, which sessions copy.
@@ -208,7 +224,7 @@ std::string FuzzServer::Digest(api::RestApi& api) {
   for (const char* target :
        {"/v1/tenants", "/v1/tenants/t/queues", "/v1/tenants/t/tokens", "/v1/tenants/t/dead-letters",
         "/v1/tenants/t/failure-groups", "/v1/tenants/t/dead-letter-stats",
-        "/v1/tenants/t/redrive-jobs", "/v1/tenants/t/audit"}) {
+        "/v1/tenants/t/redrive-jobs", "/v1/tenants/t/audit", "/v1/tenants/t/topics"}) {
     http::Request req = MakeRequest("GET", target, "");
     http::Response resp = api.Handle(req);
     if (resp.status != 200) Die("reading the fuzz state back", Describe(req, resp));

@@ -44,6 +44,10 @@ std::string ParamValue(const std::string& pattern, const std::string& param) {
   if (param == "group") return "$GRP";
   if (param == "job") return "$JOB";
   if (param == "token") return "$TOK";
+  if (param == "topic") return "tp";
+  if (param == "subscription") {
+    return pattern.find("/endpoint") != std::string::npos ? "hook" : "sb";
+  }
   return "x";
 }
 
