@@ -556,15 +556,8 @@ Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std:
   for (size_t i = 0; i < nacks.size(); ++i) {
     const auto& n = nacks[i];
     store::Receipt r;
-    if (!DecodeReceipt(n.receipt, &r)) {
-      out[i] = InvalidReceipt();
-      continue;
-    }
-    REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q->record.id, r.seq));
-    if (!msg || !msg->leased || msg->lease_token != r.lease_token) {
-      out[i] = LeaseLost();
-      continue;
-    }
+    REDRIVE_ASSIGN_OR_RETURN(auto msg, HeldMessage(*q, n.receipt, &r, &out[i]));
+    if (!msg) continue;
     const std::string& consumer = !n.consumer.empty() ? n.consumer
                                   : !n.caller.empty() ? n.caller
                                                       : msg->consumer;
@@ -897,6 +890,22 @@ TimeMs Messages::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) co
   return keep > 0 ? now + keep : 0;
 }
 
+Result<std::optional<store::MessageRecord>> Messages::HeldMessage(const CachedQueue& q,
+                                                                  const std::string& receipt,
+                                                                  store::Receipt* decoded,
+                                                                  Status* why) {
+  if (!DecodeReceipt(receipt, decoded)) {
+    *why = InvalidReceipt();
+    return std::optional<store::MessageRecord>();
+  }
+  REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q.record.id, decoded->seq));
+  if (!msg || !msg->leased || msg->lease_token != decoded->lease_token) {
+    *why = LeaseLost();
+    return std::optional<store::MessageRecord>();
+  }
+  return msg;
+}
+
 Result<std::vector<Status>> Messages::Release(const std::string& tenant, const std::string& queue,
                                               const std::vector<std::string>& receipts) {
   REDRIVE_ASSIGN_OR_RETURN(auto q, LeasedQueue(tenant, queue, receipts.size()));
@@ -906,15 +915,8 @@ Result<std::vector<Status>> Messages::Release(const std::string& tenant, const s
   TimeMs now = clock_.Now();
   for (size_t i = 0; i < receipts.size(); ++i) {
     store::Receipt r;
-    if (!DecodeReceipt(receipts[i], &r)) {
-      out[i] = InvalidReceipt();
-      continue;
-    }
-    REDRIVE_ASSIGN_OR_RETURN(auto msg, store_.GetMessage(q->record.id, r.seq));
-    if (!msg || !msg->leased || msg->lease_token != r.lease_token) {
-      out[i] = LeaseLost();
-      continue;
-    }
+    REDRIVE_ASSIGN_OR_RETURN(auto msg, HeldMessage(*q, receipts[i], &r, &out[i]));
+    if (!msg) continue;
     store::FailureAction a;
     a.kind = store::FailureAction::Kind::kRequeue;
     a.receipt = r;

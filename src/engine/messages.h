@@ -205,6 +205,11 @@ class Messages : public CoordinationListener {
   // The queue of an ack, nack or extend of `receipts` receipts, with the checks they share.
   // Errors: kTenantNotFound, kQueueNotFound, kDeadLetterQueueReadOnly, kEmptyBatch,
   // kBatchTooLarge.
+  // The message `receipt` holds now, with the receipt decoded into `*decoded`; nullopt, with
+  // `*why` set (kInvalidReceipt, kLeaseLost), when it holds none.
+  Result<std::optional<store::MessageRecord>> HeldMessage(const CachedQueue& queue,
+                                                          const std::string& receipt,
+                                                          store::Receipt* decoded, Status* why);
   Result<QueueRef> LeasedQueue(const std::string& tenant, const std::string& queue,
                                size_t receipts);
   // The queue `to` that a message exhausted on `queue` moves to when rerouted (by onExhausted

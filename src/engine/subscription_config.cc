@@ -6,6 +6,7 @@
 
 #include "common/text.h"
 #include "engine/internal/config_fields.h"
+#include "engine/queue_config.h"
 #include "push/signature.h"
 
 namespace redrive::engine {
@@ -71,7 +72,7 @@ Status ApplyTopicConfigJson(const json& j, TopicConfig* c) {
     } else if (k == "deadLetterQueue") {
       REDRIVE_RETURN_IF_ERROR(ReadString(*it, k, &c->dead_letter_queue));
     } else if (k == "maxMessageSize") {
-      REDRIVE_RETURN_IF_ERROR(ReadInt(*it, k, 1, 16 * 1024 * 1024, &c->max_message_size));
+      REDRIVE_RETURN_IF_ERROR(ReadInt(*it, k, 1, kMaxMessageSizeLimit, &c->max_message_size));
     } else {
       return Unknown(k);
     }
