@@ -408,6 +408,14 @@ class DeliveryClient::Impl : public std::enable_shared_from_this<DeliveryClient:
       self->timer_.cancel();
       return 0;
     }
+    if (timeout_ms == 0) {
+      // "Act now" (libcurl asks it for every new transfer): a post, not a timer, saves a
+      // timerfd_settime per request. A wait still armed has an older generation: ignored.
+      asio::post(self->strand_, [s = self->shared_from_this(), generation] {
+        s->OnTimeout(generation, boost::system::error_code());
+      });
+      return 0;
+    }
     self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
     self->timer_.async_wait(asio::bind_executor(
         self->strand_, [s = self->shared_from_this(), generation](
