@@ -16,26 +16,13 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/engine_test_fixture.h"
+
 namespace redrive::engine {
 namespace {
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public EngineFixture {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/engine-" + std::to_string(getpid()) + "-" +
-           std::to_string(counter_++);
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = store::OpenStore(dir_ + "/db").value();
-    engine_ = std::make_unique<Engine>(*store_, clock_, random_);
-    ASSERT_TRUE(engine_->tenancy().CreateTenant("acme").ok());
-  }
-  void TearDown() override {
-    engine_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   QueueConfig Config(int max_deliveries, ExhaustedAction action = ExhaustedAction::kDeadLetter) {
     QueueConfig c;
     c.retry.max_deliveries = max_deliveries;
@@ -77,13 +64,6 @@ class EngineTest : public ::testing::Test {
   store::QueueDepth Depth(const std::string& queue) {
     return engine_->queues().GetQueue("acme", queue).value().depth;
   }
-
-  static inline int counter_ = 0;
-  std::string dir_;
-  ManualClock clock_;
-  SeededRandom random_{42};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(EngineTest, DeadLettersAfterMaxDeliveriesWithTheFullStory) {

@@ -13,6 +13,7 @@
 
 #include "common/text.h"
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 #include "engine/push_dispatcher.h"
 #include "push/test_endpoint.h"
 
@@ -52,16 +53,12 @@ std::string PythonSign(const std::string& id, const std::string& ts, const std::
   return out;
 }
 
-class PushTest : public ::testing::Test {
+class PushTest : public EngineFixture {
  protected:
+  PushTest() : EngineFixture(11) {}
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/push-" + std::to_string(getpid()) + "-" +
-           std::to_string(counter_++);
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = store::OpenStore(dir_ + "/db").value();
-    engine_ = std::make_unique<Engine>(*store_, clock_, random_);
-    ASSERT_TRUE(engine_->tenancy().CreateTenant("acme").ok());
+    EngineFixture::SetUp();
+    if (HasFatalFailure()) return;
     std::string error;
     ASSERT_TRUE(endpoint_.Start(&error)) << error;
     ASSERT_TRUE(engine_->topics().CreateTopic(Op(), "acme", "orders", TopicConfig{}).ok());
@@ -70,9 +67,7 @@ class PushTest : public ::testing::Test {
   void TearDown() override {
     engine_->Stop();
     endpoint_.Stop();
-    engine_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
+    EngineFixture::TearDown();
   }
 
   const Principal& Op() { return Tenancy::System(); }
@@ -113,12 +108,6 @@ class PushTest : public ::testing::Test {
     return EndpointStatus{};
   }
 
-  static inline int counter_ = 0;
-  std::string dir_;
-  ManualClock clock_;
-  SeededRandom random_{11};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<Engine> engine_;
   TestEndpoint endpoint_;
 };
 

@@ -12,29 +12,15 @@
 #include <sstream>
 
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 
 namespace redrive::engine {
 namespace {
 
 using nlohmann::json;
 
-class ScriptActionTest : public ::testing::Test {
+class ScriptActionTest : public EngineFixture {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/engine-script-" + std::to_string(getpid()) + "-" +
-           std::to_string(counter_++);
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = store::OpenStore(dir_ + "/db").value();
-    engine_ = std::make_unique<Engine>(*store_, clock_, random_);
-    ASSERT_TRUE(engine_->tenancy().CreateTenant("acme").ok());
-  }
-  void TearDown() override {
-    engine_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   // A queue whose exhausted messages go to `script`, after `max_deliveries` deliveries 1s apart.
   // The attributes go through the JSON form, as the API and the config file give them.
   Status MakeScriptQueue(const std::string& name, const std::string& script, int max_deliveries = 2,
@@ -100,13 +86,6 @@ class ScriptActionTest : public ::testing::Test {
   bool IsDeadLetter(const std::string& id) {
     return engine_->dead_letters().GetDeadLetter("acme", id).ok();
   }
-
-  static inline int counter_ = 0;
-  std::string dir_;
-  ManualClock clock_;
-  SeededRandom random_{42};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<Engine> engine_;
 };
 
 // Captures what the engine logs while it lives.

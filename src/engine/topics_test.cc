@@ -10,26 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "engine/engine_test_fixture.h"
 
 namespace redrive::engine {
 namespace {
 
-class TopicsTest : public ::testing::Test {
+class TopicsTest : public EngineFixture {
  protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/topics-" + std::to_string(getpid()) + "-" +
-           std::to_string(counter_++);
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = store::OpenStore(dir_ + "/db").value();
-    engine_ = std::make_unique<Engine>(*store_, clock_, random_);
-    ASSERT_TRUE(engine_->tenancy().CreateTenant("acme").ok());
-  }
-  void TearDown() override {
-    engine_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  TopicsTest() : EngineFixture(7) {}
 
   const Principal& Op() { return Tenancy::System(); }
   void MakeTopic(const std::string& name, TopicConfig config = {}) {
@@ -78,13 +66,6 @@ class TopicsTest : public ::testing::Test {
     EXPECT_TRUE(q.ok()) << q.status().ToString();
     return q.ok() ? q->depth.ready : -1;
   }
-
-  static inline int counter_ = 0;
-  std::string dir_;
-  ManualClock clock_;
-  SeededRandom random_{7};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(TopicsTest, FansOutToEverySubscriptionWhoseFilterMatches) {
