@@ -163,25 +163,12 @@ void RestApi::AddTopicRoutes() {
   // The endpoint of a push subscription.
   Add("GET", kSub + "/endpoint", "endpoint_get", kReaders,
       [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
-        REDRIVE_ASSIGN_OR_RETURN(auto q,
+        REDRIVE_ASSIGN_OR_RETURN(auto info,
                                  engine_.topics().GetSubscription(p.Get("tenant"), p.Get("topic"),
                                                                   p.Get("subscription")));
-        if (!q.config.push) {
-          return Status(ErrorCode::kInvalidArgument, "subscription '" + p.Get("subscription") +
-                                                         "' is pulled; it has no endpoint");
-        }
-        for (const auto& e : engine_.push().Endpoints()) {
-          if (e.tenant == q.tenant && e.topic == p.Get("topic") &&
-              e.subscription == p.Get("subscription")) {
-            return Json(200, EndpointJson(e));
-          }
-        }
-        // Not picked up by the dispatcher yet (it reads the endpoints every few seconds).
-        engine::EndpointStatus fresh;
-        fresh.url = q.config.push->url;
-        fresh.disabled = q.config.push->disabled;
-        fresh.disabled_reason = q.config.push->disabled_reason;
-        return Json(200, EndpointJson(fresh));
+        REDRIVE_ASSIGN_OR_RETURN(auto q, engine_.queues().Lookup(info.tenant, info.name));
+        REDRIVE_ASSIGN_OR_RETURN(auto health, engine_.push().Health(q));
+        return Json(200, EndpointJson(health));
       });
   Add("POST", kSub + "/endpoint/test", "endpoint_test", {kScopeAdmin},
       [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {

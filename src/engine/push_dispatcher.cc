@@ -147,18 +147,27 @@ void PushDispatcher::OnInvalidate(CacheScope scope, const std::string&) {
   cv_.notify_one();
 }
 
+namespace {
+
+EndpointStatus StatusOf(const CachedQueue& queue) {
+  EndpointStatus s;
+  s.tenant = queue.record.tenant;
+  std::tie(s.topic, s.subscription) = SplitSubscriptionQueue(queue.record.name);
+  const PushConfig& push = *queue.config.push;
+  s.url = push.url;
+  s.disabled = push.disabled;
+  s.disabled_reason = push.disabled_reason;
+  return s;
+}
+
+}  // namespace
+
 std::vector<EndpointStatus> PushDispatcher::Endpoints() {
   std::vector<EndpointStatus> out;
   std::lock_guard<std::mutex> l(state_mu_);
   for (const auto& [id, e] : endpoints_) {
-    EndpointStatus s;
-    s.tenant = e.queue->record.tenant;
-    std::tie(s.topic, s.subscription) = SplitSubscriptionQueue(e.queue->record.name);
-    const PushConfig& push = *e.queue->config.push;
-    s.url = push.url;
+    EndpointStatus s = StatusOf(*e.queue);
     s.circuit = e.circuit;
-    s.disabled = push.disabled;
-    s.disabled_reason = push.disabled_reason;
     s.in_flight = e.in_flight;
     s.consecutive_failures = e.consecutive_failures;
     s.last_error = e.last_error;
@@ -169,6 +178,21 @@ std::vector<EndpointStatus> PushDispatcher::Endpoints() {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+Result<EndpointStatus> PushDispatcher::Health(const QueueRef& q) {
+  if (!q->config.push) {
+    return Status(ErrorCode::kInvalidArgument, "subscription '" +
+                                                   SplitSubscriptionQueue(q->record.name).second +
+                                                   "' is pulled; it has no endpoint");
+  }
+  for (auto& s : Endpoints()) {
+    if (s.tenant == q->record.tenant &&
+        SubscriptionQueueName(s.topic, s.subscription) == q->record.name) {
+      return s;
+    }
+  }
+  return StatusOf(*q);
 }
 
 void PushDispatcher::SchedulerLoop() {

@@ -109,6 +109,10 @@ class PushDispatcher : public CoordinationListener {
   void Stop();
 
   std::vector<EndpointStatus> Endpoints();
+  // One subscription's endpoint: as the dispatcher sees it, or, before the dispatcher has
+  // picked it up (it reads the endpoints every few seconds), its configured state. Errors:
+  // kInvalidArgument when the subscription is pulled.
+  Result<EndpointStatus> Health(const QueueRef& subscription);
   const PushCounters& counters() const { return counters_; }
 
   // Sends one signed test request ({"type": "redrive.test", ...}) to the subscription's
