@@ -863,6 +863,28 @@ TEST_F(CliTest, TopicsSubscriptionsAndEndpointsFromTheCommandLine) {
   auto got = Cli({"receive", "orders:eu", "--json"});
   ASSERT_EQ(got.exit_code, 0) << Describe(got);
   EXPECT_EQ(got.Json()["messages"][0]["body"], "hello") << got.out;
+  std::string copy = got.Json()["messages"][0]["id"];
+  std::string id = copy.substr(0, copy.find(':'));
+
+  // Events: the message's copy for eu is being delivered; hook's filter took nothing.
+  auto events = Cli({"topic", "events", "orders", "--state", "delivering"});
+  ASSERT_EQ(events.exit_code, 0) << Describe(events);
+  EXPECT_NE(events.out.find(id), std::string::npos) << events.out;
+  EXPECT_NE(events.out.find("eu delivering"), std::string::npos) << events.out;
+  auto none = Cli({"topic", "events", "orders", "--state", "dropped", "--json"});
+  ASSERT_EQ(none.exit_code, 0) << Describe(none);
+  EXPECT_TRUE(none.Json()["events"].empty()) << none.out;
+  auto event = Cli({"topic", "event", "orders", id});
+  ASSERT_EQ(event.exit_code, 0) << Describe(event);
+  EXPECT_NE(event.out.find("hello"), std::string::npos) << event.out;
+  auto pending = Cli({"subscription", "redeliver", "orders", "eu", id});
+  EXPECT_NE(pending.exit_code, 0);
+  EXPECT_NE(pending.err.find("delivery-pending"), std::string::npos) << Describe(pending);
+  auto redelivered = Cli({"subscription", "redeliver", "orders", "hook", id});
+  ASSERT_EQ(redelivered.exit_code, 0) << Describe(redelivered);
+  EXPECT_NE(redelivered.out.find("redelivering " + id + " to hook"), std::string::npos)
+      << redelivered.out;
+  EXPECT_NE(Cli({"topic", "events", "orders", "--state", "lost"}).exit_code, 0);
 
   auto off = Cli({"endpoint", "disable", "orders", "hook", "--reason", "deploy", "--json"});
   ASSERT_EQ(off.exit_code, 0) << Describe(off);

@@ -92,6 +92,7 @@ struct Fixture {
   std::string subscription = "feed";       // pulled
   std::string push_subscription = "hook";  // pushed; its filter takes nothing, so it stays still
   std::string subscription_receipt;        // a message of `subscription` leased for an hour
+  std::string topic_message_id;            // that message's id (the {id} of the topic's events)
   std::vector<std::string> dead_letter_ids;
   std::string group;
   std::string job;  // waits in its canary phase for a day: running, and stays so
@@ -205,6 +206,7 @@ Fixture BuildFixture(const std::string& url, HttpClient& op, const std::string& 
       200, "subscription receive")["messages"];
   if (leased.size() != 1) throw std::runtime_error("fixture: subscription " + leased.dump());
   f.subscription_receipt = leased[0]["receipt"];
+  f.topic_message_id = topic_pub["messages"][0]["id"];
 
   json dls = MustJson(own.Get(base + "/dead-letters?queue=" + f.dlq), 200, "dead letters");
   for (const auto& d : dls["result"]) f.dead_letter_ids.push_back(d["id"]);
@@ -227,6 +229,8 @@ std::string FillPattern(const api::RouteInfo& route, const Fixture& f, std::stri
         value = tenant;
       } else if (name == "queue") {
         value = previous == "dead-letter-queues" ? f.dlq : f.queue;
+      } else if (name == "id" && previous == "events") {
+        value = f.topic_message_id;
       } else if (name == "id") {
         value = f.dead_letter_ids.front();
       } else if (name == "group") {
@@ -291,6 +295,11 @@ Recipe RecipeFor(const api::RouteInfo& route, const Fixture& f) {
   if (n == "subscription_extend") {
     r.body = {{"receipts", {f.subscription_receipt}}, {"visibilityTimeout", "1s"}};
   }
+  // The subscription's copy is leased: the refusal proves the route found the message.
+  if (n == "subscription_redeliver") {
+    r.body = {{"messageId", f.topic_message_id}};
+    r.control_codes = {"delivery-pending"};
+  }
   if (n == "dead_letter_reroute_one") r.body = {{"destination", f.retry_queue}};
   if (n == "dead_letter_delete_bulk" || n == "dead_letter_restore_bulk") r.body = {{"ids", ids}};
   if (n == "dead_letter_reroute_bulk") r.body = {{"ids", ids}, {"destination", f.retry_queue}};
@@ -354,6 +363,7 @@ json Snapshot(HttpClient& op, const std::string& tenant,
   get("tenants", "/v1/tenants");
   get("queues", base + "/queues");
   get("topics", base + "/topics");
+  get("topicEvents", base + "/topics/events/events");
   get("deadLetters", base + "/dead-letters?_pageSize=1000&_totalPagedResultsPolicy=EXACT");
   get("groups", base + "/failure-groups");
   get("stats", base + "/dead-letter-stats");

@@ -2,9 +2,11 @@
 // with a webhook receiver (push::testing::TestEndpoint) on 127.0.0.1.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include "push/test_endpoint.h"
@@ -93,6 +95,107 @@ TEST_F(TopicsHttpTest, ThreeSubscriptionsOneFailsAndItsDeadLetterGoesBackToItAlo
     auto q = app_->Get(T(std::string("/orders/subscriptions/") + name)).Json();
     EXPECT_EQ(q["depth"]["ready"], std::string(name) == "crm" ? 1 : 0) << name;
   }
+}
+
+TEST_F(TopicsHttpTest, EventsShowEachSubscriptionsStateAndOneMessageCanBeRedelivered) {
+  ASSERT_EQ(app_->Post(T(), {{"name", "orders"}}).status, 201);
+  for (const char* name : {"billing", "crm"}) {
+    ASSERT_EQ(
+        app_->Post(T("/orders/subscriptions"),
+                   {{"name", name}, {"attributes", {{"retryPolicy", {{"maxDeliveries", 1}}}}}})
+            .status,
+        201);
+  }
+  auto pub = app_->Post(
+      T("/orders/messages"),
+      {{"messages",
+        {{{"body", "{\"order\":7}"}, {"attributes", {{"k", "v"}}}}, {{"body", "second"}}}}});
+  ASSERT_EQ(pub.status, 201) << pub.body;
+  std::string id = pub.Json()["messages"][0]["id"];
+  std::string second = pub.Json()["messages"][1]["id"];
+  // billing acks the first message; crm rejects it (a dead letter); both leave the second be.
+  for (const char* name : {"billing", "crm"}) {
+    std::string path = T(std::string("/orders/subscriptions/") + name);
+    auto got = app_->Post(path + "/receive", {{"maxMessages", 1}});
+    ASSERT_EQ(got.Json()["messages"].size(), 1u) << got.body;
+    std::string receipt = got.Json()["messages"][0]["receipt"];
+    if (std::string(name) == "crm") {
+      ASSERT_EQ(
+          app_->Post(path + "/nack", {{"nacks", {{{"receipt", receipt}, {"error", "no"}}}}}).status,
+          200);
+    } else {
+      ASSERT_EQ(app_->Post(path + "/ack", {{"receipts", {receipt}}}).status, 200);
+    }
+  }
+  auto all = app_->Get(T("/orders/events"));
+  ASSERT_EQ(all.status, 200) << all.body;
+  ASSERT_EQ(all.Json()["events"].size(), 2u);
+  EXPECT_EQ(all.Json()["events"][0]["id"], second);  // newest first
+  EXPECT_TRUE(all.Json()["nextCursor"].is_null());
+
+  auto failed = app_->Get(T("/orders/events?state=dead-lettered"));
+  ASSERT_EQ(failed.status, 200) << failed.body;
+  json events = failed.Json()["events"];
+  ASSERT_EQ(events.size(), 1u) << failed.body;
+  EXPECT_EQ(events[0]["id"], id);
+  EXPECT_EQ(events[0]["attributes"]["k"], "v");
+  EXPECT_EQ(events[0]["bodySize"], 11);
+  std::map<std::string, json> by;
+  for (const auto& d : events[0]["deliveries"]) by[d["subscription"]] = d;
+  EXPECT_EQ(by["billing"]["state"], "delivered");
+  EXPECT_TRUE(by["billing"]["deliveredAt"].is_string());
+  EXPECT_EQ(by["crm"]["state"], "dead-lettered");
+  EXPECT_EQ(by["crm"]["deadLetterId"], id + ":crm");
+  EXPECT_EQ(by["crm"]["reason"], "max-deliveries");
+
+  auto one = app_->Get(T("/orders/events/" + id));
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.Json()["body"], "{\"order\":7}");
+  EXPECT_EQ(one.Json()["base64"], false);
+
+  // Redeliver to billing: a fresh copy with the same id, pending, then received again.
+  auto again = app_->Post(T("/orders/subscriptions/billing/redeliver"), {{"messageId", id}});
+  ASSERT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(again.Json()["state"], "pending");
+  EXPECT_EQ(again.Json()["redeliveries"], 1);
+  auto got = app_->Post(T("/orders/subscriptions/billing/receive"), {{"maxMessages", 10}});
+  ASSERT_EQ(got.status, 200);
+  std::vector<std::string> ids;
+  json received = got.Json();
+  for (const auto& m : received["messages"]) ids.push_back(m["id"]);
+  EXPECT_NE(std::find(ids.begin(), ids.end(), id + ":billing"), ids.end()) << got.body;
+  auto pending = app_->Get(T("/orders/events?subscription=billing&state=delivering"));
+  EXPECT_EQ(pending.Json()["events"].size(), 2u) << pending.body;
+
+  // Refusals: each with its code, and nothing changes.
+  EXPECT_EQ(
+      app_->Post(T("/orders/subscriptions/billing/redeliver"), {{"messageId", id}}).ErrorCode(),
+      "delivery-pending");
+  auto dl = app_->Post(T("/orders/subscriptions/crm/redeliver"), {{"messageId", id}});
+  EXPECT_EQ(dl.status, 409);
+  EXPECT_EQ(dl.ErrorCode(), "delivery-dead-lettered");
+  EXPECT_NE(dl.body.find(id + ":crm"), std::string::npos);
+  EXPECT_EQ(
+      app_->Post(T("/orders/subscriptions/crm/redeliver"), {{"messageId", "01NOPE"}}).ErrorCode(),
+      "event-not-found");
+  EXPECT_EQ(app_->Post(T("/orders/subscriptions/crm/redeliver"), json::object()).ErrorCode(),
+            "missing-field");
+  EXPECT_EQ(app_->Post(T("/orders/subscriptions/crm/redeliver"), {{"messageId", id}, {"x", 1}})
+                .ErrorCode(),
+            "unknown-field");
+  EXPECT_EQ(app_->Get(T("/orders/events?state=lost")).ErrorCode(), "invalid-query");
+  EXPECT_EQ(app_->Get(T("/orders/events?since=yesterday")).ErrorCode(), "invalid-query");
+  EXPECT_EQ(app_->Get(T("/orders/events?limit=0")).ErrorCode(), "invalid-argument");
+  EXPECT_EQ(app_->Get(T("/orders/events?cursor=abc")).ErrorCode(), "invalid-query");
+  EXPECT_EQ(app_->Get(T("/orders/events/01NOPE")).ErrorCode(), "event-not-found");
+  EXPECT_EQ(app_->Get(T("/nope/events")).ErrorCode(), "topic-not-found");
+  EXPECT_EQ(app_->Get("/v1/tenants/acme/dead-letters/" + id + ":crm").status, 200);
+  // A consumer token may read events, not redeliver.
+  HttpClient consumer(server_->url(), CreateToken(*op_, "acme", "reader", {"consume"}));
+  EXPECT_EQ(consumer.Get(T("/orders/events")).status, 200);
+  EXPECT_EQ(
+      consumer.Post(T("/orders/subscriptions/crm/redeliver"), {{"messageId", second}}).ErrorCode(),
+      "forbidden");
 }
 
 TEST_F(TopicsHttpTest, BadRequestsAreRefusedWithStableCodesAndChangeNothing) {

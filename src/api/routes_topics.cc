@@ -8,6 +8,7 @@
 #include "api/api_internal.h"
 #include "api/json_io.h"
 #include "common/text.h"
+#include "engine/dead_letter_doc.h"
 #include "engine/queue_config.h"
 #include "engine/subscription_config.h"
 
@@ -52,6 +53,58 @@ json EndpointJson(const engine::EndpointStatus& e) {
           {"failingSince", time_or_null(e.failing_since)},
           {"delivered", e.delivered},
           {"failed", e.failed}};
+}
+
+json DeliveryJson(const engine::TopicDelivery& d) {
+  using engine::DeliveryState;
+  json j = {{"subscription", d.subscription},
+            {"state", engine::DeliveryStateName(d.state)},
+            {"redeliveries", d.redeliveries}};
+  switch (d.state) {
+    case DeliveryState::kPending:
+    case DeliveryState::kDelivering:
+      j["queue"] = d.queue;
+      j["deliveryCount"] = d.delivery_count;
+      j[d.state == DeliveryState::kPending ? "readyAt" : "leaseUntil"] = engine::OptTime(d.next_at);
+      break;
+    case DeliveryState::kDelivered:
+      j["deliveredAt"] = engine::OptTime(d.delivered_at);
+      break;
+    case DeliveryState::kDeadLettered:
+      j["deadLetterId"] = d.dead_letter_id;
+      j["reason"] = d.dead_letter_reason;
+      j["deadLetteredAt"] = engine::OptTime(d.dead_lettered_at);
+      break;
+    case DeliveryState::kDropped:
+      break;
+  }
+  return j;
+}
+
+json EventJson(const engine::TopicEvent& e, bool with_body) {
+  json deliveries = json::array();
+  for (const auto& d : e.deliveries) deliveries.push_back(DeliveryJson(d));
+  json j = {{"id", e.id},
+            {"publishedAt", FormatTime(e.published_at)},
+            {"keptUntil", FormatTime(e.retain_until)},
+            {"attributes", engine::AttributesJson(e.attributes)},
+            {"idempotencyKey", e.idempotency_key.empty() ? json(nullptr) : json(e.idempotency_key)},
+            {"bodySize", e.body_size},
+            {"deliveries", deliveries}};
+  if (with_body) engine::PutBody(j, e.body);
+  return j;
+}
+
+// An optional time of the query: RFC 3339.
+Result<TimeMs> TimeQuery(const Request& req, const char* name) {
+  bool found = false;
+  std::string_view text = req.Query(name, &found);
+  if (!found) return TimeMs{0};
+  auto t = ParseTime(text);
+  if (!t.ok()) {
+    return Status(ErrorCode::kInvalidQuery, std::string(name) + ": " + t.status().message());
+  }
+  return t.value();
 }
 
 }  // namespace
@@ -158,6 +211,53 @@ void RestApi::AddTopicRoutes() {
         REDRIVE_RETURN_IF_ERROR(engine_.topics().DeleteSubscription(
             who, p.Get("tenant"), p.Get("topic"), p.Get("subscription")));
         return NoContent();
+      });
+
+  // Events: the topic's recent messages, and redelivery on request.
+  Add("GET", kTopic + "/events", "topic_events", kReaders,
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        EventQuery q;
+        REDRIVE_ASSIGN_OR_RETURN(q.since, TimeQuery(req, "since"));
+        REDRIVE_ASSIGN_OR_RETURN(q.until, TimeQuery(req, "until"));
+        REDRIVE_ASSIGN_OR_RETURN(q.limit, IntQuery(req, "limit", 100));
+        q.subscription = std::string(req.Query("subscription"));
+        q.cursor = std::string(req.Query("cursor"));
+        bool has_state = false;
+        std::string_view state = req.Query("state", &has_state);
+        if (has_state) {
+          q.state = ParseDeliveryState(state);
+          if (!q.state) {
+            return Status(ErrorCode::kInvalidQuery,
+                          "state must be pending, delivering, delivered, dead-lettered or "
+                          "dropped");
+          }
+        }
+        REDRIVE_ASSIGN_OR_RETURN(auto page,
+                                 engine_.messages().ListEvents(p.Get("tenant"), p.Get("topic"), q));
+        json events = json::array();
+        for (const auto& e : page.events) events.push_back(EventJson(e, false));
+        return Json(200, {{"events", events},
+                          {"nextCursor",
+                           page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}});
+      },
+      {"since", "until", "limit", "subscription", "cursor", "state"});
+  Add("GET", kTopic + "/events/{id}", "topic_event_get", kReaders,
+      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto e, engine_.messages().GetEvent(p.Get("tenant"), p.Get("topic"), p.Get("id")));
+        return Json(200, EventJson(e, true));
+      });
+  Add("POST", kSub + "/redeliver", "subscription_redeliver", {kScopeAdmin, kScopeDlqWrite},
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"messageId"}));
+        REDRIVE_ASSIGN_OR_RETURN(auto id, RequiredString(body, "messageId"));
+        REDRIVE_ASSIGN_OR_RETURN(auto d,
+                                 engine_.messages().Redeliver(who, p.Get("tenant"), p.Get("topic"),
+                                                              p.Get("subscription"), id));
+        json j = DeliveryJson(d);
+        j["messageId"] = id;
+        return Json(202, j);
       });
 
   // The endpoint of a push subscription.

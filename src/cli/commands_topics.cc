@@ -24,6 +24,7 @@ void PrintTopic(const json& t) {
   d.Add("noRoute", Text(a, "noRoute"));
   d.Add("deadLetterQueue", Text(a, "deadLetterQueue"));
   d.Add("maxMessageSize", Text(a, "maxMessageSize"));
+  d.Add("eventRetention", Text(a, "eventRetention"));
   std::string subs;
   for (const auto& s : Items(t, "subscriptions")) {
     subs += (subs.empty() ? "" : ", ") + Text(s, "subscription");
@@ -63,6 +64,10 @@ void AddTopicOptions(CLI::App* cmd, Flags* f) {
   cmd->add_option_function<int64_t>(
       "--max-message-size", [t](const int64_t& n) { (*t)["maxMessageSize"] = n; },
       "Largest body in bytes");
+  cmd->add_option_function<std::string>(
+         "--event-retention", [t](const std::string& v) { (*t)["eventRetention"] = v; },
+         "How long messages are kept as events (7d; 0s = none)")
+      ->check(DurationCheck());
 }
 
 void AddSubscriptionOptions(CLI::App* cmd, Flags* f) {
@@ -176,7 +181,77 @@ int TopicRemove(Context& ctx, const Flags& f) {
   });
 }
 
+// One line per subscription's copy: "billing delivered", "crm dead-lettered (max-deliveries)".
+std::string DeliveriesText(const json& event) {
+  std::string out;
+  for (const auto& d : Items(event, "deliveries")) {
+    out += (out.empty() ? "" : ", ") + Text(d, "subscription") + " " + Text(d, "state");
+    if (!Text(d, "reason", "").empty()) out += " (" + Text(d, "reason") + ")";
+  }
+  return out.empty() ? "-" : out;
+}
+
+int TopicEvents(Context& ctx, const Flags& f) {
+  std::string query;
+  auto add = [&](const char* name, const std::string& v) {
+    if (v.empty()) return;
+    query += (query.empty() ? "?" : "&") + std::string(name) + "=" + UrlEscape(v);
+  };
+  add("state", f.dlq_reason);
+  add("subscription", f.name);
+  add("since", f.since);
+  add("until", f.until);
+  add("limit", f.limit > 0 ? std::to_string(f.limit) : "");
+  add("cursor", f.cursor);
+  auto r = ctx.client.Get(TopicPath(ctx, f.topic) + "/events" + query);
+  if (!r.ok()) return ctx.Fail(r.error());
+  if (ctx.settings.json) {
+    ctx.PrintJson(r.value());
+    return kExitOk;
+  }
+  Table t({"id", "published", "deliveries"});
+  for (const auto& e : Items(r.value(), "events")) {
+    t.AddRow({Text(e, "id"), Text(e, "publishedAt"), DeliveriesText(e)});
+  }
+  t.Print(stdout);
+  if (!Text(r.value(), "nextCursor", "").empty()) {
+    std::printf("more: --cursor %s\n", Text(r.value(), "nextCursor").c_str());
+  }
+  return kExitOk;
+}
+
+int TopicEvent(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Get(TopicPath(ctx, f.topic) + "/events/" + UrlEscape(f.id));
+  if (!r.ok()) return ctx.Fail(r.error());
+  return ctx.Answer(r.value(), [&] {
+    const json& e = r.value();
+    Details d;
+    d.Add("id", Text(e, "id"));
+    d.Add("published at", Text(e, "publishedAt"));
+    d.Add("kept until", Text(e, "keptUntil"));
+    d.Add("attributes", Text(At(e, "attributes")));
+    for (const auto& del : Items(e, "deliveries")) {
+      std::string state = Text(del, "state");
+      for (const char* k : {"reason", "deadLetterId", "deliveredAt", "queue"}) {
+        if (!Text(del, k, "").empty()) state += ", " + std::string(k) + " " + Text(del, k);
+      }
+      d.Add(Text(del, "subscription"), state);
+    }
+    d.Add("body", Text(e, "body"));
+    d.Print(stdout);
+  });
+}
+
 // ------------------------------------------------------------------ subscription
+
+int SubscriptionRedeliver(Context& ctx, const Flags& f) {
+  auto r = ctx.client.Post(SubscriptionPath(ctx, f) + "/redeliver", {{"messageId", f.id}});
+  if (!r.ok()) return ctx.Fail(r.error());
+  return ctx.Answer(r.value(), [&] {
+    std::printf("redelivering %s to %s (redelivery %s)\n", Printable(f.id).c_str(),
+                Printable(f.name).c_str(), Text(r.value(), "redeliveries").c_str());
+  });
+}
 
 int SubscriptionCreate(Context& ctx, const Flags& f) {
   auto attributes = SubscriptionAttributes(f);
@@ -270,6 +345,23 @@ void AddTopicCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf) {
   auto* show = topic->add_subcommand("show", "Show a topic");
   show->add_option("NAME", f->name, "Topic name")->required();
   add_leaf(show, true, TopicShow);
+  auto* events = topic->add_subcommand(
+      "events", "A topic's recent messages and the state of each subscription's copy");
+  events->add_option("TOPIC", f->topic, "Topic name")->required();
+  events->add_option("--state", f->dlq_reason, "Only events with a copy in this state")
+      ->check(CLI::IsMember({"pending", "delivering", "delivered", "dead-lettered", "dropped"}));
+  events->add_option("--subscription", f->name, "Only this subscription's copies");
+  events->add_option("--since", f->since, "Published at or after: RFC 3339 time or 2h (ago)")
+      ->transform(TimeCheck());
+  events->add_option("--until", f->until, "Published before: RFC 3339 time or 2h (ago)")
+      ->transform(TimeCheck());
+  events->add_option("--limit", f->limit, "Events per page (100)");
+  events->add_option("--cursor", f->cursor, "Go on from a page's cursor");
+  add_leaf(events, true, TopicEvents);
+  auto* event = topic->add_subcommand("event", "One event, with its body");
+  event->add_option("TOPIC", f->topic, "Topic name")->required();
+  event->add_option("ID", f->id, "Message id")->required();
+  add_leaf(event, true, TopicEvent);
   auto* rm = topic->add_subcommand("rm", "Delete a topic and its subscriptions");
   rm->add_option("NAME", f->name, "Topic name")->required();
   add_leaf(rm, true, TopicRemove);
@@ -295,6 +387,11 @@ void AddTopicCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf) {
   auto* sub_show = sub->add_subcommand("show", "Show a subscription");
   with_names(sub_show);
   add_leaf(sub_show, true, SubscriptionShow);
+  auto* sub_redeliver = sub->add_subcommand(
+      "redeliver", "Send one of the topic's messages again to this subscription");
+  with_names(sub_redeliver);
+  sub_redeliver->add_option("ID", f->id, "Message id (from topic events)")->required();
+  add_leaf(sub_redeliver, true, SubscriptionRedeliver);
   auto* sub_rm = sub->add_subcommand("rm", "Delete a subscription and its messages");
   with_names(sub_rm);
   add_leaf(sub_rm, true, SubscriptionRemove);

@@ -37,6 +37,8 @@ namespace redrive {
   X(kSubscriptionNotFound, "subscription-not-found", 404, "No such subscription on this topic.") \
   X(kDeadLetterNotFound, "dead-letter-not-found", 404, "No such dead letter in this tenant.")    \
   X(kJobNotFound, "job-not-found", 404, "No such redrive job in this tenant.")                   \
+  X(kEventNotFound, "event-not-found", 404,                                                      \
+    "No such message among the topic's events (never published, or past its eventRetention).")   \
   X(kMethodNotAllowed, "method-not-allowed", 405, "The route exists but not for this method.")   \
   X(kRequestTimeout, "request-timeout", 408, "The client was too slow to send its request.")     \
   X(kAlreadyExists, "already-exists", 409, "A resource with that name already exists.")          \
@@ -45,6 +47,10 @@ namespace redrive {
   X(kJobActive, "job-active", 409,                                                               \
     "A redrive job is already active on this dead-letter queue; cancel it or wait.")             \
   X(kJobStateConflict, "job-state-conflict", 409, "The job's state does not allow that now.")    \
+  X(kDeliveryPending, "delivery-pending", 409,                                                   \
+    "The subscription's copy of the message is still pending or being delivered.")               \
+  X(kDeliveryDeadLettered, "delivery-dead-lettered", 409,                                        \
+    "The subscription's copy is a dead letter: restore it through the dead-letter API.")         \
   X(kQueueFull, "queue-full", 409,                                                               \
     "The queue is at its max length and its overflow policy is reject-publish.")                 \
   X(kNotAQueue, "not-a-queue", 409,                                                              \

@@ -26,7 +26,7 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
   topics_ = std::make_unique<Topics>(control_port, clock, random, *tenancy_, *queues_,
                                      *coordinator_, *audit_);
   messages_ = std::make_unique<Messages>(message_port, clock, random, options_, *queues_, *tenancy_,
-                                         *coordinator_, counters_);
+                                         *coordinator_, counters_, *audit_);
   dead_letters_ = std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_,
                                                 *tenancy_, *coordinator_, *audit_);
   background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, clock, options_,

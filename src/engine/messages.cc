@@ -78,8 +78,8 @@ std::vector<size_t> FirstOccurrences(const std::vector<NewMessage>& messages, bo
   return first;
 }
 
-// The error of a publish the store refused: the code, and the words, with the figures the
-// store compared.
+}  // namespace
+
 Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
                      const std::string& what, int64_t max_length, const TenantQuotas& quotas) {
   switch (r.refusal) {
@@ -102,11 +102,9 @@ Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
   return Status(ErrorCode::kInternal, "unknown publish refusal");
 }
 
-}  // namespace
-
 Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
                    const EngineOptions& options, Queues& queues, Tenancy& tenancy,
-                   Coordinator& coordinator, EngineCounters& counters)
+                   Coordinator& coordinator, EngineCounters& counters, AuditLog& audit)
     : store_(store),
       clock_(clock),
       random_(random),
@@ -114,7 +112,8 @@ Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
       queues_(queues),
       tenancy_(tenancy),
       coordinator_(coordinator),
-      counters_(counters) {
+      counters_(counters),
+      audit_(audit) {
   for (int i = 0; i < 2; ++i) wakers_.emplace_back([this] { WakerLoop(); });
   coordinator_.Subscribe(this);
 }
@@ -198,6 +197,37 @@ Result<std::vector<store::PublishOutcome>> Messages::PublishTopic(
 // stored in one transaction (PublishMany), or none. A copy's id is "<message id>:<subscription>"
 // (dead letters are unique by id within a tenant, and a copy can be dead-lettered by each
 // subscription); the publisher gets the message id.
+store::PublishRequest Messages::SubscriptionRequest(const CachedQueue& sub, TimeMs now,
+                                                    const TenantQuotas& quotas) {
+  const QueueConfig& cfg = sub.config;
+  store::PublishRequest req;
+  req.queue_id = sub.record.id;
+  req.tenant = sub.record.tenant;
+  req.now = now;
+  req.tenant_max_messages = quotas.max_messages;
+  req.tenant_max_bytes = quotas.max_bytes;
+  req.dedup_window = cfg.dedup_window;
+  req.max_length = cfg.max_length;
+  req.overflow = cfg.overflow == OverflowPolicy::kDeadLetterOldest
+                     ? store::OverflowAction::kDeadLetterOldest
+                     : store::OverflowAction::kRefuse;
+  std::string overflow_cause = "subscription " + SplitSubscriptionQueue(sub.record.name).second +
+                               " reached its max length of " + std::to_string(cfg.max_length);
+  FailureSignature sig = SignatureOf(sub.record.name, kReasonOverflow, overflow_cause);
+  req.overflow_death =
+      store::DeathInfo{cfg.dead_letter_queue,           kReasonOverflow, overflow_cause, now,
+                       DeadLetterRetainUntil(cfg, now), sig.group_id,    sig.text};
+  return req;
+}
+
+void Messages::SetCopyTimes(const QueueConfig& cfg, TimeMs now, std::optional<DurationMs> delay,
+                            store::MessageRecord* r) {
+  r->enqueued_at = now;
+  r->visible_at = now + (delay ? *delay : cfg.delivery_delay);
+  r->expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
+  r->retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+}
+
 Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
     const CachedQueue& topic, std::vector<NewMessage> messages) {
   const std::string& tenant = topic.record.tenant;
@@ -224,21 +254,11 @@ Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
     req.tenant_max_bytes = quotas.max_bytes;
     return req;
   };
+  std::vector<std::string> sub_names;  // per request
   for (const QueueRef& sub : *subs) {
     const QueueConfig& cfg = sub->config;
     std::string name = SplitSubscriptionQueue(sub->record.name).second;
-    store::PublishRequest req = base_request(sub->record.id);
-    req.dedup_window = cfg.dedup_window;
-    req.max_length = cfg.max_length;
-    req.overflow = cfg.overflow == OverflowPolicy::kDeadLetterOldest
-                       ? store::OverflowAction::kDeadLetterOldest
-                       : store::OverflowAction::kRefuse;
-    std::string overflow_cause =
-        "subscription " + name + " reached its max length of " + std::to_string(cfg.max_length);
-    FailureSignature sig = SignatureOf(sub->record.name, kReasonOverflow, overflow_cause);
-    req.overflow_death =
-        store::DeathInfo{cfg.dead_letter_queue,           kReasonOverflow, overflow_cause, now,
-                         DeadLetterRetainUntil(cfg, now), sig.group_id,    sig.text};
+    store::PublishRequest req = SubscriptionRequest(*sub, now, quotas);
     for (size_t i = 0; i < messages.size(); ++i) {
       const NewMessage& m = messages[i];
       if (first_of[i] != i || !cfg.filter.Matches(m.attributes)) continue;
@@ -254,10 +274,7 @@ Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
       r.attributes = m.attributes;
       r.idempotency_key = m.idempotency_key;
       r.published_at = now;
-      r.enqueued_at = now;
-      r.visible_at = now + (m.delay ? *m.delay : cfg.delivery_delay);
-      r.expires_at = cfg.message_ttl > 0 ? now + cfg.message_ttl : 0;
-      r.retain_until = cfg.retention > 0 ? now + cfg.retention : 0;
+      SetCopyTimes(cfg, now, m.delay, &r);
       where[i].push_back({requests.size(), req.messages.size()});
       ++copies[i];
       req.messages.push_back(std::move(r));
@@ -265,6 +282,25 @@ Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
     if (req.messages.empty()) continue;
     requests.push_back(std::move(req));
     request_queue.push_back(sub.get());
+    sub_names.push_back(std::move(name));
+  }
+  // The events (Topics' ListEvents): each fresh message, with where its copies are.
+  std::vector<store::TopicEventWrite> events;
+  if (topic.topic.event_retention > 0) {
+    for (size_t i = 0; i < messages.size(); ++i) {
+      if (first_of[i] != i) continue;
+      store::TopicEventWrite w;
+      w.event.tenant = tenant;
+      w.event.topic_id = topic.record.id;
+      w.event.id = ids[i];
+      w.event.published_at = now;
+      w.event.retain_until = now + topic.topic.event_retention;
+      w.event.attributes = messages[i].attributes;
+      w.event.idempotency_key = messages[i].idempotency_key;
+      w.event.body = messages[i].body;
+      for (const auto& [k, slot] : where[i]) w.copies.push_back({k, slot, sub_names[k]});
+      events.push_back(std::move(w));
+    }
   }
   // Messages no subscription took.
   int64_t unrouted = 0;
@@ -298,7 +334,7 @@ Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
 
   std::vector<store::PublishResult> results;
   if (!requests.empty()) {
-    REDRIVE_ASSIGN_OR_RETURN(results, store_.PublishMany(requests));
+    REDRIVE_ASSIGN_OR_RETURN(results, store_.PublishMany(requests, events));
     for (size_t k = 0; k < results.size(); ++k) {
       if (results[k].refusal == store::PublishRefusal::kNone) continue;
       const CachedQueue& q = *request_queue[k];
@@ -734,6 +770,9 @@ Result<int64_t> Messages::SweepOnce() {
   REDRIVE_ASSIGN_OR_RETURN(int64_t keys,
                            store_.DeleteExpiredIdempotencyKeys(now, options_.sweep_batch));
   (void)keys;
+  REDRIVE_ASSIGN_OR_RETURN(int64_t events,
+                           store_.DeleteExpiredTopicEvents(now, options_.sweep_batch));
+  (void)events;
   return done;
 }
 

@@ -33,6 +33,7 @@
 
 namespace redrive::engine {
 
+class AuditLog;
 class Tenancy;
 
 struct NewMessage {
@@ -57,6 +58,58 @@ struct Delivery {
   store::MessageRecord message;
   std::string receipt;  // opaque receipt handle for ack, nack, extend
 };
+
+// --- topic events (topic_events.cc): a topic's recent messages and, per subscription, the
+// state of its copy.
+enum class DeliveryState { kPending, kDelivering, kDelivered, kDeadLettered, kDropped };
+// "pending", "delivering", "delivered", "dead-lettered", "dropped".
+std::string_view DeliveryStateName(DeliveryState state);
+std::optional<DeliveryState> ParseDeliveryState(std::string_view name);
+
+struct TopicDelivery {
+  std::string subscription;
+  DeliveryState state = DeliveryState::kPending;
+  std::string queue;           // pending, delivering: the queue it is in (moved by a reroute)
+  int32_t delivery_count = 0;  // pending, delivering: deliveries so far
+  TimeMs next_at = 0;          // pending: ready at; delivering: the lease ends at
+  TimeMs delivered_at = 0;     // delivered: when the delivery that succeeded began
+  std::string dead_letter_id;  // dead-lettered: the dead letter, to restore or browse
+  std::string dead_letter_reason;
+  TimeMs dead_lettered_at = 0;
+  int32_t redeliveries = 0;  // times redelivered on request
+};
+
+struct TopicEvent {
+  std::string id;
+  TimeMs published_at = 0;
+  TimeMs retain_until = 0;
+  store::Attributes attributes;
+  std::string idempotency_key;
+  int64_t body_size = 0;
+  std::string body;                       // GetEvent only
+  std::vector<TopicDelivery> deliveries;  // by subscription name
+};
+
+struct EventQuery {
+  TimeMs since = 0;                    // published at or after; 0 = no bound
+  TimeMs until = 0;                    // published before; 0 = no bound
+  std::optional<DeliveryState> state;  // events with a delivery in this state
+  std::string subscription;            // only this subscription's deliveries (and events with one)
+  int limit = 100;                     // 1..1000
+  std::string cursor;                  // a page's next_cursor; empty = from the newest
+};
+
+struct EventPage {
+  std::vector<TopicEvent> events;  // newest first
+  // Non-empty when more events may follow: pass it as the next query's cursor. A page can hold
+  // fewer than `limit` events and still have one (a filter that few events match).
+  std::string next_cursor;
+};
+
+// The error of a publish the store refused (kQuotaExceeded, kQueueFull), with the figures the
+// store compared; `what` names the queue ("queue orders", "subscription hook").
+Status RefusalStatus(const store::PublishResult& result, const std::string& tenant,
+                     const std::string& what, int64_t max_length, const TenantQuotas& quotas);
 
 // The end of a receive: its deliveries (empty when the wait passed) or its error.
 using ReceiveCallback = std::function<void(Result<std::vector<Delivery>>)>;
@@ -84,7 +137,8 @@ struct NackRequest {
 class Messages : public CoordinationListener {
  public:
   Messages(store::MessageStore& store, Clock& clock, Random& random, const EngineOptions& options,
-           Queues& queues, Tenancy& tenancy, Coordinator& coordinator, EngineCounters& counters);
+           Queues& queues, Tenancy& tenancy, Coordinator& coordinator, EngineCounters& counters,
+           AuditLog& audit);
   ~Messages() override;
   Messages(const Messages&) = delete;
   Messages& operator=(const Messages&) = delete;
@@ -115,6 +169,24 @@ class Messages : public CoordinationListener {
   // ReceiveAsync, blocking the calling thread until `done`.
   Result<std::vector<Delivery>> Receive(const std::string& tenant, const std::string& queue,
                                         const ReceiveOptions& options);
+  // A topic's events (the messages published to it within its eventRetention), newest first,
+  // with the state of each subscription's copy. Errors: kTopicNotFound, kInvalidArgument (limit,
+  // since after until), kInvalidQuery (cursor).
+  Result<EventPage> ListEvents(const std::string& tenant, const std::string& topic,
+                               const EventQuery& query);
+  // One event, with its body. Errors: kTopicNotFound, kEventNotFound.
+  Result<TopicEvent> GetEvent(const std::string& tenant, const std::string& topic,
+                              const std::string& id);
+  // Publishes the event's message again to one subscription, as a fresh copy (same copy id, so
+  // an endpoint sees the same webhook-id; delivery count 0; lineage counts the redelivery),
+  // whatever the subscription's filter says, and audits it. Returns the copy's delivery.
+  // Errors: kTopicNotFound, kSubscriptionNotFound, kEventNotFound, kDeliveryPending (the copy
+  // is still in the queue), kDeliveryDeadLettered (restore the dead letter instead),
+  // kMessageTooLarge, kQueueFull, kQuotaExceeded.
+  Result<TopicDelivery> Redeliver(const Principal& actor, const std::string& tenant,
+                                  const std::string& topic, const std::string& subscription,
+                                  const std::string& id);
+
   // Long polls parked now (for tests and metrics).
   int64_t parked_receives();
   // One Status per receipt: ok, kInvalidReceipt or kLeaseLost. Errors (whole call):
@@ -173,6 +245,15 @@ class Messages : public CoordinationListener {
                     const std::string& whose) const;
   Result<std::vector<store::PublishOutcome>> PublishToTopic(const CachedQueue& topic,
                                                             std::vector<NewMessage> messages);
+  // A publish request of copies into subscription `sub` (its limits, overflow and dedup),
+  // without messages; and the times of one copy published `now`.
+  store::PublishRequest SubscriptionRequest(const CachedQueue& sub, TimeMs now,
+                                            const TenantQuotas& quotas);
+  static void SetCopyTimes(const QueueConfig& config, TimeMs now, std::optional<DurationMs> delay,
+                           store::MessageRecord* copy);
+  // The topic `name`. Errors: kTopicNotFound.
+  Result<QueueRef> LookupTopic(const std::string& tenant, const std::string& name);
+  TopicEvent MakeEvent(const CachedQueue& topic, store::TopicEventRow row);
   // The shared path of every failed delivery (nack, ended lease, expired TTL): journal it, then
   // decide between a retry and the exhausted action. `force_reason` non-empty skips the
   // remaining retries with that reason; `journal` already holds this failure (TTL expiry).
@@ -255,6 +336,7 @@ class Messages : public CoordinationListener {
   Tenancy& tenancy_;
   Coordinator& coordinator_;
   EngineCounters& counters_;
+  AuditLog& audit_;
 
   // Long polls. Lock order: wait_mu_ before nothing else; callbacks run without it.
   std::mutex wait_mu_;

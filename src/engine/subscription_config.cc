@@ -73,6 +73,8 @@ Status ApplyTopicConfigJson(const json& j, TopicConfig* c) {
       REDRIVE_RETURN_IF_ERROR(ReadString(*it, k, &c->dead_letter_queue));
     } else if (k == "maxMessageSize") {
       REDRIVE_RETURN_IF_ERROR(ReadInt(*it, k, 1, kMaxMessageSizeLimit, &c->max_message_size));
+    } else if (k == "eventRetention") {
+      REDRIVE_RETURN_IF_ERROR(ReadDuration(*it, k, &c->event_retention));
     } else {
       return Unknown(k);
     }
@@ -81,13 +83,17 @@ Status ApplyTopicConfigJson(const json& j, TopicConfig* c) {
 }
 
 Status ValidateTopicConfig(const TopicConfig& c) {
+  if (c.event_retention < 0 || c.event_retention > kMaxEventRetention) {
+    return Bad("eventRetention", "must be between 0 (no events) and 30d");
+  }
   return ValidateName(c.dead_letter_queue, "deadLetterQueue");
 }
 
 json TopicConfigToJson(const TopicConfig& c) {
   return json{{"noRoute", c.no_route == NoRouteAction::kCount ? "count" : "dead-letter"},
               {"deadLetterQueue", c.dead_letter_queue},
-              {"maxMessageSize", c.max_message_size}};
+              {"maxMessageSize", c.max_message_size},
+              {"eventRetention", FormatDuration(c.event_retention)}};
 }
 
 std::string SubscriptionQueueName(std::string_view topic, std::string_view subscription) {

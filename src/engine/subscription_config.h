@@ -29,7 +29,11 @@ struct TopicConfig {
   NoRouteAction no_route = NoRouteAction::kCount;
   std::string dead_letter_queue = "dead-letters";
   int64_t max_message_size = 256 * 1024;
+  // How long each published message is kept as an event (Topics::ListEvents, Redeliver), with
+  // its body; 0 = no events. At most kMaxEventRetention.
+  DurationMs event_retention = 7LL * 24 * 3600 * 1000;
 };
+inline constexpr DurationMs kMaxEventRetention = 30LL * 24 * 3600 * 1000;
 
 Status ApplyTopicConfigJson(const nlohmann::json& j, TopicConfig* config);
 Status ValidateTopicConfig(const TopicConfig& config);

@@ -174,8 +174,9 @@ void FuzzServer::Prepare() {
           {"attributes",
            {{"filter", {{"never", {{"exists", true}}}}},
             {"push", {{"url", "http://127.0.0.1:9/fuzz"}}}}}});
-    call("POST", "/v1/tenants/t/topics/tp/messages",
-         {{"messages", {{{"body", "fanned"}, {"attributes", {{"type", "order.created"}}}}}}});
+    json fanned =
+        call("POST", "/v1/tenants/t/topics/tp/messages",
+             {{"messages", {{{"body", "fanned"}, {"attributes", {{"type", "order.created"}}}}}}});
     json sub_got =
         call("POST", "/v1/tenants/t/topics/tp/subscriptions/sb/receive", {{"maxMessages", 1}});
     std::string sub_receipt = sub_got["messages"][0]["receipt"];
@@ -191,6 +192,7 @@ void FuzzServer::Prepare() {
                      {"$JOB", job["id"].get<std::string>()},
                      {"$TOK", token["id"].get<std::string>()},
                      {"$SRCPT", sub_receipt},
+                     {"$TMSG", fanned["messages"][0]["id"].get<std::string>()},
                      {"$RCPT", leased_receipt}};
   }
   // The store is closed: its WAL is checkpointed into the file, which sessions copy.

@@ -12,7 +12,8 @@
 //
 // Inputs name the prepared ids with placeholders that Substitute() replaces: $OP (the operator
 // token's secret), $DL (the dead letter's id), $GRP (its failure group), $JOB, $TOK (the
-// consumer token's id) and $RCPT (the leased message's receipt).
+// consumer token's id), $RCPT (the leased message's receipt), $SRCPT (the subscription sb's
+// leased copy's receipt) and $TMSG (the id of the topic tp's message).
 //
 // Checks shared by the targets (each aborts with a message, which libFuzzer reports):
 // CheckResponse: no 5xx, an error body is the documented JSON shape with a catalogue code whose

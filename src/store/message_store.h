@@ -111,6 +111,7 @@ struct PublishRequest {
 struct PublishOutcome {
   std::string id;          // stored id, or the original's id for a duplicate
   bool duplicate = false;  // an idempotency key seen inside the dedup window
+  int64_t seq = 0;         // the stored message's seq; 0 for a duplicate
 };
 
 // Why a publish stored nothing (see MessageStore::Publish).
@@ -174,6 +175,81 @@ struct FailureAction {
   std::string decision;
 };
 
+// --- topic events: each message published to a topic, kept for the topic's eventRetention,
+// with the copy each subscription got (docs/design/store-ports.md, "Topic events").
+struct TopicEventRecord {
+  int64_t seq = 0;  // assigned by the store; publish order
+  std::string tenant;
+  int64_t topic_id = 0;  // the topic's queue id: a topic made again under the name starts empty
+  std::string id;        // the topic message's id; a copy's id is "<id>:<subscription>"
+  TimeMs published_at = 0;
+  TimeMs retain_until = 0;  // the sweeper deletes the event after this
+  Attributes attributes;
+  std::string idempotency_key;
+  std::string body;  // empty in ListTopicEvents (body_size says how long it is)
+  int64_t body_size = 0;
+};
+
+// What the store knows of one subscription's copy of a topic message. The state it is in is
+// the engine's reading of these facts (Topics::ListEvents).
+struct TopicDeliveryFacts {
+  std::string subscription;
+  bool live = false;  // in a queue: ready, delayed or leased
+  bool leased = false;
+  int64_t queue_id = 0;  // live: the queue it is in (a reroute may have moved it)
+  int32_t delivery_count = 0;
+  TimeMs visible_at = 0;  // live: ready at, or the lease's end
+  bool dead_lettered = false;
+  std::string dead_letter_reason;
+  TimeMs dead_lettered_at = 0;
+  TimeMs delivered_at = 0;  // acked: when the delivery that succeeded began; 0 = not acked
+  int32_t redeliveries = 0;
+};
+
+struct TopicEventRow {
+  TopicEventRecord event;
+  std::vector<TopicDeliveryFacts> deliveries;  // by subscription name
+};
+
+// A topic message to record with a PublishMany: the event, and where its copies are in the
+// requests (requests[request].messages[slot], for `subscription`).
+struct TopicEventWrite {
+  struct Copy {
+    size_t request = 0;
+    size_t slot = 0;
+    std::string subscription;
+  };
+  TopicEventRecord event;
+  std::vector<Copy> copies;
+};
+
+struct TopicEventQuery {
+  std::string tenant;
+  int64_t topic_id = 0;
+  TimeMs since = 0;        // published at or after; 0 = no bound
+  TimeMs until = 0;        // published before; 0 = no bound
+  int64_t before_seq = 0;  // newest first, from below this seq; 0 = from the newest
+  int limit = 100;
+};
+
+// Redeliver: one topic message again to one subscription, as a fresh copy.
+struct RedeliverRequest {
+  int64_t event_seq = 0;
+  std::string subscription;
+  PublishRequest publish;  // one message, the copy (id "<id>:<subscription>")
+};
+
+struct RedeliverResult {
+  enum class Outcome {
+    kPublished,     // stored; `publish` says so (or why not: a refusal)
+    kLive,          // the copy is still in a queue: nothing written
+    kDeadLettered,  // the copy is a dead letter (restore it instead): nothing written
+    kGone,          // the event is no longer recorded: nothing written
+  };
+  Outcome outcome = Outcome::kGone;
+  PublishResult publish;
+};
+
 class MessageStore {
  public:
   virtual ~MessageStore() = default;
@@ -210,8 +286,13 @@ class MessageStore {
   // Publish says, seeing the requests before it; if one is refused, nothing at all is written,
   // and its result carries the refusal (the others are empty). Otherwise one result per
   // request, in order.
+  //
+  // Each of `events` is recorded in the same transaction with the copies that were stored
+  // fresh; an event whose copies were all duplicates is not recorded (an event with no copies,
+  // a message no subscription took, is).
   virtual Result<std::vector<PublishResult>> PublishMany(
-      const std::vector<PublishRequest>& requests) = 0;
+      const std::vector<PublishRequest>& requests,
+      const std::vector<TopicEventWrite>& events = {}) = 0;
   // Leases up to max_messages ready, visible, unexpired messages in FIFO order:
   // increments delivery_count durably before returning them.
   virtual Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) = 0;
@@ -228,6 +309,22 @@ class MessageStore {
   // tenant's usage does not change.
   virtual Result<std::vector<bool>> SettleFailures(int64_t queue_id,
                                                    const std::vector<FailureAction>& actions) = 0;
+
+  // --- topic events. An ack of a copy (a message whose id holds ':') marks it delivered; a
+  // Redrive of a copy's dead letter makes the redriven message its copy again.
+  // Newest first; each event with its deliveries.
+  virtual Result<std::vector<TopicEventRow>> ListTopicEvents(const TopicEventQuery& query) = 0;
+  // One event, with its body.
+  virtual Result<std::optional<TopicEventRow>> GetTopicEvent(const std::string& tenant,
+                                                             int64_t topic_id,
+                                                             const std::string& id) = 0;
+  // In one transaction: unless the subscription's copy is live or dead-lettered (or the event
+  // is gone), publishes the request's message as Publish does and makes it the copy, counting
+  // a redelivery.
+  virtual Result<RedeliverResult> Redeliver(const RedeliverRequest& request) = 0;
+  // Deletes events past their retain_until. (DeleteQueue of a topic and DeleteTenant delete
+  // theirs.)
+  virtual Result<int64_t> DeleteExpiredTopicEvents(TimeMs now, int limit) = 0;
 
   // --- the sweeper's inputs: bounded batches, oldest first
   virtual Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) = 0;

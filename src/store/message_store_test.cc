@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -548,6 +549,154 @@ TEST_P(StoreTest, ARequeueThatUndoesTheDeliveryGivesTheCountBack) {
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].delivery_count, 1);
   EXPECT_TRUE(again[0].journal.attempts.empty());
+}
+
+// ---- topic events
+
+// Topic message e1 fans out to subscriptions a (queue orders) and b, e2 to a only.
+TEST_P(StoreTest, TopicEventsFollowEachCopyThroughAckDeadLetterRedriveAndDrop) {
+  int64_t topic = MakeQueue("t", QueueKind::kTopic);
+  int64_t other = MakeQueue("t:b");
+  auto a = Pub({Msg("e1:a"), Msg("e2:a")});
+  auto b = Pub({Msg("e1:b")});
+  b.queue_id = other;
+  std::vector<TopicEventWrite> events(2);
+  events[0].event =
+      TopicEventRecord{0, "acme", topic, "e1", kNow, kNow + 1000, {{"k", "v"}}, "", "body-1", 0};
+  events[0].copies = {{0, 0, "a"}, {1, 0, "b"}};
+  events[1].event = TopicEventRecord{0, "acme", topic, "e2", kNow, kNow + 2000, {}, "", "b2", 0};
+  events[1].copies = {{0, 1, "a"}};
+  ASSERT_TRUE(store_->PublishMany({a, b}, events).ok());
+  auto facts = [&](const std::string& id) {
+    auto row = store_->GetTopicEvent("acme", topic, id).value();
+    EXPECT_TRUE(row.has_value());
+    std::map<std::string, TopicDeliveryFacts> by;
+    if (row) {
+      for (auto& f : row->deliveries) by[f.subscription] = f;
+    }
+    return by;
+  };
+  auto f = facts("e1");
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_TRUE(f["a"].live);
+  EXPECT_FALSE(f["a"].leased);
+  EXPECT_EQ(f["b"].queue_id, other);
+  auto row = store_->GetTopicEvent("acme", topic, "e1").value();
+  EXPECT_EQ(row->event.body, "body-1");
+  EXPECT_EQ(row->event.attributes.at("k"), "v");
+
+  // a: leased, then acked (delivered, at the lease's time); e2:a dead-lettered.
+  auto leased = LeaseN(2, kNow + 10);
+  ASSERT_EQ(leased.size(), 2u);
+  EXPECT_TRUE(facts("e1")["a"].leased);
+  ASSERT_TRUE(store_->Ack(queue_id_, {{leased[0].seq, leased[0].lease_token}}).value()[0]);
+  f = facts("e1");
+  EXPECT_FALSE(f["a"].live);
+  EXPECT_EQ(f["a"].delivered_at, kNow + 10);
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[1].seq, leased[1].lease_token}, {},
+                         DeathInfo{"dead-letters", "max-deliveries", "503", kNow + 20, 0})
+                  .value());
+  auto f2 = facts("e2");
+  EXPECT_TRUE(f2["a"].dead_lettered);
+  EXPECT_EQ(f2["a"].dead_letter_reason, "max-deliveries");
+  EXPECT_EQ(f2["a"].dead_lettered_at, kNow + 20);
+
+  // Redriven: the redriven message is the copy again.
+  auto dl = store_->GetDeadLetter("acme", "e2:a").value();
+  ASSERT_TRUE(dl.has_value());
+  ASSERT_EQ(
+      store_
+          ->Redrive("acme",
+                    {RedriveItem{dl->seq, queue_id_, "orders", 0, 0, kNow + 30, 0, 0, Lineage{}}},
+                    kNow + 30)
+          .value()[0],
+      RedriveOutcome::kMoved);
+  f2 = facts("e2");
+  EXPECT_TRUE(f2["a"].live);
+  EXPECT_FALSE(f2["a"].dead_lettered);
+
+  // Listing: newest first, with the time bounds and the cursor.
+  TopicEventQuery q;
+  q.tenant = "acme";
+  q.topic_id = topic;
+  auto list = store_->ListTopicEvents(q).value();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].event.id, "e2");
+  EXPECT_TRUE(list[0].event.body.empty());
+  EXPECT_EQ(list[0].event.body_size, 2);
+  q.before_seq = list[0].event.seq;
+  list = store_->ListTopicEvents(q).value();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].event.id, "e1");
+  q.before_seq = 0;
+  q.since = kNow + 1;
+  EXPECT_TRUE(store_->ListTopicEvents(q).value().empty());
+
+  // Retention: e1 (kept until kNow + 1000) goes, e2 stays.
+  EXPECT_EQ(store_->DeleteExpiredTopicEvents(kNow + 1000, 100).value(), 1);
+  EXPECT_FALSE(store_->GetTopicEvent("acme", topic, "e1").value().has_value());
+  EXPECT_TRUE(store_->GetTopicEvent("acme", topic, "e2").value().has_value());
+}
+
+TEST_P(StoreTest, RedeliverPublishesACopyUnlessOneIsLiveOrDeadLettered) {
+  int64_t topic = MakeQueue("t", QueueKind::kTopic);
+  std::vector<TopicEventWrite> events(1);
+  events[0].event = TopicEventRecord{0, "acme", topic, "e1", kNow, kNow + 1000, {}, "", "b", 0};
+  events[0].copies = {{0, 0, "a"}};
+  ASSERT_TRUE(store_->PublishMany({Pub({Msg("e1:a")})}, events).ok());
+  int64_t seq = store_->GetTopicEvent("acme", topic, "e1").value()->event.seq;
+  RedeliverRequest r;
+  r.event_seq = seq;
+  r.subscription = "a";
+  r.publish = Pub({Msg("e1:a")});
+  r.publish.dedup_window = 0;
+  EXPECT_EQ(store_->Redeliver(r).value().outcome, RedeliverResult::Outcome::kLive);
+  EXPECT_EQ(Depth().ready, 1);
+  auto m = LeaseN(1);
+  ASSERT_TRUE(store_->Ack(queue_id_, {{m[0].seq, m[0].lease_token}}).value()[0]);
+  auto out = store_->Redeliver(r).value();
+  EXPECT_EQ(out.outcome, RedeliverResult::Outcome::kPublished);
+  EXPECT_EQ(out.publish.refusal, PublishRefusal::kNone);
+  EXPECT_EQ(Depth().ready, 1);
+  auto row = store_->GetTopicEvent("acme", topic, "e1").value();
+  ASSERT_EQ(row->deliveries.size(), 1u);
+  EXPECT_TRUE(row->deliveries[0].live);
+  EXPECT_EQ(row->deliveries[0].delivered_at, 0);
+  EXPECT_EQ(row->deliveries[0].redeliveries, 1);
+  // Dead-lettered: nothing written.
+  m = LeaseN(1, kNow + 5);
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {m[0].seq, m[0].lease_token}, {},
+                         DeathInfo{"dead-letters", "rejected", "no", kNow + 6, 0})
+                  .value());
+  EXPECT_EQ(store_->Redeliver(r).value().outcome, RedeliverResult::Outcome::kDeadLettered);
+  EXPECT_EQ(Depth().ready, 0);
+  // A full queue refuses, as a publish would; an unknown event is gone.
+  r.subscription = "b";
+  r.publish.max_length = 1;
+  ASSERT_TRUE(store_->Publish(Pub({Msg("other")})).ok());
+  out = store_->Redeliver(r).value();
+  EXPECT_EQ(out.publish.refusal, PublishRefusal::kQueueFull);
+  EXPECT_EQ(store_->GetTopicEvent("acme", topic, "e1").value()->deliveries.size(), 1u);
+  r.event_seq = seq + 100;
+  EXPECT_EQ(store_->Redeliver(r).value().outcome, RedeliverResult::Outcome::kGone);
+}
+
+TEST_P(StoreTest, AnEventWhoseCopiesWereAllDuplicatesIsNotRecorded) {
+  int64_t topic = MakeQueue("t", QueueKind::kTopic);
+  auto req = Pub({Msg("e1:a")});
+  req.messages[0].idempotency_key = "k";
+  std::vector<TopicEventWrite> events(1);
+  events[0].event = TopicEventRecord{0, "acme", topic, "e1", kNow, kNow + 1000, {}, "k", "b", 0};
+  events[0].copies = {{0, 0, "a"}};
+  ASSERT_TRUE(store_->PublishMany({req}, events).ok());
+  req.messages[0].id = "e2:a";
+  events[0].event.id = "e2";
+  auto again = store_->PublishMany({req}, events).value();
+  EXPECT_TRUE(again[0].outcomes[0].duplicate);
+  EXPECT_FALSE(store_->GetTopicEvent("acme", topic, "e2").value().has_value());
+  // Deleting the topic deletes its events.
+  ASSERT_TRUE(store_->DeleteQueue(topic).value());
+  EXPECT_FALSE(store_->GetTopicEvent("acme", topic, "e1").value().has_value());
 }
 
 }  // namespace

@@ -232,14 +232,30 @@ Result<std::vector<QueueRecord>> SqliteStore::ListQueues(const std::string& tena
 
 Result<bool> SqliteStore::DeleteQueue(int64_t queue_id) {
   bool deleted = false;
+  std::string tenant;
   REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
-    REDRIVE_ASSIGN_OR_RETURN(auto q, db.Prepare("DELETE FROM queues WHERE id = ?1"));
+    REDRIVE_ASSIGN_OR_RETURN(auto q,
+                             db.Prepare("DELETE FROM queues WHERE id = ?1 RETURNING tenant"));
     q.Bind(1, queue_id);
-    REDRIVE_RETURN_IF_ERROR(q.Run());
-    deleted = q.Changes() == 1;
-    return Status::Ok();
+    deleted = q.Step() == SQLITE_ROW;
+    if (deleted) tenant = q.Text(0);
+    return q.Error();
   }));
   if (!deleted) return false;
+  // A topic's events, in bounded transactions too (none for other queues).
+  for (;;) {
+    int64_t n = 0;
+    REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto e, db.Prepare("DELETE FROM topic_events WHERE seq IN (SELECT seq FROM "
+                             "topic_events WHERE tenant = ?1 AND topic_id = ?2 LIMIT 1000)"));
+      e.Bind(1, tenant).Bind(2, queue_id);
+      REDRIVE_RETURN_IF_ERROR(e.Run());
+      n = e.Changes();
+      return Status::Ok();
+    }));
+    if (n == 0) break;
+  }
   // The queue is gone at once; its messages go in bounded transactions, so that deleting a
   // queue of millions neither stalls other writers nor holds a giant transaction in memory.
   for (;;) {
@@ -501,13 +517,14 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
       const RedriveItem& it = items[i];
       REDRIVE_ASSIGN_OR_RETURN(
           auto size,
-          db.Prepare("SELECT body_size FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));
+          db.Prepare("SELECT body_size, id FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));
       size.Bind(1, it.dead_letter_seq).Bind(2, tenant);
       if (size.Step() != SQLITE_ROW) {
         REDRIVE_RETURN_IF_ERROR(size.Error());
         continue;  // kGone
       }
       int64_t body_size = size.Int(0);
+      std::string id = size.Text(1);
       std::string refusal;
       if (it.max_message_size > 0 && body_size > it.max_message_size) {
         out[i] = RedriveOutcome::kTooLarge;
@@ -556,6 +573,13 @@ Result<std::vector<RedriveOutcome>> SqliteStore::Redrive(const std::string& tena
           .Bind(7, now)
           .Bind(8, lineage);
       REDRIVE_RETURN_IF_ERROR(ins.Run());
+      if (id.find(':') != std::string::npos) {
+        // A topic's copy: the redriven message is its copy now (message_store.h).
+        REDRIVE_ASSIGN_OR_RETURN(auto copy, db.Prepare("UPDATE topic_deliveries SET msg_seq = ?2, "
+                                                       "delivered_at = 0 WHERE copy_id = ?1"));
+        copy.Bind(1, id).Bind(2, sqlite3_last_insert_rowid(db.raw()));
+        REDRIVE_RETURN_IF_ERROR(copy.Run());
+      }
       REDRIVE_RETURN_IF_ERROR(AddQueueUsage(db, it.dest_queue_id, 1, body_size));
       REDRIVE_ASSIGN_OR_RETURN(
           auto del, db.Prepare("DELETE FROM dead_letters WHERE seq = ?1 AND tenant = ?2"));

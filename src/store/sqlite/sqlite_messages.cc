@@ -198,7 +198,8 @@ Status SqliteStore::PublishIn(Db& db, const PublishRequest& req, PublishResult& 
         .BindBlob(14, m.body)
         .Bind(15, lineage);
     REDRIVE_RETURN_IF_ERROR(s.Run());
-    if (req.arrival_death) arrived.push_back(sqlite3_last_insert_rowid(db.raw()));
+    int64_t seq = sqlite3_last_insert_rowid(db.raw());
+    if (req.arrival_death) arrived.push_back(seq);
     if (!m.idempotency_key.empty() && req.dedup_window > 0) {
       REDRIVE_ASSIGN_OR_RETURN(
           auto k,
@@ -210,7 +211,7 @@ Status SqliteStore::PublishIn(Db& db, const PublishRequest& req, PublishResult& 
           .Bind(4, req.now + req.dedup_window);
       REDRIVE_RETURN_IF_ERROR(k.Run());
     }
-    result.outcomes.push_back(PublishOutcome{m.id, false});
+    result.outcomes.push_back(PublishOutcome{m.id, false, seq});
   }
   REDRIVE_RETURN_IF_ERROR(AddQueueUsage(db, req.queue_id, fresh, fresh_bytes));
   // 6. Dead on arrival: the fresh messages move to the dead letters at once.
@@ -230,7 +231,7 @@ Result<PublishResult> SqliteStore::Publish(const PublishRequest& req) {
 }
 
 Result<std::vector<PublishResult>> SqliteStore::PublishMany(
-    const std::vector<PublishRequest>& requests) {
+    const std::vector<PublishRequest>& requests, const std::vector<TopicEventWrite>& events) {
   std::vector<PublishResult> results;
   bool refused = false;
   Status st = Write([&](Db& db) {
@@ -247,7 +248,7 @@ Result<std::vector<PublishResult>> SqliteStore::PublishMany(
         return Status(ErrorCode::kQueueFull, "publish refused");
       }
     }
-    return Status::Ok();
+    return RecordTopicEvents(db, events, results);
   });
   if (refused) return results;
   REDRIVE_RETURN_IF_ERROR(st);
@@ -340,11 +341,24 @@ Result<std::vector<bool>> SqliteStore::Ack(int64_t queue_id, const std::vector<R
       REDRIVE_ASSIGN_OR_RETURN(
           auto s,
           db.Prepare("DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?1)) AND "
-                     "queue_id = ?2 AND state = 1 AND lease_token = ?3 RETURNING seq"));
+                     "queue_id = ?2 AND state = 1 AND lease_token = ?3 "
+                     "RETURNING seq, id, last_delivered_at"));
       s.Bind(1, list).Bind(2, queue_id).Bind(3, token);
       std::unordered_map<int64_t, bool> deleted;
-      while (s.Step() == SQLITE_ROW) deleted.emplace(s.Int(0), true);
+      std::vector<std::pair<std::string, std::pair<int64_t, TimeMs>>> copies;  // topic copies
+      while (s.Step() == SQLITE_ROW) {
+        deleted.emplace(s.Int(0), true);
+        // Only a topic's copies have a ':' in their id (docs/design/store-ports.md).
+        std::string id = s.Text(1);
+        if (id.find(':') != std::string::npos) copies.push_back({id, {s.Int(0), s.Int(2)}});
+      }
       REDRIVE_RETURN_IF_ERROR(s.Error());
+      for (const auto& [id, seq_at] : copies) {
+        REDRIVE_ASSIGN_OR_RETURN(auto d, db.Prepare("UPDATE topic_deliveries SET delivered_at = ?3 "
+                                                    "WHERE copy_id = ?1 AND msg_seq = ?2"));
+        d.Bind(1, id).Bind(2, seq_at.first).Bind(3, seq_at.second);
+        REDRIVE_RETURN_IF_ERROR(d.Run());
+      }
       // A receipt given twice in one request is acked once: the first one succeeds.
       for (size_t i : indexes) {
         auto d = deleted.find(receipts[i].seq);

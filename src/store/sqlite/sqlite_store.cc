@@ -6,7 +6,7 @@
 namespace redrive::store::sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tenants(
@@ -164,6 +164,35 @@ UPDATE dead_letter_seq SET next = (SELECT MAX(seq) + 1 FROM dead_letters)
 CREATE TRIGGER IF NOT EXISTS dead_letter_seq_next AFTER INSERT ON dead_letters BEGIN
   UPDATE dead_letter_seq SET next = NEW.seq + 1 WHERE next <= NEW.seq;
 END;
+-- Topic events (v4): each message published to a topic, kept for the topic's eventRetention,
+-- and one row per subscription's copy: the copy's message seq, moved by Redrive and
+-- Redeliver, and its ack time. Where a copy is (queue, dead letters, gone) is read from
+-- messages and dead_letters when listing, so publish, lease and nack write nothing here.
+CREATE TABLE IF NOT EXISTS topic_events(
+  seq INTEGER PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  topic_id INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  published_at INTEGER NOT NULL,
+  retain_until INTEGER NOT NULL,
+  idem_key TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS topic_events_by_topic ON topic_events(tenant, topic_id, seq);
+CREATE INDEX IF NOT EXISTS topic_events_id ON topic_events(tenant, id);
+CREATE INDEX IF NOT EXISTS topic_events_retention ON topic_events(retain_until);
+CREATE TABLE IF NOT EXISTS topic_deliveries(
+  event_seq INTEGER NOT NULL,
+  subscription TEXT NOT NULL,
+  copy_id TEXT NOT NULL,
+  msg_seq INTEGER NOT NULL,
+  delivered_at INTEGER NOT NULL DEFAULT 0,
+  redeliveries INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(event_seq, subscription)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS topic_deliveries_copy ON topic_deliveries(copy_id);
+CREATE TRIGGER IF NOT EXISTS topic_event_out AFTER DELETE ON topic_events BEGIN
+  DELETE FROM topic_deliveries WHERE event_seq = OLD.seq;
+END;
 )sql";
 
 // From schema version 2: the tables as version 3 has them (a snapshot: later versions migrate
@@ -299,6 +328,7 @@ Status SqliteStore::Init() {
     }
     version = 2;
   }
+  // v3 -> v4 adds the topic event tables only: kSchema makes them.
   if (version == 2) {
     // v2 -> v3: token expiry, last use and rotation; tenant quotas, deletion and usage
     // counters, filled from what is stored (the triggers that keep them come with kSchema).

@@ -33,7 +33,8 @@ class SqliteStore : public Store {
   // ---- MessageStore (sqlite_messages.cc)
   Result<PublishResult> Publish(const PublishRequest& request) override;
   Result<std::vector<PublishResult>> PublishMany(
-      const std::vector<PublishRequest>& requests) override;
+      const std::vector<PublishRequest>& requests,
+      const std::vector<TopicEventWrite>& events) override;
   Result<std::vector<MessageRecord>> Lease(const LeaseRequest& request) override;
   Result<std::optional<MessageRecord>> GetMessage(int64_t queue_id, int64_t seq) override;
   Result<std::vector<bool>> Ack(int64_t queue_id, const std::vector<Receipt>& receipts) override;
@@ -41,6 +42,12 @@ class SqliteStore : public Store {
                            TimeMs until) override;
   Result<std::vector<bool>> SettleFailures(int64_t queue_id,
                                            const std::vector<FailureAction>& actions) override;
+  // (sqlite_topic_events.cc)
+  Result<std::vector<TopicEventRow>> ListTopicEvents(const TopicEventQuery& query) override;
+  Result<std::optional<TopicEventRow>> GetTopicEvent(const std::string& tenant, int64_t topic_id,
+                                                     const std::string& id) override;
+  Result<RedeliverResult> Redeliver(const RedeliverRequest& request) override;
+  Result<int64_t> DeleteExpiredTopicEvents(TimeMs now, int limit) override;
   Result<std::vector<MessageRecord>> ExpiredLeases(TimeMs now, int limit) override;
   Result<std::vector<MessageRecord>> ExpiredMessages(TimeMs now, int limit) override;
   Result<std::vector<MessageRecord>> DeleteRetained(TimeMs now, int limit) override;
@@ -129,6 +136,9 @@ class SqliteStore : public Store {
   Status Write(std::function<Status(Db&)> fn);
   // One PublishRequest inside the caller's write transaction (sqlite_messages.cc).
   Status PublishIn(Db& db, const PublishRequest& request, PublishResult& result);
+  // Records `events` after their requests' `results` (sqlite_topic_events.cc).
+  static Status RecordTopicEvents(Db& db, const std::vector<TopicEventWrite>& events,
+                                  const std::vector<PublishResult>& results);
   // Runs `fn` on a pooled read connection.
   Status Read(const std::function<Status(Db&)>& fn);
 

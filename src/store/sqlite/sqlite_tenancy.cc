@@ -257,6 +257,11 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
   REDRIVE_RETURN_IF_ERROR(DeleteInChunks(
       write, "DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE tenant = ?1 LIMIT ?2)",
       tenant));
+  REDRIVE_RETURN_IF_ERROR(DeleteInChunks(
+      write,
+      "DELETE FROM topic_events WHERE seq IN (SELECT seq FROM topic_events WHERE tenant = ?1 "
+      "LIMIT ?2)",
+      tenant));
 
   // Last: whatever arrived meanwhile (requests already past authentication), then the rows
   // that name the tenant.
@@ -266,6 +271,7 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         "DELETE FROM idempotency WHERE queue_id IN (SELECT id FROM queues WHERE tenant = ?1)",
         "DELETE FROM dead_letters WHERE tenant = ?1",
         "DELETE FROM audit WHERE tenant = ?1",
+        "DELETE FROM topic_events WHERE tenant = ?1",
         "DELETE FROM jobs WHERE tenant = ?1",
         "DELETE FROM tokens WHERE tenant = ?1",
         "DELETE FROM queues WHERE tenant = ?1",
