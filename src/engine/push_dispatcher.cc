@@ -23,7 +23,7 @@ namespace {
 constexpr DurationMs kTick = 50;               // the scheduler looks at every endpoint this often
 constexpr DurationMs kPollInterval = 1000;     // leases without a signal (retries coming due)
 constexpr DurationMs kRefreshInterval = 5000;  // re-reads the list of endpoints
-constexpr int kMaxLease = 100;                 // messages per lease
+constexpr int kMaxLease = 250;                 // messages per lease
 constexpr DurationMs kLeaseMargin = 10'000;    // a lease outlives its request's timeout by this
 
 using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
@@ -94,7 +94,12 @@ void PushDispatcher::Start() {
     std::lock_guard<std::mutex> s(settle_mu_);
     settler_exit_ = false;
   }
+  {
+    std::lock_guard<std::mutex> s(lease_mu_);
+    leaser_exit_ = false;
+  }
   settler_ = std::thread([this] { SettlerLoop(); });
+  leaser_ = std::thread([this] { LeaserLoop(); });
   scheduler_ = std::thread([this] { SchedulerLoop(); });
 }
 
@@ -106,6 +111,14 @@ void PushDispatcher::Stop() {
   }
   cv_.notify_all();
   scheduler_.join();
+  {
+    // The leaser finishes the lease it is making; the others are not made.
+    std::lock_guard<std::mutex> s(lease_mu_);
+    leaser_exit_ = true;
+    lease_jobs_.clear();
+  }
+  lease_cv_.notify_all();
+  leaser_.join();
   {
     // The settler writes what it holds (nothing settled is lost), then ends.
     std::lock_guard<std::mutex> s(settle_mu_);
@@ -119,11 +132,14 @@ void PushDispatcher::Stop() {
   io_thread_.join();
   client_.reset();
   io_.reset();
+  std::vector<Leased> leased;
   {
     std::lock_guard<std::mutex> l(mu_);
     done_.clear();
+    leased.swap(leased_);
   }
   // Not under mu_: a release signals the queue, which reaches OnReady.
+  for (auto& r : leased) Release(r.job.tenant, r.job.queue, r.deliveries);
   std::lock_guard<std::mutex> s(state_mu_);
   for (auto& [id, e] : endpoints_) ReleaseBuffered(e);
   endpoints_.clear();
@@ -199,14 +215,17 @@ void PushDispatcher::SchedulerLoop() {
   TimeMs next_refresh = 0;
   for (;;) {
     std::vector<Completion> done;
+    std::vector<Leased> leased;
     std::set<int64_t> ready;
     bool refresh = false;
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait_for(l, std::chrono::milliseconds(kTick),
-                   [&] { return !running_ || !done_.empty() || !ready_.empty() || refresh_; });
+      cv_.wait_for(l, std::chrono::milliseconds(kTick), [&] {
+        return !running_ || !done_.empty() || !leased_.empty() || !ready_.empty() || refresh_;
+      });
       if (!running_) return;
       done.swap(done_);
+      leased.swap(leased_);
       ready.swap(ready_);
       refresh = refresh_;
       refresh_ = false;
@@ -222,7 +241,87 @@ void PushDispatcher::SchedulerLoop() {
       auto it = endpoints_.find(id);
       if (it != endpoints_.end()) it->second.ready = true;
     }
+    if (!leased.empty()) TakeLeased(std::move(leased), clock_.Now());
     for (auto& [id, e] : endpoints_) Dispatch(e, clock_.Now());
+  }
+}
+
+void PushDispatcher::LeaserLoop() {
+  for (;;) {
+    std::vector<LeaseJob> jobs;
+    {
+      std::unique_lock<std::mutex> l(lease_mu_);
+      lease_cv_.wait(l, [&] { return leaser_exit_ || !lease_jobs_.empty(); });
+      if (leaser_exit_) return;
+      jobs.swap(lease_jobs_);
+    }
+    std::vector<Leased> out;
+    for (auto& job : jobs) {
+      Leased r;
+      auto got = messages_.Receive(job.tenant, job.queue, job.options);
+      if (got.ok()) {
+        r.deliveries = std::move(got).value();
+      } else {
+        r.status = got.status();
+      }
+      r.job = std::move(job);
+      out.push_back(std::move(r));
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (auto& r : out) leased_.push_back(std::move(r));
+    }
+    cv_.notify_one();
+  }
+}
+
+void PushDispatcher::Release(const std::string& tenant, const std::string& queue,
+                             std::vector<Delivery>& deliveries) {
+  if (deliveries.empty()) return;
+  std::vector<std::string> receipts;
+  for (auto& d : deliveries) receipts.push_back(std::move(d.receipt));
+  deliveries.clear();
+  auto r = messages_.Release(tenant, queue, receipts);
+  if (!r.ok()) {
+    // Their leases end by themselves; the sweeper then retries them.
+    spdlog::warn("push: releasing {} leases of {}/{}: {}", receipts.size(), tenant, queue,
+                 r.status().ToString());
+  }
+}
+
+void PushDispatcher::TakeLeased(std::vector<Leased> leased, TimeMs now) {
+  for (auto& r : leased) {
+    auto it = endpoints_.find(r.job.queue_id);
+    if (it == endpoints_.end()) {
+      Release(r.job.tenant, r.job.queue, r.deliveries);
+      continue;
+    }
+    Endpoint& e = it->second;
+    e.leasing = false;
+    if (!r.status.ok()) {
+      if (r.status.code() != ErrorCode::kShuttingDown) {
+        spdlog::warn("push: lease from {}/{} failed: {}", r.job.tenant, r.job.queue,
+                     r.status.ToString());
+      }
+      continue;
+    }
+    bool full = static_cast<int>(r.deliveries.size()) == r.job.options.max_messages;
+    // A publish signalled meanwhile (ready) or the lease was full: lease again at once.
+    e.ready = e.ready || (full && !r.job.probe);
+    if (r.job.probe && e.circuit == CircuitState::kOpen) {
+      if (r.deliveries.empty()) {
+        e.opened_at = now;  // nothing to probe with yet: look again after another interval
+        continue;
+      }
+      e.circuit = CircuitState::kHalfOpen;
+      ++counters_.probes;
+      Delivery d = std::move(r.deliveries.front());
+      Send(e, d.message.id, d.message.body, d.message.attributes, d.message.delivery_count,
+           std::move(d.receipt));
+      continue;
+    }
+    // Buffered; Dispatch sends them, or hands them back if the endpoint stopped meanwhile.
+    for (auto& d : r.deliveries) e.buffered.push_back(std::move(d));
   }
 }
 
@@ -260,8 +359,8 @@ void PushDispatcher::Refresh() {
     }
   }
   for (auto it = endpoints_.begin(); it != endpoints_.end();) {
-    it = seen.count(it->first) > 0 || it->second.in_flight > 0 ? std::next(it)
-                                                               : endpoints_.erase(it);
+    bool busy = it->second.in_flight > 0 || it->second.leasing;
+    it = seen.count(it->first) > 0 || busy ? std::next(it) : endpoints_.erase(it);
   }
 }
 
@@ -284,37 +383,31 @@ void PushDispatcher::Dispatch(Endpoint& e, TimeMs now) {
   int room = probe ? 1 : push.max_in_flight + ahead - e.in_flight - buffered;
   int want = std::min(room, kMaxLease);
   if (e.bucket) want = static_cast<int>(std::min<int64_t>(want, e.bucket->Available(now) + ahead));
-  bool lease =
-      want > 0 && (probe || e.ready || now >= e.next_poll) && (probe || buffered <= ahead / 2);
+  bool lease = !e.leasing && want > 0 && (probe || e.ready || now >= e.next_poll) &&
+               (probe || buffered <= ahead / 2);
   if (lease) {
-    ReceiveOptions opt;
-    opt.max_messages = want;
+    LeaseJob job;
+    job.queue_id = e.queue->record.id;
+    job.tenant = e.queue->record.tenant;
+    job.queue = e.queue->record.name;
+    job.options.max_messages = want;
     // A buffered message waits for a request to finish, then takes its own.
-    opt.visibility_timeout = std::max<DurationMs>(1000, 2 * push.timeout + kLeaseMargin);
-    opt.consumer = "push";
-    auto got = messages_.Receive(e.queue->record.tenant, e.queue->record.name, opt);
+    job.options.visibility_timeout = std::max<DurationMs>(1000, 2 * push.timeout + kLeaseMargin);
+    job.options.consumer = "push";
+    job.probe = probe;
+    e.leasing = true;
+    e.ready = false;  // a signal while the lease is out sets it again
     e.next_poll = now + kPollInterval;
-    if (!got.ok()) {
-      if (got.status().code() != ErrorCode::kShuttingDown) {
-        spdlog::warn("push: lease from {}/{} failed: {}", e.queue->record.tenant,
-                     e.queue->record.name, got.status().ToString());
-      }
-      return;
+    {
+      std::lock_guard<std::mutex> l(lease_mu_);
+      lease_jobs_.push_back(std::move(job));
     }
-    e.ready = static_cast<int>(got->size()) == want && !probe;
-    if (probe) {
-      if (got->empty()) {
-        e.opened_at = now;  // nothing to probe with yet: look again after another interval
-        return;
-      }
-      e.circuit = CircuitState::kHalfOpen;
-      ++counters_.probes;
-    }
-    for (auto& d : got.value()) e.buffered.push_back(std::move(d));
+    lease_cv_.notify_one();
   }
-  int slots = probe ? 1 : push.max_in_flight - e.in_flight;
+  if (probe) return;  // the probe is sent when its lease comes back (TakeLeased)
+  int slots = push.max_in_flight - e.in_flight;
   while (slots-- > 0 && !e.buffered.empty()) {
-    if (e.bucket && !probe && !e.bucket->TryTake(now)) break;
+    if (e.bucket && !e.bucket->TryTake(now)) break;
     Delivery d = std::move(e.buffered.front());
     e.buffered.pop_front();
     Send(e, d.message.id, d.message.body, d.message.attributes, d.message.delivery_count,
@@ -324,15 +417,10 @@ void PushDispatcher::Dispatch(Endpoint& e, TimeMs now) {
 
 void PushDispatcher::ReleaseBuffered(Endpoint& e) {
   if (e.buffered.empty()) return;
-  std::vector<std::string> receipts;
-  for (auto& d : e.buffered) receipts.push_back(std::move(d.receipt));
+  std::vector<Delivery> buffered(std::make_move_iterator(e.buffered.begin()),
+                                 std::make_move_iterator(e.buffered.end()));
   e.buffered.clear();
-  auto r = messages_.Release(e.queue->record.tenant, e.queue->record.name, receipts);
-  if (!r.ok()) {
-    // Their leases end by themselves; the sweeper then retries them.
-    spdlog::warn("push: releasing {} leases of {}/{}: {}", receipts.size(), e.queue->record.tenant,
-                 e.queue->record.name, r.status().ToString());
-  }
+  Release(e.queue->record.tenant, e.queue->record.name, buffered);
 }
 
 void PushDispatcher::Send(Endpoint& e, const std::string& message_id, const std::string& body,
@@ -368,11 +456,14 @@ void PushDispatcher::Send(Endpoint& e, const std::string& message_id, const std:
   c.message_id = message_id;
   client_->Send(std::move(req), [this, c = std::move(c)](push::DeliveryResult r) mutable {
     c.result = std::move(r);
+    bool first = false;
     {
       std::lock_guard<std::mutex> l(mu_);
+      first = done_.empty();
       done_.push_back(std::move(c));
     }
-    cv_.notify_one();
+    // The scheduler takes every completion when it wakes: one wake-up per batch is enough.
+    if (first) cv_.notify_one();
   });
 }
 

@@ -12,10 +12,12 @@
 // operator enables it. When a circuit closes and the endpoint has autoRedriveOnRecovery, a
 // redrive job (with its rate and canary) takes its parked dead letters back.
 //
-// Threads: three, from Start to Stop: the io thread runs the DeliveryClient (no request ever
-// holds a thread); the scheduler thread leases (ahead, up to maxInFlight more than are in
-// flight, so that one lease serves many sends), sends and decides; the settler thread writes
-// the acks and nacks in batches, while the scheduler leases again. Thread-safety: thread-safe.
+// Threads: four, from Start to Stop: the io thread runs the DeliveryClient (no request ever
+// holds a thread); the scheduler thread decides, asks for leases (ahead, up to 250 more than
+// are in flight, so that one lease serves many sends) and sends from the buffer; the leaser
+// thread makes the leases (store writes) so that the scheduler never waits for one; the
+// settler thread writes the acks and nacks in batches (the store commits them in one group
+// with the leases). Thread-safety: thread-safe.
 #pragma once
 
 #include <array>
@@ -105,7 +107,7 @@ class PushDispatcher : public CoordinationListener {
 
   void Start();
   // Stops leasing, cuts off the requests in flight (their leases end and the sweeper retries
-  // them) and joins both threads.
+  // them) and joins its threads.
   void Stop();
 
   std::vector<EndpointStatus> Endpoints();
@@ -140,6 +142,7 @@ class PushDispatcher : public CoordinationListener {
     int64_t delivered = 0;
     int64_t failed = 0;
     bool disabling = false;  // a disable is being written
+    bool leasing = false;    // a lease was asked of the leaser thread and has not come back
     // Leased ahead (up to maxInFlight), sent as requests finish, so that a lease serves many
     // sends; handed back unused (Messages::Release) when the circuit opens or delivery stops.
     std::deque<Delivery> buffered;
@@ -157,11 +160,33 @@ class PushDispatcher : public CoordinationListener {
     std::string message_id;
     push::DeliveryResult result;
   };
+  // A lease the scheduler asks of the leaser thread, and what came of it.
+  struct LeaseJob {
+    int64_t queue_id = 0;
+    std::string tenant;
+    std::string queue;
+    ReceiveOptions options;
+    bool probe = false;  // one message for an open circuit's probe
+  };
+  struct Leased {
+    LeaseJob job;
+    Status status;
+    std::vector<Delivery> deliveries;
+  };
 
   void SchedulerLoop();
   // Applies the settled batches (acks, nacks) off the scheduler's thread, so that the next
   // leases go out while they are written (the store commits both in one group).
   void SettlerLoop();
+  // Leases for the scheduler off its thread (a lease is a store write, one fsync): the
+  // scheduler keeps sending from the buffer meanwhile, and the store commits a lease and the
+  // settler's acks in one group.
+  void LeaserLoop();
+  // The leases that came back: into the endpoints' buffers (a probe's is sent at once).
+  void TakeLeased(std::vector<Leased> leased, TimeMs now);
+  // Hands the messages of a lease back.
+  void Release(const std::string& tenant, const std::string& queue,
+               std::vector<Delivery>& deliveries);
   void ApplyBatches(std::map<int64_t, SettleBatch> batches);
   void Refresh();
   void Dispatch(Endpoint& endpoint, TimeMs now);
@@ -189,6 +214,12 @@ class PushDispatcher : public CoordinationListener {
   std::thread io_thread_;
   std::thread scheduler_;
   std::thread settler_;
+  std::thread leaser_;
+
+  std::mutex lease_mu_;
+  std::condition_variable lease_cv_;
+  std::vector<LeaseJob> lease_jobs_;  // GUARDED_BY(lease_mu_)
+  bool leaser_exit_ = false;          // GUARDED_BY(lease_mu_)
 
   std::mutex settle_mu_;
   std::condition_variable settle_cv_;
@@ -198,6 +229,7 @@ class PushDispatcher : public CoordinationListener {
   std::mutex mu_;  // the inbox: what other threads hand the scheduler
   std::condition_variable cv_;
   std::vector<Completion> done_;  // GUARDED_BY(mu_)
+  std::vector<Leased> leased_;    // GUARDED_BY(mu_)
   std::set<int64_t> ready_;       // GUARDED_BY(mu_)
   bool refresh_ = true;           // GUARDED_BY(mu_)
   bool running_ = false;          // GUARDED_BY(mu_)

@@ -110,6 +110,11 @@ class DeliveryClient::Impl : public std::enable_shared_from_this<DeliveryClient:
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Impl::OnTimer);
     curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, options_.max_total_connections);
+    // The pool of idle connections kept for reuse. libcurl's default is 4 per easy handle in the
+    // multi handle, so after a moment with few requests in flight it closed connections that the
+    // next burst opened again (measured: connects and closes all through a steady push load).
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                      options_.max_total_connections > 0 ? options_.max_total_connections : 256L);
     return true;
   }
 

@@ -290,6 +290,25 @@ TEST_F(DeliveryClientTest, SequentialRequestsToOneEndpointReuseOneConnection) {
   EXPECT_EQ(endpoint->connections(), 1);
 }
 
+// A burst of 16, a quiet moment with one request, another burst: the 16 connections of the
+// first burst serve the second (libcurl's default pool keeps 4 per request in flight, and so
+// closed 12 of them in the quiet moment).
+TEST_F(DeliveryClientTest, ConnectionsOfABurstAreKeptForTheNextOne) {
+  auto endpoint = StartEndpoint();
+  endpoint->Delay(50);  // so that the 16 overlap, each on a connection of its own
+  auto burst = [&] {
+    std::vector<Pending> pending(16);
+    for (Pending& p : pending) client().Send(Post(endpoint->url()), p.callback());
+    for (Pending& p : pending) EXPECT_EQ(p.Wait().status, 200);
+  };
+  burst();
+  int opened = endpoint->connections();
+  EXPECT_GT(opened, 1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(SendAndWait(Post(endpoint->url())).status, 200);
+  burst();
+  EXPECT_EQ(endpoint->connections(), opened);
+}
+
 TEST_F(DeliveryClientTest, TotalConnectionsStayWithinTheConfiguredCap) {
   auto endpoint = StartEndpoint();
   endpoint->Delay(100);
