@@ -95,7 +95,8 @@ struct Fixture {
   std::string topic_message_id;            // that message's id (the {id} of the topic's events)
   std::vector<std::string> dead_letter_ids;
   std::string group;
-  std::string job;  // waits in its canary phase for a day: running, and stays so
+  std::string job;        // waits in its canary phase for a day: running, and stays so
+  std::string export_id;  // a completed export of the dead letters
   // Strings only the owner may ever see in an answer.
   std::vector<std::string> secrets;
 };
@@ -208,6 +209,16 @@ Fixture BuildFixture(const std::string& url, HttpClient& op, const std::string& 
   f.subscription_receipt = leased[0]["receipt"];
   f.topic_message_id = topic_pub["messages"][0]["id"];
 
+  json exported = MustJson(own.Post(base + "/exports", json::object()), 202, "export");
+  f.export_id = exported["id"];
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);;) {
+    json e = MustJson(own.Get(base + "/exports/" + f.export_id), 200, "export get");
+    if (e["state"] == "completed") break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("fixture: export " + e.dump());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   json dls = MustJson(own.Get(base + "/dead-letters?queue=" + f.dlq), 200, "dead letters");
   for (const auto& d : dls["result"]) f.dead_letter_ids.push_back(d["id"]);
   if (f.dead_letter_ids.empty()) throw std::runtime_error("fixture: no dead letters");
@@ -240,6 +251,8 @@ std::string FillPattern(const api::RouteInfo& route, const Fixture& f, std::stri
       } else if (name == "subscription") {
         value = route.pattern.find("/endpoint") != std::string::npos ? f.push_subscription
                                                                      : f.subscription;
+      } else if (name == "export") {
+        value = f.export_id;
       } else if (name == "job") {
         value = f.job;
       } else if (name == "token" && previous == "tokens") {
@@ -310,6 +323,9 @@ Recipe RecipeFor(const api::RouteInfo& route, const Fixture& f) {
   // Only a halted job resumes; the fixture's is running. The conflict still proves the route
   // found the job.
   if (n == "job_resume") r.control_codes = {"job-state-conflict"};
+  // The fixture's export is completed; one the walk started may still be processing.
+  if (n == "export_cancel") r.control_codes = {"job-state-conflict"};
+  if (n == "export_start") r.control_codes = {"export-active"};
   if (r.body.is_null() && route.method != "GET" && route.method != "DELETE") {
     r.body = json::object();
   }
@@ -368,6 +384,11 @@ json Snapshot(HttpClient& op, const std::string& tenant,
   get("groups", base + "/failure-groups");
   get("stats", base + "/dead-letter-stats");
   get("jobs", base + "/redrive-jobs");
+  // Which exports exist (their progress moves by itself).
+  get("exports", base + "/exports");
+  json export_ids = json::array();
+  for (const auto& e : s["exports"]["exports"]) export_ids.push_back(e["id"]);
+  s["exports"] = export_ids;
   get("tokens", base + "/tokens");
   get("audit", base + "/audit?_pageSize=1000");
   // Server-wide state a tenant token must not reach either.

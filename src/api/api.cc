@@ -126,6 +126,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   AddMessageRoutes();
   AddDeadLetterRoutes();
   AddJobRoutes();
+  AddExportRoutes();
   AddAuditRoutes();
 }
 

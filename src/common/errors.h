@@ -37,6 +37,7 @@ namespace redrive {
   X(kSubscriptionNotFound, "subscription-not-found", 404, "No such subscription on this topic.") \
   X(kDeadLetterNotFound, "dead-letter-not-found", 404, "No such dead letter in this tenant.")    \
   X(kJobNotFound, "job-not-found", 404, "No such redrive job in this tenant.")                   \
+  X(kExportNotFound, "export-not-found", 404, "No such export job in this tenant.")              \
   X(kEventNotFound, "event-not-found", 404,                                                      \
     "No such message among the topic's events (never published, or past its eventRetention).")   \
   X(kMethodNotAllowed, "method-not-allowed", 405, "The route exists but not for this method.")   \
@@ -47,6 +48,10 @@ namespace redrive {
   X(kJobActive, "job-active", 409,                                                               \
     "A redrive job is already active on this dead-letter queue; cancel it or wait.")             \
   X(kJobStateConflict, "job-state-conflict", 409, "The job's state does not allow that now.")    \
+  X(kExportActive, "export-active", 409,                                                         \
+    "An export is already processing in this tenant; wait for it or cancel it.")                 \
+  X(kExportNotReady, "export-not-ready", 409,                                                    \
+    "The export has no file: it is still processing, or was cancelled or failed.")               \
   X(kDeliveryPending, "delivery-pending", 409,                                                   \
     "The subscription's copy of the message is still pending or being delivered.")               \
   X(kDeliveryDeadLettered, "delivery-dead-lettered", 409,                                        \

@@ -37,6 +37,7 @@ void Background::Start() {
   stopping_ = false;
   sweeper_ = std::thread([this] { SweeperLoop(); });
   job_runner_ = std::thread([this] { JobRunnerLoop(); });
+  export_runner_ = std::thread([this] { ExportRunnerLoop(); });
 }
 
 void Background::Stop() {
@@ -48,6 +49,7 @@ void Background::Stop() {
   bool was_running = sweeper_.joinable();
   if (sweeper_.joinable()) sweeper_.join();
   if (job_runner_.joinable()) job_runner_.join();
+  if (export_runner_.joinable()) export_runner_.join();
   if (was_running) {
     coordinator_.Release(kSweeperClaim, coordinator_.node_id());
     tenancy_.FlushTokenUse(/*force=*/true);
@@ -83,6 +85,20 @@ void Background::JobRunnerLoop() {
     l.unlock();
     auto r = dead_letters_.RunJobsOnce();
     if (!r.ok()) spdlog::error("job runner: {}", r.status().ToString());
+    l.lock();
+    if (r.ok() && r.value() > 0) continue;  // keep going while there is work
+    clock_.WaitFor(cv_, l, options_.job_tick);
+  }
+}
+
+// Exports run on their own thread: a step writes thousands of lines, and redrive jobs must not
+// wait for it.
+void Background::ExportRunnerLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    l.unlock();
+    auto r = dead_letters_.RunExportsOnce();
+    if (!r.ok()) spdlog::error("export runner: {}", r.status().ToString());
     l.lock();
     if (r.ok() && r.value() > 0) continue;  // keep going while there is work
     clock_.WaitFor(cv_, l, options_.job_tick);

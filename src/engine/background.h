@@ -30,9 +30,9 @@ class Background {
   Background(const Background&) = delete;
   Background& operator=(const Background&) = delete;
 
-  // Starts the sweeper and the job runner; a second Start does nothing.
+  // Starts the sweeper, the job runner and the export runner; a second Start does nothing.
   void Start();
-  // Ends both and joins them, then writes the tokens' last use.
+  // Ends them and joins them, then writes the tokens' last use.
   void Stop();
 
   // One pass of the sweeper, if this node holds (or takes) the sweeper's claim: expired leases,
@@ -43,6 +43,7 @@ class Background {
  private:
   void SweeperLoop();
   void JobRunnerLoop();
+  void ExportRunnerLoop();
 
   Messages& messages_;
   DeadLetters& dead_letters_;
@@ -56,6 +57,7 @@ class Background {
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::thread sweeper_;
   std::thread job_runner_;
+  std::thread export_runner_;
 };
 
 }  // namespace redrive::engine

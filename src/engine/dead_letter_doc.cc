@@ -64,6 +64,7 @@ json DeadLetterDocument(const store::DeadLetterRecord& d) {
   j["attempts"] = std::move(attempts);
   j["attemptsOmitted"] = d.journal.omitted;
   j["redriveError"] = d.redrive_error.empty() ? json(nullptr) : json(d.redrive_error);
+  j["exportedAt"] = OptTime(d.exported_at);
   j["lineage"] = {
       {"redriveCount", d.lineage.redrive_count},
       {"lastRedrivenAt", OptTime(d.lineage.last_redriven_at)},

@@ -637,6 +637,7 @@ Result<int64_t> DeadLetters::SweepOnce() {
                            control_.DeleteRetainedDeadLetters(now, options_.sweep_batch));
   REDRIVE_ASSIGN_OR_RETURN(int64_t jobs, control_.DeleteFinishedJobs(now - options_.job_history));
   (void)jobs;
+  REDRIVE_RETURN_IF_ERROR(SweepExports(now));
   return removed;
 }
 

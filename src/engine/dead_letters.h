@@ -60,6 +60,39 @@ struct DeadLetterTarget {
   std::optional<TimeMs> since, until;  // dead-lettered at, since inclusive, until exclusive
 };
 
+// An export job (exports.cc): which dead letters it writes to its NDJSON file.
+struct ExportSpec {
+  std::string filter;  // _queryFilter
+  std::string group;
+  std::string dlq;
+  std::string origin;  // a queue, or a subscription's queue "<topic>:<subscription>"
+  std::optional<TimeMs> since, until;  // dead-lettered at
+  bool include_exported = false;       // also those an earlier export took
+};
+
+struct ExportInfo {
+  std::string id;
+  std::string tenant;
+  std::string state;  // processing, completed, cancelled, failed
+  ExportSpec spec;
+  int64_t count = 0;       // lines written
+  int64_t bytes = 0;       // of the NDJSON file
+  int64_t gzip_bytes = 0;  // of its gzip copy, once completed
+  int64_t total = -1;      // dead letters it takes, when known at the start; -1 = not known
+  std::string error;       // failed: why
+  std::string created_by;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs finished_at = 0;
+};
+
+// The file of a completed export, for a download.
+struct ExportFile {
+  std::string path;
+  std::string etag;  // a quoted entity tag, different for the plain and the gzip file
+  int64_t size = 0;
+};
+
 struct SkippedItem {
   std::string id;
   std::string reason;  // not-found, origin-missing, too-large, overflow
@@ -178,6 +211,27 @@ class DeadLetters {
   // Errors: kTenantNotFound, kInvalidQuery.
   Result<AuditQueryResult> QueryAudit(const std::string& tenant, const AuditQuery& query);
 
+  // ---- export jobs (exports.cc): the tenant's dead letters to an NDJSON file, in the
+  // background; the file and a gzip copy stay for EngineOptions::export_retention.
+  // Errors: kExportActive (one processing export per tenant: the message names it),
+  // kInvalidArgument (no export directory; the spec), kInvalidQuery (filter).
+  Result<ExportInfo> StartExport(const Principal& actor, const std::string& tenant,
+                                 const ExportSpec& spec);
+  // Errors: kExportNotFound.
+  Result<ExportInfo> GetExport(const std::string& tenant, const std::string& id);
+  // The exports of the last export_retention, newest first.
+  Result<std::vector<ExportInfo>> ListExports(const std::string& tenant);
+  // Stops a processing export: no file is kept, nothing is stamped. Errors: kExportNotFound,
+  // kJobStateConflict (not processing).
+  Result<ExportInfo> CancelExport(const Principal& actor, const std::string& tenant,
+                                  const std::string& id);
+  // Errors: kExportNotFound, kExportNotReady (not completed).
+  Result<ExportFile> GetExportFile(const std::string& tenant, const std::string& id, bool gzip);
+  // One pass of the export runner: a step (EngineOptions::export_step dead letters) of every
+  // processing export whose claim this node holds or takes ("export/<id>"); returns the dead
+  // letters written. The background runner calls it; tests call it directly.
+  Result<int64_t> RunExportsOnce();
+
   // Called when a job starts, is cancelled or resumes, so the runner need not wait for its
   // next tick (Background sets it before it starts; the default does nothing).
   void SetJobWaker(std::function<void()> wake);
@@ -205,6 +259,12 @@ class DeadLetters {
   Status MoveBatch(const std::string& tenant, const std::vector<store::DeadLetterRecord>& batch,
                    const std::string& destination, const std::string& by, ActionResult* result);
   Result<int64_t> StepJob(store::JobRecord& job, TimeMs now);
+  // One step of an export (exports.cc); finishes it when its dead letters are all written.
+  Result<int64_t> StepExport(store::JobRecord& job, TimeMs now);
+  Status FinishExport(store::JobRecord& job, const std::string& base, TimeMs now);
+  std::string ExportBase(const std::string& tenant, const std::string& id) const;
+  // Deletes exports (records and files) past export_retention.
+  Status SweepExports(TimeMs now);
   // Saves a job the runner advanced, if its state is still `expected`; when a cancel came in
   // meanwhile, saves the progress under the cancel's state and returns false.
   Result<bool> SaveJob(store::JobRecord& job, JobState expected);
@@ -220,7 +280,8 @@ class DeadLetters {
   AuditLog& audit_;
   std::function<void()> wake_runner_;
 
-  std::mutex jobs_mu_;  // one job-runner pass at a time
+  std::mutex jobs_mu_;     // one job-runner pass at a time
+  std::mutex exports_mu_;  // one export-runner pass at a time
   // Rate buckets of throttled jobs, by job id. GUARDED_BY(jobs_mu_)
   std::unordered_map<std::string, TokenBucket> job_tokens_;
 };

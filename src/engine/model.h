@@ -103,6 +103,10 @@ struct EngineOptions {
   TenantQuotas default_quotas;                // every tenant's, unless overridden
   DurationMs quota_retry_after = 5'000;       // Retry-After of quota-exceeded
   DurationMs token_use_flush = 60'000;        // how often tokens' last use is written
+  // Export jobs' files go under <export_dir>/<tenant>/; empty = exports are refused.
+  std::string export_dir;
+  DurationMs export_retention = 7 * 86'400'000LL;  // exports (jobs and files) are kept this long
+  int export_step = 20'000;                        // dead letters written per runner pass
 };
 
 struct AuditQuery {

@@ -193,7 +193,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
                                                    std::to_string(e.source().begin.line) + ": " +
                                                    std::string(e.description()));
   }
-  REDRIVE_RETURN_IF_ERROR(OnlyKeys(root, {"server", "limits", "tenants", "tls", "quotas"}, ""));
+  REDRIVE_RETURN_IF_ERROR(
+      OnlyKeys(root, {"server", "limits", "tenants", "tls", "quotas", "exports"}, ""));
   if (auto server = root["server"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(
         OnlyKeys(*server,
@@ -265,6 +266,21 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
     }
   } else if (root.contains("quotas")) {
     return Bad("quotas", "must be a table");
+  }
+  if (auto exports = root["exports"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(OnlyKeys(*exports, {"retention"}, "exports."));
+    std::string retention;
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*exports, "retention", "exports.", &retention));
+    if (!retention.empty()) {
+      auto d = ParseDuration(retention);
+      if (!d.ok()) return Bad("exports.retention", d.status().message());
+      if (d.value() < 3'600'000 || d.value() > 365LL * 86'400'000) {
+        return Bad("exports.retention", "must be between 1h and 365d");
+      }
+      c->engine.export_retention = d.value();
+    }
+  } else if (root.contains("exports")) {
+    return Bad("exports", "must be a table");
   }
   if (auto tls = root["tls"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(OnlyKeys(*tls, {"cert_file", "key_file", "min_version"}, "tls."));

@@ -237,7 +237,9 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   std::unique_ptr<store::Store> store = std::move(opened).value();
   SystemClock clock;
   SystemRandom random;
-  engine::Engine engine(*store, clock, random, config.engine);
+  engine::EngineOptions engine_options = config.engine;
+  engine_options.export_dir = config.data_dir + "/exports";
+  engine::Engine engine(*store, clock, random, engine_options);
 
   Status st = FinishTenantDeletions(engine);
   if (st.ok()) st = ApplyDeclarations(config, engine);

@@ -102,6 +102,7 @@ struct DeadLetterRecord {
   std::string signature;
   std::string redrive_error;  // why the last restore/reroute refused it, if one did
   Lineage lineage;
+  TimeMs exported_at = 0;  // when an export job that took it completed; 0 = never exported
 };
 
 // A tenant's dead letters as they stood when it was taken: exactly those whose dead-lettering
@@ -132,6 +133,7 @@ struct DeadLetterScan {
   DeadLetterSnapshot snapshot;
   int limit = 500;
   std::string redriven_by;  // lineage.last_redriven_by equals this ("job:<id>")
+  bool unexported = false;  // only those never exported (exported_at = 0)
 };
 
 struct FailureGroupRow {
@@ -312,6 +314,23 @@ class ControlStore {
   virtual Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) = 0;
   // Deletes finished jobs whose finished_at is before `before`; returns how many.
   virtual Result<int64_t> DeleteFinishedJobs(TimeMs before) = 0;
+
+  // --- export jobs: records of the jobs' shape (scope unused), in a table of their own. A
+  // running export is active; a tenant has at most one (kAlreadyExists otherwise).
+  virtual Status CreateExport(const JobRecord& export_job) = 0;
+  // Compare-and-set on the state, as UpdateJob.
+  virtual Result<bool> UpdateExport(const JobRecord& export_job, JobState expected_state) = 0;
+  virtual Result<std::optional<JobRecord>> GetExport(const std::string& tenant,
+                                                     const std::string& id) = 0;
+  // Newest first; `tenant` empty = every tenant.
+  virtual Result<std::vector<JobRecord>> ListExports(const std::string& tenant) = 0;
+  // Deletes the exports created before `before` that are finished; returns them (their files
+  // are the engine's to delete).
+  virtual Result<std::vector<JobRecord>> DeleteFinishedExports(TimeMs before) = 0;
+  // Sets exported_at to `at` on the tenant's dead letters with these seqs that still exist, in
+  // one transaction; returns how many.
+  virtual Result<int64_t> MarkExported(const std::string& tenant, const std::vector<int64_t>& seqs,
+                                       TimeMs at) = 0;
 };
 
 }  // namespace redrive::store

@@ -10,7 +10,7 @@ namespace {
 #define DEAD_LETTER_COLUMNS                                                                 \
   "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
   "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
-  "journal, group_id, signature, redrive_error, lineage"
+  "journal, group_id, signature, redrive_error, lineage, exported_at"
 
 DeadLetterRecord ReadDeadLetter(Stmt& s) {
   DeadLetterRecord d;
@@ -35,6 +35,7 @@ DeadLetterRecord ReadDeadLetter(Stmt& s) {
   d.signature = s.Text(18);
   d.redrive_error = s.Text(19);
   d.lineage = DecodeLineage(s.Text(20));
+  d.exported_at = s.Int(21);
   return d;
 }
 
@@ -326,6 +327,7 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   if (s.since > 0) num("dead_lettered_at >= ?", s.since);
   if (s.until > 0) num("dead_lettered_at < ?", s.until);
   if (s.snapshot.max_seq > 0) num("seq <= ?", s.snapshot.max_seq);
+  if (s.unexported) q.where += " AND exported_at = 0";
   if (!s.redriven_by.empty()) {
     // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
     // hold no quote or wildcard.
@@ -717,6 +719,103 @@ Result<int64_t> SqliteStore::DeleteFinishedJobs(TimeMs before) {
     REDRIVE_ASSIGN_OR_RETURN(
         auto s, db.Prepare("DELETE FROM jobs WHERE finished_at > 0 AND finished_at < ?1"));
     s.Bind(1, before);
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    n = s.Changes();
+    return Status::Ok();
+  }));
+  return n;
+}
+
+// ---------------------------------------------------------------- exports
+
+Status SqliteStore::CreateExport(const JobRecord& j) {
+  return Write([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(auto s, db.Prepare("INSERT INTO exports(" JOB_COLUMNS
+                                                ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, j.scope).Bind(4, ToString(j.state));
+    s.Bind(5, j.spec_json);
+    s.Bind(6, j.progress_json).Bind(7, j.created_at).Bind(8, j.updated_at).Bind(9, j.finished_at);
+    return s.Run();
+  });
+}
+
+Result<bool> SqliteStore::UpdateExport(const JobRecord& j, JobState expected_state) {
+  bool changed = false;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE exports SET state = ?3, progress = ?4, updated_at = ?5, "
+                           "finished_at = ?6 WHERE id = ?1 AND tenant = ?2 AND state = ?7"));
+    s.Bind(1, j.id).Bind(2, j.tenant).Bind(3, ToString(j.state)).Bind(4, j.progress_json);
+    s.Bind(5, j.updated_at).Bind(6, j.finished_at).Bind(7, ToString(expected_state));
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    changed = s.Changes() == 1;
+    return Status::Ok();
+  }));
+  return changed;
+}
+
+Result<std::optional<JobRecord>> SqliteStore::GetExport(const std::string& tenant,
+                                                        const std::string& id) {
+  std::optional<JobRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " JOB_COLUMNS " FROM exports WHERE tenant = ?1 AND id = ?2"));
+    s.Bind(1, tenant).Bind(2, id);
+    if (s.Step() == SQLITE_ROW) {
+      out.emplace();
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &*out));
+    }
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<JobRecord>> SqliteStore::ListExports(const std::string& tenant) {
+  std::vector<JobRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT " JOB_COLUMNS " FROM exports WHERE (?1 = '' OR tenant = ?1) "
+                           "ORDER BY created_at DESC, id DESC LIMIT 1000"));
+    s.Bind(1, tenant);
+    while (s.Step() == SQLITE_ROW) {
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &out.emplace_back()));
+    }
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<std::vector<JobRecord>> SqliteStore::DeleteFinishedExports(TimeMs before) {
+  std::vector<JobRecord> out;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    out.clear();
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("DELETE FROM exports WHERE finished_at > 0 AND created_at < ?1 "
+                           "RETURNING " JOB_COLUMNS));
+    s.Bind(1, before);
+    while (s.Step() == SQLITE_ROW) {
+      REDRIVE_RETURN_IF_ERROR(ReadJob(s, &out.emplace_back()));
+    }
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::MarkExported(const std::string& tenant,
+                                          const std::vector<int64_t>& seqs, TimeMs at) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    n = 0;
+    std::string list = "[";
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (i) list += ',';
+      list += std::to_string(seqs[i]);
+    }
+    list += ']';
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("UPDATE dead_letters SET exported_at = ?3 WHERE tenant = ?1 AND seq "
+                           "IN (SELECT value FROM json_each(?2))"));
+    s.Bind(1, tenant).Bind(2, list).Bind(3, at);
     REDRIVE_RETURN_IF_ERROR(s.Run());
     n = s.Changes();
     return Status::Ok();

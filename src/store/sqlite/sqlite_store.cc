@@ -6,7 +6,7 @@
 namespace redrive::store::sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tenants(
@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   signature TEXT NOT NULL DEFAULT '',
   redrive_error TEXT NOT NULL DEFAULT '',
   lineage TEXT NOT NULL DEFAULT '',
-  body_size INTEGER GENERATED ALWAYS AS (length(CAST(body AS BLOB))) STORED);
+  body_size INTEGER GENERATED ALWAYS AS (length(CAST(body AS BLOB))) STORED,
+  exported_at INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
 DROP INDEX IF EXISTS dead_letters_origin;
 DROP INDEX IF EXISTS dead_letters_tenant;
@@ -125,6 +126,19 @@ CREATE TABLE IF NOT EXISTS jobs(
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_active_scope ON jobs(tenant, scope)
   WHERE state IN ('running', 'cancelling', 'halted');
 CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant, created_at);
+-- Export jobs (v5): the jobs' columns; one running export per tenant.
+CREATE TABLE IF NOT EXISTS exports(
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  state TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  progress TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS exports_active ON exports(tenant) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS exports_tenant ON exports(tenant, created_at);
 CREATE INDEX IF NOT EXISTS dead_letters_retention ON dead_letters(retain_until)
   WHERE retain_until > 0;
 -- Tenant usage (quotas), in the transaction of every change (docs/design/storage.md): a
@@ -328,7 +342,8 @@ Status SqliteStore::Init() {
     }
     version = 2;
   }
-  // v3 -> v4 adds the topic event tables only: kSchema makes them.
+  // v3 -> v4 adds the topic event tables only: kSchema makes them. v4 -> v5: the exports
+  // table (kSchema) and dead_letters.exported_at, added below once the table is at v3 or later.
   if (version == 2) {
     // v2 -> v3: token expiry, last use and rotation; tenant quotas, deletion and usage
     // counters, filled from what is stored (the triggers that keep them come with kSchema).
@@ -339,6 +354,20 @@ Status SqliteStore::Init() {
     if (!st.ok()) {
       (void)writer_db_->Exec("ROLLBACK");
       return Status(ErrorCode::kStoreFailed, "migration to v3: " + st.message());
+    }
+  }
+  if (version >= 1 && version < 5) {
+    // Once: a crash between this ALTER and the version's update finds the column next time.
+    auto has = writer_db_->Prepare(
+        "SELECT COUNT(*) FROM pragma_table_info('dead_letters') WHERE name = 'exported_at'");
+    if (!has.ok())
+      return Status(ErrorCode::kStoreFailed, "migration to v5: " + has.status().message());
+    Stmt h = std::move(has).value();
+    bool present = h.Step() == SQLITE_ROW && h.Int(0) > 0;
+    if (!present) {
+      st = writer_db_->Exec(
+          "ALTER TABLE dead_letters ADD COLUMN exported_at INTEGER NOT NULL DEFAULT 0;");
+      if (!st.ok()) return Status(ErrorCode::kStoreFailed, "migration to v5: " + st.message());
     }
   }
   st = writer_db_->Exec(kSchema);

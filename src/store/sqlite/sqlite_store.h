@@ -111,6 +111,15 @@ class SqliteStore : public Store {
   Result<std::vector<JobRecord>> ListJobs(const std::string& tenant) override;
   Result<int64_t> DeleteFinishedJobs(TimeMs before) override;
 
+  Status CreateExport(const JobRecord& export_job) override;
+  Result<bool> UpdateExport(const JobRecord& export_job, JobState expected_state) override;
+  Result<std::optional<JobRecord>> GetExport(const std::string& tenant,
+                                             const std::string& id) override;
+  Result<std::vector<JobRecord>> ListExports(const std::string& tenant) override;
+  Result<std::vector<JobRecord>> DeleteFinishedExports(TimeMs before) override;
+  Result<int64_t> MarkExported(const std::string& tenant, const std::vector<int64_t>& seqs,
+                               TimeMs at) override;
+
  private:
   struct WriteJob {
     std::function<Status(Db&)> fn;
