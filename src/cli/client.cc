@@ -2,6 +2,9 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 namespace redrive::cli {
@@ -177,6 +180,130 @@ CallResult<json> Client::Call(const char* method, const std::string& path_and_qu
   err.kind = CallError::Kind::kBadResponse;
   err.message = "HTTP " + std::to_string(status) + " from " + url +
                 " without a redrive error (is this a redrive server?): " + Snippet(response);
+  return err;
+}
+
+namespace {
+
+struct DownloadState {
+  std::FILE* out = nullptr;
+  long status = 0;
+  int64_t written = 0;
+  int64_t total = -1;
+  std::string error_body;  // a non-2xx answer's body, kept for its error
+  const std::function<void(int64_t, int64_t)>* progress = nullptr;
+  CURL* curl = nullptr;
+  bool write_failed = false;
+};
+
+size_t WriteDownload(char* data, size_t size, size_t n, void* p) {
+  auto* st = static_cast<DownloadState*>(p);
+  size_t bytes = size * n;
+  if (st->status == 0) curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &st->status);
+  if (st->status != 200 && st->status != 206) {
+    if (st->error_body.size() < 65536) st->error_body.append(data, bytes);
+    return bytes;
+  }
+  if (std::fwrite(data, 1, bytes, st->out) != bytes) {
+    st->write_failed = true;
+    return 0;  // aborts the transfer
+  }
+  st->written += static_cast<int64_t>(bytes);
+  if (*st->progress) (*st->progress)(st->written, st->total);
+  return bytes;
+}
+
+// "Content-Range: bytes a-b/size" or "Content-Length: n" (a 200) give the file's size.
+size_t ReadDownloadHeader(char* data, size_t size, size_t n, void* p) {
+  auto* st = static_cast<DownloadState*>(p);
+  std::string line(data, size * n);
+  std::string lower = line;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.rfind("http/", 0) == 0) st->total = -1;  // a new response (after a redirect, 100)
+  if (lower.rfind("content-range:", 0) == 0) {
+    auto slash = line.rfind('/');
+    if (slash != std::string::npos) st->total = std::atoll(line.c_str() + slash + 1);
+  } else if (lower.rfind("content-length:", 0) == 0 && st->total < 0) {
+    st->total = std::atoll(line.c_str() + 15);
+  }
+  return size * n;
+}
+
+}  // namespace
+
+CallResult<int64_t> Client::Download(const std::string& path, std::FILE* out, int64_t offset,
+                                     const std::function<void(int64_t, int64_t)>& progress) {
+  CallError err;
+  CURL* c = static_cast<CURL*>(curl_);
+  if (!c) {
+    err.kind = CallError::Kind::kBadRequest;
+    err.message = "cannot initialise libcurl";
+    return err;
+  }
+  curl_easy_reset(c);
+  std::string url = base_url_ + path;
+  DownloadState st;
+  st.out = out;
+  st.progress = &progress;
+  st.curl = c;
+  char curl_error[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteDownload);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, ReadDownloadHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_error);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
+  // No overall timeout: a large file takes as long as it takes; a stalled one is cut off.
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "redrive-cli");
+  if (!ca_file_.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file_.c_str());
+  curl_slist* headers = nullptr;
+  if (!token_.empty()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + token_).c_str());
+  }
+  if (offset > 0) {
+    headers = curl_slist_append(headers, ("Range: bytes=" + std::to_string(offset) + "-").c_str());
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  if (st.write_failed) {
+    err.kind = CallError::Kind::kBadRequest;
+    err.message = "cannot write the download: " + std::string(std::strerror(errno));
+    return err;
+  }
+  if (rc != CURLE_OK) {
+    err.kind = CallError::Kind::kUnreachable;
+    err.message = "download from " + base_url_ + " broke off after " + std::to_string(st.written) +
+                  " bytes: " + (curl_error[0] ? curl_error : curl_easy_strerror(rc)) +
+                  " (run the same command again to resume)";
+    return err;
+  }
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  err.http_status = status;
+  if (status == 206 || (status == 200 && offset == 0)) {
+    return st.total >= 0 ? st.total : offset + st.written;
+  }
+  if (status == 200) {
+    err.kind = CallError::Kind::kBadResponse;
+    err.message = "the server ignored the range request; remove the partial file to start over";
+    return err;
+  }
+  json parsed = json::parse(st.error_body, nullptr, false);
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
+    err.kind = CallError::Kind::kServer;
+    err.code = parsed["error"].value("code", "");
+    err.message = parsed["error"].value("message", "");
+    return err;
+  }
+  err.kind = CallError::Kind::kBadResponse;
+  err.message = "HTTP " + std::to_string(status) + " from " + url + ": " + Snippet(st.error_body);
   return err;
 }
 

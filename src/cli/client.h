@@ -9,6 +9,8 @@
 // Thread-safety: not thread-safe (one easy handle); use one Client per thread.
 #pragma once
 
+#include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -87,6 +89,14 @@ class Client {
   CallResult<json> Patch(const std::string& path, const json& body,
                          long timeout_ms = kDefaultTimeoutMs);
   CallResult<json> Delete(const std::string& path, long timeout_ms = kDefaultTimeoutMs);
+
+  // Streams the body of GET `path` into `out` from byte `offset` on (a Range request when
+  // offset > 0: the server answers 206 and the bytes are appended), calling `progress(bytes
+  // written so far in this call, total bytes of the file or -1)` as they arrive. Returns the
+  // file's total size. Errors as the others; a server that ignores the Range (200) is an error
+  // (the caller would otherwise append the file to its own beginning).
+  CallResult<int64_t> Download(const std::string& path, std::FILE* out, int64_t offset,
+                               const std::function<void(int64_t, int64_t)>& progress);
 
   static constexpr long kDefaultTimeoutMs = 60'000;
   static constexpr long kConnectTimeoutMs = 10'000;

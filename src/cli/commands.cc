@@ -44,6 +44,7 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
   AddMessageCommands(app, f, add_leaf);
   AddDeadLetterCommands(app, f, add_leaf);
   AddJobCommands(app, f, add_leaf);
+  AddExportCommands(app, f, add_leaf);
   AddAuditCommands(app, f, add_leaf);
 }
 

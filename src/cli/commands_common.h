@@ -116,6 +116,9 @@ struct ClientCommands::Flags {
   json push_flags = json::object();   // subscription push.*, in API field names
   std::string filter_json;
   std::vector<std::string> push_headers;  // NAME=VALUE
+  // exports
+  bool include_exported = false;
+  bool gzip = false;
 };
 
 using Flags = ClientCommands::Flags;
@@ -151,6 +154,8 @@ void AddMessageCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 void AddDeadLetterCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 // jobs
 void AddJobCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
+// export
+void AddExportCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 // audit
 void AddAuditCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 
