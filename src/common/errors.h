@@ -40,6 +40,8 @@ namespace redrive {
   X(kExportNotFound, "export-not-found", 404, "No such export job in this tenant.")              \
   X(kEventNotFound, "event-not-found", 404,                                                      \
     "No such message among the topic's events (never published, or past its eventRetention).")   \
+  X(kFileNotFound, "file-not-found", 404,                                                        \
+    "The file this resource serves is gone (removed by retention or from the data directory).")  \
   X(kMethodNotAllowed, "method-not-allowed", 405, "The route exists but not for this method.")   \
   X(kRequestTimeout, "request-timeout", 408, "The client was too slow to send its request.")     \
   X(kAlreadyExists, "already-exists", 409, "A resource with that name already exists.")          \
@@ -69,6 +71,8 @@ namespace redrive {
   X(kRequestTooLarge, "request-too-large", 413, "The request body is larger than allowed.")      \
   X(kMessageTooLarge, "message-too-large", 413, "A message body exceeds the queue's limit.")     \
   X(kUnsupportedMediaType, "unsupported-media-type", 415, "The body must be application/json.")  \
+  X(kRangeNotSatisfiable, "range-not-satisfiable", 416,                                          \
+    "The Range asks for no byte of the file: it starts at or past the end.")                     \
   X(kQuotaExceeded, "quota-exceeded", 429,                                                       \
     "The tenant is at one of its quotas (queues, messages, bytes); see Retry-After.")            \
   X(kRateLimited, "rate-limited", 429,                                                           \

@@ -37,17 +37,22 @@ const char* Reason(int status) {
   return bhttp::obsolete_reason(static_cast<bhttp::status>(status)).data();
 }
 
-std::string Serialize(const Response& r, bool keep_alive) {
+// The status line and headers of `r`, for a body of `content_length` bytes. A 304 has no body,
+// and no Content-Type or Content-Length either: those would describe the 200 it stands for
+// (RFC 9110 §15.4.5, §8.6).
+std::string SerializeHead(const Response& r, bool keep_alive, uint64_t content_length) {
   std::string out;
-  out.reserve(r.body.size() + 256);
+  out.reserve(256);
   out += "HTTP/1.1 ";
   out += std::to_string(r.status);
   out += ' ';
   out += Reason(r.status);
-  out += "\r\nContent-Type: ";
-  out += r.content_type;
-  out += "\r\nContent-Length: ";
-  out += std::to_string(r.body.size());
+  if (r.status != 304) {
+    out += "\r\nContent-Type: ";
+    out += r.content_type;
+    out += "\r\nContent-Length: ";
+    out += std::to_string(content_length);
+  }
   for (const auto& [k, v] : r.headers) {
     out += "\r\n";
     out += k;
@@ -55,6 +60,13 @@ std::string Serialize(const Response& r, bool keep_alive) {
     out += v;
   }
   out += keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  return out;
+}
+
+// A whole answer whose body is in memory.
+std::string Serialize(const Response& r, bool keep_alive) {
+  if (r.status == 304) return SerializeHead(r, keep_alive, 0);
+  std::string out = SerializeHead(r, keep_alive, r.body.size());
   out += r.body;
   return out;
 }
@@ -363,10 +375,43 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(Response r, int write_ms) {
     if (closed_) return;
     if (core_->stopping) keep_alive_ = false;
-    out_ = Serialize(r, keep_alive_);
+    if (r.file && r.status != 304) {
+      // The headers go out with the first chunk; OnWritten sends the rest a chunk at a time.
+      out_ = SerializeHead(r, keep_alive_, r.file->length);
+      file_ = std::move(r.file);
+      file_read_ = 0;
+      if (Status st = ReadChunk(); !st.ok()) {
+        // Nothing is sent yet: the client can still get an error instead of a short body.
+        file_.reset();
+        Write(Error(st.code(), st.message()), write_ms);
+        return;
+      }
+    } else {
+      out_ = Serialize(r, keep_alive_);
+    }
     phase_ = Phase::kWriting;
     SetTimer(write_ms);
     WriteAll([self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
+  }
+
+  // Appends the streamed file's next bytes, up to file_chunk_bytes, to out_. Errors: the
+  // read's, and kInternal when the file ends before the length promised (it was truncated).
+  Status ReadChunk() {
+    size_t chunk = std::max<size_t>(1, core_->options.file_chunk_bytes);
+    size_t n = static_cast<size_t>(std::min<uint64_t>(file_->length - file_read_, chunk));
+    size_t base = out_.size();
+    out_.resize(base + n);
+    for (size_t got = 0; got < n;) {
+      auto r =
+          file_->file->ReadAt(file_->offset + file_read_ + got, out_.data() + base + got, n - got);
+      if (!r.ok()) return r.status();
+      if (r.value() == 0) {
+        return Status(ErrorCode::kInternal, "the file is shorter than when it was opened");
+      }
+      got += r.value();
+    }
+    file_read_ += n;
+    return Status::Ok();
   }
 
   void OnWritten(error_code ec) {
@@ -375,6 +420,24 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       CloseNow();
       return;
+    }
+    if (file_) {
+      if (file_read_ < file_->length) {
+        // Content-Length is promised: a file that cannot be read to it ends the connection.
+        if (!ReadChunk().ok()) {
+          CloseNow();
+          return;
+        }
+        // The write timeout applies to each chunk: a client that takes none of it for that long
+        // is gone.
+        SetTimer(kWriteTimeoutMs);
+        WriteAll([self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
+        return;
+      }
+      // Done: close the file now, and give the chunk's buffer back rather than keep it for as
+      // long as the connection stays open.
+      file_.reset();
+      std::string().swap(out_);
     }
     if (keep_alive_) {
       StartRequest();
@@ -427,6 +490,7 @@ class Session : public std::enable_shared_from_this<Session> {
     closed_ = true;
     phase_ = Phase::kClosing;
     CancelTimer();
+    file_.reset();  // no read is in flight: reads happen on this strand, between writes
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
@@ -449,8 +513,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_after_write_ = false;
   size_t discarded_ = 0;
   std::unique_ptr<RequestParser> parser_;
-  std::string buf_;  // received, not yet parsed
-  std::string out_;  // the answer being written
+  std::string buf_;               // received, not yet parsed
+  std::string out_;               // the answer being written: all of it, or a file's next chunk
+  std::optional<FileBody> file_;  // the file being streamed, if any
+  uint64_t file_read_ = 0;        // of file_->length, read into out_ so far
   std::array<char, 16 * 1024> chunk_;
 };
 

@@ -11,6 +11,17 @@
 // to arrive (408, slow clients), idle keep-alive connections (closed), and connections beyond
 // max_connections (503 at once, then closed).
 //
+// A Response with a file (Response::file, see http/file_response.h) is streamed: the headers,
+// then the file's bytes read and written file_chunk_bytes at a time on the connection's strand,
+// each chunk once the client took the one before, so a download holds one chunk of memory,
+// over plain TCP and TLS alike. The reads are pread calls on the I/O thread (as Beast's
+// file_body does): from the page cache they take microseconds, from a cold disk they hold that
+// thread for one chunk's read. Each chunk has the write timeout (30 s without completing it
+// closes the connection). If the file cannot be read before anything was sent, the answer is
+// 500 internal instead; once the headers are out, a read error or a file shorter than promised
+// (truncated) closes the connection, short of Content-Length, so the client knows. Keep-alive
+// works as for any answer: the next request is read when the last byte is written.
+//
 // With options.tls set the listener speaks TLS only (no plain HTTP on the same port): the
 // handshake must finish within request_timeout, the connection counts against max_connections
 // from accept on, and the limits above apply to the decrypted requests. A plain HTTP request
@@ -45,6 +56,9 @@ struct ServerOptions {
   int request_timeout_ms = 30'000;  // whole request, from its first byte
   int idle_timeout_ms = 75'000;     // keep-alive wait for the next request
   int max_connections = 2048;
+  // A response streamed from a file (Response::file) is read and written this much at a time:
+  // what one download holds in memory, whatever the file's size.
+  size_t file_chunk_bytes = 64 * 1024;
   int io_threads = 0;        // threads running the sockets; 0 = one per core, at most 4
   int handler_threads = 64;  // threads running handlers (which may wait on the store)
   TlsOptions tls;            // TLS when tls.enabled()
