@@ -1,9 +1,21 @@
 // Drives the real `redrive` client binary against a real server: what a user at a shell sees
 // (stdout, stderr, exit code) for every client subcommand. The harness is cli_harness.h.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "tests/cli_harness.h"
 
 namespace redrive::testing {
 namespace {
+
+std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 TEST_F(CliTest, TenantCreateListsItAndRejectsADuplicate) {
   CliResult created = Cli({"tenant", "create", "globex"});
@@ -573,6 +585,42 @@ TEST_F(CliTest, JobsStartWaitRestoresAFewDozen) {
             std::string::npos)
       << bar.err;
   EXPECT_EQ(bar.out, id + " completed: moved 36 of 36, skipped 0, failed again 0\n");
+}
+
+TEST_F(CliTest, ExportStartWaitThenDownloadResumesAPartialFile) {
+  MakeQueue("orders");
+  ASSERT_EQ(DeadLetter("orders", std::vector<std::string>(12, "boom")).size(), 12u);
+  CliResult run = Cli({"export", "start", "--origin", "orders", "--wait", "--json"});
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  json e = run.Json();
+  EXPECT_EQ(e["state"], "completed");
+  EXPECT_EQ(e["count"], 12);
+  std::string id = e["id"];
+  CliResult list = Cli({"export", "ls"});
+  EXPECT_NE(list.out.find(id + "  completed"), std::string::npos) << list.out;
+
+  std::string path = home_ + "/export.ndjson";
+  CliResult whole = Cli({"export", "download", id, "-o", path});
+  ASSERT_EQ(whole.exit_code, 0) << Describe(whole);
+  std::string full = ReadFileText(path);
+  EXPECT_EQ(static_cast<int64_t>(full.size()), e["bytes"].get<int64_t>());
+  EXPECT_EQ(std::count(full.begin(), full.end(), '\n'), 12);
+  // A download broken off after 100 bytes: the next one asks only for the rest.
+  std::filesystem::resize_file(path, 100);
+  CliResult resumed = Cli({"export", "download", id, "-o", path});
+  ASSERT_EQ(resumed.exit_code, 0) << Describe(resumed);
+  EXPECT_NE(resumed.err.find("resumed at 100"), std::string::npos) << resumed.err;
+  EXPECT_EQ(ReadFileText(path), full);
+  CliResult again = Cli({"export", "download", id, "-o", path});
+  EXPECT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_EQ(ReadFileText(path), full);
+  // To stdout, and the errors of the server with their codes.
+  EXPECT_EQ(Cli({"export", "download", id}).out, full);
+  CliResult busy = Cli({"export", "cancel", id});
+  EXPECT_NE(busy.exit_code, 0);
+  EXPECT_NE(busy.err.find("job-state-conflict"), std::string::npos) << Describe(busy);
+  CliResult missing = Cli({"export", "show", "exp_nope"});
+  EXPECT_NE(missing.err.find("export-not-found"), std::string::npos) << Describe(missing);
 }
 
 TEST_F(CliTest, JobsDryRunMovesNothing) {

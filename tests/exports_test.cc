@@ -80,11 +80,12 @@ class ExportsHttpTest : public ::testing::Test {
               201);
     auto got = app_->Post("/v1/tenants/acme/queues/" + queue + "/receive", {{"maxMessages", n}});
     json nacks = json::array();
-    for (const auto& m : got.Json()["messages"]) {
+    json received = got.Json();
+    for (const auto& m : received["messages"]) {
       nacks.push_back({{"receipt", m["receipt"]}, {"error", "HTTP 503 from the CRM"}});
     }
-    ASSERT_EQ(app_->Post("/v1/tenants/acme/queues/" + queue + "/nack", {{"nacks", nacks}}).status,
-              200);
+    auto nacked = app_->Post("/v1/tenants/acme/queues/" + queue + "/nack", {{"nacks", nacks}});
+    ASSERT_EQ(nacked.status, 200) << nacked.body;
   }
   json WaitDone(const std::string& id) {
     json e;
@@ -140,7 +141,8 @@ TEST_F(ExportsHttpTest, AnExportMatchesTheSameQueryLineByLineReadWithJq) {
                                      "eq%20%22orders%22"));
   ASSERT_EQ(query.status, 200) << query.body;
   std::map<std::string, json> by_id;
-  for (const auto& d : query.Json()["result"]) by_id[d["id"]] = d;
+  json result = query.Json();
+  for (const auto& d : result["result"]) by_id[d["id"]] = d;
   ASSERT_EQ(by_id.size(), 15u);
   std::istringstream in(lines);
   int count = 0;

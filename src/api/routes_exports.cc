@@ -1,4 +1,6 @@
 // RestApi::AddExportRoutes: export jobs of dead letters (start, list, show, cancel, download).
+#include <algorithm>
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -6,6 +8,7 @@
 #include "api/api_internal.h"
 #include "api/json_io.h"
 #include "common/text.h"
+#include "http/file_response.h"
 
 namespace redrive::api {
 namespace {
@@ -80,6 +83,18 @@ Result<engine::ExportSpec> SpecFromJson(const json& body) {
   return s;
 }
 
+// Whether Accept-Encoding takes gzip (not "gzip;q=0").
+bool AcceptsGzip(const Request& req) {
+  std::string v(req.Header("accept-encoding"));
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t at = v.find("gzip");
+  if (at == std::string::npos) return false;
+  size_t end = v.find(',', at);
+  std::string item = v.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
+  return item.find("q=0") == std::string::npos || item.find("q=0.") != std::string::npos;
+}
+
 }  // namespace
 
 void RestApi::AddExportRoutes() {
@@ -106,6 +121,25 @@ void RestApi::AddExportRoutes() {
             auto e, engine_.dead_letters().GetExport(p.Get("tenant"), p.Get("export")));
         return Json(200, ExportJson(e));
       });
+  // The file: NDJSON; the stored gzip copy with ?gzip=true (as a .gz file) or with
+  // Accept-Encoding: gzip (as Content-Encoding); ranges, ETag and Content-Length either way.
+  Add("GET", kExports + "/{export}/file", "export_download", {kScopeDlqExport},
+      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+        REDRIVE_ASSIGN_OR_RETURN(bool gz_file, BoolQuery(req, "gzip"));
+        bool encoded = !gz_file && AcceptsGzip(req);
+        const std::string id = p.Get("export");
+        REDRIVE_ASSIGN_OR_RETURN(
+            auto f, engine_.dead_letters().GetExportFile(p.Get("tenant"), id, gz_file || encoded));
+        std::vector<std::pair<std::string, std::string>> headers = {
+            {"content-disposition",
+             "attachment; filename=\"" + id + (gz_file ? ".ndjson.gz\"" : ".ndjson\"")},
+            {"vary", "Accept-Encoding"}};
+        if (encoded) headers.emplace_back("content-encoding", "gzip");
+        return http::FileResponse(req, f.path,
+                                  gz_file ? "application/gzip" : "application/x-ndjson", f.etag,
+                                  std::move(headers));
+      },
+      {"gzip"});
   Add("POST", kExports + "/{export}/cancel", "export_cancel", {kScopeDlqExport},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));

@@ -89,7 +89,7 @@ struct ExportInfo {
 // The file of a completed export, for a download.
 struct ExportFile {
   std::string path;
-  std::string etag;  // a quoted entity tag, different for the plain and the gzip file
+  std::string etag;  // an entity tag (unquoted), different for the plain and the gzip file
   int64_t size = 0;
 };
 

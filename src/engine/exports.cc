@@ -299,7 +299,7 @@ Result<ExportFile> DeadLetters::GetExportFile(const std::string& tenant, const s
   ExportFile f;
   f.path = ExportBase(tenant, id) + (gzip ? ".ndjson.gz" : ".ndjson");
   f.size = gzip ? info.gzip_bytes : info.bytes;
-  f.etag = "\"" + id + (gzip ? "-gz-" : "-") + std::to_string(f.size) + "\"";
+  f.etag = id + (gzip ? "-gz-" : "-") + std::to_string(f.size);
   return f;
 }
 
