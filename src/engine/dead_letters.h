@@ -262,6 +262,7 @@ class DeadLetters {
   // One step of an export (exports.cc); finishes it when its dead letters are all written.
   Result<int64_t> StepExport(store::JobRecord& job, TimeMs now);
   Status FinishExport(store::JobRecord& job, const std::string& base, TimeMs now);
+  Result<Selector> ExportSelector(const std::string& tenant, const ExportSpec& spec);
   std::string ExportBase(const std::string& tenant, const std::string& id) const;
   // Deletes exports (records and files) past export_retention.
   Status SweepExports(TimeMs now);

@@ -178,6 +178,20 @@ void RemoveFiles(const std::string& base) {
 
 }  // namespace
 
+// The dead letters an export of `spec` takes: its target, its origin, and unless
+// includeExported only those never exported.
+Result<DeadLetters::Selector> DeadLetters::ExportSelector(const std::string& tenant,
+                                                          const ExportSpec& spec) {
+  REDRIVE_ASSIGN_OR_RETURN(auto compiled, Compile(tenant, TargetOf(spec)));
+  Selector sel = *compiled;
+  if (!spec.origin.empty()) {
+    if (!sel.scan.origin.empty() && sel.scan.origin != spec.origin) sel.covered = false;
+    sel.scan.origin = spec.origin;
+  }
+  sel.scan.unexported = !spec.include_exported;
+  return sel;
+}
+
 std::string DeadLetters::ExportBase(const std::string& tenant, const std::string& id) const {
   return options_.export_dir + "/" + tenant + "/" + id;
 }
@@ -191,13 +205,7 @@ Result<ExportInfo> DeadLetters::StartExport(const Principal& actor, const std::s
   if (spec.since && spec.until && *spec.since >= *spec.until) {
     return Status(ErrorCode::kInvalidArgument, "since must be before until");
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto sel_const, Compile(tenant, TargetOf(spec)));
-  Selector sel = *sel_const;
-  if (!spec.origin.empty()) {
-    if (!sel.scan.origin.empty() && sel.scan.origin != spec.origin) sel.covered = false;
-    sel.scan.origin = spec.origin;
-  }
-  sel.scan.unexported = !spec.include_exported;
+  REDRIVE_ASSIGN_OR_RETURN(Selector sel, ExportSelector(tenant, spec));
   REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   int64_t total = -1;
   if (sel.covered) {
@@ -340,13 +348,7 @@ Result<int64_t> DeadLetters::StepExport(store::JobRecord& job, TimeMs now) {
     return Status(ErrorCode::kInternal, "export record unreadable");
   }
   ExportSpec spec = SpecOf(spec_json);
-  REDRIVE_ASSIGN_OR_RETURN(auto sel_const, Compile(job.tenant, TargetOf(spec)));
-  Selector sel = *sel_const;
-  if (!spec.origin.empty()) {
-    if (!sel.scan.origin.empty() && sel.scan.origin != spec.origin) sel.covered = false;
-    sel.scan.origin = spec.origin;
-  }
-  sel.scan.unexported = !spec.include_exported;
+  REDRIVE_ASSIGN_OR_RETURN(Selector sel, ExportSelector(job.tenant, spec));
   store::DeadLetterSnapshot snapshot;
   snapshot.max_seq = p.value("maxSeq", int64_t{0});
   snapshot.visible = p.value("snapshot", "");
