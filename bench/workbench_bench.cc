@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   std::vector<Case> cases = {
       {"origin", R"(/origin eq "q3")"},
       {"reason", R"(/reason eq "overflow")"},
-      {"group", "/group eq \"" + groups.at(0).group_id + "\""},
+      {"group", "/group eq \"" + groups.at(0).row.group_id + "\""},
       {"time-window", "/deadLetteredAt ge \"" + FormatTime(mid_time) +
                           "\" and /deadLetteredAt lt \"" + FormatTime(mid_time + 2000) + "\""},
       {"origin+attribute", R"(/origin eq "q3" and /attributes/region eq "eu-west")"},

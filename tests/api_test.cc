@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <map>
 #include <sstream>
 
 #include "tests/harness.h"
@@ -513,6 +514,84 @@ TEST_F(ApiTest, RerouteSendsExhaustedMessagesToAnotherQueue) {
   EXPECT_EQ(moved[0]["id"], got[0]["id"]);
   std::string metrics = op_->Get("/metrics").body;
   EXPECT_NE(metrics.find("redrive_messages_rerouted_total 1\n"), std::string::npos);
+}
+
+TEST_F(ApiTest, FailureGroupsShowTheirDiagnosisWithTheEvidence) {
+  json once = {{"retryPolicy", {{"maxDeliveries", 1}}}};
+  CreateQueue(*op_, "acme", "orders", once);
+  CreateQueue(*op_, "acme", "ledger", once);
+  CreateQueue(*op_, "acme", "small", {{"maxLength", 1}, {"overflow", "dead-letter-oldest"}});
+  auto publish = [&](const std::string& queue, int n) {
+    json messages = json::array();
+    for (int i = 0; i < n; ++i) messages.push_back({{"body", "m" + std::to_string(i)}});
+    ASSERT_EQ(app_->Post(Q(queue, "/messages"), {{"messages", messages}}).status, 201);
+  };
+  auto ack = [&](const std::string& queue, const json& deliveries) {
+    json receipts = json::array();
+    for (const auto& d : deliveries) receipts.push_back(d["receipt"]);
+    auto r = app_->Post(Q(queue, "/ack"), {{"receipts", receipts}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.Json()["succeeded"], deliveries.size());
+  };
+  auto nack = [&](const std::string& queue, const json& delivery, const std::string& error) {
+    auto r = app_->Post(Q(queue, "/nack"),
+                        {{"nacks", {{{"receipt", delivery["receipt"]}, {"error", error}}}}});
+    ASSERT_EQ(r.status, 200) << r.body;
+  };
+  // orders: one message of twenty fails on its data, amid successes (acked before and after
+  // it, so within the same minute whatever the clock says).
+  publish("orders", 20);
+  json got = Receive("orders", 20);
+  ASSERT_EQ(got.size(), 20u);
+  ack("orders", json(std::vector<json>(got.begin(), got.begin() + 10)));
+  nack("orders", got[10], "field 'email' of customer 'c-17' is invalid");
+  ack("orders", json(std::vector<json>(got.begin() + 11, got.end())));
+  // ledger: the consumer's own HTTPS call fails on a certificate.
+  publish("ledger", 2);
+  got = Receive("ledger", 2);
+  ASSERT_EQ(got.size(), 2u);
+  nack("ledger", got[0], "x509: certificate has expired or is not yet valid");
+  nack("ledger", got[1], "x509: certificate has expired or is not yet valid");
+  // small: an overflow, which is no delivery at all.
+  publish("small", 1);
+  publish("small", 1);
+
+  auto r = app_->Get("/v1/tenants/acme/failure-groups");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = r.Json();
+  std::map<std::string, json> by_origin;
+  for (const auto& g : body["groups"]) by_origin[g["origin"].get<std::string>()] = g;
+  ASSERT_EQ(by_origin.size(), 3u) << r.body;
+
+  const json& scattered = by_origin["orders"]["diagnosis"];
+  ASSERT_TRUE(scattered.is_object()) << r.body;
+  EXPECT_EQ(scattered["kind"], "scattered");
+  EXPECT_EQ(scattered["failed"], 1);
+  EXPECT_EQ(scattered["failingMinutes"], 1);
+  // The window is the failure's minute: the nineteen successes, unless the clock passed a
+  // minute's end just after the failure (then the ten before it).
+  int64_t succeeded = scattered["succeeded"];
+  EXPECT_TRUE(succeeded == 19 || succeeded == 10) << scattered;
+  EXPECT_EQ(scattered["share"], succeeded == 19 ? 0.05 : 0.0909);
+  if (succeeded == 19) {
+    EXPECT_NE(scattered["summary"].get<std::string>().find("5.0% of the deliveries from orders"),
+              std::string::npos)
+        << scattered;
+  }
+  EXPECT_TRUE(scattered["window"]["from"].is_string());
+  EXPECT_TRUE(scattered["window"]["to"].is_string());
+
+  const json& tls = by_origin["ledger"]["diagnosis"];
+  ASSERT_TRUE(tls.is_object()) << r.body;
+  EXPECT_EQ(tls["kind"], "tls");
+  EXPECT_EQ(tls["failed"], 2);
+  EXPECT_EQ(tls["succeeded"], 0);
+  EXPECT_EQ(tls["since"].get<std::string>().substr(17), "00.000Z");  // a minute's start
+  EXPECT_TRUE(tls["recoveredAt"].is_null());
+
+  ASSERT_TRUE(by_origin["small"].contains("diagnosis"));
+  EXPECT_EQ(by_origin["small"]["reason"], "overflow");
+  EXPECT_TRUE(by_origin["small"]["diagnosis"].is_null());
 }
 
 }  // namespace redrive::testing

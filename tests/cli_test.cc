@@ -395,11 +395,14 @@ TEST_F(CliTest, DlqGroupsGatherOneCauseAndStatsCountThem) {
   CliResult groups = Cli({"dlq", "groups"});
   ASSERT_EQ(groups.exit_code, 0) << Describe(groups);
   EXPECT_EQ(groups.out.substr(0, groups.out.find('\n')),
-            "GROUP             COUNT  ORIGIN  REASON    LAST SEEN                 SIGNATURE");
+            "GROUP             COUNT  ORIGIN  REASON    DIAGNOSIS  LAST SEEN                 "
+            "SIGNATURE");
   std::vector<std::string> rows = Rows(groups.out);
   ASSERT_EQ(rows.size(), 2u) << groups.out;
   std::string group = rows[0].substr(0, 16);
   EXPECT_EQ(rows[0].substr(16, 25), "  3      hooks   rejected") << groups.out;
+  // hooks never delivered anything: its counts diagnose nothing.
+  EXPECT_EQ(rows[0].substr(41, 13), "  -          ") << groups.out;
   EXPECT_NE(rows[0].find("Z  customer '<str>' not found"), std::string::npos) << groups.out;
   EXPECT_EQ(rows[1].substr(16, 25), "  1      hooks   rejected") << groups.out;
   EXPECT_NE(rows[1].find("Z  HTTP 503 from billing"), std::string::npos) << groups.out;

@@ -80,16 +80,18 @@ void RestApi::AddDeadLetterRoutes() {
             auto groups, engine_.dead_letters().ListFailureGroups(p.Get("tenant"),
                                                                   std::string(req.Query("queue"))));
         json items = json::array();
-        for (const auto& g : groups) {
-          items.push_back({{"id", g.group_id},
-                           {"signature", g.signature},
-                           {"origin", g.origin},
-                           {"reason", g.reason},
-                           {"count", g.count},
-                           {"firstSeen", FormatTime(g.first_seen)},
-                           {"lastSeen", FormatTime(g.last_seen)},
-                           {"origins", json::array({g.origin})},
-                           {"sampleIds", g.sample_ids}});
+        for (const auto& [g, diagnosis] : groups) {
+          items.push_back(
+              {{"id", g.group_id},
+               {"signature", g.signature},
+               {"origin", g.origin},
+               {"reason", g.reason},
+               {"count", g.count},
+               {"firstSeen", FormatTime(g.first_seen)},
+               {"lastSeen", FormatTime(g.last_seen)},
+               {"origins", json::array({g.origin})},
+               {"sampleIds", g.sample_ids},
+               {"diagnosis", diagnosis ? engine::DiagnosisToJson(*diagnosis) : json(nullptr)}});
         }
         return Json(200, {{"groups", items}});
       },

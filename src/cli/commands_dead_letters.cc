@@ -173,13 +173,18 @@ int DlqGroups(Context& ctx, const Flags& f) {
     ctx.PrintJson(r.value());
     return kExitOk;
   }
-  Table t({"group", "count", "origin", "reason", "last seen", "signature"});
+  Table t({"group", "count", "origin", "reason", "diagnosis", "last seen", "signature"});
   for (const auto& g : Items(r.value(), "groups")) {
+    // The kind only; --json (or the API) has the evidence.
+    std::string diagnosis = "-";
+    if (g.contains("diagnosis") && g["diagnosis"].is_object()) {
+      diagnosis = Text(g["diagnosis"], "kind", "-");
+    }
     // The signature is "origin | reason | normalised cause"; the first two have their columns.
     std::string signature = Text(g, "signature", "");
     std::string prefix = Text(g, "origin", "") + " | " + Text(g, "reason", "") + " | ";
     if (signature.rfind(prefix, 0) == 0) signature.erase(0, prefix.size());
-    t.AddRow({Text(g, "id"), Text(g, "count"), Text(g, "origin"), Text(g, "reason"),
+    t.AddRow({Text(g, "id"), Text(g, "count"), Text(g, "origin"), Text(g, "reason"), diagnosis,
               Text(g, "lastSeen"), Truncate(Printable(signature), kCauseWidth)});
   }
   if (t.rows() == 0) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/dead_letters.h"
+#include "engine/delivery_outcomes.h"
 #include "engine/messages.h"
 #include "engine/tenancy.h"
 
@@ -16,10 +17,12 @@ constexpr char kSweeperClaim[] = "sweeper";
 }  // namespace
 
 Background::Background(Messages& messages, DeadLetters& dead_letters, Tenancy& tenancy,
-                       Clock& clock, const EngineOptions& options, Coordinator& coordinator)
+                       DeliveryOutcomes& outcomes, Clock& clock, const EngineOptions& options,
+                       Coordinator& coordinator)
     : messages_(messages),
       dead_letters_(dead_letters),
       tenancy_(tenancy),
+      outcomes_(outcomes),
       clock_(clock),
       options_(options),
       coordinator_(coordinator) {
@@ -54,6 +57,8 @@ void Background::Stop() {
     coordinator_.Release(kSweeperClaim, coordinator_.node_id());
     tenancy_.FlushTokenUse(/*force=*/true);
   }
+  // Also when the threads never ran: what was counted is kept, whoever drove the engine.
+  FlushOutcomes(/*force=*/true);
 }
 
 Result<int64_t> Background::SweepOnce() {
@@ -62,6 +67,8 @@ Result<int64_t> Background::SweepOnce() {
   if (!coordinator_.Claim(kSweeperClaim, coordinator_.node_id(), ttl)) return 0;
   REDRIVE_ASSIGN_OR_RETURN(int64_t messages, messages_.SweepOnce());
   REDRIVE_ASSIGN_OR_RETURN(int64_t dead_letters, dead_letters_.SweepOnce());
+  REDRIVE_ASSIGN_OR_RETURN(int64_t outcomes, outcomes_.SweepOnce());
+  (void)outcomes;  // counts, not messages: they do not make the sweeper go round again
   return messages + dead_letters;
 }
 
@@ -72,11 +79,18 @@ void Background::SweeperLoop() {
     auto r = SweepOnce();
     if (!r.ok()) spdlog::error("sweeper: {}", r.status().ToString());
     tenancy_.FlushTokenUse();
+    FlushOutcomes(/*force=*/false);
     l.lock();
     // Under load a pass that did a full batch runs again at once.
     if (r.ok() && r.value() >= options_.sweep_batch) continue;
     clock_.WaitFor(cv_, l, options_.sweep_interval);
   }
+}
+
+void Background::FlushOutcomes(bool force) {
+  // Each node writes its own counts (they add up in the store), so no claim is needed.
+  Status st = outcomes_.Flush(force);
+  if (!st.ok()) spdlog::warn("writing the counts of delivery outcomes: {}", st.ToString());
 }
 
 void Background::JobRunnerLoop() {

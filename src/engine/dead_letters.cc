@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <set>
 
 #include "common/text.h"
 #include "engine/audit_log.h"
 #include "engine/dead_letter_doc.h"
+#include "engine/delivery_outcomes.h"
+#include "engine/failure_group.h"
 #include "engine/internal/cookie.h"
 #include "engine/internal/selector.h"
 #include "engine/tenancy.h"
@@ -371,6 +374,16 @@ Result<DeadLetterQueryResult> DeadLetters::QueryDeadLetters(const std::string& t
 }
 
 namespace {
+GroupFacts FactsOf(const store::FailureGroupRow& g) {
+  GroupFacts f;
+  f.origin = g.origin;
+  f.reason = g.reason;
+  f.cause = std::string(CauseOfSignature(g.signature, g.origin, g.reason));
+  f.first_seen = g.first_seen;
+  f.last_seen = g.last_seen;
+  return f;
+}
+
 Status CheckDeadLetterQueue(store::ControlStore& store, const std::string& tenant,
                             const std::string& dlq) {
   if (dlq.empty()) return Status::Ok();
@@ -382,11 +395,41 @@ Status CheckDeadLetterQueue(store::ControlStore& store, const std::string& tenan
 }
 }  // namespace
 
-Result<std::vector<store::FailureGroupRow>> DeadLetters::ListFailureGroups(
-    const std::string& tenant, const std::string& dlq) {
+Result<std::vector<FailureGroup>> DeadLetters::ListFailureGroups(const std::string& tenant,
+                                                                 const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
-  return control_.ListFailureGroups(tenant, dlq);
+  REDRIVE_ASSIGN_OR_RETURN(auto rows, control_.ListFailureGroups(tenant, dlq));
+  // Each origin's counts are read once, however many of its groups there are, from where the
+  // earliest of them needs them.
+  TimeMs kept_from = clock_.Now() - outcomes_.retention();
+  std::map<std::string, TimeMs> since;
+  for (const auto& row : rows) {
+    TimeMs from = std::max(kept_from, row.first_seen - kDiagnosisLookback);
+    auto [it, fresh] = since.emplace(row.origin, from);
+    if (!fresh) it->second = std::min(it->second, from);
+  }
+  std::map<std::string, std::vector<MinuteOutcomes>> series;
+  for (const auto& [origin, from] : since) {
+    REDRIVE_ASSIGN_OR_RETURN(series[origin], outcomes_.Series(tenant, origin, from));
+  }
+  std::vector<FailureGroup> out;
+  out.reserve(rows.size());
+  for (auto& row : rows) {
+    FailureGroup g;
+    g.row = std::move(row);
+    g.diagnosis = DiagnoseFailureGroup(FactsOf(g.row), series[g.row.origin]);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+Result<std::optional<Diagnosis>> DeadLetters::Diagnose(const std::string& tenant,
+                                                       const store::FailureGroupRow& group) {
+  TimeMs from =
+      std::max(clock_.Now() - outcomes_.retention(), group.first_seen - kDiagnosisLookback);
+  REDRIVE_ASSIGN_OR_RETURN(auto s, outcomes_.Series(tenant, group.origin, from));
+  return DiagnoseFailureGroup(FactsOf(group), s);
 }
 
 Result<store::DeadLetterStats> DeadLetters::GetDeadLetterStats(const std::string& tenant,
@@ -602,7 +645,7 @@ Result<ActionResult> DeadLetters::RerouteDeadLetters(const Principal& actor,
 
 DeadLetters::DeadLetters(store::ControlStore& control, Clock& clock, Random& random,
                          const EngineOptions& options, Queues& queues, Tenancy& tenancy,
-                         Coordinator& coordinator, AuditLog& audit)
+                         Coordinator& coordinator, AuditLog& audit, DeliveryOutcomes& outcomes)
     : control_(control),
       clock_(clock),
       random_(random),
@@ -610,7 +653,8 @@ DeadLetters::DeadLetters(store::ControlStore& control, Clock& clock, Random& ran
       queues_(queues),
       tenancy_(tenancy),
       coordinator_(coordinator),
-      audit_(audit) {}
+      audit_(audit),
+      outcomes_(outcomes) {}
 
 void DeadLetters::SetJobWaker(std::function<void()> wake) { wake_runner_ = std::move(wake); }
 

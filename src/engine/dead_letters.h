@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "common/token_bucket.h"
 #include "engine/coordination.h"
+#include "engine/diagnosis.h"
 #include "engine/model.h"
 #include "engine/queue_config.h"
 #include "engine/queues.h"
@@ -28,6 +29,7 @@
 namespace redrive::engine {
 
 class AuditLog;
+class DeliveryOutcomes;
 class Tenancy;
 
 inline constexpr int kMaxCanary = 100'000;
@@ -42,6 +44,13 @@ struct DeadLetterQuery {
   std::string total_policy;  // _totalPagedResultsPolicy: "", "EXACT" or "NONE"
   // Scope from the route: a dead-letter queue, an origin queue or a failure group.
   std::string dlq, origin, group;
+};
+
+// A failure group, with its diagnosis: what the counts of its origin's delivery outcomes say
+// went wrong (diagnosis.h); nullopt when they do not tell.
+struct FailureGroup {
+  store::FailureGroupRow row;
+  std::optional<Diagnosis> diagnosis;
 };
 
 struct DeadLetterQueryResult {
@@ -151,7 +160,7 @@ class DeadLetters {
  public:
   DeadLetters(store::ControlStore& control, Clock& clock, Random& random,
               const EngineOptions& options, Queues& queues, Tenancy& tenancy,
-              Coordinator& coordinator, AuditLog& audit);
+              Coordinator& coordinator, AuditLog& audit, DeliveryOutcomes& outcomes);
   DeadLetters(const DeadLetters&) = delete;
   DeadLetters& operator=(const DeadLetters&) = delete;
 
@@ -163,8 +172,16 @@ class DeadLetters {
   // the position of the error).
   Result<DeadLetterQueryResult> QueryDeadLetters(const std::string& tenant,
                                                  const DeadLetterQuery& query);
-  Result<std::vector<store::FailureGroupRow>> ListFailureGroups(const std::string& tenant,
-                                                                const std::string& dlq);
+  // Groups by failure group, largest first (at most 1000), each with its diagnosis. `dlq`
+  // empty = every dead-letter queue. Errors: kQueueNotFound (`dlq` is no dead-letter queue).
+  Result<std::vector<FailureGroup>> ListFailureGroups(const std::string& tenant,
+                                                      const std::string& dlq);
+  // The diagnosis of one group (as ListFailureGroups gives it) now, by the rules of
+  // diagnosis.h over the counts of the group's origin (DeliveryOutcomes::Series, from
+  // kDiagnosisLookback before its first dead letter, or as far back as they are kept);
+  // nullopt when they do not tell. For the digest and tickets.
+  Result<std::optional<Diagnosis>> Diagnose(const std::string& tenant,
+                                            const store::FailureGroupRow& group);
   Result<store::DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
                                                     const std::string& dlq);
   // Each action is atomic per message and idempotent: a dead letter already gone is skipped
@@ -279,6 +296,7 @@ class DeadLetters {
   Tenancy& tenancy_;
   Coordinator& coordinator_;
   AuditLog& audit_;
+  DeliveryOutcomes& outcomes_;
   std::function<void()> wake_runner_;
 
   std::mutex jobs_mu_;     // one job-runner pass at a time

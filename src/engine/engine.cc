@@ -19,6 +19,7 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
   store::MessageStore& message_port = store;
   store::ControlStore& control_port = store;
   audit_ = std::make_unique<AuditLog>(control_port, clock);
+  outcomes_ = std::make_unique<DeliveryOutcomes>(control_port, clock, options_);
   tenancy_ =
       std::make_unique<Tenancy>(control_port, clock, random, options_, *coordinator_, *audit_);
   queues_ = std::make_unique<Queues>(control_port, message_port, clock, *tenancy_, *coordinator_,
@@ -26,11 +27,11 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
   topics_ = std::make_unique<Topics>(control_port, clock, random, *tenancy_, *queues_,
                                      *coordinator_, *audit_);
   messages_ = std::make_unique<Messages>(message_port, clock, random, options_, *queues_, *tenancy_,
-                                         *coordinator_, counters_, *audit_);
+                                         *coordinator_, counters_, *audit_, *outcomes_);
   dead_letters_ = std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_,
-                                                *tenancy_, *coordinator_, *audit_);
-  background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, clock, options_,
-                                             *coordinator_);
+                                                *tenancy_, *coordinator_, *audit_, *outcomes_);
+  background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, *outcomes_,
+                                             clock, options_, *coordinator_);
   push_ = std::make_unique<PushDispatcher>(*messages_, *queues_, *topics_, *dead_letters_, clock,
                                            random, *coordinator_);
 }

@@ -22,6 +22,7 @@
 #include "engine/background.h"
 #include "engine/coordination.h"
 #include "engine/dead_letters.h"
+#include "engine/delivery_outcomes.h"
 #include "engine/messages.h"
 #include "engine/model.h"
 #include "engine/push_dispatcher.h"
@@ -54,6 +55,8 @@ class Engine {
   Background& background() { return *background_; }
   PushDispatcher& push() { return *push_; }
   Coordinator& coordinator() { return *coordinator_; }
+  // Counts of delivery outcomes per origin and minute (delivery_outcomes.h); tests flush them.
+  DeliveryOutcomes& outcomes() { return *outcomes_; }
 
   const EngineOptions& options() const { return options_; }
   const EngineCounters& counters() const { return counters_; }
@@ -67,6 +70,7 @@ class Engine {
   Coordinator* coordinator_;
   // In construction order; destroyed in reverse, so each outlives those that use it.
   std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<DeliveryOutcomes> outcomes_;
   std::unique_ptr<Tenancy> tenancy_;
   std::unique_ptr<Queues> queues_;
   std::unique_ptr<Topics> topics_;

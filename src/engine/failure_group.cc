@@ -137,4 +137,11 @@ FailureSignature SignatureOf(std::string_view origin, std::string_view reason,
   return sig;
 }
 
+std::string_view CauseOfSignature(std::string_view signature, std::string_view origin,
+                                  std::string_view reason) {
+  std::string prefix = std::string(origin) + " | " + std::string(reason) + " | ";
+  if (signature.substr(0, prefix.size()) == prefix) signature.remove_prefix(prefix.size());
+  return signature;
+}
+
 }  // namespace redrive::engine

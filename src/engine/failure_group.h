@@ -24,4 +24,9 @@ struct FailureSignature {
 FailureSignature SignatureOf(std::string_view origin, std::string_view reason,
                              std::string_view cause);
 
+// The normalized cause of a signature made by SignatureOf(origin, reason, ...): the text after
+// "origin | reason | ", or the whole signature when it does not start so.
+std::string_view CauseOfSignature(std::string_view signature, std::string_view origin,
+                                  std::string_view reason);
+
 }  // namespace redrive::engine

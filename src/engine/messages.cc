@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "common/text.h"
+#include "engine/delivery_outcomes.h"
 #include "engine/failure_group.h"
 #include "engine/retry_policy.h"
 #include "engine/tenancy.h"
@@ -104,7 +105,8 @@ Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
 
 Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
                    const EngineOptions& options, Queues& queues, Tenancy& tenancy,
-                   Coordinator& coordinator, EngineCounters& counters, AuditLog& audit)
+                   Coordinator& coordinator, EngineCounters& counters, AuditLog& audit,
+                   DeliveryOutcomes& outcomes)
     : store_(store),
       clock_(clock),
       random_(random),
@@ -113,7 +115,8 @@ Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
       tenancy_(tenancy),
       coordinator_(coordinator),
       counters_(counters),
-      audit_(audit) {
+      audit_(audit),
+      outcomes_(outcomes) {
   for (int i = 0; i < 2; ++i) wakers_.emplace_back([this] { WakerLoop(); });
   coordinator_.Subscribe(this);
 }
@@ -537,13 +540,16 @@ Result<std::vector<Status>> Messages::Ack(const std::string& tenant, const std::
   }
   if (!valid.empty()) {
     REDRIVE_ASSIGN_OR_RETURN(auto acked, store_.Ack(q->record.id, valid));
+    int64_t succeeded = 0;
     for (size_t k = 0; k < valid.size(); ++k) {
       if (acked[k]) {
-        ++counters_.acked;
+        ++succeeded;
       } else {
         out[index[k]] = LeaseLost();
       }
     }
+    counters_.acked += succeeded;
+    outcomes_.CountSucceeded(q->record.tenant, q->record.name, clock_.Now(), succeeded);
   }
   return out;
 }
@@ -589,6 +595,7 @@ Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std:
   std::vector<store::MessageRecord> messages;
   std::vector<store::FailureAction> actions;
   std::vector<size_t> index;
+  std::vector<bool> tls;  // the failure's cause is a TLS error (DeliveryOutcomes)
   messages.reserve(nacks.size());
   for (size_t i = 0; i < nacks.size(); ++i) {
     const auto& n = nacks[i];
@@ -604,6 +611,7 @@ Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std:
     attempt.duration_ms = n.duration_ms;
     attempt.response = n.response;
     std::string force = n.dead_letter ? kReasonRejected : n.force_reason;
+    tls.push_back(DeliveryOutcomes::IsTlsFailure(!n.error.empty() ? n.error : n.reason));
     actions.push_back(PlanFailure(*q, *msg, r, std::move(attempt), n.delay, force, n.retry_after));
     messages.push_back(std::move(*msg));
     index.push_back(i);
@@ -612,13 +620,17 @@ Result<std::vector<Status>> Messages::Nack(const std::string& tenant, const std:
   std::vector<const store::MessageRecord*> message_ptrs;
   for (const auto& m : messages) message_ptrs.push_back(&m);
   REDRIVE_ASSIGN_OR_RETURN(auto held, ApplyFailures(*q, message_ptrs, actions));
+  int64_t failed = 0, failed_tls = 0;
   for (size_t k = 0; k < actions.size(); ++k) {
     if (held[k]) {
-      ++counters_.nacked;
+      ++failed;
+      failed_tls += tls[k] ? 1 : 0;
     } else {
       out[index[k]] = LeaseLost();
     }
   }
+  counters_.nacked += failed;
+  outcomes_.CountFailed(q->record.tenant, q->record.name, now, failed, failed_tls);
   return out;
 }
 
@@ -710,10 +722,13 @@ Result<int64_t> Messages::SweepOnce() {
   auto apply = [&](std::map<int64_t, QueueBatch>& batches) -> Status {
     for (auto& [id, b] : batches) {
       REDRIVE_ASSIGN_OR_RETURN(auto held, ApplyFailures(*b.queue, b.messages, b.actions));
-      for (bool h : held) {
-        if (!h) continue;
-        ++done;
-        if (b.lease_timeouts) ++counters_.lease_timeouts;
+      int64_t applied = 0;
+      for (bool h : held) applied += h ? 1 : 0;
+      done += applied;
+      if (b.lease_timeouts) {
+        // A lease that ended is a failed delivery; an expired TTL is not a delivery at all.
+        counters_.lease_timeouts += applied;
+        outcomes_.CountFailed(b.queue->record.tenant, b.queue->record.name, now, applied, 0);
       }
     }
     return Status::Ok();

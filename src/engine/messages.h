@@ -34,6 +34,7 @@
 namespace redrive::engine {
 
 class AuditLog;
+class DeliveryOutcomes;
 class Tenancy;
 
 struct NewMessage {
@@ -138,7 +139,7 @@ class Messages : public CoordinationListener {
  public:
   Messages(store::MessageStore& store, Clock& clock, Random& random, const EngineOptions& options,
            Queues& queues, Tenancy& tenancy, Coordinator& coordinator, EngineCounters& counters,
-           AuditLog& audit);
+           AuditLog& audit, DeliveryOutcomes& outcomes);
   ~Messages() override;
   Messages(const Messages&) = delete;
   Messages& operator=(const Messages&) = delete;
@@ -337,6 +338,7 @@ class Messages : public CoordinationListener {
   Coordinator& coordinator_;
   EngineCounters& counters_;
   AuditLog& audit_;
+  DeliveryOutcomes& outcomes_;  // acks, nacks and ended leases are counted there
 
   // Long polls. Lock order: wait_mu_ before nothing else; callbacks run without it.
   std::mutex wait_mu_;

@@ -107,6 +107,7 @@ struct EngineOptions {
   std::string export_dir;
   DurationMs export_retention = 7 * 86'400'000LL;  // exports (jobs and files) are kept this long
   int export_step = 20'000;                        // dead letters written per runner pass
+  DurationMs outcome_flush = 10'000;  // how often counts of delivery outcomes are written
 };
 
 struct AuditQuery {

@@ -76,7 +76,7 @@ class PushTest : public EngineFixture {
                           "backoff": {"initial": "1s", "max": "1m", "jitter": 0}})") {
     QueueConfig c;
     auto push = nlohmann::json::parse(push_json);
-    push["url"] = endpoint_.url("/hooks/" + name);
+    if (!push.contains("url")) push["url"] = endpoint_.url("/hooks/" + name);
     nlohmann::json attrs = {{"push", push}, {"retryPolicy", nlohmann::json::parse(retry_json)}};
     Status applied = ApplyQueueConfigJson(attrs, &c);
     EXPECT_TRUE(applied.ok()) << applied.ToString();
@@ -292,6 +292,40 @@ TEST_F(PushTest, TestSendReachesTheEndpointWhateverItsState) {
   EXPECT_EQ(got[0].headers.at("webhook-signature"),
             PythonSign(got[0].headers.at("webhook-id"), got[0].headers.at("webhook-timestamp"),
                        got[0].body, sub.config.push->secrets[0].secret));
+}
+
+TEST_F(PushTest, AnUntrustedCertificateMakesAGroupDiagnosedAsTls) {
+  // Its own CA, which nothing trusts: every delivery fails in the TLS handshake.
+  TestEndpoint secure(push::testing::MakeTestCertificates());
+  std::string error;
+  ASSERT_TRUE(secure.Start(&error)) << error;
+  Subscribe("billing", "{}");
+  Subscribe("ledger", nlohmann::json{{"url", secure.url("/hooks/ledger")}}.dump(),
+            R"({"maxDeliveries": 1})");
+  TimeMs minute = clock_.Now() / kOutcomeMinute * kOutcomeMinute;
+  Publish(3);
+  ASSERT_TRUE(WaitFor([&] { return Depth("ledger").dead_lettered == 3; }));
+  ASSERT_TRUE(WaitFor([&] { return Depth("billing").leased + Depth("billing").ready == 0; }));
+
+  auto groups = engine_->dead_letters().ListFailureGroups("acme", "").value();
+  ASSERT_EQ(groups.size(), 1u);
+  const FailureGroup& g = groups[0];
+  EXPECT_EQ(g.row.origin, "orders:ledger");
+  EXPECT_NE(g.row.signature.find("| tls: "), std::string::npos) << g.row.signature;
+  ASSERT_TRUE(g.diagnosis.has_value());
+  EXPECT_EQ(g.diagnosis->kind, DiagnosisKind::kTls);
+  EXPECT_EQ(g.diagnosis->since, minute);
+  EXPECT_EQ(g.diagnosis->failed, 3);     // the subscription's own counts: TLS failures...
+  EXPECT_EQ(g.diagnosis->succeeded, 0);  // ... and no success, whatever billing did
+  EXPECT_EQ(g.diagnosis->recovered_at, 0);
+  // The counts were those of the push dispatcher's acks and nacks.
+  auto billing = engine_->outcomes().Series("acme", "orders:billing", 0).value();
+  ASSERT_EQ(billing.size(), 1u);
+  EXPECT_EQ(billing[0].succeeded, 3);
+  EXPECT_EQ(billing[0].failed, 0);
+  auto ledger = engine_->outcomes().Series("acme", "orders:ledger", 0).value();
+  ASSERT_EQ(ledger.size(), 1u);
+  EXPECT_EQ(ledger[0].failed_tls, 3);
 }
 
 }  // namespace

@@ -105,10 +105,11 @@ TEST_F(WorkbenchTest, FailureGroupsSeparateOutagesFromMappingBugs) {
   DeadLetter("orders", {"e", "f"}, "field 'email' of 'jdoe' is invalid");
   auto groups = engine_->dead_letters().ListFailureGroups("acme", "").value();
   ASSERT_EQ(groups.size(), 2u);
-  EXPECT_EQ(groups[0].count, 4);
-  EXPECT_NE(groups[0].signature.find("HTTP 503"), std::string::npos);
-  EXPECT_EQ(groups[1].count, 2);
-  EXPECT_EQ(groups[1].signature, "orders | max-deliveries | field '<str>' of '<str>' is invalid");
+  EXPECT_EQ(groups[0].row.count, 4);
+  EXPECT_NE(groups[0].row.signature.find("HTTP 503"), std::string::npos);
+  EXPECT_EQ(groups[1].row.count, 2);
+  EXPECT_EQ(groups[1].row.signature,
+            "orders | max-deliveries | field '<str>' of '<str>' is invalid");
   auto stats = engine_->dead_letters().GetDeadLetterStats("acme", "").value();
   EXPECT_EQ(stats.total, 6);
   ASSERT_EQ(stats.by_group.size(), 2u);

@@ -147,6 +147,19 @@ struct FailureGroupRow {
   std::vector<std::string> sample_ids;
 };
 
+// The outcomes of the deliveries from one origin queue in one minute: how many succeeded
+// (acks) and failed (nacks, ended leases, push failures), and how many of those failures had a
+// TLS or certificate error as their cause. What counts as which is the engine's rule; the store
+// keeps the numbers (DeliveryOutcomes in engine/delivery_outcomes.h).
+struct DeliveryOutcomeRow {
+  std::string tenant;
+  std::string origin;  // the queue name (a subscription's queue: "<topic>:<subscription>")
+  TimeMs minute = 0;   // the start of the minute, in ms since the epoch
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t failed_tls = 0;  // of `failed`
+};
+
 struct CountRow {
   std::string key;
   int64_t count = 0;
@@ -216,10 +229,10 @@ class ControlStore {
   // Errors: none beyond the store's own; an unknown tenant has zero usage.
   virtual Result<TenantUsage> GetTenantUsage(const std::string& tenant) = 0;
   // Deletes the tenant and everything it owns: tokens, queues, messages, dead letters, jobs,
-  // audit entries, quotas. With `only_if_empty`, refuses (kNotEmpty, nothing changed) while it
-  // has any queue. The tenant is marked `deleting` and loses its tokens in the first
-  // transaction; the rest goes in bounded transactions, and the tenant row last, so a deletion
-  // cut short by a crash leaves a `deleting` tenant that calling this again finishes.
+  // audit entries, delivery outcome counts, quotas. With `only_if_empty`, refuses (kNotEmpty,
+  // nothing changed) while it has any queue. The tenant is marked `deleting` and loses its tokens
+  // in the first transaction; the rest goes in bounded transactions, and the tenant row last, so a
+  // deletion cut short by a crash leaves a `deleting` tenant that calling this again finishes.
   virtual Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant,
                                                    bool only_if_empty) = 0;
 
@@ -293,6 +306,21 @@ class ControlStore {
                                                       TimeMs now) = 0;
   // The sweeper's: deletes dead letters past their retention, oldest first; returns how many.
   virtual Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) = 0;
+
+  // --- delivery outcomes (counts per origin and minute, behind failure-group diagnosis)
+  // Adds each row's three counts to those stored for its (tenant, origin, minute), making the
+  // row when there is none; all rows in one transaction. Rows may repeat a key (their counts
+  // add up). Several nodes each add their own counts, so nothing is ever overwritten.
+  virtual Status AddDeliveryOutcomes(const std::vector<DeliveryOutcomeRow>& rows) = 0;
+  // The counts of one origin with since <= minute < until, in minute order, one row per minute
+  // (minutes with nothing counted have no row).
+  virtual Result<std::vector<DeliveryOutcomeRow>> ListDeliveryOutcomes(const std::string& tenant,
+                                                                       const std::string& origin,
+                                                                       TimeMs since,
+                                                                       TimeMs until) = 0;
+  // The sweeper's: deletes counts of minutes before `before` (every tenant), at most `limit`
+  // rows, oldest first; returns how many.
+  virtual Result<int64_t> DeleteDeliveryOutcomes(TimeMs before, int limit) = 0;
 
   // --- audit
   virtual Status AppendAudit(const AuditRecord& record) = 0;

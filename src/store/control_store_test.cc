@@ -467,6 +467,10 @@ TEST_P(StoreTest, DeletingATenantRemovesEverythingItOwnsAndNothingElse) {
   ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
   ASSERT_TRUE(store_->CreateToken({"tok_b", "beta", "ci", "hb", {"publish"}, kNow, 0}).ok());
   ASSERT_TRUE(store_->AppendAudit({0, "beta", kNow, "tok_b", "x", "{}"}).ok());
+  ASSERT_TRUE(store_
+                  ->AddDeliveryOutcomes(
+                      {{"acme", "orders", kNow, 1, 1, 0}, {"beta", "orders", kNow, 2, 0, 0}})
+                  .ok());
 
   EXPECT_EQ(store_->DeleteTenant("acme", true).value(), DeleteTenantOutcome::kNotEmpty);
   EXPECT_FALSE(store_->GetTenant("acme").value()->deleting) << "a refusal changes nothing";
@@ -481,13 +485,60 @@ TEST_P(StoreTest, DeletingATenantRemovesEverythingItOwnsAndNothingElse) {
   EXPECT_TRUE(store_->ListAudit("acme", 0, 10).value().empty());
   EXPECT_FALSE(store_->GetMessage(queue_id_, m.seq + 1).value().has_value());
   EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 0);
+  EXPECT_TRUE(store_->ListDeliveryOutcomes("acme", "orders", 0, kNow + 1).value().empty());
   // beta is untouched; an empty tenant goes without force.
   EXPECT_TRUE(store_->FindTokenByHash("hb").value().has_value());
   EXPECT_EQ(store_->ListAudit("beta", 0, 10).value().size(), 1u);
+  EXPECT_EQ(store_->ListDeliveryOutcomes("beta", "orders", 0, kNow + 1).value().size(), 1u);
   EXPECT_EQ(store_->DeleteTenant("beta", true).value(), DeleteTenantOutcome::kDeleted);
   // The name is free again, and a new tenant of that name starts empty.
   ASSERT_TRUE(store_->CreateTenant({"acme", kNow}).ok());
   EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 0);
+}
+
+TEST_P(StoreTest, DeliveryOutcomesAddUpPerOriginAndMinuteAndExpireOldestFirst) {
+  constexpr TimeMs kM0 = 1'700'000'040'000, kM1 = kM0 + 60'000, kM2 = kM0 + 120'000;
+  auto list = [&](const std::string& tenant, const std::string& origin, TimeMs since,
+                  TimeMs until) {
+    auto rows = store_->ListDeliveryOutcomes(tenant, origin, since, until);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    std::vector<std::vector<int64_t>> out;
+    for (const auto& r : rows.value()) {
+      EXPECT_EQ(r.tenant, tenant);
+      EXPECT_EQ(r.origin, origin);
+      out.push_back({r.minute, r.succeeded, r.failed, r.failed_tls});
+    }
+    return out;
+  };
+  using V = std::vector<std::vector<int64_t>>;
+  // A key repeated within one call adds up too.
+  ASSERT_TRUE(store_
+                  ->AddDeliveryOutcomes({{"acme", "orders", kM1, 0, 2, 2},
+                                         {"acme", "orders", kM0, 1, 0, 0},
+                                         {"acme", "orders", kM0, 2, 3, 1},
+                                         {"acme", "topic:hook", kM0, 5, 0, 0},
+                                         {"beta", "orders", kM0, 7, 7, 7}})
+                  .ok());
+  EXPECT_EQ(list("acme", "orders", 0, kM2), (V{{kM0, 3, 3, 1}, {kM1, 0, 2, 2}}));
+  // Another node's flush (or a later one) adds to the stored counts, never overwrites them.
+  ASSERT_TRUE(store_->AddDeliveryOutcomes({{"acme", "orders", kM0, 1, 1, 0}}).ok());
+  ASSERT_TRUE(store_->AddDeliveryOutcomes({}).ok());
+  EXPECT_EQ(list("acme", "orders", 0, kM2), (V{{kM0, 4, 4, 1}, {kM1, 0, 2, 2}}));
+  // since inclusive, until exclusive; origins and tenants apart.
+  EXPECT_EQ(list("acme", "orders", kM1, kM2), (V{{kM1, 0, 2, 2}}));
+  EXPECT_EQ(list("acme", "orders", 0, kM1), (V{{kM0, 4, 4, 1}}));
+  EXPECT_EQ(list("acme", "topic:hook", 0, kM2), (V{{kM0, 5, 0, 0}}));
+  EXPECT_EQ(list("acme", "billing", 0, kM2), V{});
+  // Durable.
+  Reopen();
+  EXPECT_EQ(list("acme", "orders", 0, kM2), (V{{kM0, 4, 4, 1}, {kM1, 0, 2, 2}}));
+  // Retention: minutes before the bound go, at most `limit` a call, whatever the tenant.
+  EXPECT_EQ(store_->DeleteDeliveryOutcomes(kM1, 2).value(), 2);
+  EXPECT_EQ(store_->DeleteDeliveryOutcomes(kM1, 2).value(), 1);
+  EXPECT_EQ(store_->DeleteDeliveryOutcomes(kM1, 2).value(), 0);
+  EXPECT_EQ(list("acme", "orders", 0, kM2), (V{{kM1, 0, 2, 2}}));
+  EXPECT_EQ(list("acme", "topic:hook", 0, kM2), V{});
+  EXPECT_EQ(list("beta", "orders", 0, kM2), V{});
 }
 
 // Instantiated over every backend in message_store_test.cc, with the tests there: one fixture,

@@ -611,6 +611,70 @@ Result<int64_t> SqliteStore::DeleteRetainedDeadLetters(TimeMs now, int limit) {
   return n;
 }
 
+Status SqliteStore::AddDeliveryOutcomes(const std::vector<DeliveryOutcomeRow>& rows) {
+  if (rows.empty()) return Status::Ok();
+  return Write([&](Db& db) {
+    for (const auto& r : rows) {
+      REDRIVE_ASSIGN_OR_RETURN(
+          auto s, db.Prepare("INSERT INTO delivery_outcomes(tenant, origin, minute, succeeded, "
+                             "failed, failed_tls) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+                             "ON CONFLICT(tenant, origin, minute) DO UPDATE SET "
+                             "succeeded = succeeded + excluded.succeeded, "
+                             "failed = failed + excluded.failed, "
+                             "failed_tls = failed_tls + excluded.failed_tls"));
+      s.Bind(1, r.tenant)
+          .Bind(2, r.origin)
+          .Bind(3, r.minute)
+          .Bind(4, r.succeeded)
+          .Bind(5, r.failed)
+          .Bind(6, r.failed_tls);
+      REDRIVE_RETURN_IF_ERROR(s.Run());
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<DeliveryOutcomeRow>> SqliteStore::ListDeliveryOutcomes(const std::string& tenant,
+                                                                          const std::string& origin,
+                                                                          TimeMs since,
+                                                                          TimeMs until) {
+  std::vector<DeliveryOutcomeRow> out;
+  REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT minute, succeeded, failed, failed_tls FROM delivery_outcomes "
+                           "WHERE tenant = ?1 AND origin = ?2 AND minute >= ?3 AND minute < ?4 "
+                           "ORDER BY minute"));
+    s.Bind(1, tenant).Bind(2, origin).Bind(3, since).Bind(4, until);
+    while (s.Step() == SQLITE_ROW) {
+      DeliveryOutcomeRow r;
+      r.tenant = tenant;
+      r.origin = origin;
+      r.minute = s.Int(0);
+      r.succeeded = s.Int(1);
+      r.failed = s.Int(2);
+      r.failed_tls = s.Int(3);
+      out.push_back(std::move(r));
+    }
+    return s.Error();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::DeleteDeliveryOutcomes(TimeMs before, int limit) {
+  int64_t n = 0;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("DELETE FROM delivery_outcomes WHERE (tenant, origin, minute) IN "
+                           "(SELECT tenant, origin, minute FROM delivery_outcomes WHERE "
+                           "minute < ?1 ORDER BY minute LIMIT ?2)"));
+    s.Bind(1, before).Bind(2, int64_t{limit});
+    REDRIVE_RETURN_IF_ERROR(s.Run());
+    n = s.Changes();
+    return Status::Ok();
+  }));
+  return n;
+}
+
 Status SqliteStore::AppendAudit(const AuditRecord& r) {
   return Write([&](Db& db) {
     REDRIVE_ASSIGN_OR_RETURN(

@@ -207,6 +207,18 @@ CREATE INDEX IF NOT EXISTS topic_deliveries_copy ON topic_deliveries(copy_id);
 CREATE TRIGGER IF NOT EXISTS topic_event_out AFTER DELETE ON topic_events BEGIN
   DELETE FROM topic_deliveries WHERE event_seq = OLD.seq;
 END;
+-- Delivery outcomes: per origin queue and minute, the deliveries that succeeded and failed
+-- (and of those, with a TLS cause), added to by each node's periodic flush, read to diagnose
+-- failure groups. A new table needs no migration: IF NOT EXISTS makes it in any older file.
+CREATE TABLE IF NOT EXISTS delivery_outcomes(
+  tenant TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  succeeded INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  failed_tls INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(tenant, origin, minute)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivery_outcomes_minute ON delivery_outcomes(minute);
 )sql";
 
 // From schema version 2: the tables as version 3 has them (a snapshot: later versions migrate

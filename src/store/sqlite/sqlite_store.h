@@ -99,6 +99,11 @@ class SqliteStore : public Store {
                                               const std::vector<RedriveItem>& items,
                                               TimeMs now) override;
   Result<int64_t> DeleteRetainedDeadLetters(TimeMs now, int limit) override;
+  Status AddDeliveryOutcomes(const std::vector<DeliveryOutcomeRow>& rows) override;
+  Result<std::vector<DeliveryOutcomeRow>> ListDeliveryOutcomes(const std::string& tenant,
+                                                               const std::string& origin,
+                                                               TimeMs since, TimeMs until) override;
+  Result<int64_t> DeleteDeliveryOutcomes(TimeMs before, int limit) override;
 
   Status AppendAudit(const AuditRecord& record) override;
   Result<std::vector<AuditRecord>> ListAudit(const std::string& tenant, int64_t after_seq,

@@ -262,6 +262,11 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
       "DELETE FROM topic_events WHERE seq IN (SELECT seq FROM topic_events WHERE tenant = ?1 "
       "LIMIT ?2)",
       tenant));
+  REDRIVE_RETURN_IF_ERROR(DeleteInChunks(
+      write,
+      "DELETE FROM delivery_outcomes WHERE (tenant, origin, minute) IN (SELECT tenant, origin, "
+      "minute FROM delivery_outcomes WHERE tenant = ?1 LIMIT ?2)",
+      tenant));
 
   // Last: whatever arrived meanwhile (requests already past authentication), then the rows
   // that name the tenant.
@@ -272,6 +277,7 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         "DELETE FROM dead_letters WHERE tenant = ?1",
         "DELETE FROM audit WHERE tenant = ?1",
         "DELETE FROM topic_events WHERE tenant = ?1",
+        "DELETE FROM delivery_outcomes WHERE tenant = ?1",
         "DELETE FROM jobs WHERE tenant = ?1",
         "DELETE FROM tokens WHERE tenant = ?1",
         "DELETE FROM queues WHERE tenant = ?1",
