@@ -7,7 +7,7 @@ packages=(
   g++ make cmake ninja-build pkg-config ccache
   libsqlite3-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libcli11-dev
   libtomlplusplus-dev liblua5.4-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev
-  libpq-dev librabbitmq-dev zlib1g-dev jq
+  libpq-dev librabbitmq-dev zlib1g-dev jq python3-aiosmtpd
   libgtest-dev
   clang-format curl ca-certificates sqlite3 procps python3
 )

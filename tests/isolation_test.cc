@@ -97,6 +97,7 @@ struct Fixture {
   std::string group;
   std::string job;        // waits in its canary phase for a day: running, and stays so
   std::string export_id;  // a completed export of the dead letters
+  std::string ticket;     // an answered ticket (its one dead letter discarded)
   // Strings only the owner may ever see in an answer.
   std::vector<std::string> secrets;
 };
@@ -134,6 +135,24 @@ Fixture BuildFixture(const std::string& url, HttpClient& op, const std::string& 
   CreateQueue(op, tenant, f.retry_queue, to_dlq);
   CreateQueue(op, tenant, tenant + "-secret-hidden-queue", to_dlq);
   f.secrets.push_back(tenant + "-secret-hidden-queue");
+
+  // A ticket, answered at once: its one dead letter is discarded again.
+  MustJson(own.Send("PUT", base + "/notifications", json{{"channels", {{{"type", "log"}}}}}.dump(),
+                    "application/json"),
+           200, "notifications");
+  const std::string hidden = base + "/queues/" + tenant + "-secret-hidden-queue";
+  MustJson(own.Post(hidden + "/messages", {{"messages", {{{"body", "ticketed"}}}}}), 201,
+           "publish");
+  json ticketed =
+      MustJson(own.Post(hidden + "/receive", {{"maxMessages", 1}}), 200, "receive")["messages"];
+  if (ticketed.size() != 1) throw std::runtime_error("fixture: received " + ticketed.dump());
+  MustJson(own.Post(hidden + "/nack",
+                    {{"nacks", {{{"receipt", ticketed[0]["receipt"]}, {"deadLetter", true}}}}}),
+           200, "nack");
+  f.ticket = MustJson(own.Post(base + "/digest", json::object()), 201, "digest")["ticket"]["id"];
+  f.secrets.push_back(f.ticket);
+  MustJson(own.Post(base + "/tickets/" + f.ticket + "/answer", {{"action", "discard"}}), 200,
+           "ticket answer");
 
   json batch = json::array();
   for (int i = 0; i < 5; ++i) {
@@ -253,6 +272,8 @@ std::string FillPattern(const api::RouteInfo& route, const Fixture& f, std::stri
                                                                      : f.subscription;
       } else if (name == "export") {
         value = f.export_id;
+      } else if (name == "ticket") {
+        value = f.ticket;
       } else if (name == "job") {
         value = f.job;
       } else if (name == "token" && previous == "tokens") {
@@ -326,6 +347,12 @@ Recipe RecipeFor(const api::RouteInfo& route, const Fixture& f) {
   // The fixture's export is completed; one the walk started may still be processing.
   if (n == "export_cancel") r.control_codes = {"job-state-conflict"};
   if (n == "export_start") r.control_codes = {"export-active"};
+  if (n == "notifications_set") r.body = {{"channels", {{{"type", "log"}}}}};
+  // The fixture's ticket is answered: the refusal proves the route found it.
+  if (n == "ticket_answer") {
+    r.body = {{"action", "retry"}};
+    r.control_codes = {"ticket-closed"};
+  }
   if (r.body.is_null() && route.method != "GET" && route.method != "DELETE") {
     r.body = json::object();
   }
@@ -389,6 +416,8 @@ json Snapshot(HttpClient& op, const std::string& tenant,
   json export_ids = json::array();
   for (const auto& e : s["exports"]["exports"]) export_ids.push_back(e["id"]);
   s["exports"] = export_ids;
+  get("tickets", base + "/tickets?_pageSize=1000");
+  get("notifications", base + "/notifications");
   get("tokens", base + "/tokens");
   get("audit", base + "/audit?_pageSize=1000");
   // Server-wide state a tenant token must not reach either.

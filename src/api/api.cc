@@ -127,6 +127,7 @@ RestApi::RestApi(engine::Engine& engine) : engine_(engine) {
   AddDeadLetterRoutes();
   AddJobRoutes();
   AddExportRoutes();
+  AddTicketRoutes();
   AddAuditRoutes();
 }
 

@@ -94,6 +94,7 @@ class RestApi {
   void AddDeadLetterRoutes();  // the dead-letter workbench: browse and actions
   void AddJobRoutes();         // redrive jobs
   void AddExportRoutes();      // export jobs
+  void AddTicketRoutes();      // notification settings, the digest, tickets, answer links
   void AddAuditRoutes();       // a tenant's audit log
   // The common end of every routed request: Retry-After, the latency histogram, the answer.
   void Finish(const Route& route, std::chrono::steady_clock::time_point start,

@@ -47,7 +47,8 @@ Result<engine::JobSpec> JobSpecFromJson(const json& body) {
 
 json JobJson(const engine::JobInfo& j) {
   json spec = {
-      {"deadLetterQueue", j.spec.dlq},
+      {"deadLetterQueue", j.spec.dlq.empty() ? json(nullptr) : json(j.spec.dlq)},
+      {"ticket", j.spec.ticket.empty() ? json(nullptr) : json(j.spec.ticket)},
       {"filter", j.spec.filter.empty() ? json(nullptr) : json(j.spec.filter)},
       {"group", j.spec.group.empty() ? json(nullptr) : json(j.spec.group)},
       {"since", j.spec.since ? json(FormatTime(*j.spec.since)) : json(nullptr)},

@@ -82,6 +82,10 @@ CallResult<json> Client::Patch(const std::string& path, const json& body, long t
   return Call("PATCH", path, body, timeout_ms);
 }
 
+CallResult<json> Client::Put(const std::string& path, const json& body, long timeout_ms) {
+  return Call("PUT", path, body, timeout_ms);
+}
+
 CallResult<json> Client::Delete(const std::string& path, long timeout_ms) {
   return Call("DELETE", path, std::nullopt, timeout_ms);
 }

@@ -88,6 +88,8 @@ class Client {
                         long timeout_ms = kDefaultTimeoutMs);
   CallResult<json> Patch(const std::string& path, const json& body,
                          long timeout_ms = kDefaultTimeoutMs);
+  CallResult<json> Put(const std::string& path, const json& body,
+                       long timeout_ms = kDefaultTimeoutMs);
   CallResult<json> Delete(const std::string& path, long timeout_ms = kDefaultTimeoutMs);
 
   // Streams the body of GET `path` into `out` from byte `offset` on (a Range request when

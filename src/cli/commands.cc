@@ -45,6 +45,7 @@ ClientCommands::ClientCommands(CLI::App& app) : flags_(std::make_unique<Flags>()
   AddDeadLetterCommands(app, f, add_leaf);
   AddJobCommands(app, f, add_leaf);
   AddExportCommands(app, f, add_leaf);
+  AddTicketCommands(app, f, add_leaf);
   AddAuditCommands(app, f, add_leaf);
 }
 

@@ -102,6 +102,7 @@ struct ClientCommands::Flags {
   std::string id;  // a dead letter or a job
   // dead letters: actions
   std::string to;
+  std::string action;  // ticket answer
   bool yes = false;
   // redrive jobs
   double rate = -1;  // < 0: not given
@@ -156,6 +157,7 @@ void AddDeadLetterCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 void AddJobCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 // export
 void AddExportCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
+void AddTicketCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 // audit
 void AddAuditCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf);
 

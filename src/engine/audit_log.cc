@@ -34,6 +34,7 @@ void AuditLog::Write(const std::string& tenant, const std::string& actor, const 
   store::AuditRecord r{0, tenant, clock_.Now(), actor, action, detail.dump()};
   Status st = control_.AppendAudit(r);
   if (!st.ok()) spdlog::error("audit {} {}: {}", tenant, action, st.ToString());
+  if (observer_) observer_(r);
 }
 
 json AuditLog::Changes(const json& before, const json& after) {

@@ -7,6 +7,7 @@
 #include "engine/dead_letters.h"
 #include "engine/delivery_outcomes.h"
 #include "engine/messages.h"
+#include "engine/notifications.h"
 #include "engine/tenancy.h"
 
 namespace redrive::engine {
@@ -17,12 +18,13 @@ constexpr char kSweeperClaim[] = "sweeper";
 }  // namespace
 
 Background::Background(Messages& messages, DeadLetters& dead_letters, Tenancy& tenancy,
-                       DeliveryOutcomes& outcomes, Clock& clock, const EngineOptions& options,
-                       Coordinator& coordinator)
+                       DeliveryOutcomes& outcomes, Notifications& notifications, Clock& clock,
+                       const EngineOptions& options, Coordinator& coordinator)
     : messages_(messages),
       dead_letters_(dead_letters),
       tenancy_(tenancy),
       outcomes_(outcomes),
+      notifications_(notifications),
       clock_(clock),
       options_(options),
       coordinator_(coordinator) {
@@ -69,6 +71,9 @@ Result<int64_t> Background::SweepOnce() {
   REDRIVE_ASSIGN_OR_RETURN(int64_t dead_letters, dead_letters_.SweepOnce());
   REDRIVE_ASSIGN_OR_RETURN(int64_t outcomes, outcomes_.SweepOnce());
   (void)outcomes;  // counts, not messages: they do not make the sweeper go round again
+  // Digests, ticket expiry and alerts: their failures are logged, and do not stop the sweeper.
+  Status notified = notifications_.RunOnce();
+  if (!notified.ok()) spdlog::error("notifications: {}", notified.ToString());
   return messages + dead_letters;
 }
 

@@ -22,13 +22,14 @@ namespace redrive::engine {
 class DeadLetters;
 class DeliveryOutcomes;
 class Messages;
+class Notifications;
 class Tenancy;
 
 class Background {
  public:
   Background(Messages& messages, DeadLetters& dead_letters, Tenancy& tenancy,
-             DeliveryOutcomes& outcomes, Clock& clock, const EngineOptions& options,
-             Coordinator& coordinator);
+             DeliveryOutcomes& outcomes, Notifications& notifications, Clock& clock,
+             const EngineOptions& options, Coordinator& coordinator);
   ~Background();  // Stop()
   Background(const Background&) = delete;
   Background& operator=(const Background&) = delete;
@@ -41,7 +42,8 @@ class Background {
 
   // One pass of the sweeper, if this node holds (or takes) the sweeper's claim: expired leases,
   // TTL expiry, retention of messages and dead letters, expired idempotency keys, old jobs,
-  // counts of delivery outcomes past their retention.
+  // counts of delivery outcomes past their retention; the notifications' scheduler (digests,
+  // ticket expiry, alerts).
   // Returns how much it did (0 when another node holds the claim).
   Result<int64_t> SweepOnce();
 
@@ -56,6 +58,7 @@ class Background {
   DeadLetters& dead_letters_;
   Tenancy& tenancy_;
   DeliveryOutcomes& outcomes_;
+  Notifications& notifications_;
   Clock& clock_;
   const EngineOptions& options_;
   Coordinator& coordinator_;

@@ -148,6 +148,7 @@ json TargetJson(const DeadLetterTarget& t) {
   if (!t.ids.empty()) j["ids"] = t.ids.size() <= 20 ? json(t.ids) : json(t.ids.size());
   if (!t.filter.empty()) j["filter"] = t.filter;
   if (!t.group.empty()) j["group"] = t.group;
+  if (!t.ticket.empty()) j["ticket"] = t.ticket;
   if (!t.dlq.empty()) j["deadLetterQueue"] = t.dlq;
   if (t.since) j["since"] = FormatTime(*t.since);
   if (t.until) j["until"] = FormatTime(*t.until);
@@ -155,6 +156,11 @@ json TargetJson(const DeadLetterTarget& t) {
 }
 
 }  // namespace
+
+json DeadLetters::RedactedDocument(const DeadLetterRecord& d) {
+  // TODO(privacy): apply the origin queue's redaction rules.
+  return DeadLetterDocument(d);
+}
 
 Result<std::shared_ptr<const DeadLetters::Selector>> DeadLetters::Compile(
     const std::string& tenant, const DeadLetterTarget& t) {
@@ -166,7 +172,7 @@ Result<std::shared_ptr<const DeadLetters::Selector>> DeadLetters::Compile(
       return Status(ErrorCode::kBatchTooLarge,
                     "at most " + std::to_string(kMaxIds) + " ids per call; use a filter");
     }
-    if (!t.filter.empty() || !t.group.empty()) {
+    if (!t.filter.empty() || !t.group.empty() || !t.ticket.empty()) {
       return Status(ErrorCode::kInvalidArgument, "give ids, or a filter and/or a group, not both");
     }
     // Each id once, in the order given; the dead-letter queue and time window still apply.
@@ -203,6 +209,7 @@ Result<std::shared_ptr<const DeadLetters::Selector>> DeadLetters::Compile(
     if (!sel->scan.dlq.empty() && sel->scan.dlq != t.dlq) sel->covered = false;
     sel->scan.dlq = t.dlq;
   }
+  sel->scan.ticket = t.ticket;
   if (t.since) sel->scan.since = std::max(sel->scan.since, *t.since);
   if (t.until) sel->scan.until = sel->scan.until ? std::min(sel->scan.until, *t.until) : *t.until;
   return std::shared_ptr<const Selector>(sel);
@@ -436,14 +443,15 @@ Result<store::DeadLetterStats> DeadLetters::GetDeadLetterStats(const std::string
                                                                const std::string& dlq) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
-  return control_.GetDeadLetterStats(tenant, dlq);
+  return control_.GetDeadLetterStats(tenant, dlq, "");
 }
 
 Result<ActionResult> DeadLetters::DeleteDeadLetters(const Principal& actor,
                                                     const std::string& tenant,
                                                     const DeadLetterTarget& target) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
-  if (target.ids.empty() && target.filter.empty() && target.group.empty()) {
+  if (target.ids.empty() && target.filter.empty() && target.group.empty() &&
+      target.ticket.empty()) {
     return Status(ErrorCode::kInvalidArgument,
                   "say which dead letters: ids, a filter or a group (purge empties a queue)");
   }
@@ -583,7 +591,8 @@ Result<ActionResult> DeadLetters::MoveDeadLetters(const Principal& actor, const 
                                                   const std::string& destination,
                                                   const char* action) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
-  if (target.ids.empty() && target.filter.empty() && target.group.empty()) {
+  if (target.ids.empty() && target.filter.empty() && target.group.empty() &&
+      target.ticket.empty()) {
     return Status(ErrorCode::kInvalidArgument, "say which dead letters: ids, a filter or a group");
   }
   if (!destination.empty()) {

@@ -65,6 +65,7 @@ struct DeadLetterTarget {
   std::vector<std::string> ids;
   std::string filter;
   std::string group;
+  std::string ticket;  // the dead letters a ticket lists (notifications.h)
   std::string dlq;
   std::optional<TimeMs> since, until;  // dead-lettered at, since inclusive, until exclusive
 };
@@ -116,7 +117,11 @@ struct ActionResult {
 };
 
 struct JobSpec {
+  // The dead-letter queue the job takes from; with `ticket` set, empty = every one.
   std::string dlq = kDefaultDeadLetterQueue;
+  // Only the dead letters this ticket lists (a ticket's `retry` answer). Such a job's scope is
+  // the ticket, not the dead-letter queue: it runs beside the queue's own job.
+  std::string ticket;
   std::string filter;
   std::string group;
   std::optional<TimeMs> since, until;
@@ -166,6 +171,10 @@ class DeadLetters {
 
   // Errors: kDeadLetterNotFound.
   Result<store::DeadLetterRecord> GetDeadLetter(const std::string& tenant, const std::string& id);
+
+  // The document of a dead letter as a reader without the unredacted scope sees it (for the
+  // samples of notifications).
+  nlohmann::json RedactedDocument(const store::DeadLetterRecord& d);
 
   // ---- the workbench (dead_letters.cc). Browsing never changes a dead letter.
   // Errors: kInvalidQuery (filter, fields, sort keys, cookie, page size: the message points at

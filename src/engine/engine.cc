@@ -30,14 +30,19 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
                                          *coordinator_, counters_, *audit_, *outcomes_);
   dead_letters_ = std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_,
                                                 *tenancy_, *coordinator_, *audit_, *outcomes_);
+  notifications_ =
+      std::make_unique<Notifications>(control_port, clock, random, options_, *tenancy_, *queues_,
+                                      *topics_, *messages_, *dead_letters_, *audit_, *coordinator_);
+  audit_->SetObserver([n = notifications_.get()](const store::AuditRecord& r) { n->OnAudit(r); });
   background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, *outcomes_,
-                                             clock, options_, *coordinator_);
+                                             *notifications_, clock, options_, *coordinator_);
   push_ = std::make_unique<PushDispatcher>(*messages_, *queues_, *topics_, *dead_letters_, clock,
-                                           random, *coordinator_);
+                                           random, *coordinator_, *audit_);
 }
 
 Engine::~Engine() {
   Stop();
+  audit_->SetObserver(nullptr);
   // Members go in reverse order: background, dead letters, messages (its waker threads end and
   // the last long polls are answered), queues, tenancy.
 }
@@ -46,9 +51,11 @@ void Engine::Start() {
   messages_->ResumeLongPolls();
   background_->Start();
   push_->Start();
+  notifications_->Start();
 }
 
 void Engine::Stop() {
+  notifications_->Stop();
   push_->Stop();
   messages_->StopLongPolls();
   background_->Stop();

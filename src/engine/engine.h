@@ -6,6 +6,7 @@
 //   messages()      publish, receive and long polls, ack, nack, extend, the failure plan
 //                   (messages.h)
 //   dead_letters()  queries, failure groups, actions, redrive jobs, the audit (dead_letters.h)
+//   notifications() channels, the digest, tickets and alerts (notifications.h)
 //   background()    the sweeper and the job runner (background.h)
 // They reach each other only through these references and the Coordinator (coordination.h),
 // which carries wake-ups, cache invalidations and claims on singleton work: in process today,
@@ -25,6 +26,7 @@
 #include "engine/delivery_outcomes.h"
 #include "engine/messages.h"
 #include "engine/model.h"
+#include "engine/notifications.h"
 #include "engine/push_dispatcher.h"
 #include "engine/queues.h"
 #include "engine/tenancy.h"
@@ -52,6 +54,7 @@ class Engine {
   Topics& topics() { return *topics_; }
   Messages& messages() { return *messages_; }
   DeadLetters& dead_letters() { return *dead_letters_; }
+  Notifications& notifications() { return *notifications_; }
   Background& background() { return *background_; }
   PushDispatcher& push() { return *push_; }
   Coordinator& coordinator() { return *coordinator_; }
@@ -76,6 +79,7 @@ class Engine {
   std::unique_ptr<Topics> topics_;
   std::unique_ptr<Messages> messages_;
   std::unique_ptr<DeadLetters> dead_letters_;
+  std::unique_ptr<Notifications> notifications_;
   std::unique_ptr<Background> background_;
   std::unique_ptr<PushDispatcher> push_;
 };

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "push/mailer.h"
 
 namespace redrive::engine {
 
@@ -107,6 +108,12 @@ struct EngineOptions {
   std::string export_dir;
   DurationMs export_retention = 7 * 86'400'000LL;  // exports (jobs and files) are kept this long
   int export_step = 20'000;                        // dead letters written per runner pass
+  // Notifications (notifications.h): the server's address in answer links, the SMTP server
+  // of the e-mail channel, how long closed tickets are kept, how often the scheduler looks.
+  std::string public_url = "http://127.0.0.1:8080";
+  push::SmtpConfig smtp;
+  DurationMs ticket_history = 30 * 86'400'000LL;
+  DurationMs notify_interval = 5'000;
   DurationMs outcome_flush = 10'000;  // how often counts of delivery outcomes are written
 };
 

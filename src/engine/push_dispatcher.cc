@@ -10,6 +10,7 @@
 #include <set>
 
 #include "common/text.h"
+#include "engine/audit_log.h"
 #include "engine/dead_letters.h"
 #include "engine/messages.h"
 #include "engine/tenancy.h"
@@ -63,14 +64,15 @@ std::string_view CircuitStateName(CircuitState state) {
 
 PushDispatcher::PushDispatcher(Messages& messages, Queues& queues, Topics& topics,
                                DeadLetters& dead_letters, Clock& clock, Random& random,
-                               Coordinator& coordinator)
+                               Coordinator& coordinator, AuditLog& audit)
     : messages_(messages),
       queues_(queues),
       topics_(topics),
       dead_letters_(dead_letters),
       clock_(clock),
       random_(random),
-      coordinator_(coordinator) {
+      coordinator_(coordinator),
+      audit_(audit) {
   coordinator_.Subscribe(this);
 }
 
@@ -584,6 +586,8 @@ void PushDispatcher::Observe(Endpoint& e, bool alive, const std::string& error, 
     e.ready = true;
     if (e.was_open) {
       e.was_open = false;
+      audit_.Write(e.queue->record.tenant, "system", "endpoint.recovered",
+                   nlohmann::json{{"subscription", e.queue->record.name}});
       if (push.auto_redrive) AutoRedrive(e);
     }
     return;

@@ -53,6 +53,7 @@ namespace redrive::engine {
 class Messages;
 class Topics;
 class DeadLetters;
+class AuditLog;
 
 enum class CircuitState { kClosed, kOpen, kHalfOpen };
 std::string_view CircuitStateName(CircuitState state);
@@ -100,7 +101,7 @@ struct PushCounters {
 class PushDispatcher : public CoordinationListener {
  public:
   PushDispatcher(Messages& messages, Queues& queues, Topics& topics, DeadLetters& dead_letters,
-                 Clock& clock, Random& random, Coordinator& coordinator);
+                 Clock& clock, Random& random, Coordinator& coordinator, AuditLog& audit);
   ~PushDispatcher() override;
   PushDispatcher(const PushDispatcher&) = delete;
   PushDispatcher& operator=(const PushDispatcher&) = delete;
@@ -207,6 +208,7 @@ class PushDispatcher : public CoordinationListener {
   Clock& clock_;
   Random& random_;
   Coordinator& coordinator_;
+  AuditLog& audit_;
   PushCounters counters_;
 
   std::unique_ptr<boost::asio::io_context> io_;

@@ -23,6 +23,7 @@ json SpecJson(const JobSpec& s) {
   json j = {{"deadLetterQueue", s.dlq},
             {"filter", s.filter},
             {"group", s.group},
+            {"ticket", s.ticket},
             {"destination", s.destination},
             {"rate", s.rate},
             {"canary", s.canary.value_or(0)},
@@ -38,6 +39,7 @@ JobSpec SpecFromJson(const json& j) {
   s.dlq = j.value("deadLetterQueue", std::string(kDefaultDeadLetterQueue));
   s.filter = j.value("filter", "");
   s.group = j.value("group", "");
+  s.ticket = j.value("ticket", "");
   s.destination = j.value("destination", "");
   s.rate = j.value("rate", 0.0);
   if (int64_t canary = j.value("canary", int64_t{0}); canary > 0) s.canary = canary;
@@ -52,6 +54,7 @@ DeadLetterTarget TargetOf(const JobSpec& s) {
   DeadLetterTarget t;
   t.filter = s.filter;
   t.group = s.group;
+  t.ticket = s.ticket;
   t.dlq = s.dlq;
   t.since = s.since;
   t.until = s.until;
@@ -153,9 +156,11 @@ Result<JobInfo> DeadLetters::StartJob(const Principal& actor, const std::string&
                                       const JobSpec& spec) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
-  REDRIVE_ASSIGN_OR_RETURN(auto dlq, control_.GetQueue(tenant, spec.dlq));
-  if (!dlq || dlq->kind != store::QueueKind::kDeadLetter) {
-    return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + spec.dlq + "' not found");
+  if (spec.ticket.empty() || !spec.dlq.empty()) {
+    REDRIVE_ASSIGN_OR_RETURN(auto dlq, control_.GetQueue(tenant, spec.dlq));
+    if (!dlq || dlq->kind != store::QueueKind::kDeadLetter) {
+      return Status(ErrorCode::kQueueNotFound, "dead-letter queue '" + spec.dlq + "' not found");
+    }
   }
   if (!spec.destination.empty()) {
     REDRIVE_ASSIGN_OR_RETURN(auto q, queues_.Lookup(tenant, spec.destination));
@@ -182,7 +187,7 @@ Result<JobInfo> DeadLetters::StartJob(const Principal& actor, const std::string&
   store::JobRecord rec;
   rec.id = "job_" + NewUlid(now, random_);
   rec.tenant = tenant;
-  rec.scope = spec.dlq;
+  rec.scope = spec.ticket.empty() ? spec.dlq : "ticket:" + spec.ticket;
   rec.state = JobState::kRunning;
   rec.spec_json = SpecJson(spec).dump();
   rec.progress_json = json{

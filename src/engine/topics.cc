@@ -211,10 +211,16 @@ Result<QueueInfo> Topics::SetEndpointDisabled(const Principal& actor, const std:
                   "subscription '" + subscription + "' is pulled; it has no endpoint");
   }
   QueueConfig next = q->config;
+  bool was = next.push->disabled;
   next.push->disabled = disabled;
   next.push->disabled_reason = disabled ? reason : "";
   next.push->disabled_at = disabled ? clock_.Now() : 0;
-  return queues_.UpdateQueue(actor, tenant, q->record.name, next);
+  REDRIVE_ASSIGN_OR_RETURN(auto info, queues_.UpdateQueue(actor, tenant, q->record.name, next));
+  if (was != disabled) {
+    audit_.Write(tenant, actor.token_id, disabled ? "endpoint.disabled" : "endpoint.enabled",
+                 nlohmann::json{{"subscription", q->record.name}, {"reason", reason}});
+  }
+  return info;
 }
 
 Result<QueueInfo> Topics::RotateSecret(const Principal& actor, const std::string& tenant,

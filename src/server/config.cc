@@ -282,6 +282,24 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
   } else if (root.contains("exports")) {
     return Bad("exports", "must be a table");
   }
+  if (auto n = root["notifications"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(OnlyKeys(*n,
+                                     {"public_url", "smtp_url", "smtp_from", "smtp_username",
+                                      "smtp_password", "smtp_require_tls"},
+                                     "notifications."));
+    const char* where = "notifications.";
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*n, "public_url", where, &c->public_url));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*n, "smtp_url", where, &c->engine.smtp.url));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*n, "smtp_from", where, &c->engine.smtp.from));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*n, "smtp_username", where, &c->engine.smtp.username));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*n, "smtp_password", where, &c->engine.smtp.password));
+    if (auto v = (*n)["smtp_require_tls"]; v) {
+      if (!v.is_boolean()) return Bad("notifications.smtp_require_tls", "must be true or false");
+      c->engine.smtp.require_tls = v.value<bool>().value_or(false);
+    }
+  } else if (root.contains("notifications")) {
+    return Bad("notifications", "must be a table");
+  }
   if (auto tls = root["tls"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(OnlyKeys(*tls, {"cert_file", "key_file", "min_version"}, "tls."));
     REDRIVE_RETURN_IF_ERROR(ReadStringKey(*tls, "cert_file", "tls.", &c->http.tls.cert_file));
@@ -361,6 +379,18 @@ Status ValidateConfig(const ServerConfig& c) {
     return Bad("log_level", "must be one of trace, debug, info, warn, error, critical, off");
   }
   if (c.data_dir.empty()) return Bad("data_dir", "must not be empty");
+  const auto& smtp = c.engine.smtp;
+  if (!smtp.url.empty() && smtp.url.rfind("smtp://", 0) != 0 &&
+      smtp.url.rfind("smtps://", 0) != 0) {
+    return Bad("notifications.smtp_url", "must be smtp://host:port or smtps://host:port");
+  }
+  if (!smtp.url.empty() && smtp.from.empty()) {
+    return Bad("notifications.smtp_from", "is required with notifications.smtp_url");
+  }
+  if (!c.public_url.empty() && c.public_url.rfind("http://", 0) != 0 &&
+      c.public_url.rfind("https://", 0) != 0) {
+    return Bad("notifications.public_url", "must be an http:// or https:// URL");
+  }
   const auto& tls = c.http.tls;
   if (tls.cert_file.empty() != tls.key_file.empty()) {
     return Bad(tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
@@ -379,6 +409,11 @@ Status ApplyEnvironment(ServerConfig* c) {
   }
   if (const char* v = std::getenv("REDRIVE_DATA_DIR"); v && *v) c->data_dir = v;
   if (const char* v = std::getenv("REDRIVE_STORE"); v && *v) c->store = v;
+  if (const char* v = std::getenv("REDRIVE_PUBLIC_URL"); v && *v) c->public_url = v;
+  if (const char* v = std::getenv("REDRIVE_SMTP_URL"); v && *v) c->engine.smtp.url = v;
+  if (const char* v = std::getenv("REDRIVE_SMTP_FROM"); v && *v) c->engine.smtp.from = v;
+  if (const char* v = std::getenv("REDRIVE_SMTP_USERNAME"); v && *v) c->engine.smtp.username = v;
+  if (const char* v = std::getenv("REDRIVE_SMTP_PASSWORD"); v && *v) c->engine.smtp.password = v;
   if (const char* v = std::getenv("REDRIVE_LOG_LEVEL"); v && *v) c->log_level = v;
   if (const char* v = std::getenv("REDRIVE_TLS_CERT_FILE"); v && *v) c->http.tls.cert_file = v;
   if (const char* v = std::getenv("REDRIVE_TLS_KEY_FILE"); v && *v) c->http.tls.key_file = v;

@@ -43,6 +43,9 @@ struct ServerConfig {
   engine::EngineOptions engine;
   int drain_timeout_ms = 25'000;
   std::vector<DeclaredTenant> tenants;
+  // [notifications] public_url: how users reach this server (answer links); empty = the
+  // listening address.
+  std::string public_url;
 
   std::string StoreUri() const;
 };
@@ -55,7 +58,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* config);
 Status ApplyListen(const std::string& listen, ServerConfig* config);
 // REDRIVE_LISTEN, REDRIVE_DATA_DIR, REDRIVE_STORE, REDRIVE_LOG_LEVEL, REDRIVE_TLS_CERT_FILE,
 // REDRIVE_TLS_KEY_FILE, REDRIVE_QUOTA_{MAX_QUEUES,MAX_MESSAGES,MAX_BYTES,REQUEST_RATE,
-// REQUEST_BURST}.
+// REQUEST_BURST}, REDRIVE_PUBLIC_URL, REDRIVE_SMTP_URL, REDRIVE_SMTP_FROM, REDRIVE_SMTP_USERNAME,
+// REDRIVE_SMTP_PASSWORD.
 Status ApplyEnvironment(ServerConfig* config);
 // Sets one default tenant quota from text: `key` is a [quotas] key (max_queues, max_messages,
 // max_bytes, request_rate, request_burst). Errors: kInvalidArgument naming the key.

@@ -289,13 +289,26 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
     return 1;
   }
   if (server.tls_enabled()) LogCertificate("serving", config.http.tls, server.tls_certificate());
+  std::string host = config.http.host.find(':') != std::string::npos ? "[" + config.http.host + "]"
+                                                                     : config.http.host;
+  {
+    // Before the engine starts: a digest missed while the server was down runs at once.
+    if (config.public_url.empty() && (host == "0.0.0.0" || host == "[::]")) {
+      spdlog::warn(
+          "notifications.public_url is not set and the server listens on {}: answer "
+          "links in notifications will name that address; set public_url",
+          host);
+    }
+    engine.notifications().SetPublicUrl(
+        !config.public_url.empty() ? config.public_url
+                                   : std::string(server.tls_enabled() ? "https" : "http") + "://" +
+                                         host + ":" + std::to_string(server.port()));
+  }
   engine.Start();
   if (!port_file.empty()) {
     st = WriteSecretFile(port_file, std::to_string(server.port()));
     if (!st.ok()) spdlog::error("{}", st.ToString());
   }
-  std::string host = config.http.host.find(':') != std::string::npos ? "[" + config.http.host + "]"
-                                                                     : config.http.host;
   std::printf("redrive listening on %s://%s:%d\n", server.tls_enabled() ? "https" : "http",
               host.c_str(), server.port());
   std::printf("store: %s\n", config.StoreUri().c_str());

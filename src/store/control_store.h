@@ -103,6 +103,7 @@ struct DeadLetterRecord {
   std::string redrive_error;  // why the last restore/reroute refused it, if one did
   Lineage lineage;
   TimeMs exported_at = 0;  // when an export job that took it completed; 0 = never exported
+  std::string ticket;      // the ticket that listed it last (OpenTicket); "" = none
 };
 
 // A tenant's dead letters as they stood when it was taken: exactly those whose dead-lettering
@@ -134,6 +135,7 @@ struct DeadLetterScan {
   int limit = 500;
   std::string redriven_by;  // lineage.last_redriven_by equals this ("job:<id>")
   bool unexported = false;  // only those never exported (exported_at = 0)
+  std::string ticket;       // only those a ticket listed (OpenTicket)
 };
 
 struct FailureGroupRow {
@@ -167,6 +169,8 @@ struct CountRow {
 
 struct DeadLetterStats {
   int64_t total = 0;
+  TimeMs oldest = 0;  // the earliest and latest dead_lettered_at; 0 when there are none
+  TimeMs newest = 0;
   std::vector<CountRow> by_origin;
   std::vector<CountRow> by_reason;
   std::vector<CountRow> by_group;
@@ -212,6 +216,32 @@ struct JobRecord {
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
   TimeMs finished_at = 0;
+};
+
+// A ticket (engine/tickets.h): a list of dead letters that a tenant is asked to answer (retry
+// or discard) before expires_at. The dead letters name it (DeadLetterRecord::ticket); what it
+// says and how it was answered is the engine's, in data_json.
+struct TicketRecord {
+  std::string id;
+  std::string tenant;
+  // "open" and "retrying" cover its dead letters (OpenTicket gives them to no other ticket);
+  // any other state does not.
+  std::string state;
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  TimeMs expires_at = 0;
+  TimeMs closed_at = 0;   // when it left "open"; 0 while open
+  int64_t count = 0;      // dead letters it listed when it opened
+  std::string link_hash;  // SHA-256 hex of its answer link's secret; "" = none
+  std::string data_json;
+};
+
+// A tenant's notification settings (engine-encoded) and when its digest last ran.
+struct NotificationSettingsRecord {
+  std::string tenant;
+  std::string config_json;
+  TimeMs last_digest_at = 0;
+  TimeMs updated_at = 0;
 };
 
 class ControlStore {
@@ -292,8 +322,10 @@ class ControlStore {
   // Groups by failure group, largest first. `dlq` empty = all dead-letter queues.
   virtual Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
                                                                  const std::string& dlq) = 0;
+  // `dlq` empty = all dead-letter queues; `ticket` set = only the dead letters it lists.
   virtual Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
-                                                     const std::string& dlq) = 0;
+                                                     const std::string& dlq,
+                                                     const std::string& ticket) = 0;
   // Deletes the dead letters with these seqs (of this tenant); one bool per seq.
   virtual Result<std::vector<bool>> DeleteDeadLetters(const std::string& tenant,
                                                       const std::vector<int64_t>& seqs) = 0;
@@ -359,6 +391,36 @@ class ControlStore {
   // one transaction; returns how many.
   virtual Result<int64_t> MarkExported(const std::string& tenant, const std::vector<int64_t>& seqs,
                                        TimeMs at) = 0;
+
+  // --- tickets and notification settings (engine/tickets.h)
+  // In one transaction: every dead letter of `ticket.tenant` in `snapshot` that no covering
+  // ticket (state open or retrying) lists is given to `ticket` (DeadLetterRecord::ticket), and the
+  // ticket is stored with `count` set to how many. When there is none, nothing is written and 0 is
+  // returned. Errors: kAlreadyExists (the id).
+  virtual Result<int64_t> OpenTicket(const TicketRecord& ticket,
+                                     const DeadLetterSnapshot& snapshot) = 0;
+  // Writes state, times and data only if the stored state is still `expected_state`. False
+  // when it had changed (or the ticket is gone).
+  virtual Result<bool> UpdateTicket(const TicketRecord& ticket,
+                                    const std::string& expected_state) = 0;
+  virtual Result<std::optional<TicketRecord>> GetTicket(const std::string& tenant,
+                                                        const std::string& id) = 0;
+  virtual Result<std::optional<TicketRecord>> FindTicketByLink(const std::string& link_hash) = 0;
+  // Newest first.
+  virtual Result<std::vector<TicketRecord>> ListTickets(const std::string& tenant) = 0;
+  // Tickets (every tenant) in `state` with expires_at <= before, at most `limit`, soonest
+  // first.
+  virtual Result<std::vector<TicketRecord>> TicketsInState(const std::string& state, TimeMs before,
+                                                           int limit) = 0;
+  // Deletes tickets closed before `before`; returns how many.
+  virtual Result<int64_t> DeleteClosedTickets(TimeMs before) = 0;
+  // Replaces the tenant's settings (keeping last_digest_at). False when the tenant is absent.
+  virtual Result<bool> SetNotificationSettings(const NotificationSettingsRecord& settings) = 0;
+  virtual Result<std::optional<NotificationSettingsRecord>> GetNotificationSettings(
+      const std::string& tenant) = 0;
+  virtual Result<std::vector<NotificationSettingsRecord>> ListNotificationSettings() = 0;
+  // Sets last_digest_at to `at` if it is still `previous` (so that one node runs a digest).
+  virtual Result<bool> MarkDigest(const std::string& tenant, TimeMs previous, TimeMs at) = 0;
 };
 
 }  // namespace redrive::store

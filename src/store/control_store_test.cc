@@ -117,7 +117,7 @@ TEST_P(StoreTest, FailureGroupsAndStatsCountDeadLetters) {
   EXPECT_EQ(groups[0].signature, "sig-g1");
   EXPECT_EQ(groups[0].origin, "orders");
   EXPECT_EQ(groups[0].sample_ids.size(), 3u);
-  auto stats = store_->GetDeadLetterStats("acme", "").value();
+  auto stats = store_->GetDeadLetterStats("acme", "", "").value();
   EXPECT_EQ(stats.total, 5);
   ASSERT_EQ(stats.by_reason.size(), 2u);
   EXPECT_EQ(stats.by_reason[0].key, "max-deliveries");

@@ -128,7 +128,7 @@ TEST_F(MigrationTest, VersionTwoOpensWithItsDataAndCountedUsage) {
     EXPECT_EQ(usage.messages, 4);
     EXPECT_EQ(usage.bytes, 18);
   }
-  EXPECT_EQ(Version(), 5);
+  EXPECT_EQ(Version(), 6);
   // Opening again does not count twice.
   auto again = OpenStore("sqlite:" + path_);
   ASSERT_TRUE(again.ok());
@@ -136,7 +136,7 @@ TEST_F(MigrationTest, VersionTwoOpensWithItsDataAndCountedUsage) {
 }
 
 TEST_F(MigrationTest, ANewerSchemaIsRefused) {
-  Exec("CREATE TABLE t(x); PRAGMA user_version = 6;");
+  Exec("CREATE TABLE t(x); PRAGMA user_version = 7;");
   auto opened = OpenStore("sqlite:" + path_);
   EXPECT_EQ(opened.status().code(), ErrorCode::kStoreFailed);
 }

@@ -10,7 +10,7 @@ namespace {
 #define DEAD_LETTER_COLUMNS                                                                 \
   "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
   "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
-  "journal, group_id, signature, redrive_error, lineage, exported_at"
+  "journal, group_id, signature, redrive_error, lineage, exported_at, ticket"
 
 DeadLetterRecord ReadDeadLetter(Stmt& s) {
   DeadLetterRecord d;
@@ -36,6 +36,7 @@ DeadLetterRecord ReadDeadLetter(Stmt& s) {
   d.redrive_error = s.Text(19);
   d.lineage = DecodeLineage(s.Text(20));
   d.exported_at = s.Int(21);
+  d.ticket = s.Text(22);
   return d;
 }
 
@@ -328,6 +329,11 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   if (s.until > 0) num("dead_lettered_at < ?", s.until);
   if (s.snapshot.max_seq > 0) num("seq <= ?", s.snapshot.max_seq);
   if (s.unexported) q.where += " AND exported_at = 0";
+  if (!s.ticket.empty()) {
+    // The literal lets the partial index dead_letters_by_ticket serve the scan.
+    q.where += " AND ticket <> '' AND ticket = ?" + std::to_string(++n);
+    q.text_binds.push_back({n, s.ticket});
+  }
   if (!s.redriven_by.empty()) {
     // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
     // hold no quote or wildcard.
@@ -350,10 +356,11 @@ void BindScan(Stmt& st, const ScanSql& q) {
 }
 
 Result<std::vector<CountRow>> CountBy(Db& db, const std::string& sql, const std::string& tenant,
-                                      const std::string& dlq) {
+                                      const std::string& dlq, const std::string& ticket) {
   std::vector<CountRow> out;
   REDRIVE_ASSIGN_OR_RETURN(auto s, db.PrepareText(sql));
   s.Bind(1, tenant).Bind(2, dlq);
+  if (!ticket.empty()) s.Bind(3, ticket);
   while (s.Step() == SQLITE_ROW) out.push_back(CountRow{s.Text(0), s.Int(1)});
   REDRIVE_RETURN_IF_ERROR(s.Error());
   return out;
@@ -443,31 +450,36 @@ Result<std::vector<FailureGroupRow>> SqliteStore::ListFailureGroups(const std::s
 }
 
 Result<DeadLetterStats> SqliteStore::GetDeadLetterStats(const std::string& tenant,
-                                                        const std::string& dlq) {
+                                                        const std::string& dlq,
+                                                        const std::string& ticket) {
   DeadLetterStats stats;
   REDRIVE_RETURN_IF_ERROR(Read([&](Db& db) {
-    const std::string where = " FROM dead_letters WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) ";
-    REDRIVE_ASSIGN_OR_RETURN(
-        stats.by_origin,
-        CountBy(db, "SELECT origin, COUNT(*)" + where + "GROUP BY origin ORDER BY 2 DESC", tenant,
-                dlq));
-    REDRIVE_ASSIGN_OR_RETURN(
-        stats.by_reason,
-        CountBy(db, "SELECT reason, COUNT(*)" + where + "GROUP BY reason ORDER BY 2 DESC", tenant,
-                dlq));
+    const std::string where =
+        " FROM dead_letters WHERE tenant = ?1 AND (?2 = '' OR dlq = ?2) " +
+        std::string(ticket.empty() ? "" : "AND ticket <> '' AND ticket = ?3 ");
+    auto count_by = [&](const std::string& sql) { return CountBy(db, sql, tenant, dlq, ticket); };
+    REDRIVE_ASSIGN_OR_RETURN(stats.by_origin, count_by("SELECT origin, COUNT(*)" + where +
+                                                       "GROUP BY origin ORDER BY 2 DESC"));
+    REDRIVE_ASSIGN_OR_RETURN(stats.by_reason, count_by("SELECT reason, COUNT(*)" + where +
+                                                       "GROUP BY reason ORDER BY 2 DESC"));
     REDRIVE_ASSIGN_OR_RETURN(stats.by_group,
-                             CountBy(db,
-                                     "SELECT group_id, COUNT(*)" + where +
-                                         "GROUP BY group_id ORDER BY 2 DESC LIMIT 1000",
-                                     tenant, dlq));
-    REDRIVE_ASSIGN_OR_RETURN(stats.by_hour,
-                             CountBy(db,
-                                     "SELECT CAST((dead_lettered_at / 3600000) * 3600000 AS TEXT), "
-                                     "COUNT(*)" +
-                                         where + "GROUP BY dead_lettered_at / 3600000 ORDER BY 1",
-                                     tenant, dlq));
+                             count_by("SELECT group_id, COUNT(*)" + where +
+                                      "GROUP BY group_id ORDER BY 2 DESC LIMIT 1000"));
+    REDRIVE_ASSIGN_OR_RETURN(
+        stats.by_hour,
+        count_by("SELECT CAST((dead_lettered_at / 3600000) * 3600000 AS TEXT), COUNT(*)" + where +
+                 "GROUP BY dead_lettered_at / 3600000 ORDER BY 1"));
     for (const auto& r : stats.by_reason) stats.total += r.count;
-    return Status::Ok();
+    if (stats.by_hour.empty()) return Status::Ok();
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.PrepareText("SELECT MIN(dead_lettered_at), MAX(dead_lettered_at)" + where));
+    s.Bind(1, tenant).Bind(2, dlq);
+    if (!ticket.empty()) s.Bind(3, ticket);
+    if (s.Step() == SQLITE_ROW) {
+      stats.oldest = s.Int(0);
+      stats.newest = s.Int(1);
+    }
+    return s.Error();
   }));
   return stats;
 }

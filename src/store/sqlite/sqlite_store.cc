@@ -6,7 +6,7 @@
 namespace redrive::store::sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tenants(
@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   redrive_error TEXT NOT NULL DEFAULT '',
   lineage TEXT NOT NULL DEFAULT '',
   body_size INTEGER GENERATED ALWAYS AS (length(CAST(body AS BLOB))) STORED,
-  exported_at INTEGER NOT NULL DEFAULT 0);
+  exported_at INTEGER NOT NULL DEFAULT 0,
+  ticket TEXT NOT NULL DEFAULT '');
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
 DROP INDEX IF EXISTS dead_letters_origin;
 DROP INDEX IF EXISTS dead_letters_tenant;
@@ -141,6 +142,29 @@ CREATE UNIQUE INDEX IF NOT EXISTS exports_active ON exports(tenant) WHERE state 
 CREATE INDEX IF NOT EXISTS exports_tenant ON exports(tenant, created_at);
 CREATE INDEX IF NOT EXISTS dead_letters_retention ON dead_letters(retain_until)
   WHERE retain_until > 0;
+-- Tickets (v6): the dead letters a ticket lists name it (dead_letters.ticket).
+CREATE INDEX IF NOT EXISTS dead_letters_by_ticket ON dead_letters(tenant, ticket, seq)
+  WHERE ticket <> '';
+CREATE TABLE IF NOT EXISTS tickets(
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  closed_at INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  link_hash TEXT NOT NULL,
+  data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tickets_tenant ON tickets(tenant, created_at);
+CREATE INDEX IF NOT EXISTS tickets_due ON tickets(state, expires_at)
+  WHERE state IN ('open', 'retrying');
+CREATE INDEX IF NOT EXISTS tickets_link ON tickets(link_hash) WHERE link_hash <> '';
+CREATE TABLE IF NOT EXISTS notification_settings(
+  tenant TEXT PRIMARY KEY,
+  config TEXT NOT NULL,
+  last_digest_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL);
 -- Tenant usage (quotas), in the transaction of every change (docs/design/storage.md): a
 -- message counts on its queue's row (so deleting a queue drops its messages from the usage at
 -- once), a dead letter on its tenant's row; a move between the two changes neither total.
@@ -310,6 +334,21 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   return store;
 }
 
+Status SqliteStore::AddColumnOnce(const char* table, const char* column, const char* type,
+                                  int version) {
+  // Once: a crash between the ALTER and the version's update finds the column next time.
+  const std::string what = "migration to v" + std::to_string(version) + ": ";
+  auto has = writer_db_->PrepareText(std::string("SELECT COUNT(*) FROM pragma_table_info('") +
+                                     table + "') WHERE name = '" + column + "'");
+  if (!has.ok()) return Status(ErrorCode::kStoreFailed, what + has.status().message());
+  Stmt h = std::move(has).value();
+  if (h.Step() == SQLITE_ROW && h.Int(0) > 0) return Status::Ok();
+  Status st = writer_db_->Exec(
+      (std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + type + ";").c_str());
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, what + st.message());
+  return Status::Ok();
+}
+
 Status SqliteStore::Init() {
   writer_db_ = std::make_unique<Db>();
   REDRIVE_RETURN_IF_ERROR(writer_db_->Open(path_, /*read_only=*/false));
@@ -369,18 +408,12 @@ Status SqliteStore::Init() {
     }
   }
   if (version >= 1 && version < 5) {
-    // Once: a crash between this ALTER and the version's update finds the column next time.
-    auto has = writer_db_->Prepare(
-        "SELECT COUNT(*) FROM pragma_table_info('dead_letters') WHERE name = 'exported_at'");
-    if (!has.ok())
-      return Status(ErrorCode::kStoreFailed, "migration to v5: " + has.status().message());
-    Stmt h = std::move(has).value();
-    bool present = h.Step() == SQLITE_ROW && h.Int(0) > 0;
-    if (!present) {
-      st = writer_db_->Exec(
-          "ALTER TABLE dead_letters ADD COLUMN exported_at INTEGER NOT NULL DEFAULT 0;");
-      if (!st.ok()) return Status(ErrorCode::kStoreFailed, "migration to v5: " + st.message());
-    }
+    REDRIVE_RETURN_IF_ERROR(
+        AddColumnOnce("dead_letters", "exported_at", "INTEGER NOT NULL DEFAULT 0", 5));
+  }
+  if (version >= 1 && version < 6) {
+    // v5 -> v6: dead_letters.ticket (the tables come with kSchema); once, as above.
+    REDRIVE_RETURN_IF_ERROR(AddColumnOnce("dead_letters", "ticket", "TEXT NOT NULL DEFAULT ''", 6));
   }
   st = writer_db_->Exec(kSchema);
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());

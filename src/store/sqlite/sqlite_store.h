@@ -90,8 +90,8 @@ class SqliteStore : public Store {
   Result<DeadLetterSnapshot> SnapshotDeadLetters(const std::string& tenant) override;
   Result<std::vector<FailureGroupRow>> ListFailureGroups(const std::string& tenant,
                                                          const std::string& dlq) override;
-  Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant,
-                                             const std::string& dlq) override;
+  Result<DeadLetterStats> GetDeadLetterStats(const std::string& tenant, const std::string& dlq,
+                                             const std::string& ticket) override;
   Result<std::vector<bool>> DeleteDeadLetters(const std::string& tenant,
                                               const std::vector<int64_t>& seqs) override;
   Result<int64_t> PurgeDeadLetters(const std::string& tenant, const std::string& dlq) override;
@@ -122,10 +122,27 @@ class SqliteStore : public Store {
                                              const std::string& id) override;
   Result<std::vector<JobRecord>> ListExports(const std::string& tenant) override;
   Result<std::vector<JobRecord>> DeleteFinishedExports(TimeMs before) override;
+  Result<int64_t> OpenTicket(const TicketRecord& ticket,
+                             const DeadLetterSnapshot& snapshot) override;
+  Result<bool> UpdateTicket(const TicketRecord& ticket, const std::string& expected_state) override;
+  Result<std::optional<TicketRecord>> GetTicket(const std::string& tenant,
+                                                const std::string& id) override;
+  Result<std::optional<TicketRecord>> FindTicketByLink(const std::string& link_hash) override;
+  Result<std::vector<TicketRecord>> ListTickets(const std::string& tenant) override;
+  Result<std::vector<TicketRecord>> TicketsInState(const std::string& state, TimeMs before,
+                                                   int limit) override;
+  Result<int64_t> DeleteClosedTickets(TimeMs before) override;
+  Result<bool> SetNotificationSettings(const NotificationSettingsRecord& settings) override;
+  Result<std::optional<NotificationSettingsRecord>> GetNotificationSettings(
+      const std::string& tenant) override;
+  Result<std::vector<NotificationSettingsRecord>> ListNotificationSettings() override;
+  Result<bool> MarkDigest(const std::string& tenant, TimeMs previous, TimeMs at) override;
   Result<int64_t> MarkExported(const std::string& tenant, const std::vector<int64_t>& seqs,
                                TimeMs at) override;
 
  private:
+  // Adds `column` to `table` unless it is there (a migration to `version`).
+  Status AddColumnOnce(const char* table, const char* column, const char* type, int version);
   struct WriteJob {
     std::function<Status(Db&)> fn;
     std::promise<Status> done;
