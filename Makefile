@@ -4,7 +4,7 @@ PRESET ?= release
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: deps build run test test-asan test-tsan fuzz bench bench-workbench format check-format clean
+.PHONY: deps build run test test-asan test-tsan fuzz bench bench-workbench bench-export format check-format clean
 
 deps:
 	@scripts/deps.sh
@@ -68,6 +68,19 @@ WORKBENCH_DEAD_LETTERS ?= 1000000
 bench-workbench: build
 	bench/run.sh
 	$(BUILD)/bench/redrive_workbench_bench --dead-letters $(WORKBENCH_DEAD_LETTERS)
+
+# Export speed (issue 14): EXPORT_DEAD_LETTERS dead letters of 1 KiB (1,000,000 by default) to
+# NDJSON and gzip through the engine's export job, EXPORT_RUNS times, each against the disk's
+# sequential write bandwidth (dd-like, same filesystem). The data directory goes under
+# $BENCH_TMPDIR (or $TMPDIR, or /tmp): put it on the disk you mean to measure. The fill (set-up)
+# takes a few minutes; EXPORT_BENCH_FLAGS="--reuse --keep" keeps it for the next run.
+EXPORT_DEAD_LETTERS ?= 1000000
+EXPORT_RUNS ?= 3
+EXPORT_BENCH_FLAGS ?=
+bench-export: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j$$(nproc) --target redrive_export_bench
+	$(BUILD)/bench/redrive_export_bench --dead-letters $(EXPORT_DEAD_LETTERS) --runs $(EXPORT_RUNS) \
+	  $(EXPORT_BENCH_FLAGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

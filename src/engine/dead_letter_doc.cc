@@ -1,5 +1,7 @@
 #include "engine/dead_letter_doc.h"
 
+#include <charconv>
+
 #include "common/text.h"
 #include "engine/model.h"
 #include "engine/subscription_config.h"
@@ -74,6 +76,197 @@ json DeadLetterDocument(const store::DeadLetterRecord& d) {
       {"originalQueue",
        d.lineage.original_queue.empty() ? json(d.origin) : json(d.lineage.original_queue)}};
   return j;
+}
+
+namespace {
+
+// A JSON string as json::dump(-1, ' ', false, replace) writes it. ASCII is escaped here; a
+// string with any other byte is left to nlohmann, so that its UTF-8 checks and replacements
+// stay the library's own.
+void AppendString(std::string& out, std::string_view s) {
+  const size_t start = out.size();
+  out += '"';
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') continue;
+    if (c >= 0x80) {
+      out.resize(start);
+      out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
+      }
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+void AppendTime(std::string& out, TimeMs t) { AppendString(out, FormatTime(t)); }
+
+void AppendOptTime(std::string& out, TimeMs t) {
+  if (t) {
+    AppendTime(out, t);
+  } else {
+    out += "null";
+  }
+}
+
+void AppendOptString(std::string& out, const std::string& s) {
+  if (s.empty()) {
+    out += "null";
+  } else {
+    AppendString(out, s);
+  }
+}
+
+}  // namespace
+
+// Keys in the order of the document's std::map, as dump() writes them.
+void AppendExportLine(std::string& out, const store::DeadLetterRecord& d, int format_version,
+                      std::string_view exported_at) {
+  out += "{\"attempts\":[";
+  bool first = true;
+  for (const auto& a : d.journal.attempts) {
+    if (!first) out += ',';
+    first = false;
+    const bool push = a.status != 0 || a.duration_ms != 0 || !a.response.empty();
+    out += "{\"at\":";
+    AppendTime(out, a.at);
+    out += ",\"consumer\":";
+    AppendString(out, a.consumer);
+    if (push) {
+      out += ",\"durationMs\":";
+      AppendInt(out, a.duration_ms);
+    }
+    out += ",\"error\":";
+    AppendString(out, a.error);
+    out += ",\"outcome\":";
+    AppendString(out, a.outcome);
+    out += ",\"reason\":";
+    AppendString(out, a.reason);
+    if (push) {
+      out += ",\"response\":";
+      AppendString(out, a.response);
+      out += ",\"status\":";
+      if (a.status == 0) {
+        out += "null";
+      } else {
+        AppendInt(out, a.status);
+      }
+    }
+    out += '}';
+  }
+  out += "],\"attemptsOmitted\":";
+  AppendInt(out, d.journal.omitted);
+  out += ",\"attributes\":{";
+  first = true;
+  for (const auto& [k, v] : d.attributes) {
+    if (!first) out += ',';
+    first = false;
+    AppendString(out, k);
+    out += ':';
+    AppendString(out, v);
+  }
+  const bool text = IsValidUtf8(d.body);
+  out += "},\"base64\":";
+  out += text ? "false" : "true";
+  out += ",\"body\":";
+  AppendString(out, text ? d.body : Base64Encode(d.body));
+  out += ",\"cause\":";
+  AppendString(out, d.cause);
+  out += ",\"deadLetterQueue\":";
+  AppendString(out, d.dlq);
+  out += ",\"deadLetteredAt\":";
+  AppendTime(out, d.dead_lettered_at);
+  out += ",\"deliveryCount\":";
+  AppendInt(out, d.delivery_count);
+  out += ",\"expiresAt\":";
+  AppendOptTime(out, d.retain_until);
+  out += ",\"exportedAt\":";
+  AppendString(out, exported_at);
+  out += ",\"firstDeliveredAt\":";
+  AppendOptTime(out, d.first_delivered_at);
+  out += ",\"formatVersion\":";
+  AppendInt(out, format_version);
+  out += ",\"group\":";
+  AppendString(out, d.group_id);
+  out += ",\"id\":";
+  AppendString(out, d.id);
+  out += ",\"idempotencyKey\":";
+  AppendOptString(out, d.idempotency_key);
+  out += ",\"lastDeliveredAt\":";
+  AppendOptTime(out, d.last_delivered_at);
+  out += ",\"lineage\":{\"lastRedrivenAt\":";
+  AppendOptTime(out, d.lineage.last_redriven_at);
+  out += ",\"lastRedrivenBy\":";
+  AppendOptString(out, d.lineage.last_redriven_by);
+  out += ",\"originalQueue\":";
+  AppendString(out, d.lineage.original_queue.empty() ? d.origin : d.lineage.original_queue);
+  out += ",\"redriveCount\":";
+  AppendInt(out, d.lineage.redrive_count);
+  out += "},\"origin\":";
+  AppendString(out, d.origin);
+  out += ",\"publishedAt\":";
+  AppendTime(out, d.published_at);
+  out += ",\"reason\":";
+  AppendString(out, d.reason);
+  out += ",\"redriveError\":";
+  AppendOptString(out, d.redrive_error);
+  out += ",\"signature\":";
+  AppendString(out, d.signature);
+  // As DeadLetterDocument: a subscription's queue names its topic, a no-route one is the topic.
+  auto [topic, subscription] = SplitSubscriptionQueue(d.origin);
+  out += ",\"subscription\":";
+  if (!topic.empty()) {
+    AppendString(out, subscription);
+  } else {
+    out += "null";
+  }
+  out += ",\"topic\":";
+  if (!topic.empty()) {
+    AppendString(out, topic);
+  } else if (d.reason == kReasonNoRoute) {
+    AppendString(out, d.origin);
+  } else {
+    out += "null";
+  }
+  out += '}';
 }
 
 json DeadLetterFilterDocument(const store::DeadLetterRecord& d, bool parse_body) {

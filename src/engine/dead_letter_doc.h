@@ -18,6 +18,14 @@ nlohmann::json OptTime(TimeMs t);
 
 nlohmann::json DeadLetterDocument(const store::DeadLetterRecord& d);
 
+// Appends one export line (docs/export-format.md) without its "\n": exactly the bytes of
+// DeadLetterDocument(d) with "formatVersion" and "exportedAt" set, dumped compactly (keys in
+// order, UTF-8 as is, invalid UTF-8 replaced). Written directly, without building the document:
+// an export writes millions of lines. exports_test holds the two equal; a field added to
+// DeadLetterDocument must be added here too.
+void AppendExportLine(std::string& out, const store::DeadLetterRecord& d, int format_version,
+                      std::string_view exported_at);
+
 // The document a filter is evaluated on: like DeadLetterDocument, but a body that is JSON is
 // parsed, so /body/<path> can reach into it.
 nlohmann::json DeadLetterFilterDocument(const store::DeadLetterRecord& d, bool parse_body);

@@ -370,14 +370,13 @@ Result<int64_t> DeadLetters::StepExport(store::JobRecord& job, TimeMs now) {
     if (!out || !seqs) return IoError("cannot open", base + ".ndjson");
     std::setvbuf(out.get(), nullptr, _IOFBF, 1 << 20);
     const std::string exported_at = FormatTime(job.created_at);
+    std::string text;  // one line; reused, so a line costs no allocation
     while (wrote < options_.export_step && !exhausted) {
       int want = static_cast<int>(std::min<int64_t>(1000, options_.export_step - wrote));
       REDRIVE_ASSIGN_OR_RETURN(auto batch, NextMatches(sel, snapshot, want, &cursor, &exhausted));
       for (const auto& d : batch) {
-        json line = DeadLetterDocument(d);
-        line["formatVersion"] = kExportFormatVersion;
-        line["exportedAt"] = exported_at;
-        std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+        text.clear();
+        AppendExportLine(text, d, kExportFormatVersion, exported_at);
         text += '\n';
         if (std::fwrite(text.data(), 1, text.size(), out.get()) != text.size() ||
             std::fwrite(&d.seq, sizeof d.seq, 1, seqs.get()) != 1) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/text.h"
+#include "engine/dead_letter_doc.h"
 #include "engine/engine.h"
 #include "engine/engine_test_fixture.h"
 
@@ -245,6 +246,67 @@ TEST_F(ExportsTest, BadRequestsAreRefusedAndExportsGoAfterTheirRetention) {
   Engine bare(*store_, clock_, random_);
   EXPECT_EQ(bare.dead_letters().StartExport(Op(), "acme", ExportSpec{}).status().code(),
             ErrorCode::kInvalidArgument);
+}
+
+// Lines are written without building the document (AppendExportLine); byte for byte they must
+// stay what the document dumps to, whatever the fields hold.
+TEST(ExportLineTest, IsByteForByteTheDocumentDumped) {
+  store::DeadLetterRecord bare;  // every optional field empty or 0
+  bare.seq = 1;
+  bare.id = "m1";
+  bare.dlq = "dead-letters";
+  bare.origin = "orders";
+  bare.reason = "overflow";
+  bare.published_at = 1'765'000'000'000;
+  bare.dead_lettered_at = 1'765'000'000'123;
+
+  store::DeadLetterRecord full = bare;
+  full.id = "01HF7YAT00YCTZVWERW3H2KMCF:crm";
+  full.origin = "orders:crm";  // a subscription's queue: topic and subscription
+  full.reason = "max-deliveries";
+  full.cause = std::string("HTTP 503 \"quoted\" \\ back\b\f\n\r\t\x01\x1f\x7f", 33);
+  full.group_id = "g_3f1c";
+  full.signature = "orders:crm max-deliveries HTTP 503";
+  full.body = "{\"order\":7,\"name\":\"Zo\xc3\xab \xf0\x9f\x98\x80\",\"tab\":\"\t\"}";
+  full.attributes = {
+      {"type", "order.created"}, {"a\"b", "line\nbreak"}, {"\xc3\xa9", "\xe2\x82\xac"}};
+  full.idempotency_key = "key-7";
+  full.delivery_count = 6;
+  full.retain_until = 1'765'600'000'000;
+  full.first_delivered_at = 1'765'000'000'010;
+  full.last_delivered_at = 1'765'000'000'020;
+  full.journal.attempts = {
+      store::Attempt(1'765'000'000'010, "push", "retry", "server-error", "HTTP 503"),
+      store::Attempt(1'765'000'000'015, "c1", "nack", "", "boom\n")};
+  full.journal.attempts[0].status = 503;
+  full.journal.attempts[0].duration_ms = 12;
+  full.journal.attempts[0].response = "upstream down";
+  full.journal.omitted = 3;
+  full.redrive_error = "origin queue is gone";
+  full.lineage.redrive_count = 2;
+  full.lineage.last_redriven_at = 1'765'000'000'500;
+  full.lineage.last_redriven_by = "job:j1";
+  full.lineage.original_queue = "orders:crm";
+  full.exported_at = 1'765'000'000'900;  // the export's own time replaces it
+
+  store::DeadLetterRecord odd = bare;
+  odd.reason = kReasonNoRoute;                // a topic's own dead letter names the topic
+  odd.body = std::string("\xff\x00\x01", 3);  // not UTF-8: base64
+  odd.cause = "bad \xc3\x28 utf-8";           // invalid UTF-8 outside the body is replaced
+  odd.attributes = {{"k", "\xed\xa0\x80 surrogate"}, {"x", ""}};
+  odd.journal.attempts = {store::Attempt(5, "push", "retry", "timeout", "")};
+  odd.journal.attempts[0].duration_ms = 30'000;  // a push attempt without an answer: status null
+  odd.delivery_count = -1;
+
+  const std::string exported_at = FormatTime(1'765'000'001'000);
+  for (const auto* d : {&bare, &full, &odd}) {
+    json doc = DeadLetterDocument(*d);
+    doc["formatVersion"] = 1;
+    doc["exportedAt"] = exported_at;
+    std::string line;
+    AppendExportLine(line, *d, 1, exported_at);
+    EXPECT_EQ(line, doc.dump(-1, ' ', false, json::error_handler_t::replace)) << d->id;
+  }
 }
 
 }  // namespace
