@@ -258,6 +258,8 @@ void AppendExportLine(std::string& out, const store::DeadLetterRecord& d, int fo
   } else {
     out += "null";
   }
+  out += ",\"ticket\":";
+  AppendOptString(out, d.ticket);
   out += ",\"topic\":";
   if (!topic.empty()) {
     AppendString(out, topic);
