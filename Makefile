@@ -4,7 +4,7 @@ PRESET ?= release
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: deps build run test test-asan test-tsan fuzz bench bench-workbench bench-export format check-format clean
+.PHONY: deps build run test test-asan test-tsan fuzz bench bench-workbench bench-export bench-tickets format check-format clean
 
 deps:
 	@scripts/deps.sh
@@ -81,6 +81,13 @@ bench-export: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j$$(nproc) --target redrive_export_bench
 	$(BUILD)/bench/redrive_export_bench --dead-letters $(EXPORT_DEAD_LETTERS) --runs $(EXPORT_RUNS) \
 	  $(EXPORT_BENCH_FLAGS)
+
+# Ticket cycle (issue 14): TICKET_DEAD_LETTERS dead letters (100,000 by default) on one ticket,
+# from the digest firing to a retry answer having every one back in its queue.
+TICKET_DEAD_LETTERS ?= 100000
+bench-tickets: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j$$(nproc) --target redrive_ticket_bench
+	$(BUILD)/bench/redrive_ticket_bench --dead-letters $(TICKET_DEAD_LETTERS)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')

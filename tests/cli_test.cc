@@ -626,6 +626,37 @@ TEST_F(CliTest, ExportStartWaitThenDownloadResumesAPartialFile) {
   EXPECT_NE(missing.err.find("export-not-found"), std::string::npos) << Describe(missing);
 }
 
+TEST_F(CliTest, NotifySetDigestAndTicketAnswer) {
+  MakeQueue("orders");
+  ASSERT_EQ(DeadLetter("orders", {"a", "b", "c"}).size(), 3u);
+  std::string settings = home_ + "/notify.json";
+  std::ofstream(settings) << R"({"channels": [{"type": "log"}], "tickets": {"onExpiry": "keep"}})";
+  CliResult set = Cli({"notify", "set", settings});
+  ASSERT_EQ(set.exit_code, 0) << Describe(set);
+  EXPECT_EQ(set.Json()["tickets"]["onExpiry"], "keep");
+  std::ofstream(home_ + "/bad.json") << R"({"digest": {"schedule": "every monday"}})";
+  CliResult bad = Cli({"notify", "set", home_ + "/bad.json"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("invalid-argument"), std::string::npos) << Describe(bad);
+
+  CliResult digest = Cli({"notify", "digest", "--json"});
+  ASSERT_EQ(digest.exit_code, 0) << Describe(digest);
+  std::string id = digest.Json()["ticket"]["id"];
+  CliResult list = Cli({"ticket", "ls"});
+  EXPECT_NE(list.out.find(id + "  open"), std::string::npos) << list.out;
+  CliResult show = Cli({"ticket", "show", id});
+  EXPECT_NE(show.out.find("group:        1 orders rejected"), std::string::npos) << show.out;
+  CliResult wrong = Cli({"ticket", "answer", id, "later"});
+  EXPECT_NE(wrong.exit_code, 0);
+  CliResult answer = Cli({"ticket", "answer", id, "discard", "--json"});
+  ASSERT_EQ(answer.exit_code, 0) << Describe(answer);
+  EXPECT_EQ(answer.Json()["answer"]["deleted"], 3);
+  CliResult again = Cli({"ticket", "answer", id, "retry"});
+  EXPECT_NE(again.err.find("ticket-closed"), std::string::npos) << Describe(again);
+  CliResult none = Cli({"notify", "digest"});
+  EXPECT_NE(none.out.find("no ticket opened"), std::string::npos) << Describe(none);
+}
+
 TEST_F(CliTest, JobsDryRunMovesNothing) {
   MakeQueue("orders");
   std::vector<std::string> ids = DeadLetter("orders", {"a", "b", "c"});

@@ -193,8 +193,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
                                                    std::to_string(e.source().begin.line) + ": " +
                                                    std::string(e.description()));
   }
-  REDRIVE_RETURN_IF_ERROR(
-      OnlyKeys(root, {"server", "limits", "tenants", "tls", "quotas", "exports"}, ""));
+  REDRIVE_RETURN_IF_ERROR(OnlyKeys(
+      root, {"server", "limits", "tenants", "tls", "quotas", "exports", "notifications"}, ""));
   if (auto server = root["server"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(
         OnlyKeys(*server,
