@@ -10,7 +10,7 @@ namespace {
 #define DEAD_LETTER_COLUMNS                                                                 \
   "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
   "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
-  "journal, group_id, signature, redrive_error, lineage, exported_at"
+  "journal, group_id, signature, redrive_error, lineage, exported_at, redacted"
 
 DeadLetterRecord ReadDeadLetter(Stmt& s) {
   DeadLetterRecord d;
@@ -36,6 +36,7 @@ DeadLetterRecord ReadDeadLetter(Stmt& s) {
   d.redrive_error = s.Text(19);
   d.lineage = DecodeLineage(s.Text(20));
   d.exported_at = s.Int(21);
+  d.redacted = s.Int(22) != 0;
   return d;
 }
 
@@ -328,6 +329,7 @@ ScanSql BuildScan(const DeadLetterScan& s) {
   if (s.until > 0) num("dead_lettered_at < ?", s.until);
   if (s.snapshot.max_seq > 0) num("seq <= ?", s.snapshot.max_seq);
   if (s.unexported) q.where += " AND exported_at = 0";
+  if (s.redacted_only) q.where += " AND redacted = 1";
   if (!s.redriven_by.empty()) {
     // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
     // hold no quote or wildcard.

@@ -6,7 +6,7 @@
 namespace redrive::store::sqlite {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tenants(
@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   redrive_error TEXT NOT NULL DEFAULT '',
   lineage TEXT NOT NULL DEFAULT '',
   body_size INTEGER GENERATED ALWAYS AS (length(CAST(body AS BLOB))) STORED,
-  exported_at INTEGER NOT NULL DEFAULT 0);
+  exported_at INTEGER NOT NULL DEFAULT 0,
+  redacted INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
 DROP INDEX IF EXISTS dead_letters_origin;
 DROP INDEX IF EXISTS dead_letters_tenant;
@@ -219,6 +220,13 @@ CREATE TABLE IF NOT EXISTS delivery_outcomes(
   failed_tls INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(tenant, origin, minute)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS delivery_outcomes_minute ON delivery_outcomes(minute);
+-- Secrets of a tenant the engine keeps and never shows (the key of redaction's hashes): made
+-- once by whichever node asks first. A new table: IF NOT EXISTS makes it in any older file.
+CREATE TABLE IF NOT EXISTS tenant_secrets(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  PRIMARY KEY(tenant, name)) WITHOUT ROWID;
 )sql";
 
 // From schema version 2: the tables as version 3 has them (a snapshot: later versions migrate
@@ -310,16 +318,38 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   return store;
 }
 
+namespace {
+// Adds a column unless the table has it: a crash between the ALTER and the version's update
+// finds the column there next time.
+Status AddColumnOnce(Db& db, const char* table, const char* column, const char* type,
+                     const char* step) {
+  const std::string sql = std::string("SELECT COUNT(*) FROM pragma_table_info('") + table +
+                          "') WHERE name = '" + column + "'";
+  auto has = db.PrepareText(sql);
+  if (!has.ok())
+    return Status(ErrorCode::kStoreFailed, std::string(step) + ": " + has.status().message());
+  Stmt h = std::move(has).value();
+  if (h.Step() == SQLITE_ROW && h.Int(0) > 0) return Status::Ok();
+  Status st = db.Exec(
+      (std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + type + ";").c_str());
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, std::string(step) + ": " + st.message());
+  return Status::Ok();
+}
+}  // namespace
+
 Status SqliteStore::Init() {
   writer_db_ = std::make_unique<Db>();
   REDRIVE_RETURN_IF_ERROR(writer_db_->Open(path_, /*read_only=*/false));
   // WAL with synchronous=FULL: every commit fsyncs the log before it returns, so a 2xx after a
-  // commit survives a power cut. Group commit amortises that fsync across requests. Statement
-  // journals stay in memory (measured 10-20% faster end to end than on disk); every large
-  // write is chunked (queue deletion, retention, redrive) so none of them can grow large.
+  // commit survives a power cut. secure_delete=FAST zeroes what a delete or an update frees in a
+  // page it writes anyway (no more I/O): a message dead-lettered redacted leaves no copy of its
+  // values behind in the messages table (docs/privacy.md). Group commit amortises that fsync across
+  // requests. Statement journals stay in memory (measured 10-20% faster end to end than on disk);
+  // every large write is chunked (queue deletion, retention, redrive) so none of them can grow
+  // large.
   Status st = writer_db_->Exec(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
-      "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF;");
+      "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF; PRAGMA secure_delete=FAST;");
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
   int64_t version = 0;
   {
@@ -369,18 +399,13 @@ Status SqliteStore::Init() {
     }
   }
   if (version >= 1 && version < 5) {
-    // Once: a crash between this ALTER and the version's update finds the column next time.
-    auto has = writer_db_->Prepare(
-        "SELECT COUNT(*) FROM pragma_table_info('dead_letters') WHERE name = 'exported_at'");
-    if (!has.ok())
-      return Status(ErrorCode::kStoreFailed, "migration to v5: " + has.status().message());
-    Stmt h = std::move(has).value();
-    bool present = h.Step() == SQLITE_ROW && h.Int(0) > 0;
-    if (!present) {
-      st = writer_db_->Exec(
-          "ALTER TABLE dead_letters ADD COLUMN exported_at INTEGER NOT NULL DEFAULT 0;");
-      if (!st.ok()) return Status(ErrorCode::kStoreFailed, "migration to v5: " + st.message());
-    }
+    REDRIVE_RETURN_IF_ERROR(AddColumnOnce(*writer_db_, "dead_letters", "exported_at",
+                                          "INTEGER NOT NULL DEFAULT 0", "migration to v5"));
+  }
+  if (version >= 1 && version < 6) {
+    // v5 -> v6: dead_letters.redacted (stored with storeRedacted).
+    REDRIVE_RETURN_IF_ERROR(AddColumnOnce(*writer_db_, "dead_letters", "redacted",
+                                          "INTEGER NOT NULL DEFAULT 0", "migration to v6"));
   }
   st = writer_db_->Exec(kSchema);
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
