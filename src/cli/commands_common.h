@@ -102,6 +102,7 @@ struct ClientCommands::Flags {
   std::string id;  // a dead letter or a job
   // dead letters: actions
   std::string to;
+  bool allow_redacted = false;  // dlq restore, reroute: also dead letters stored redacted
   bool yes = false;
   // redrive jobs
   double rate = -1;  // < 0: not given

@@ -65,6 +65,7 @@ json DeadLetterDocument(const store::DeadLetterRecord& d) {
   j["attemptsOmitted"] = d.journal.omitted;
   j["redriveError"] = d.redrive_error.empty() ? json(nullptr) : json(d.redrive_error);
   j["exportedAt"] = OptTime(d.exported_at);
+  j["redacted"] = d.redacted;
   j["lineage"] = {
       {"redriveCount", d.lineage.redrive_count},
       {"lastRedrivenAt", OptTime(d.lineage.last_redriven_at)},

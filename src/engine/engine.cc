@@ -24,12 +24,14 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
       std::make_unique<Tenancy>(control_port, clock, random, options_, *coordinator_, *audit_);
   queues_ = std::make_unique<Queues>(control_port, message_port, clock, *tenancy_, *coordinator_,
                                      *audit_, counters_);
+  redactor_ = std::make_unique<Redactor>(control_port, random, *queues_, *coordinator_);
   topics_ = std::make_unique<Topics>(control_port, clock, random, *tenancy_, *queues_,
                                      *coordinator_, *audit_);
   messages_ = std::make_unique<Messages>(message_port, clock, random, options_, *queues_, *tenancy_,
-                                         *coordinator_, counters_, *audit_, *outcomes_);
-  dead_letters_ = std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_,
-                                                *tenancy_, *coordinator_, *audit_, *outcomes_);
+                                         *coordinator_, counters_, *audit_, *outcomes_, *redactor_);
+  dead_letters_ =
+      std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_, *tenancy_,
+                                    *coordinator_, *audit_, *outcomes_, *redactor_);
   background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, *outcomes_,
                                              clock, options_, *coordinator_);
   push_ = std::make_unique<PushDispatcher>(*messages_, *queues_, *topics_, *dead_letters_, clock,
