@@ -327,6 +327,8 @@ class DeadLetters {
   Status FinishExport(store::JobRecord& job, const std::string& base, TimeMs now);
   Result<Selector> ExportSelector(const std::string& tenant, const ExportSpec& spec);
   std::string ExportBase(const std::string& tenant, const std::string& id) const;
+  // The file of a completed export. Errors: kExportNotReady.
+  Result<ExportFile> FileOf(const ExportInfo& info, bool gzip) const;
   // Deletes exports (records and files) past export_retention.
   Status SweepExports(TimeMs now);
   // Saves a job the runner advanced, if its state is still `expected`; when a cancel came in

@@ -304,6 +304,11 @@ Result<ExportInfo> DeadLetters::CancelExport(const Principal& actor, const std::
 Result<ExportFile> DeadLetters::GetExportFile(const std::string& tenant, const std::string& id,
                                               bool gzip) {
   REDRIVE_ASSIGN_OR_RETURN(ExportInfo info, GetExport(tenant, id));
+  return FileOf(info, gzip);
+}
+
+Result<ExportFile> DeadLetters::FileOf(const ExportInfo& info, bool gzip) const {
+  const std::string& id = info.id;
   if (info.state != "completed") {
     return Status(
         ErrorCode::kExportNotReady,
@@ -311,7 +316,7 @@ Result<ExportFile> DeadLetters::GetExportFile(const std::string& tenant, const s
             (info.state == "processing" ? ": its file is not complete yet" : ": it has no file"));
   }
   ExportFile f;
-  f.path = ExportBase(tenant, id) + (gzip ? ".ndjson.gz" : ".ndjson");
+  f.path = ExportBase(info.tenant, id) + (gzip ? ".ndjson.gz" : ".ndjson");
   f.size = gzip ? info.gzip_bytes : info.bytes;
   f.etag = id + (gzip ? "-gz-" : "-") + std::to_string(f.size);
   return f;
@@ -325,7 +330,7 @@ Result<ExportFile> DeadLetters::GetExportFile(const Principal& viewer, const std
                                              " was written unredacted: downloading it needs the '" +
                                              kScopeDlqReadUnredacted + "' scope");
   }
-  return GetExportFile(tenant, id, gzip);
+  return FileOf(info, gzip);
 }
 
 Result<int64_t> DeadLetters::RunExportsOnce() {
