@@ -105,6 +105,8 @@ Result<engine::DeadLetterTarget> TargetFromJson(const json& body) {
   t.dlq = dlq.value_or("");
   REDRIVE_ASSIGN_OR_RETURN(t.since, OptionalTime(body, "since"));
   REDRIVE_ASSIGN_OR_RETURN(t.until, OptionalTime(body, "until"));
+  REDRIVE_ASSIGN_OR_RETURN(auto allow, GetBool(body, "allowRedacted"));
+  t.allow_redacted = allow.value_or(false);
   return t;
 }
 

@@ -40,7 +40,8 @@ Result<int> IntQuery(const http::Request& req, const char* name, int def);
 // ------------------------------------------------------------------ dead letters and audit
 
 // The dead letters a bulk action or a redrive job works on: "ids", "filter", "group",
-// "deadLetterQueue", "since", "until" of a body (the caller refuses the fields it does not take).
+// "deadLetterQueue", "since", "until", "allowRedacted" of a body (the caller refuses the fields
+// it does not take).
 Result<engine::DeadLetterTarget> TargetFromJson(const json& body);
 // An audit log query (_queryFilter, _pageSize, _pagedResultsCookie) and the page it answers:
 // the server's log and a tenant's.

@@ -40,8 +40,9 @@ void RestApi::AddDeadLetterRoutes() {
                                                  "origin"};
   auto query_route = [this](const char* scope_param) {
     return [this, scope_param](Request& req, const PathParams& p,
-                               const Principal&) -> Result<Response> {
+                               const Principal& who) -> Result<Response> {
       engine::DeadLetterQuery q;
+      q.unredacted = engine::SeesUnredacted(who);
       q.filter = std::string(req.Query("_queryFilter"));
       q.fields = std::string(req.Query("_fields"));
       q.sort_keys = std::string(req.Query("_sortKeys"));
@@ -69,9 +70,9 @@ void RestApi::AddDeadLetterRoutes() {
   Add("GET", "/v1/tenants/{tenant}/failure-groups/{group}/dead-letters", "dead_letter_query_group",
       {kScopeDlqRead}, query_route("group"), kQueryParams);
   Add("GET", "/v1/tenants/{tenant}/dead-letters/{id}", "dead_letter_get", {kScopeDlqRead},
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(
-            auto d, engine_.dead_letters().GetDeadLetter(p.Get("tenant"), p.Get("id")));
+            auto d, engine_.dead_letters().GetDeadLetter(who, p.Get("tenant"), p.Get("id")));
         return Json(200, engine::DeadLetterDocument(d));
       });
   Add("GET", "/v1/tenants/{tenant}/failure-groups", "failure_groups", {kScopeDlqRead},
@@ -126,9 +127,16 @@ void RestApi::AddDeadLetterRoutes() {
       });
   Add("POST", "/v1/tenants/{tenant}/dead-letters/{id}/restore", "dead_letter_restore_one",
       {kScopeDlqWrite},
-      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         engine::DeadLetterTarget t;
         t.ids = {p.Get("id")};
+        // The body is optional: {"allowRedacted": true} at most.
+        if (!req.body.empty()) {
+          REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
+          REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"allowRedacted"}));
+          REDRIVE_ASSIGN_OR_RETURN(auto allow, GetBool(body, "allowRedacted"));
+          t.allow_redacted = allow.value_or(false);
+        }
         REDRIVE_ASSIGN_OR_RETURN(
             auto r, engine_.dead_letters().RestoreDeadLetters(who, p.Get("tenant"), t));
         return Json(200, ActionResultJson(r));
@@ -137,10 +145,12 @@ void RestApi::AddDeadLetterRoutes() {
       {kScopeDlqWrite},
       [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
-        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"destination"}));
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"destination", "allowRedacted"}));
         REDRIVE_ASSIGN_OR_RETURN(std::string dest, RequiredString(body, "destination"));
         engine::DeadLetterTarget t;
         t.ids = {p.Get("id")};
+        REDRIVE_ASSIGN_OR_RETURN(auto allow, GetBool(body, "allowRedacted"));
+        t.allow_redacted = allow.value_or(false);
         REDRIVE_ASSIGN_OR_RETURN(
             auto r, engine_.dead_letters().RerouteDeadLetters(who, p.Get("tenant"), t, dest));
         return Json(200, ActionResultJson(r));
@@ -151,8 +161,12 @@ void RestApi::AddDeadLetterRoutes() {
       REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
       std::string_view a(action);
       if (a == "reroute") {
-        REDRIVE_RETURN_IF_ERROR(OnlyFields(
-            body, {"ids", "filter", "group", "deadLetterQueue", "since", "until", "destination"}));
+        REDRIVE_RETURN_IF_ERROR(
+            OnlyFields(body, {"ids", "filter", "group", "deadLetterQueue", "since", "until",
+                              "destination", "allowRedacted"}));
+      } else if (a == "restore") {
+        REDRIVE_RETURN_IF_ERROR(OnlyFields(body, {"ids", "filter", "group", "deadLetterQueue",
+                                                  "since", "until", "allowRedacted"}));
       } else {
         REDRIVE_RETURN_IF_ERROR(
             OnlyFields(body, {"ids", "filter", "group", "deadLetterQueue", "since", "until"}));

@@ -27,6 +27,8 @@ json ExportJson(const engine::ExportInfo& e) {
                {"since", e.spec.since ? json(FormatTime(*e.spec.since)) : json(nullptr)},
                {"until", e.spec.until ? json(FormatTime(*e.spec.until)) : json(nullptr)},
                {"includeExported", e.spec.include_exported}};
+  // Whether the file shows values as a token without dlq:read-unredacted sees them.
+  json redacted = e.spec.redacted;
   json progress = nullptr;
   if (e.state == "completed") {
     progress = 1.0;
@@ -38,6 +40,7 @@ json ExportJson(const engine::ExportInfo& e) {
   return {{"id", e.id},
           {"state", e.state},
           {"spec", spec},
+          {"redacted", redacted},
           {"count", e.count},
           {"total", e.total < 0 ? json(nullptr) : json(e.total)},
           {"progress", progress},
@@ -124,12 +127,12 @@ void RestApi::AddExportRoutes() {
   // The file: NDJSON; the stored gzip copy with ?gzip=true (as a .gz file) or with
   // Accept-Encoding: gzip (as Content-Encoding); ranges, ETag and Content-Length either way.
   Add("GET", kExports + "/{export}/file", "export_download", {kScopeDlqExport},
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(bool gz_file, BoolQuery(req, "gzip"));
         bool encoded = !gz_file && AcceptsGzip(req);
         const std::string id = p.Get("export");
-        REDRIVE_ASSIGN_OR_RETURN(
-            auto f, engine_.dead_letters().GetExportFile(p.Get("tenant"), id, gz_file || encoded));
+        REDRIVE_ASSIGN_OR_RETURN(auto f, engine_.dead_letters().GetExportFile(
+                                             who, p.Get("tenant"), id, gz_file || encoded));
         std::vector<std::pair<std::string, std::string>> headers = {
             {"content-disposition",
              "attachment; filename=\"" + id + (gz_file ? ".ndjson.gz\"" : ".ndjson\"")},

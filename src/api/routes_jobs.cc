@@ -21,6 +21,7 @@ Result<engine::JobSpec> JobSpecFromJson(const json& body) {
   s.group = target.group;
   s.since = target.since;
   s.until = target.until;
+  s.allow_redacted = target.allow_redacted;
   REDRIVE_ASSIGN_OR_RETURN(auto dest, GetString(body, "destination"));
   s.destination = dest.value_or("");
   if (auto it = body.find("rate"); it != body.end() && !it->is_null()) {
@@ -54,7 +55,8 @@ json JobJson(const engine::JobInfo& j) {
       {"since", j.spec.since ? json(FormatTime(*j.spec.since)) : json(nullptr)},
       {"until", j.spec.until ? json(FormatTime(*j.spec.until)) : json(nullptr)},
       {"destination", j.spec.destination.empty() ? json(nullptr) : json(j.spec.destination)},
-      {"rate", j.spec.rate}};
+      {"rate", j.spec.rate},
+      {"allowRedacted", j.spec.allow_redacted}};
   spec["canary"] = j.spec.canary ? json{{"count", *j.spec.canary},
                                         {"wait", FormatDuration(j.spec.canary_wait)},
                                         {"maxFailure", j.spec.canary_max_failure}}
@@ -85,8 +87,9 @@ void RestApi::AddJobRoutes() {
         REDRIVE_ASSIGN_OR_RETURN(json body, Body(req));
         REDRIVE_RETURN_IF_ERROR(
             OnlyFields(body, {"deadLetterQueue", "filter", "group", "since", "until", "destination",
-                              "rate", "canary", "dryRun"}));
+                              "rate", "canary", "dryRun", "allowRedacted"}));
         REDRIVE_ASSIGN_OR_RETURN(auto spec, JobSpecFromJson(body));
+        spec.unredacted = engine::SeesUnredacted(who);
         REDRIVE_ASSIGN_OR_RETURN(auto dry, GetBool(body, "dryRun"));
         if (dry.value_or(false)) {
           REDRIVE_ASSIGN_OR_RETURN(auto r, engine_.dead_letters().DryRunJob(p.Get("tenant"), spec));

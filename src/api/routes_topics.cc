@@ -215,7 +215,7 @@ void RestApi::AddTopicRoutes() {
 
   // Events: the topic's recent messages, and redelivery on request.
   Add("GET", kTopic + "/events", "topic_events", kReaders,
-      [this](Request& req, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request& req, const PathParams& p, const Principal& who) -> Result<Response> {
         EventQuery q;
         REDRIVE_ASSIGN_OR_RETURN(q.since, TimeQuery(req, "since"));
         REDRIVE_ASSIGN_OR_RETURN(q.until, TimeQuery(req, "until"));
@@ -232,6 +232,7 @@ void RestApi::AddTopicRoutes() {
                           "dropped");
           }
         }
+        q.unredacted = SeesUnredacted(who);
         REDRIVE_ASSIGN_OR_RETURN(auto page,
                                  engine_.messages().ListEvents(p.Get("tenant"), p.Get("topic"), q));
         json events = json::array();
@@ -242,9 +243,10 @@ void RestApi::AddTopicRoutes() {
       },
       {"since", "until", "limit", "subscription", "cursor", "state"});
   Add("GET", kTopic + "/events/{id}", "topic_event_get", kReaders,
-      [this](Request&, const PathParams& p, const Principal&) -> Result<Response> {
+      [this](Request&, const PathParams& p, const Principal& who) -> Result<Response> {
         REDRIVE_ASSIGN_OR_RETURN(
-            auto e, engine_.messages().GetEvent(p.Get("tenant"), p.Get("topic"), p.Get("id")));
+            auto e, engine_.messages().GetEvent(p.Get("tenant"), p.Get("topic"), p.Get("id"),
+                                                SeesUnredacted(who)));
         return Json(200, EventJson(e, true));
       });
   Add("POST", kSub + "/redeliver", "subscription_redeliver", {kScopeAdmin, kScopeDlqWrite},

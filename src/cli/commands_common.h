@@ -102,7 +102,8 @@ struct ClientCommands::Flags {
   std::string id;  // a dead letter or a job
   // dead letters: actions
   std::string to;
-  std::string action;  // ticket answer
+  std::string action;           // ticket answer
+  bool allow_redacted = false;  // dlq restore, reroute: also dead letters stored redacted
   bool yes = false;
   // redrive jobs
   double rate = -1;  // < 0: not given

@@ -292,6 +292,7 @@ int DlqAction(Context& ctx, const Flags& f, const std::string& action, const cha
   auto body = TargetBody(f);
   if (!body.ok()) return Usage(body.status().message());
   if (action == "reroute") (*body)["destination"] = f.to;
+  if (f.allow_redacted) (*body)["allowRedacted"] = true;
   auto r =
       ctx.client.Post(ctx.TenantPath() + "/dead-letters/" + action, body.value(), kActionTimeoutMs);
   if (!r.ok()) return ctx.Fail(r.error());
@@ -367,9 +368,13 @@ void AddDeadLetterCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf) {
     return cmd;
   };
   add_action("rm", "Delete dead letters for good", DlqRemove);
-  add_action("restore", "Move dead letters back to the queues they came from", DlqRestore);
+  const char* kAllowRedacted =
+      "Also move dead letters stored redacted (storeRedacted), as they are: their values are gone";
+  add_action("restore", "Move dead letters back to the queues they came from", DlqRestore)
+      ->add_flag("--allow-redacted", f->allow_redacted, kAllowRedacted);
   auto* dlq_reroute = add_action("reroute", "Move dead letters to another queue", DlqReroute);
   dlq_reroute->add_option("--to", f->to, "The queue to move them to")->required();
+  dlq_reroute->add_flag("--allow-redacted", f->allow_redacted, kAllowRedacted);
   auto* dlq_purge = dlq->add_subcommand("purge", "Delete every dead letter of a dead-letter queue");
   dlq_purge->add_option("DLQ", f->dlq, "Dead-letter queue name")->required();
   dlq_purge->add_flag("--yes", f->yes, "Really purge (without it, say what would go and exit 2)");

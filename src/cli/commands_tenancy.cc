@@ -258,7 +258,7 @@ void AddTenancyCommands(CLI::App& app, Flags* f, const AddLeafFn& add_leaf) {
   token_create
       ->add_option("--scope", f->scopes,
                    "A scope (repeatable): publish, consume, dlq:read, dlq:write, dlq:export, "
-                   "admin; default all")
+                   "admin, dlq:read-unredacted; default all but dlq:read-unredacted")
       ->allow_extra_args(false);
   token_create->add_option("--expires-in", f->expires_in, "Refuse the token after this long")
       ->check(DurationCheck());

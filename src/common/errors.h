@@ -67,6 +67,8 @@ namespace redrive {
     "The name is a topic: publish to it, and receive from its subscriptions.")                    \
   X(kDeadLetterQueueReadOnly, "dead-letter-queue-read-only", 409,                                 \
     "Dead-letter queues are written by redrive only; use the dead-letter API to read them.")      \
+  X(kDeadLetterRedacted, "dead-letter-redacted", 409,                                             \
+    "The dead letter was stored redacted; moving it needs \"allowRedacted\": true.")              \
   X(kLastOperatorToken, "last-operator-token", 409,                                               \
     "Revoking this token would leave no active operator token; create or rotate one first.")      \
   X(kTenantNotEmpty, "tenant-not-empty", 409,                                                     \

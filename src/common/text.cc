@@ -1,6 +1,7 @@
 #include "common/text.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include <charconv>
@@ -161,6 +162,14 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
   return HexEncode(std::string_view(reinterpret_cast<char*>(digest), sizeof(digest)));
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &len);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
 }
 
 std::string NewUlid(TimeMs now, Random& random) {

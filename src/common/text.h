@@ -32,6 +32,8 @@ Result<std::string> Base64Decode(std::string_view text);
 std::string HexEncode(std::string_view bytes);
 // SHA-256 of `data` as lowercase hex.
 std::string Sha256Hex(std::string_view data);
+// HMAC-SHA256 of `data` under `key` (OpenSSL), as lowercase hex (64 digits).
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
 
 // A 26-character ULID (Crockford base32): 48 bits of time then 80 random bits. Sorts by time.
 std::string NewUlid(TimeMs now, Random& random);

@@ -68,6 +68,7 @@ json DeadLetterDocument(const store::DeadLetterRecord& d) {
   j["redriveError"] = d.redrive_error.empty() ? json(nullptr) : json(d.redrive_error);
   j["exportedAt"] = OptTime(d.exported_at);
   j["ticket"] = d.ticket.empty() ? json(nullptr) : json(d.ticket);
+  j["redacted"] = d.redacted;
   j["lineage"] = {
       {"redriveCount", d.lineage.redrive_count},
       {"lastRedrivenAt", OptTime(d.lineage.last_redriven_at)},
@@ -246,6 +247,8 @@ void AppendExportLine(std::string& out, const store::DeadLetterRecord& d, int fo
   AppendTime(out, d.published_at);
   out += ",\"reason\":";
   AppendString(out, d.reason);
+  out += ",\"redacted\":";
+  out += d.redacted ? "true" : "false";
   out += ",\"redriveError\":";
   AppendOptString(out, d.redrive_error);
   out += ",\"signature\":";

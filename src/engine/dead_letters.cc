@@ -16,6 +16,7 @@
 #include "engine/failure_group.h"
 #include "engine/internal/cookie.h"
 #include "engine/internal/selector.h"
+#include "engine/redaction.h"
 #include "engine/tenancy.h"
 #include "query/fields.h"
 #include "query/filter.h"
@@ -157,15 +158,16 @@ json TargetJson(const DeadLetterTarget& t) {
 
 }  // namespace
 
-json DeadLetters::RedactedDocument(const DeadLetterRecord& d) {
-  // TODO(privacy): apply the origin queue's redaction rules.
-  return DeadLetterDocument(d);
+bool SeesUnredacted(const Principal& viewer) {
+  return !viewer.tenant.empty() && viewer.HasScope(kScopeDlqReadUnredacted);
 }
 
-Result<std::shared_ptr<const DeadLetters::Selector>> DeadLetters::Compile(
-    const std::string& tenant, const DeadLetterTarget& t) {
+Result<std::shared_ptr<const DeadLetters::Selector>> DeadLetters::Compile(const std::string& tenant,
+                                                                          const DeadLetterTarget& t,
+                                                                          bool redacted) {
   auto sel = std::make_shared<Selector>();
   sel->tenant = tenant;
+  sel->redacted = redacted;
   sel->scan.tenant = tenant;
   if (!t.ids.empty()) {
     if (t.ids.size() > kMaxIds) {
@@ -232,6 +234,7 @@ Result<std::vector<DeadLetterRecord>> DeadLetters::NextMatches(
         d.reset();  // outside the target's scope: as if not there
       }
       if (d) {
+        if (sel.redacted) REDRIVE_RETURN_IF_ERROR(redactor_.RedactDeadLetter(&*d));
         out.push_back(std::move(*d));
       } else {
         DeadLetterRecord missing;  // seq 0 marks "not found" for the caller
@@ -255,6 +258,7 @@ Result<std::vector<DeadLetterRecord>> DeadLetters::NextMatches(
     for (auto& d : rows) {
       if (out.size() >= static_cast<size_t>(limit)) break;
       *cursor = d.seq;
+      if (sel.redacted) REDRIVE_RETURN_IF_ERROR(redactor_.RedactDeadLetter(&d));
       if (sel.filter && !sel.covered &&
           !query::Evaluate(*sel.filter, DeadLetterFilterDocument(d, sel.parse_body))) {
         continue;
@@ -290,7 +294,7 @@ Result<DeadLetterQueryResult> DeadLetters::QueryDeadLetters(const std::string& t
   target.filter = q.filter;
   target.group = q.group;
   target.dlq = q.dlq;
-  REDRIVE_ASSIGN_OR_RETURN(auto sel_const, Compile(tenant, target));
+  REDRIVE_ASSIGN_OR_RETURN(auto sel_const, Compile(tenant, target, !q.unredacted));
   Selector sel = *sel_const;
   if (!q.origin.empty()) {
     if (!sel.scan.origin.empty() && sel.scan.origin != q.origin) sel.covered = false;
@@ -407,6 +411,7 @@ Result<std::vector<FailureGroup>> DeadLetters::ListFailureGroups(const std::stri
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(CheckDeadLetterQueue(control_, tenant, dlq));
   REDRIVE_ASSIGN_OR_RETURN(auto rows, control_.ListFailureGroups(tenant, dlq));
+  for (auto& row : rows) REDRIVE_RETURN_IF_ERROR(ScrubSignature(tenant, &row));
   // Each origin's counts are read once, however many of its groups there are, from where the
   // earliest of them needs them.
   TimeMs kept_from = clock_.Now() - outcomes_.retention();
@@ -455,7 +460,7 @@ Result<ActionResult> DeadLetters::DeleteDeadLetters(const Principal& actor,
     return Status(ErrorCode::kInvalidArgument,
                   "say which dead letters: ids, a filter or a group (purge empties a queue)");
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
+  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target, !SeesUnredacted(actor)));
   REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   ActionResult result;
   int64_t cursor = 0;
@@ -529,7 +534,7 @@ Result<ActionResult> DeadLetters::PurgeDeadLetterQueue(const Principal& actor,
 
 Status DeadLetters::MoveBatch(const std::string& tenant, const std::vector<DeadLetterRecord>& batch,
                               const std::string& destination, const std::string& by,
-                              ActionResult* result) {
+                              bool allow_redacted, ActionResult* result) {
   TimeMs now = clock_.Now();
   std::vector<store::RedriveItem> items;
   std::vector<const DeadLetterRecord*> sources;
@@ -537,6 +542,10 @@ Status DeadLetters::MoveBatch(const std::string& tenant, const std::vector<DeadL
     ++result->matched;
     if (d.seq == 0) {
       Skip(result, d.id, "not-found");
+      continue;
+    }
+    if (d.redacted && !allow_redacted) {
+      Skip(result, d.id, "redacted", "stored redacted; allowRedacted moves it as it is");
       continue;
     }
     const std::string& dest = destination.empty() ? d.origin : destination;
@@ -607,8 +616,9 @@ Result<ActionResult> DeadLetters::MoveDeadLetters(const Principal& actor, const 
                     "'" + destination + "' is a dead-letter queue; reroute to a standard queue");
     }
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target));
+  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, target, !SeesUnredacted(actor)));
   REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
+  if (!target.allow_redacted) REDRIVE_RETURN_IF_ERROR(RefuseRedacted(*sel, snapshot));
   ActionResult result;
   int64_t cursor = 0;
   bool exhausted = false;
@@ -616,13 +626,15 @@ Result<ActionResult> DeadLetters::MoveDeadLetters(const Principal& actor, const 
   auto audit = [&](const Status& error) {
     json detail = {{"target", TargetJson(target)}, {"result", ActionJson(result)}};
     if (!destination.empty()) detail["destination"] = destination;
+    if (target.allow_redacted) detail["allowRedacted"] = true;
     if (!error.ok()) detail["error"] = error.ToString();
     audit_.Write(tenant, actor.token_id, action, std::move(detail));
   };
   while (!exhausted) {
     auto next = NextMatches(*sel, snapshot, options_.redrive_chunk, &cursor, &exhausted);
     Status st =
-        next.ok() ? MoveBatch(tenant, next.value(), destination, by, &result) : next.status();
+        next.ok() ? MoveBatch(tenant, next.value(), destination, by, target.allow_redacted, &result)
+                  : next.status();
     if (!st.ok()) {
       audit(st);  // the chunks before this one took effect
       return st;
@@ -654,7 +666,8 @@ Result<ActionResult> DeadLetters::RerouteDeadLetters(const Principal& actor,
 
 DeadLetters::DeadLetters(store::ControlStore& control, Clock& clock, Random& random,
                          const EngineOptions& options, Queues& queues, Tenancy& tenancy,
-                         Coordinator& coordinator, AuditLog& audit, DeliveryOutcomes& outcomes)
+                         Coordinator& coordinator, AuditLog& audit, DeliveryOutcomes& outcomes,
+                         Redactor& redactor)
     : control_(control),
       clock_(clock),
       random_(random),
@@ -663,7 +676,8 @@ DeadLetters::DeadLetters(store::ControlStore& control, Clock& clock, Random& ran
       tenancy_(tenancy),
       coordinator_(coordinator),
       audit_(audit),
-      outcomes_(outcomes) {}
+      outcomes_(outcomes),
+      redactor_(redactor) {}
 
 void DeadLetters::SetJobWaker(std::function<void()> wake) { wake_runner_ = std::move(wake); }
 
@@ -677,6 +691,62 @@ Result<store::DeadLetterRecord> DeadLetters::GetDeadLetter(const std::string& te
   REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(tenant, id));
   if (!d) return Status(ErrorCode::kDeadLetterNotFound, "dead letter '" + id + "' not found");
   return std::move(*d);
+}
+
+Result<store::DeadLetterRecord> DeadLetters::GetDeadLetter(const Principal& viewer,
+                                                           const std::string& tenant,
+                                                           const std::string& id) {
+  REDRIVE_ASSIGN_OR_RETURN(auto d, GetDeadLetter(tenant, id));
+  if (!SeesUnredacted(viewer)) REDRIVE_RETURN_IF_ERROR(redactor_.RedactDeadLetter(&d));
+  return d;
+}
+
+Result<json> DeadLetters::RedactedDocument(const store::DeadLetterRecord& d) {
+  store::DeadLetterRecord copy = d;
+  REDRIVE_RETURN_IF_ERROR(redactor_.RedactDeadLetter(&copy));
+  return DeadLetterDocument(copy);
+}
+
+Status DeadLetters::ScrubSignature(const std::string& tenant, store::FailureGroupRow* group) {
+  if (group->sample_ids.empty() || !redactor_.HasRules(tenant, group->origin)) {
+    return Status::Ok();
+  }
+  // The dead letters of a group share its signature: one of them tells which values it quotes.
+  REDRIVE_ASSIGN_OR_RETURN(auto d, control_.GetDeadLetter(tenant, group->sample_ids[0]));
+  if (!d || d->signature != group->signature) return Status::Ok();
+  REDRIVE_RETURN_IF_ERROR(redactor_.RedactDeadLetter(&*d));
+  group->signature = std::move(d->signature);
+  return Status::Ok();
+}
+
+Status DeadLetters::RefuseRedacted(const Selector& selector,
+                                   const store::DeadLetterSnapshot& snapshot) {
+  auto refuse = [](const std::string& id) {
+    return Status(ErrorCode::kDeadLetterRedacted,
+                  "dead letter '" + id +
+                      "' was stored redacted (its queue's redaction.storeRedacted): it would be "
+                      "delivered with the redacted values; say \"allowRedacted\": true to move it "
+                      "as it is");
+  };
+  Selector only = selector;
+  if (only.ids.empty()) {
+    // Most tenants have none: a count over the indexed scope says so without evaluating.
+    store::DeadLetterScan count = only.scan;
+    count.snapshot = snapshot;
+    count.redacted_only = true;
+    REDRIVE_ASSIGN_OR_RETURN(int64_t n, control_.CountDeadLetters(count));
+    if (n == 0) return Status::Ok();
+    only.scan.redacted_only = true;
+  }
+  int64_t cursor = 0;
+  bool exhausted = false;
+  while (!exhausted) {
+    REDRIVE_ASSIGN_OR_RETURN(auto batch, NextMatches(only, snapshot, 1000, &cursor, &exhausted));
+    for (const auto& d : batch) {
+      if (d.redacted) return refuse(d.id);
+    }
+  }
+  return Status::Ok();
 }
 
 Result<AuditQueryResult> DeadLetters::QueryAudit(const std::string& tenant, const AuditQuery& q) {

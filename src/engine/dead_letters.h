@@ -30,7 +30,12 @@ namespace redrive::engine {
 
 class AuditLog;
 class DeliveryOutcomes;
+class Redactor;
 class Tenancy;
+
+// Whether `viewer` sees the real values that redaction rules hide: only a tenant token that
+// holds dlq:read-unredacted. Operator tokens do not (docs/privacy.md).
+bool SeesUnredacted(const Principal& viewer);
 
 inline constexpr int kMaxCanary = 100'000;
 
@@ -44,6 +49,9 @@ struct DeadLetterQuery {
   std::string total_policy;  // _totalPagedResultsPolicy: "", "EXACT" or "NONE"
   // Scope from the route: a dead-letter queue, an origin queue or a failure group.
   std::string dlq, origin, group;
+  // The caller sees real values (SeesUnredacted); otherwise each dead letter is redacted by its
+  // origin's rules before the filter sees it, and shown redacted.
+  bool unredacted = false;
 };
 
 // A failure group, with its diagnosis: what the counts of its origin's delivery outcomes say
@@ -68,6 +76,9 @@ struct DeadLetterTarget {
   std::string ticket;  // the dead letters a ticket lists (notifications.h)
   std::string dlq;
   std::optional<TimeMs> since, until;  // dead-lettered at, since inclusive, until exclusive
+  // A restore or reroute also moves dead letters stored redacted (they would be delivered
+  // with the redacted values); without it, a target holding one is kDeadLetterRedacted.
+  bool allow_redacted = false;
 };
 
 // An export job (exports.cc): which dead letters it writes to its NDJSON file.
@@ -78,6 +89,9 @@ struct ExportSpec {
   std::string origin;  // a queue, or a subscription's queue "<topic>:<subscription>"
   std::optional<TimeMs> since, until;  // dead-lettered at
   bool include_exported = false;       // also those an earlier export took
+  // Written redacted: the starter lacks dlq:read-unredacted (StartExport decides it). The file
+  // of an export that is not may be downloaded only with that scope.
+  bool redacted = true;
 };
 
 struct ExportInfo {
@@ -131,6 +145,10 @@ struct JobSpec {
   std::optional<int64_t> canary;
   DurationMs canary_wait = 30'000;
   double canary_max_failure = 0.1;  // halt when a larger share of the canary fails again
+  bool allow_redacted = false;      // as DeadLetterTarget::allow_redacted
+  // The filter sees real values (the caller holds dlq:read-unredacted); StartJob sets it from
+  // its actor, DryRunJob takes it as given.
+  bool unredacted = false;
 };
 
 // A job's state and phase, and their words (store/job_state.h: ToString, FromString).
@@ -165,16 +183,23 @@ class DeadLetters {
  public:
   DeadLetters(store::ControlStore& control, Clock& clock, Random& random,
               const EngineOptions& options, Queues& queues, Tenancy& tenancy,
-              Coordinator& coordinator, AuditLog& audit, DeliveryOutcomes& outcomes);
+              Coordinator& coordinator, AuditLog& audit, DeliveryOutcomes& outcomes,
+              Redactor& redactor);
   DeadLetters(const DeadLetters&) = delete;
   DeadLetters& operator=(const DeadLetters&) = delete;
 
+  // The dead letter as stored (real values, unless it was stored redacted): for the engine's
+  // own use; whatever shows it to someone uses the overload with a viewer or RedactedDocument.
   // Errors: kDeadLetterNotFound.
   Result<store::DeadLetterRecord> GetDeadLetter(const std::string& tenant, const std::string& id);
-
-  // The document of a dead letter as a reader without the unredacted scope sees it (for the
-  // samples of notifications).
-  nlohmann::json RedactedDocument(const store::DeadLetterRecord& d);
+  // As `viewer` may see it: redacted by its origin's rules unless SeesUnredacted(viewer).
+  Result<store::DeadLetterRecord> GetDeadLetter(const Principal& viewer, const std::string& tenant,
+                                                const std::string& id);
+  // The document (DeadLetterDocument) of `d` (a record as stored, of any tenant) as a viewer
+  // without dlq:read-unredacted sees it: body, attributes, cause, signature and attempts
+  // redacted by the rules of d's origin. For notifications' samples, digests and tickets.
+  // Errors: the store's (the tenant's hashing key); never the unredacted document instead.
+  Result<nlohmann::json> RedactedDocument(const store::DeadLetterRecord& d);
 
   // ---- the workbench (dead_letters.cc). Browsing never changes a dead letter.
   // Errors: kInvalidQuery (filter, fields, sort keys, cookie, page size: the message points at
@@ -182,7 +207,9 @@ class DeadLetters {
   Result<DeadLetterQueryResult> QueryDeadLetters(const std::string& tenant,
                                                  const DeadLetterQuery& query);
   // Groups by failure group, largest first (at most 1000), each with its diagnosis. `dlq`
-  // empty = every dead-letter queue. Errors: kQueueNotFound (`dlq` is no dead-letter queue).
+  // empty = every dead-letter queue. A signature that quotes a value its origin's redaction
+  // rules hide shows the marker instead (for every caller). Errors: kQueueNotFound (`dlq` is
+  // no dead-letter queue).
   Result<std::vector<FailureGroup>> ListFailureGroups(const std::string& tenant,
                                                       const std::string& dlq);
   // The diagnosis of one group (as ListFailureGroups gives it) now, by the rules of
@@ -205,6 +232,9 @@ class DeadLetters {
   // Back to each dead letter's origin queue, keeping id, idempotency key, attributes and first
   // publish time; delivery count restarts; lineage recorded. A destination whose limits refuse
   // the message leaves it dead-lettered (skipped: too-large, overflow; recorded on it).
+  // A filter is evaluated as `actor` sees the dead letters (SeesUnredacted). Errors (also of
+  // RerouteDeadLetters and StartJob): kDeadLetterRedacted when the target holds a dead letter
+  // stored redacted and allow_redacted is not set (nothing moved).
   Result<ActionResult> RestoreDeadLetters(const Principal& actor, const std::string& tenant,
                                           const DeadLetterTarget& target);
   // To another standard queue of the tenant; the original queue stays in the lineage.
@@ -253,6 +283,10 @@ class DeadLetters {
                                   const std::string& id);
   // Errors: kExportNotFound, kExportNotReady (not completed).
   Result<ExportFile> GetExportFile(const std::string& tenant, const std::string& id, bool gzip);
+  // For a download by `viewer`: as above, and kForbidden when the export was written
+  // unredacted and the viewer does not see unredacted values.
+  Result<ExportFile> GetExportFile(const Principal& viewer, const std::string& tenant,
+                                   const std::string& id, bool gzip);
   // One pass of the export runner: a step (EngineOptions::export_step dead letters) of every
   // processing export whose claim this node holds or takes ("export/<id>"); returns the dead
   // letters written. The background runner calls it; tests call it directly.
@@ -268,8 +302,14 @@ class DeadLetters {
 
  private:
   struct Selector;  // a compiled DeadLetterTarget (dead_letters.cc)
+  // `redacted`: matches are redacted by their origins' rules before the filter sees them.
   Result<std::shared_ptr<const Selector>> Compile(const std::string& tenant,
-                                                  const DeadLetterTarget& target);
+                                                  const DeadLetterTarget& target, bool redacted);
+  // kDeadLetterRedacted, naming one, when the selection holds a dead letter stored redacted.
+  Status RefuseRedacted(const Selector& selector, const store::DeadLetterSnapshot& snapshot);
+  // A group's signature with the values its origin's rules hide replaced (one sample of the
+  // group tells which it quotes).
+  Status ScrubSignature(const std::string& tenant, store::FailureGroupRow* group);
   // The next matches of `snapshot` after `*cursor` (advanced past everything scanned), in seq
   // order, at most `limit`.
   Result<std::vector<store::DeadLetterRecord>> NextMatches(
@@ -282,14 +322,18 @@ class DeadLetters {
                                        const DeadLetterTarget& target,
                                        const std::string& destination, const char* action);
   // Moves `batch` to `destination` (empty = origins) for `by`; adds to *result.
+  // Dead letters stored redacted are skipped (reason redacted) unless `allow_redacted`.
   Status MoveBatch(const std::string& tenant, const std::vector<store::DeadLetterRecord>& batch,
-                   const std::string& destination, const std::string& by, ActionResult* result);
+                   const std::string& destination, const std::string& by, bool allow_redacted,
+                   ActionResult* result);
   Result<int64_t> StepJob(store::JobRecord& job, TimeMs now);
   // One step of an export (exports.cc); finishes it when its dead letters are all written.
   Result<int64_t> StepExport(store::JobRecord& job, TimeMs now);
   Status FinishExport(store::JobRecord& job, const std::string& base, TimeMs now);
   Result<Selector> ExportSelector(const std::string& tenant, const ExportSpec& spec);
   std::string ExportBase(const std::string& tenant, const std::string& id) const;
+  // The file of a completed export. Errors: kExportNotReady.
+  Result<ExportFile> FileOf(const ExportInfo& info, bool gzip) const;
   // Deletes exports (records and files) past export_retention.
   Status SweepExports(TimeMs now);
   // Saves a job the runner advanced, if its state is still `expected`; when a cancel came in
@@ -306,6 +350,7 @@ class DeadLetters {
   Coordinator& coordinator_;
   AuditLog& audit_;
   DeliveryOutcomes& outcomes_;
+  Redactor& redactor_;
   std::function<void()> wake_runner_;
 
   std::mutex jobs_mu_;     // one job-runner pass at a time

@@ -24,12 +24,14 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
       std::make_unique<Tenancy>(control_port, clock, random, options_, *coordinator_, *audit_);
   queues_ = std::make_unique<Queues>(control_port, message_port, clock, *tenancy_, *coordinator_,
                                      *audit_, counters_);
+  redactor_ = std::make_unique<Redactor>(control_port, random, *queues_, *coordinator_);
   topics_ = std::make_unique<Topics>(control_port, clock, random, *tenancy_, *queues_,
                                      *coordinator_, *audit_);
   messages_ = std::make_unique<Messages>(message_port, clock, random, options_, *queues_, *tenancy_,
-                                         *coordinator_, counters_, *audit_, *outcomes_);
-  dead_letters_ = std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_,
-                                                *tenancy_, *coordinator_, *audit_, *outcomes_);
+                                         *coordinator_, counters_, *audit_, *outcomes_, *redactor_);
+  dead_letters_ =
+      std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_, *tenancy_,
+                                    *coordinator_, *audit_, *outcomes_, *redactor_);
   notifications_ =
       std::make_unique<Notifications>(control_port, clock, random, options_, *tenancy_, *queues_,
                                       *topics_, *messages_, *dead_letters_, *audit_, *coordinator_);

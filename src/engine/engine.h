@@ -29,6 +29,7 @@
 #include "engine/notifications.h"
 #include "engine/push_dispatcher.h"
 #include "engine/queues.h"
+#include "engine/redaction.h"
 #include "engine/tenancy.h"
 #include "engine/topics.h"
 #include "store/store.h"
@@ -60,6 +61,7 @@ class Engine {
   Coordinator& coordinator() { return *coordinator_; }
   // Counts of delivery outcomes per origin and minute (delivery_outcomes.h); tests flush them.
   DeliveryOutcomes& outcomes() { return *outcomes_; }
+  Redactor& redactor() { return *redactor_; }
 
   const EngineOptions& options() const { return options_; }
   const EngineCounters& counters() const { return counters_; }
@@ -76,6 +78,7 @@ class Engine {
   std::unique_ptr<DeliveryOutcomes> outcomes_;
   std::unique_ptr<Tenancy> tenancy_;
   std::unique_ptr<Queues> queues_;
+  std::unique_ptr<Redactor> redactor_;
   std::unique_ptr<Topics> topics_;
   std::unique_ptr<Messages> messages_;
   std::unique_ptr<DeadLetters> dead_letters_;

@@ -55,7 +55,8 @@ json SpecJson(const ExportSpec& s) {
           {"origin", s.origin},
           {"since", s.since ? json(FormatTime(*s.since)) : json(nullptr)},
           {"until", s.until ? json(FormatTime(*s.until)) : json(nullptr)},
-          {"includeExported", s.include_exported}};
+          {"includeExported", s.include_exported},
+          {"redacted", s.redacted}};
 }
 
 ExportSpec SpecOf(const json& j) {
@@ -73,6 +74,8 @@ ExportSpec SpecOf(const json& j) {
     if (t.ok()) s.until = t.value();
   }
   s.include_exported = j.value("includeExported", false);
+  // Exports made before redaction existed were written as stored.
+  s.redacted = j.value("redacted", false);
   return s;
 }
 
@@ -182,7 +185,7 @@ void RemoveFiles(const std::string& base) {
 // includeExported only those never exported.
 Result<DeadLetters::Selector> DeadLetters::ExportSelector(const std::string& tenant,
                                                           const ExportSpec& spec) {
-  REDRIVE_ASSIGN_OR_RETURN(auto compiled, Compile(tenant, TargetOf(spec)));
+  REDRIVE_ASSIGN_OR_RETURN(auto compiled, Compile(tenant, TargetOf(spec), spec.redacted));
   Selector sel = *compiled;
   if (!spec.origin.empty()) {
     if (!sel.scan.origin.empty() && sel.scan.origin != spec.origin) sel.covered = false;
@@ -197,8 +200,11 @@ std::string DeadLetters::ExportBase(const std::string& tenant, const std::string
 }
 
 Result<ExportInfo> DeadLetters::StartExport(const Principal& actor, const std::string& tenant,
-                                            const ExportSpec& spec) {
+                                            const ExportSpec& requested) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  // The starter's scope decides, once: the file is written as they may see the dead letters.
+  ExportSpec spec = requested;
+  spec.redacted = !SeesUnredacted(actor);
   if (options_.export_dir.empty()) {
     return Status(ErrorCode::kInvalidArgument, "this server has no directory for exports");
   }
@@ -298,6 +304,11 @@ Result<ExportInfo> DeadLetters::CancelExport(const Principal& actor, const std::
 Result<ExportFile> DeadLetters::GetExportFile(const std::string& tenant, const std::string& id,
                                               bool gzip) {
   REDRIVE_ASSIGN_OR_RETURN(ExportInfo info, GetExport(tenant, id));
+  return FileOf(info, gzip);
+}
+
+Result<ExportFile> DeadLetters::FileOf(const ExportInfo& info, bool gzip) const {
+  const std::string& id = info.id;
   if (info.state != "completed") {
     return Status(
         ErrorCode::kExportNotReady,
@@ -305,10 +316,21 @@ Result<ExportFile> DeadLetters::GetExportFile(const std::string& tenant, const s
             (info.state == "processing" ? ": its file is not complete yet" : ": it has no file"));
   }
   ExportFile f;
-  f.path = ExportBase(tenant, id) + (gzip ? ".ndjson.gz" : ".ndjson");
+  f.path = ExportBase(info.tenant, id) + (gzip ? ".ndjson.gz" : ".ndjson");
   f.size = gzip ? info.gzip_bytes : info.bytes;
   f.etag = id + (gzip ? "-gz-" : "-") + std::to_string(f.size);
   return f;
+}
+
+Result<ExportFile> DeadLetters::GetExportFile(const Principal& viewer, const std::string& tenant,
+                                              const std::string& id, bool gzip) {
+  REDRIVE_ASSIGN_OR_RETURN(ExportInfo info, GetExport(tenant, id));
+  if (!info.spec.redacted && !SeesUnredacted(viewer)) {
+    return Status(ErrorCode::kForbidden, "export " + id +
+                                             " was written unredacted: downloading it needs the '" +
+                                             kScopeDlqReadUnredacted + "' scope");
+  }
+  return FileOf(info, gzip);
 }
 
 Result<int64_t> DeadLetters::RunExportsOnce() {

@@ -9,6 +9,7 @@
 #include "common/text.h"
 #include "engine/failure_group.h"
 #include "engine/messages.h"
+#include "engine/redaction.h"
 #include "engine/retry_policy.h"
 #include "script/exhausted_script.h"
 
@@ -56,7 +57,7 @@ store::FailureAction Messages::PlanExhausted(const CachedQueue& q, const store::
     case ExhaustedAction::kDeadLetter:
       break;
   }
-  return DeadLetterAction(q, receipt, std::move(journal), reason, cause, cause);
+  return DeadLetterAction(q, msg, receipt, std::move(journal), reason, cause, cause);
 }
 
 store::FailureAction Messages::DropAction(const store::Receipt& receipt, const std::string& reason,
@@ -69,18 +70,32 @@ store::FailureAction Messages::DropAction(const store::Receipt& receipt, const s
   return a;
 }
 
-store::FailureAction Messages::DeadLetterAction(const CachedQueue& q, const store::Receipt& receipt,
+store::FailureAction Messages::DeadLetterAction(const CachedQueue& q,
+                                                const store::MessageRecord& msg,
+                                                const store::Receipt& receipt,
                                                 store::Journal journal, const std::string& reason,
-                                                const std::string& cause,
-                                                const std::string& death_cause) {
+                                                std::string cause, std::string death_cause) {
   TimeMs now = clock_.Now();
+  store::DeadLetterRedaction redact = redactor_.StoreRedaction(q);
+  if (redact) {
+    // The causes are stored too (and the signature made of one): without the values either.
+    Replacements values = redactor_.ValuesOf(q, msg);
+    ScrubText(values, &cause);
+    ScrubText(values, &death_cause);
+  }
   FailureSignature sig = SignatureOf(q.record.name, reason, cause);
   store::FailureAction a;
   a.kind = store::FailureAction::Kind::kDeadLetter;
   a.receipt = receipt;
   a.journal = std::move(journal);
-  a.death = store::DeathInfo{q.config.dead_letter_queue,           reason,       death_cause, now,
-                             DeadLetterRetainUntil(q.config, now), sig.group_id, sig.text};
+  a.death = store::DeathInfo{q.config.dead_letter_queue,
+                             reason,
+                             std::move(death_cause),
+                             now,
+                             DeadLetterRetainUntil(q.config, now),
+                             sig.group_id,
+                             sig.text,
+                             std::move(redact)};
   return a;
 }
 
@@ -92,7 +107,7 @@ store::FailureAction Messages::RerouteAction(const CachedQueue& q, const store::
   if (!dest.ok()) {
     // The destination cannot take it: the message is dead-lettered instead, saying why.
     return DeadLetterAction(
-        q, receipt, std::move(journal), reason, cause,
+        q, msg, receipt, std::move(journal), reason, cause,
         cause + " (reroute to " + to + " refused: " + dest.status().message() + ")");
   }
   TimeMs now = clock_.Now();
@@ -143,7 +158,10 @@ store::FailureAction Messages::ScriptAction(const CachedQueue& q, const store::M
   journal = std::move(failure.journal);
 
   std::string where = q.record.tenant + "/" + q.record.name;
-  for (const std::string& line : d.log) {
+  // A script may log what the queue's redaction rules hide.
+  const Replacements hidden = d.log.empty() ? Replacements() : redactor_.ValuesOf(q, msg);
+  for (std::string line : d.log) {
+    ScrubText(hidden, &line);
     spdlog::info("{}: message {} script: {}", where, msg.id, line);
   }
   if (d.log_omitted > 0) {
@@ -153,14 +171,14 @@ store::FailureAction Messages::ScriptAction(const CachedQueue& q, const store::M
   store::FailureAction a;
   if (d.failed()) {
     counters_.CountScriptDecision("failed");
-    a = DeadLetterAction(q, receipt, std::move(journal), kReasonScript, d.error, d.error);
+    a = DeadLetterAction(q, msg, receipt, std::move(journal), kReasonScript, d.error, d.error);
     a.decision = "script failed";
     return a;
   }
   switch (d.kind) {
     case Kind::kDeadLetter:
       counters_.CountScriptDecision("dead-letter");
-      a = DeadLetterAction(q, receipt, std::move(journal), reason, cause, cause);
+      a = DeadLetterAction(q, msg, receipt, std::move(journal), reason, cause, cause);
       a.decision = "script decided deadLetter()";
       break;
     case Kind::kDrop:
@@ -177,7 +195,7 @@ store::FailureAction Messages::ScriptAction(const CachedQueue& q, const store::M
       counters_.CountScriptDecision("retry");
       if (receipt.lease_token.empty()) {
         // An expired message is not delivered again: its TTL has passed for good.
-        a = DeadLetterAction(q, receipt, std::move(journal), reason, cause,
+        a = DeadLetterAction(q, msg, receipt, std::move(journal), reason, cause,
                              cause + " (retryIn refused: the message has expired)");
       } else {
         a.kind = store::FailureAction::Kind::kRequeue;
@@ -228,7 +246,13 @@ Result<std::vector<bool>> Messages::ApplyFailures(
     if (!held[i]) continue;
     const store::FailureAction& a = actions[i];
     const store::MessageRecord& msg = *messages[i];
-    if (q.config.log_retries) LogRetry(q, msg, a, now);
+    // A consumer's or an endpoint's words may quote what the queue's redaction rules hide; a
+    // retry without logRetries or a script's decision logs nothing, so costs nothing.
+    std::string cause = a.death.cause;
+    bool logged = q.config.log_retries || a.kind != store::FailureAction::Kind::kRequeue ||
+                  !a.decision.empty();
+    if (logged && !q.config.redaction.empty()) ScrubText(redactor_.ValuesOf(q, msg), &cause);
+    if (q.config.log_retries) LogRetry(q, msg, a, cause, now);
     // Without logRetries, one line says where the message went, and who decided when a script
     // did.
     std::string by = a.decision.empty() ? "" : "; " + a.decision;
@@ -239,15 +263,15 @@ Result<std::vector<bool>> Messages::ApplyFailures(
           spdlog::info("retrying message {} from {}/{} in {} after {} deliveries: {} ({}){}",
                        msg.id, q.record.tenant, q.record.name,
                        FormatDuration(std::max<DurationMs>(0, a.visible_at - now)),
-                       msg.delivery_count, a.death.reason, a.death.cause, by);
+                       msg.delivery_count, a.death.reason, cause, by);
         }
         break;
       case store::FailureAction::Kind::kDrop:
         ++counters_.dropped;
         if (!q.config.log_retries) {
           spdlog::warn("dropped message {} from {}/{} after {} deliveries: {} ({}){}", msg.id,
-                       q.record.tenant, q.record.name, msg.delivery_count, a.death.reason,
-                       a.death.cause, by);
+                       q.record.tenant, q.record.name, msg.delivery_count, a.death.reason, cause,
+                       by);
         }
         break;
       case store::FailureAction::Kind::kReroute:
@@ -256,7 +280,7 @@ Result<std::vector<bool>> Messages::ApplyFailures(
         if (!q.config.log_retries) {
           spdlog::info("rerouted message {} from {}/{} to {} after {} deliveries: {} ({}){}",
                        msg.id, q.record.tenant, q.record.name, a.reroute.queue_name,
-                       msg.delivery_count, a.death.reason, a.death.cause, by);
+                       msg.delivery_count, a.death.reason, cause, by);
         }
         break;
       case store::FailureAction::Kind::kDeadLetter:
@@ -264,7 +288,7 @@ Result<std::vector<bool>> Messages::ApplyFailures(
         if (!q.config.log_retries) {
           spdlog::info("dead-lettered message {} from {}/{} to {} after {} deliveries: {} ({}){}",
                        msg.id, q.record.tenant, q.record.name, a.death.dlq, msg.delivery_count,
-                       a.death.reason, a.death.cause, by);
+                       a.death.reason, cause, by);
         }
         break;
     }
@@ -277,7 +301,7 @@ Result<std::vector<bool>> Messages::ApplyFailures(
 }
 
 void Messages::LogRetry(const CachedQueue& q, const store::MessageRecord& msg,
-                        const store::FailureAction& a, TimeMs now) {
+                        const store::FailureAction& a, const std::string& cause, TimeMs now) {
   // "delivery retries = n/N": n retries used of the N the policy allows (maxDeliveries - 1).
   int max = q.config.retry.max_deliveries;
   std::string of = max < 0 ? "unlimited" : std::to_string(std::max(0, max - 1));
@@ -310,7 +334,7 @@ void Messages::LogRetry(const CachedQueue& q, const store::MessageRecord& msg,
       break;
   }
   spdlog::warn("{}: message {} delivery retries = {}/{}, {}, {} ({})", where, msg.id,
-               std::max(0, used - 1), of, why, fate, a.death.cause);
+               std::max(0, used - 1), of, why, fate, cause);
 }
 
 TimeMs Messages::DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const {

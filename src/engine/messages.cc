@@ -16,6 +16,7 @@
 #include "common/text.h"
 #include "engine/delivery_outcomes.h"
 #include "engine/failure_group.h"
+#include "engine/redaction.h"
 #include "engine/retry_policy.h"
 #include "engine/tenancy.h"
 #include "script/exhausted_script.h"
@@ -106,7 +107,7 @@ Status RefusalStatus(const store::PublishResult& r, const std::string& tenant,
 Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
                    const EngineOptions& options, Queues& queues, Tenancy& tenancy,
                    Coordinator& coordinator, EngineCounters& counters, AuditLog& audit,
-                   DeliveryOutcomes& outcomes)
+                   DeliveryOutcomes& outcomes, Redactor& redactor)
     : store_(store),
       clock_(clock),
       random_(random),
@@ -116,7 +117,8 @@ Messages::Messages(store::MessageStore& store, Clock& clock, Random& random,
       coordinator_(coordinator),
       counters_(counters),
       audit_(audit),
-      outcomes_(outcomes) {
+      outcomes_(outcomes),
+      redactor_(redactor) {
   for (int i = 0; i < 2; ++i) wakers_.emplace_back([this] { WakerLoop(); });
   coordinator_.Subscribe(this);
 }
@@ -217,9 +219,14 @@ store::PublishRequest Messages::SubscriptionRequest(const CachedQueue& sub, Time
   std::string overflow_cause = "subscription " + SplitSubscriptionQueue(sub.record.name).second +
                                " reached its max length of " + std::to_string(cfg.max_length);
   FailureSignature sig = SignatureOf(sub.record.name, kReasonOverflow, overflow_cause);
-  req.overflow_death =
-      store::DeathInfo{cfg.dead_letter_queue,           kReasonOverflow, overflow_cause, now,
-                       DeadLetterRetainUntil(cfg, now), sig.group_id,    sig.text};
+  req.overflow_death = store::DeathInfo{cfg.dead_letter_queue,
+                                        kReasonOverflow,
+                                        overflow_cause,
+                                        now,
+                                        DeadLetterRetainUntil(cfg, now),
+                                        sig.group_id,
+                                        sig.text,
+                                        redactor_.StoreRedaction(sub)};
   return req;
 }
 
@@ -312,9 +319,11 @@ Result<std::vector<store::PublishOutcome>> Messages::PublishToTopic(
   std::string cause = "no subscription of topic " + topic.record.name + " matched the message";
   FailureSignature no_route_sig = SignatureOf(topic.record.name, kReasonNoRoute, cause);
   DurationMs keep = options_.dead_letter_retention;
+  // A topic has no redaction rules of its own (its subscriptions have): no-route dead letters
+  // are stored as published (docs/privacy.md).
   dead.arrival_death = store::DeathInfo{
-      topic.topic.dead_letter_queue, kReasonNoRoute,   cause, now, keep > 0 ? now + keep : 0,
-      no_route_sig.group_id,         no_route_sig.text};
+      topic.topic.dead_letter_queue, kReasonNoRoute,    cause, now, keep > 0 ? now + keep : 0,
+      no_route_sig.group_id,         no_route_sig.text, {}};
   for (size_t i = 0; i < messages.size(); ++i) {
     if (first_of[i] != i || copies[i] > 0) continue;
     ++unrouted;
@@ -434,9 +443,14 @@ Result<std::vector<store::PublishOutcome>> Messages::Publish(const std::string& 
   std::string overflow_cause =
       "queue " + queue + " reached its max length of " + std::to_string(cfg.max_length);
   FailureSignature overflow_sig = SignatureOf(queue, kReasonOverflow, overflow_cause);
-  req.overflow_death = store::DeathInfo{
-      cfg.dead_letter_queue,           kReasonOverflow,       overflow_cause,   now,
-      DeadLetterRetainUntil(cfg, now), overflow_sig.group_id, overflow_sig.text};
+  req.overflow_death = store::DeathInfo{cfg.dead_letter_queue,
+                                        kReasonOverflow,
+                                        overflow_cause,
+                                        now,
+                                        DeadLetterRetainUntil(cfg, now),
+                                        overflow_sig.group_id,
+                                        overflow_sig.text,
+                                        redactor_.StoreRedaction(*q)};
   std::vector<size_t> slot(messages.size());  // message -> its entry in req.messages
   req.messages.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {

@@ -35,6 +35,7 @@ namespace redrive::engine {
 
 class AuditLog;
 class DeliveryOutcomes;
+class Redactor;
 class Tenancy;
 
 struct NewMessage {
@@ -98,6 +99,7 @@ struct EventQuery {
   std::string subscription;            // only this subscription's deliveries (and events with one)
   int limit = 100;                     // 1..1000
   std::string cursor;                  // a page's next_cursor; empty = from the newest
+  bool unredacted = false;             // the caller holds dlq:read-unredacted
 };
 
 struct EventPage {
@@ -139,7 +141,7 @@ class Messages : public CoordinationListener {
  public:
   Messages(store::MessageStore& store, Clock& clock, Random& random, const EngineOptions& options,
            Queues& queues, Tenancy& tenancy, Coordinator& coordinator, EngineCounters& counters,
-           AuditLog& audit, DeliveryOutcomes& outcomes);
+           AuditLog& audit, DeliveryOutcomes& outcomes, Redactor& redactor);
   ~Messages() override;
   Messages(const Messages&) = delete;
   Messages& operator=(const Messages&) = delete;
@@ -171,13 +173,16 @@ class Messages : public CoordinationListener {
   Result<std::vector<Delivery>> Receive(const std::string& tenant, const std::string& queue,
                                         const ReceiveOptions& options);
   // A topic's events (the messages published to it within its eventRetention), newest first,
-  // with the state of each subscription's copy. Errors: kTopicNotFound, kInvalidArgument (limit,
+  // with the state of each subscription's copy. Bodies and attributes are redacted by the rules
+  // of every subscription of the topic (Redactor::RedactTopicEvent) unless `unredacted` (the
+  // caller holds dlq:read-unredacted). Errors: kTopicNotFound, kInvalidArgument (limit,
   // since after until), kInvalidQuery (cursor).
   Result<EventPage> ListEvents(const std::string& tenant, const std::string& topic,
                                const EventQuery& query);
-  // One event, with its body. Errors: kTopicNotFound, kEventNotFound.
+  // One event, with its body (redacted as ListEvents says). Errors: kTopicNotFound,
+  // kEventNotFound.
   Result<TopicEvent> GetEvent(const std::string& tenant, const std::string& topic,
-                              const std::string& id);
+                              const std::string& id, bool unredacted = false);
   // Publishes the event's message again to one subscription, as a fresh copy (same copy id, so
   // an endpoint sees the same webhook-id; delivery count 0; lineage counts the redelivery),
   // whatever the subscription's filter says, and audits it. Returns the copy's delivery.
@@ -268,10 +273,14 @@ class Messages : public CoordinationListener {
                                      const std::string& reason, const std::string& cause);
   store::FailureAction DropAction(const store::Receipt& receipt, const std::string& reason,
                                   const std::string& cause);
-  // Dead-lettered with `reason` and `death_cause`; the failure group is that of `cause`.
-  store::FailureAction DeadLetterAction(const CachedQueue& queue, const store::Receipt& receipt,
-                                        store::Journal journal, const std::string& reason,
-                                        const std::string& cause, const std::string& death_cause);
+  // Dead-lettered with `reason` and `death_cause`; the failure group is that of `cause`. When
+  // the queue's redaction says storeRedacted, the store is given what to strip
+  // (Redactor::StoreRedaction) and both causes lose the values it strips.
+  store::FailureAction DeadLetterAction(const CachedQueue& queue,
+                                        const store::MessageRecord& message,
+                                        const store::Receipt& receipt, store::Journal journal,
+                                        const std::string& reason, std::string cause,
+                                        std::string death_cause);
   // Moved to the queue `to`, or dead-lettered saying why `to` refused it.
   store::FailureAction RerouteAction(const CachedQueue& queue, const store::MessageRecord& message,
                                      const store::Receipt& receipt, store::Journal journal,
@@ -305,9 +314,10 @@ class Messages : public CoordinationListener {
   Result<std::vector<bool>> ApplyFailures(const CachedQueue& queue,
                                           const std::vector<const store::MessageRecord*>& messages,
                                           const std::vector<store::FailureAction>& actions);
-  // The operator's log line of one failure, for queues with logRetries.
+  // The operator's log line of one failure, for queues with logRetries; `cause` is the action's,
+  // without the values the queue's redaction rules hide.
   void LogRetry(const CachedQueue& queue, const store::MessageRecord& message,
-                const store::FailureAction& action, TimeMs now);
+                const store::FailureAction& action, const std::string& cause, TimeMs now);
   // When a dead letter of `origin` made now expires: the queue's deadLetterRetention, else the
   // server's dead_letter_retention; 0 (never) when that is 0.
   TimeMs DeadLetterRetainUntil(const QueueConfig& origin, TimeMs now) const;
@@ -339,6 +349,7 @@ class Messages : public CoordinationListener {
   EngineCounters& counters_;
   AuditLog& audit_;
   DeliveryOutcomes& outcomes_;  // acks, nacks and ended leases are counted there
+  Redactor& redactor_;
 
   // Long polls. Lock order: wait_mu_ before nothing else; callbacks run without it.
   std::mutex wait_mu_;

@@ -38,6 +38,13 @@ Status CheckQuotaValue(const char* name, int64_t v) {
 }  // namespace
 
 const std::vector<std::string>& TenantScopes() {
+  static const std::vector<std::string> kScopes = {
+      kScopePublish,   kScopeConsume, kScopeDlqRead,          kScopeDlqWrite,
+      kScopeDlqExport, kScopeAdmin,   kScopeDlqReadUnredacted};
+  return kScopes;
+}
+
+const std::vector<std::string>& DefaultTenantScopes() {
   static const std::vector<std::string> kScopes = {kScopePublish,  kScopeConsume,   kScopeDlqRead,
                                                    kScopeDlqWrite, kScopeDlqExport, kScopeAdmin};
   return kScopes;

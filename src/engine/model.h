@@ -24,10 +24,16 @@ inline constexpr char kScopeConsume[] = "consume";
 inline constexpr char kScopeDlqRead[] = "dlq:read";
 inline constexpr char kScopeDlqWrite[] = "dlq:write";
 inline constexpr char kScopeDlqExport[] = "dlq:export";
+// Sees the real values that a queue's redaction rules hide (docs/privacy.md). Never given by
+// default: a token holds it only when its request names it.
+inline constexpr char kScopeDlqReadUnredacted[] = "dlq:read-unredacted";
 inline constexpr char kScopeAdmin[] = "admin";
 inline constexpr char kScopeOperator[] = "operator";  // server-wide: manages tenants
-// Every scope a tenant token may carry (the default for a new token).
+// Every scope a tenant token may carry.
 const std::vector<std::string>& TenantScopes();
+// What a new tenant token gets when its request names no scopes: every tenant scope but
+// dlq:read-unredacted.
+const std::vector<std::string>& DefaultTenantScopes();
 
 // Who is calling: the result of Authenticate.
 struct Principal {

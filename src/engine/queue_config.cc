@@ -201,6 +201,8 @@ Status ApplyQueueConfigJson(const json& j, QueueConfig* c, bool stored) {
       REDRIVE_RETURN_IF_ERROR(ApplyRetry(*it, &c->retry));
     } else if (k == "filter") {
       REDRIVE_RETURN_IF_ERROR(ApplyFilterJson(*it, &c->filter));
+    } else if (k == "redaction") {
+      REDRIVE_RETURN_IF_ERROR(ApplyRedactionJson(*it, &c->redaction));
     } else if (k == "push") {
       if (it->is_null()) {
         c->push.reset();
@@ -295,6 +297,7 @@ json QueueConfigToJson(const QueueConfig& c, bool for_store) {
       {"retryPolicy", retry},
   };
   if (!c.filter.empty()) out["filter"] = FilterToJson(c.filter);
+  if (!c.redaction.empty()) out["redaction"] = RedactionToJson(c.redaction);
   if (c.push) out["push"] = PushToJson(*c.push, !for_store);
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "engine/redaction.h"
 #include "engine/subscription_config.h"
 
 namespace redrive::script {
@@ -77,6 +78,9 @@ struct QueueConfig {
   // Logs every retry and the exhausted action of each message in the operator's words
   // ("delivery retries = 1/4, retrying"); push subscriptions always do.
   bool log_retries = false;
+  // Which values of its messages are hidden wherever its dead letters are shown (and, with
+  // storeRedacted, never stored in them): engine/redaction.h, docs/privacy.md.
+  RedactionRules redaction;
   // Subscriptions only (a queue named "<topic>:<subscription>", subscription_config.h): which
   // of the topic's messages it takes, and, for a push subscription, its endpoint.
   SubscriptionFilter filter;

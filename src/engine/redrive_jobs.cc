@@ -28,7 +28,9 @@ json SpecJson(const JobSpec& s) {
             {"rate", s.rate},
             {"canary", s.canary.value_or(0)},
             {"canaryWait", s.canary_wait},
-            {"canaryMaxFailure", s.canary_max_failure}};
+            {"canaryMaxFailure", s.canary_max_failure},
+            {"allowRedacted", s.allow_redacted},
+            {"unredacted", s.unredacted}};
   j["since"] = s.since ? json(*s.since) : json(nullptr);
   j["until"] = s.until ? json(*s.until) : json(nullptr);
   return j;
@@ -45,6 +47,8 @@ JobSpec SpecFromJson(const json& j) {
   if (int64_t canary = j.value("canary", int64_t{0}); canary > 0) s.canary = canary;
   s.canary_wait = j.value("canaryWait", DurationMs{30'000});
   s.canary_max_failure = j.value("canaryMaxFailure", 0.1);
+  s.allow_redacted = j.value("allowRedacted", false);
+  s.unredacted = j.value("unredacted", false);
   if (j.contains("since") && j["since"].is_number()) s.since = j["since"].get<TimeMs>();
   if (j.contains("until") && j["until"].is_number()) s.until = j["until"].get<TimeMs>();
   return s;
@@ -58,6 +62,7 @@ DeadLetterTarget TargetOf(const JobSpec& s) {
   t.dlq = s.dlq;
   t.since = s.since;
   t.until = s.until;
+  t.allow_redacted = s.allow_redacted;
   return t;
 }
 
@@ -103,7 +108,7 @@ Status ValidateSpec(const JobSpec& s) {
 Result<DryRunResult> DeadLetters::DryRunJob(const std::string& tenant, const JobSpec& spec) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
-  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
+  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec), !spec.unredacted));
   REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
   return DryRun(*sel, snapshot, spec);
 }
@@ -153,8 +158,10 @@ JobInfo InfoOf(const store::JobRecord& j) {
 }  // namespace
 
 Result<JobInfo> DeadLetters::StartJob(const Principal& actor, const std::string& tenant,
-                                      const JobSpec& spec) {
+                                      const JobSpec& requested) {
   REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  JobSpec spec = requested;
+  spec.unredacted = SeesUnredacted(actor);
   REDRIVE_RETURN_IF_ERROR(ValidateSpec(spec));
   if (spec.ticket.empty() || !spec.dlq.empty()) {
     REDRIVE_ASSIGN_OR_RETURN(auto dlq, control_.GetQueue(tenant, spec.dlq));
@@ -169,11 +176,12 @@ Result<JobInfo> DeadLetters::StartJob(const Principal& actor, const std::string&
                     "'" + spec.destination + "' is a dead-letter queue");
     }
   }
-  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec)));
+  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(tenant, TargetOf(spec), !spec.unredacted));
   // What the job covers: the dead letters of this snapshot that match, found in seq order
   // behind a cursor, and nothing else (control_store.h, SnapshotDeadLetters). toMove counts
   // the same set.
   REDRIVE_ASSIGN_OR_RETURN(auto snapshot, control_.SnapshotDeadLetters(tenant));
+  if (!spec.allow_redacted) REDRIVE_RETURN_IF_ERROR(RefuseRedacted(*sel, snapshot));
   store::DeadLetterScan count_scan = sel->scan;
   count_scan.snapshot = snapshot;
   int64_t to_move = 0;
@@ -375,7 +383,7 @@ Result<int64_t> DeadLetters::StepJob(store::JobRecord& job, TimeMs now) {
   }
 
   DeadLetterTarget target = TargetOf(spec);
-  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(job.tenant, target));
+  REDRIVE_ASSIGN_OR_RETURN(auto sel, Compile(job.tenant, target, !spec.unredacted));
   int64_t cursor = p.value("cursor", int64_t{0});
   store::DeadLetterSnapshot snapshot{p.value("maxSeq", int64_t{0}), p.value("snapshot", "")};
   bool exhausted = false;
@@ -383,7 +391,8 @@ Result<int64_t> DeadLetters::StepJob(store::JobRecord& job, TimeMs now) {
       auto batch, NextMatches(*sel, snapshot, static_cast<int>(std::max<int64_t>(limit, 1)),
                               &cursor, &exhausted));
   ActionResult r;
-  REDRIVE_RETURN_IF_ERROR(MoveBatch(job.tenant, batch, spec.destination, "job:" + job.id, &r));
+  REDRIVE_RETURN_IF_ERROR(
+      MoveBatch(job.tenant, batch, spec.destination, "job:" + job.id, spec.allow_redacted, &r));
   if (spec.rate > 0) job_tokens_.at(job.id).Take(static_cast<double>(r.matched));
   p["cursor"] = cursor;
   p["moved"] = p.value("moved", int64_t{0}) + r.done;

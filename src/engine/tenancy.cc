@@ -254,7 +254,7 @@ Result<NewToken> Tenancy::CreateToken(const Principal& actor, const std::string&
                                       std::optional<DurationMs> expires_in) {
   REDRIVE_RETURN_IF_ERROR(EnsureTenant(tenant));
   REDRIVE_RETURN_IF_ERROR(ValidateName(label, "token label"));
-  std::vector<std::string> chosen = scopes.empty() ? TenantScopes() : scopes;
+  std::vector<std::string> chosen = scopes.empty() ? DefaultTenantScopes() : scopes;
   for (const auto& s : chosen) {
     const auto& all = TenantScopes();
     if (std::find(all.begin(), all.end(), s) == all.end()) {

@@ -138,21 +138,21 @@ Result<json> Notifications::Summarize(const std::string& tenant, const std::stri
             {"newest", OptTime(stats.newest)},
             {"byOrigin", CountRows(stats.by_origin, "origin")},
             {"byReason", CountRows(stats.by_reason, "reason")}};
-  // The groups, with what the store knows of each across the tenant and its diagnosis.
-  REDRIVE_ASSIGN_OR_RETURN(auto groups, control_.ListFailureGroups(tenant, ""));
-  std::map<std::string, const store::FailureGroupRow*> by_id;
-  for (const auto& g : groups) by_id[g.group_id] = &g;
+  // The groups, as the groups API shows them to a token without dlq:read-unredacted
+  // (signatures redacted), each with its diagnosis.
+  REDRIVE_ASSIGN_OR_RETURN(auto groups, dead_letters_.ListFailureGroups(tenant, ""));
+  std::map<std::string, const FailureGroup*> by_id;
+  for (const auto& g : groups) by_id[g.row.group_id] = &g;
   json by_group = json::array();
   for (size_t i = 0; i < stats.by_group.size() && i < kSummaryRows; ++i) {
     const auto& row = stats.by_group[i];
     json g = {{"group", row.key}, {"count", row.count}};
     if (auto it = by_id.find(row.key); it != by_id.end()) {
-      g["origin"] = it->second->origin;
-      g["reason"] = it->second->reason;
-      g["signature"] = it->second->signature;
-      auto diagnosis = dead_letters_.Diagnose(tenant, *it->second);
-      g["diagnosis"] =
-          diagnosis.ok() && diagnosis->has_value() ? DiagnosisToJson(**diagnosis) : json(nullptr);
+      const FailureGroup& group = *it->second;
+      g["origin"] = group.row.origin;
+      g["reason"] = group.row.reason;
+      g["signature"] = group.row.signature;
+      g["diagnosis"] = group.diagnosis ? DiagnosisToJson(*group.diagnosis) : json(nullptr);
     }
     by_group.push_back(std::move(g));
   }
@@ -164,7 +164,10 @@ Result<json> Notifications::Summarize(const std::string& tenant, const std::stri
   REDRIVE_ASSIGN_OR_RETURN(auto samples, control_.ScanDeadLetters(scan));
   json docs = json::array();
   for (const auto& d : samples) {
-    json doc = dead_letters_.RedactedDocument(d);
+    // Never the real values: a sample that cannot be redacted is left out.
+    auto redacted = dead_letters_.RedactedDocument(d);
+    if (!redacted.ok()) return redacted.status();
+    json doc = std::move(redacted).value();
     if (doc.contains("body") && doc["body"].is_string() &&
         doc["body"].get_ref<const std::string&>().size() > kSampleBody) {
       const std::string& body = doc["body"].get_ref<const std::string&>();

@@ -6,6 +6,7 @@
 
 #include "engine/audit_log.h"
 #include "engine/messages.h"
+#include "engine/redaction.h"
 #include "engine/tenancy.h"
 
 namespace redrive::engine {
@@ -131,6 +132,9 @@ Result<EventPage> Messages::ListEvents(const std::string& tenant, const std::str
     for (auto& row : rows) {
       before = row.event.seq;
       TopicEvent e = MakeEvent(*t, std::move(row));
+      if (!query.unredacted) {
+        REDRIVE_RETURN_IF_ERROR(redactor_.RedactTopicEvent(tenant, topic, &e.body, &e.attributes));
+      }
       if (!query.subscription.empty()) {
         std::erase_if(e.deliveries,
                       [&](const TopicDelivery& d) { return d.subscription != query.subscription; });
@@ -156,11 +160,15 @@ Result<EventPage> Messages::ListEvents(const std::string& tenant, const std::str
 }
 
 Result<TopicEvent> Messages::GetEvent(const std::string& tenant, const std::string& topic,
-                                      const std::string& id) {
+                                      const std::string& id, bool unredacted) {
   REDRIVE_ASSIGN_OR_RETURN(QueueRef t, LookupTopic(tenant, topic));
   REDRIVE_ASSIGN_OR_RETURN(auto row, store_.GetTopicEvent(tenant, t->record.id, id));
   if (!row) return EventNotFound(topic, id);
-  return MakeEvent(*t, std::move(*row));
+  TopicEvent e = MakeEvent(*t, std::move(*row));
+  if (!unredacted) {
+    REDRIVE_RETURN_IF_ERROR(redactor_.RedactTopicEvent(tenant, topic, &e.body, &e.attributes));
+  }
+  return e;
 }
 
 Result<TopicDelivery> Messages::Redeliver(const Principal& actor, const std::string& tenant,

@@ -104,6 +104,9 @@ struct DeadLetterRecord {
   Lineage lineage;
   TimeMs exported_at = 0;  // when an export job that took it completed; 0 = never exported
   std::string ticket;      // the ticket that listed it last (OpenTicket); "" = none
+  // Dead-lettered with DeathInfo::redact (storeRedacted): body, attributes and journal are the
+  // redacted ones; the real values were never stored here.
+  bool redacted = false;
 };
 
 // A tenant's dead letters as they stood when it was taken: exactly those whose dead-lettering
@@ -133,9 +136,10 @@ struct DeadLetterScan {
   // Only dead letters in this snapshot; max_seq = 0: no bound (every dead letter there now).
   DeadLetterSnapshot snapshot;
   int limit = 500;
-  std::string redriven_by;  // lineage.last_redriven_by equals this ("job:<id>")
-  bool unexported = false;  // only those never exported (exported_at = 0)
-  std::string ticket;       // only those a ticket listed (OpenTicket)
+  std::string redriven_by;     // lineage.last_redriven_by equals this ("job:<id>")
+  bool unexported = false;     // only those never exported (exported_at = 0)
+  bool redacted_only = false;  // only those stored redacted (DeadLetterRecord::redacted)
+  std::string ticket;          // only those a ticket listed (OpenTicket)
 };
 
 struct FailureGroupRow {
@@ -265,6 +269,11 @@ class ControlStore {
   // deletion cut short by a crash leaves a `deleting` tenant that calling this again finishes.
   virtual Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant,
                                                    bool only_if_empty) = 0;
+  // The tenant's secret called `name`, storing `candidate` when it has none yet: whoever calls
+  // first (any node) decides it, and every later call returns that one. Deleted with the
+  // tenant. The engine's use: the key of redaction's hashes (engine/redaction.h).
+  virtual Result<std::string> TenantSecret(const std::string& tenant, const std::string& name,
+                                           const std::string& candidate) = 0;
 
   // --- tokens
   virtual Status CreateToken(const TokenRecord& token) = 0;

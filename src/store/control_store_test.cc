@@ -496,6 +496,55 @@ TEST_P(StoreTest, DeletingATenantRemovesEverythingItOwnsAndNothingElse) {
   EXPECT_EQ(store_->GetTenantUsage("acme").value().messages, 0);
 }
 
+TEST_P(StoreTest, ATenantSecretIsDecidedByTheFirstCallAndGoesWithTheTenant) {
+  EXPECT_EQ(store_->TenantSecret("acme", "redaction", "first").value(), "first");
+  EXPECT_EQ(store_->TenantSecret("acme", "redaction", "second").value(), "first");
+  EXPECT_EQ(store_->TenantSecret("acme", "other", "third").value(), "third");
+  ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
+  EXPECT_EQ(store_->TenantSecret("beta", "redaction", "beta's").value(), "beta's");
+  ASSERT_EQ(store_->DeleteTenant("beta", false).value(), DeleteTenantOutcome::kDeleted);
+  EXPECT_EQ(store_->TenantSecret("beta", "redaction", "new").value(), "new");
+  EXPECT_EQ(store_->TenantSecret("acme", "redaction", "x").value(), "first");
+}
+
+TEST_P(StoreTest, ADeadLetterMovedWithRedactStoresWhatItLeavesAndIsMarked) {
+  MessageRecord msg = Msg("m1");
+  msg.body = "secret body";
+  msg.attributes = {{"email", "a@b.c"}, {"kind", "x"}};
+  ASSERT_TRUE(store_->Publish(Pub({msg, Msg("m2")})).ok());
+  auto leased = LeaseN(2);
+  DeathInfo death{"dead-letters", "rejected", "x", kNow, 0};
+  death.redact = [](std::string& body, Attributes& attributes, Journal& journal) {
+    body = "***";
+    attributes["email"] = "***";
+    journal.attempts.push_back(Attempt(kNow, "redactor", "nack", "", "scrubbed"));
+  };
+  Journal journal;
+  journal.attempts.push_back(Attempt(kNow, "c", "nack", "r", "e"));
+  ASSERT_TRUE(
+      DeadLetter(store_.get(), queue_id_, {leased[0].seq, leased[0].lease_token}, journal, death)
+          .value());
+  auto d = store_->GetDeadLetter("acme", leased[0].id).value();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->redacted);
+  EXPECT_EQ(d->body, "***");
+  EXPECT_EQ(d->attributes.at("email"), "***");
+  EXPECT_EQ(d->attributes.at("kind"), "x");
+  ASSERT_EQ(d->journal.attempts.size(), 2u);  // the given journal, then what redact added
+  EXPECT_EQ(d->journal.attempts[1].error, "scrubbed");
+  store::DeadLetterScan scan;
+  scan.tenant = "acme";
+  scan.redacted_only = true;
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 1);
+  // A lease no longer held moves nothing, redact or not.
+  EXPECT_FALSE(DeadLetter(store_.get(), queue_id_, {leased[1].seq, "stale"}, {}, death).value());
+  ASSERT_TRUE(DeadLetter(store_.get(), queue_id_, {leased[1].seq, leased[1].lease_token}, {},
+                         {"dead-letters", "rejected", "x", kNow, 0})
+                  .value());
+  EXPECT_FALSE(store_->GetDeadLetter("acme", leased[1].id).value()->redacted);
+  EXPECT_EQ(store_->CountDeadLetters(scan).value(), 1);
+}
+
 TEST_P(StoreTest, DeliveryOutcomesAddUpPerOriginAndMinuteAndExpireOldestFirst) {
   constexpr TimeMs kM0 = 1'700'000'040'000, kM1 = kM0 + 60'000, kM2 = kM0 + 120'000;
   auto list = [&](const std::string& tenant, const std::string& origin, TimeMs since,

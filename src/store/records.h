@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -62,6 +63,12 @@ struct DeathInfo {
   TimeMs retain_until = 0;  // 0 = forever
   std::string group_id;     // failure group (see engine/failure_group.h)
   std::string signature;
+  // Set when the origin keeps no personal data in its dead letters (engine/redaction.h,
+  // storeRedacted): the store calls it on the message's body, attributes and journal as it
+  // moves them, stores what it leaves and marks the dead letter redacted. The engine's rule;
+  // called inside the move's transaction, it neither fails nor blocks.
+  std::function<void(std::string& body, Attributes& attributes, Journal& journal)> redact;
 };
+using DeadLetterRedaction = decltype(DeathInfo::redact);
 
 }  // namespace redrive::store

@@ -17,7 +17,8 @@ struct DeadLetters::Selector {
   std::vector<std::string> ids;  // explicit ids: no scan
   std::shared_ptr<query::Expr> filter;
   bool parse_body = false;
-  bool covered = true;  // the scan alone decides membership
+  bool covered = true;    // the scan alone decides membership
+  bool redacted = false;  // matches are redacted (Redactor) before the filter sees them
   store::DeadLetterScan scan;
 };
 

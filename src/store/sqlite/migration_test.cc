@@ -105,6 +105,10 @@ TEST_F(MigrationTest, VersionTwoOpensWithItsDataAndCountedUsage) {
     EXPECT_EQ(usage.messages, 3);
     EXPECT_EQ(usage.bytes, 12);
     EXPECT_EQ(store->GetTenantUsage("beta").value().messages, 0);
+    // A dead letter from before v6 was stored as it was: not redacted.
+    auto d1 = store->GetDeadLetter("acme", "d1").value();
+    ASSERT_TRUE(d1.has_value());
+    EXPECT_FALSE(d1->redacted);
     // Tokens keep working, with no expiry; tenants have no overrides and are not deleting.
     auto token = store->FindTokenByHash("hash1").value();
     ASSERT_TRUE(token.has_value());

@@ -10,7 +10,7 @@ namespace {
 #define DEAD_LETTER_COLUMNS                                                                 \
   "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
   "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
-  "journal, group_id, signature, redrive_error, lineage, exported_at, ticket"
+  "journal, group_id, signature, redrive_error, lineage, exported_at, ticket, redacted"
 
 DeadLetterRecord ReadDeadLetter(Stmt& s) {
   DeadLetterRecord d;
@@ -37,6 +37,7 @@ DeadLetterRecord ReadDeadLetter(Stmt& s) {
   d.lineage = DecodeLineage(s.Text(20));
   d.exported_at = s.Int(21);
   d.ticket = s.Text(22);
+  d.redacted = s.Int(23) != 0;
   return d;
 }
 
@@ -334,6 +335,7 @@ ScanSql BuildScan(const DeadLetterScan& s) {
     q.where += " AND ticket <> '' AND ticket = ?" + std::to_string(++n);
     q.text_binds.push_back({n, s.ticket});
   }
+  if (s.redacted_only) q.where += " AND redacted = 1";
   if (!s.redriven_by.empty()) {
     // Lineage is a JSON column; a LIKE on its serialized key is exact for these ids, which
     // hold no quote or wildcard.

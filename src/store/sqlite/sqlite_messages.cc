@@ -36,22 +36,58 @@ MessageRecord ReadMessage(Stmt& s) {
   return m;
 }
 
+// With death.redact: the message's body, attributes and journal as the engine's rule leaves
+// them (the journal given, else the stored one). False when the message is not there (or not
+// held by the receipt's lease).
+Result<bool> RedactForDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt,
+                                 const Journal* journal, const DeathInfo& death, std::string* body,
+                                 std::string* attributes, std::string* journal_text) {
+  REDRIVE_ASSIGN_OR_RETURN(
+      auto s, db.Prepare("SELECT body, attributes, journal FROM messages WHERE seq = ?1 AND "
+                         "queue_id = ?2 AND (?3 = '' OR (state = 1 AND lease_token = ?3))"));
+  s.Bind(1, receipt.seq).Bind(2, queue_id).Bind(3, receipt.lease_token);
+  if (s.Step() != SQLITE_ROW) {
+    REDRIVE_RETURN_IF_ERROR(s.Error());
+    return false;
+  }
+  *body = s.Text(0);
+  Attributes attrs = DecodeAttributes(s.Text(1));
+  Journal j = journal ? *journal : DecodeJournal(s.Text(2));
+  death.redact(*body, attrs, j);
+  *attributes = EncodeAttributes(attrs);
+  *journal_text = EncodeJournal(j);
+  return true;
+}
+
 // Moves one message to dead_letters, with the next seq of dead_letter_seq (never one given
 // before: see kSchema in sqlite_store.cc). `journal` null keeps the stored journal. An empty
-// lease token matches any state. Sets *moved.
+// lease token matches any state. With death.redact, what it leaves of the body, attributes and
+// journal is stored instead, and the dead letter marked redacted. Sets *moved.
 Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const Journal* journal,
                         const DeathInfo& death, bool* moved) {
   std::string journal_text = journal ? EncodeJournal(*journal) : std::string();
+  std::string body, attributes;
+  if (death.redact) {
+    REDRIVE_ASSIGN_OR_RETURN(bool there, RedactForDeadLetter(db, queue_id, receipt, journal, death,
+                                                             &body, &attributes, &journal_text));
+    if (!there) {
+      *moved = false;
+      return Status::Ok();
+    }
+  }
+  const bool redacted = static_cast<bool>(death.redact);
   REDRIVE_ASSIGN_OR_RETURN(
       auto ins,
       db.Prepare(
           "INSERT INTO dead_letters(seq, tenant, id, dlq, origin, reason, cause, body, "
           "attributes, idem_key, published_at, dead_lettered_at, retain_until, delivery_count, "
-          "first_delivered_at, last_delivered_at, journal, group_id, signature, lineage) "
-          "SELECT (SELECT next FROM dead_letter_seq), q.tenant, m.id, ?1, q.name, ?2, ?3, m.body, "
-          "m.attributes, m.idem_key, "
+          "first_delivered_at, last_delivered_at, journal, group_id, signature, lineage, "
+          "redacted) "
+          "SELECT (SELECT next FROM dead_letter_seq), q.tenant, m.id, ?1, q.name, ?2, ?3, "
+          "CASE WHEN ?13 THEN ?14 ELSE m.body END, CASE WHEN ?13 THEN ?15 ELSE m.attributes END, "
+          "m.idem_key, "
           "m.published_at, ?4, ?5, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
-          "CASE WHEN ?6 THEN ?7 ELSE m.journal END, ?11, ?12, m.lineage "
+          "CASE WHEN ?6 THEN ?7 ELSE m.journal END, ?11, ?12, m.lineage, ?13 "
           "FROM messages m JOIN queues q ON q.id = m.queue_id "
           "WHERE m.seq = ?8 AND m.queue_id = ?9 AND (?10 = '' OR (m.state = 1 AND m.lease_token = "
           "?10))"));
@@ -60,13 +96,16 @@ Status MoveToDeadLetter(Db& db, int64_t queue_id, const Receipt& receipt, const 
       .Bind(3, death.cause)
       .Bind(4, death.at)
       .Bind(5, death.retain_until)
-      .Bind(6, int64_t{journal != nullptr})
+      .Bind(6, int64_t{journal != nullptr || redacted})
       .Bind(7, journal_text)
       .Bind(8, receipt.seq)
       .Bind(9, queue_id)
       .Bind(10, receipt.lease_token)
       .Bind(11, death.group_id)
-      .Bind(12, death.signature);
+      .Bind(12, death.signature)
+      .Bind(13, int64_t{redacted})
+      .BindBlob(14, body)
+      .Bind(15, attributes);
   REDRIVE_RETURN_IF_ERROR(ins.Run());
   *moved = ins.Changes() == 1;
   if (!*moved) return Status::Ok();

@@ -95,7 +95,8 @@ CREATE TABLE IF NOT EXISTS dead_letters(
   lineage TEXT NOT NULL DEFAULT '',
   body_size INTEGER GENERATED ALWAYS AS (length(CAST(body AS BLOB))) STORED,
   exported_at INTEGER NOT NULL DEFAULT 0,
-  ticket TEXT NOT NULL DEFAULT '');
+  ticket TEXT NOT NULL DEFAULT '',
+  redacted INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_id ON dead_letters(tenant, id);
 DROP INDEX IF EXISTS dead_letters_origin;
 DROP INDEX IF EXISTS dead_letters_tenant;
@@ -243,6 +244,13 @@ CREATE TABLE IF NOT EXISTS delivery_outcomes(
   failed_tls INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(tenant, origin, minute)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS delivery_outcomes_minute ON delivery_outcomes(minute);
+-- Secrets of a tenant the engine keeps and never shows (the key of redaction's hashes): made
+-- once by whichever node asks first. A new table: IF NOT EXISTS makes it in any older file.
+CREATE TABLE IF NOT EXISTS tenant_secrets(
+  tenant TEXT NOT NULL,
+  name TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  PRIMARY KEY(tenant, name)) WITHOUT ROWID;
 )sql";
 
 // From schema version 2: the tables as version 3 has them (a snapshot: later versions migrate
@@ -334,31 +342,40 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) 
   return store;
 }
 
-Status SqliteStore::AddColumnOnce(const char* table, const char* column, const char* type,
-                                  int version) {
-  // Once: a crash between the ALTER and the version's update finds the column next time.
-  const std::string what = "migration to v" + std::to_string(version) + ": ";
-  auto has = writer_db_->PrepareText(std::string("SELECT COUNT(*) FROM pragma_table_info('") +
-                                     table + "') WHERE name = '" + column + "'");
-  if (!has.ok()) return Status(ErrorCode::kStoreFailed, what + has.status().message());
+namespace {
+// Adds a column unless the table has it: a crash between the ALTER and the version's update
+// finds the column there next time.
+Status AddColumnOnce(Db& db, const char* table, const char* column, const char* type,
+                     const char* step) {
+  const std::string sql = std::string("SELECT COUNT(*) FROM pragma_table_info('") + table +
+                          "') WHERE name = '" + column + "'";
+  auto has = db.PrepareText(sql);
+  if (!has.ok())
+    return Status(ErrorCode::kStoreFailed, std::string(step) + ": " + has.status().message());
   Stmt h = std::move(has).value();
   if (h.Step() == SQLITE_ROW && h.Int(0) > 0) return Status::Ok();
-  Status st = writer_db_->Exec(
+  Status st = db.Exec(
       (std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + type + ";").c_str());
-  if (!st.ok()) return Status(ErrorCode::kStoreFailed, what + st.message());
+  if (!st.ok()) return Status(ErrorCode::kStoreFailed, std::string(step) + ": " + st.message());
   return Status::Ok();
 }
+}  // namespace
 
 Status SqliteStore::Init() {
   writer_db_ = std::make_unique<Db>();
   REDRIVE_RETURN_IF_ERROR(writer_db_->Open(path_, /*read_only=*/false));
   // WAL with synchronous=FULL: every commit fsyncs the log before it returns, so a 2xx after a
-  // commit survives a power cut. Group commit amortises that fsync across requests. Statement
-  // journals stay in memory (measured 10-20% faster end to end than on disk); every large
-  // write is chunked (queue deletion, retention, redrive) so none of them can grow large.
+  // commit survives a power cut. secure_delete=ON zeroes whatever a delete or an update frees,
+  // freelist pages included: a message dead-lettered redacted leaves no copy of its values
+  // behind in the file (docs/privacy.md). (FAST, which zeroes only within pages it writes
+  // anyway, left them on freed pages: the privacy test found them once notifications churned
+  // enough pages.) Group commit amortises that fsync across
+  // requests. Statement journals stay in memory (measured 10-20% faster end to end than on disk);
+  // every large write is chunked (queue deletion, retention, redrive) so none of them can grow
+  // large.
   Status st = writer_db_->Exec(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
-      "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF;");
+      "PRAGMA cache_size=-65536; PRAGMA foreign_keys=OFF; PRAGMA secure_delete=ON;");
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());
   int64_t version = 0;
   {
@@ -408,12 +425,16 @@ Status SqliteStore::Init() {
     }
   }
   if (version >= 1 && version < 5) {
-    REDRIVE_RETURN_IF_ERROR(
-        AddColumnOnce("dead_letters", "exported_at", "INTEGER NOT NULL DEFAULT 0", 5));
+    REDRIVE_RETURN_IF_ERROR(AddColumnOnce(*writer_db_, "dead_letters", "exported_at",
+                                          "INTEGER NOT NULL DEFAULT 0", "migration to v5"));
   }
   if (version >= 1 && version < 6) {
-    // v5 -> v6: dead_letters.ticket (the tables come with kSchema); once, as above.
-    REDRIVE_RETURN_IF_ERROR(AddColumnOnce("dead_letters", "ticket", "TEXT NOT NULL DEFAULT ''", 6));
+    // v5 -> v6: dead_letters.ticket (tickets, notifications.h) and dead_letters.redacted
+    // (stored with storeRedacted); their tables come with kSchema.
+    REDRIVE_RETURN_IF_ERROR(AddColumnOnce(*writer_db_, "dead_letters", "ticket",
+                                          "TEXT NOT NULL DEFAULT ''", "migration to v6"));
+    REDRIVE_RETURN_IF_ERROR(AddColumnOnce(*writer_db_, "dead_letters", "redacted",
+                                          "INTEGER NOT NULL DEFAULT 0", "migration to v6"));
   }
   st = writer_db_->Exec(kSchema);
   if (!st.ok()) return Status(ErrorCode::kStoreFailed, st.message());

@@ -62,6 +62,8 @@ class SqliteStore : public Store {
   Result<bool> SetTenantQuotas(const std::string& tenant, const std::string& quotas_json) override;
   Result<TenantUsage> GetTenantUsage(const std::string& tenant) override;
   Result<DeleteTenantOutcome> DeleteTenant(const std::string& tenant, bool only_if_empty) override;
+  Result<std::string> TenantSecret(const std::string& tenant, const std::string& name,
+                                   const std::string& candidate) override;
 
   Status CreateToken(const TokenRecord& token) override;
   Result<std::optional<TokenRecord>> FindTokenByHash(const std::string& secret_hash) override;
@@ -141,8 +143,6 @@ class SqliteStore : public Store {
                                TimeMs at) override;
 
  private:
-  // Adds `column` to `table` unless it is there (a migration to `version`).
-  Status AddColumnOnce(const char* table, const char* column, const char* type, int version);
   struct WriteJob {
     std::function<Status(Db&)> fn;
     std::promise<Status> done;

@@ -278,6 +278,7 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
         "DELETE FROM audit WHERE tenant = ?1",
         "DELETE FROM topic_events WHERE tenant = ?1",
         "DELETE FROM delivery_outcomes WHERE tenant = ?1",
+        "DELETE FROM tenant_secrets WHERE tenant = ?1",
         "DELETE FROM jobs WHERE tenant = ?1",
         "DELETE FROM exports WHERE tenant = ?1",
         "DELETE FROM tickets WHERE tenant = ?1",
@@ -294,6 +295,24 @@ Result<DeleteTenantOutcome> SqliteStore::DeleteTenant(const std::string& tenant,
     return Status::Ok();
   }));
   return DeleteTenantOutcome::kDeleted;
+}
+
+Result<std::string> SqliteStore::TenantSecret(const std::string& tenant, const std::string& name,
+                                              const std::string& candidate) {
+  std::string secret;
+  REDRIVE_RETURN_IF_ERROR(Write([&](Db& db) {
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto ins, db.Prepare("INSERT INTO tenant_secrets(tenant, name, secret) VALUES(?1, ?2, ?3) "
+                             "ON CONFLICT(tenant, name) DO NOTHING"));
+    ins.Bind(1, tenant).Bind(2, name).Bind(3, candidate);
+    REDRIVE_RETURN_IF_ERROR(ins.Run());
+    REDRIVE_ASSIGN_OR_RETURN(
+        auto s, db.Prepare("SELECT secret FROM tenant_secrets WHERE tenant = ?1 AND name = ?2"));
+    s.Bind(1, tenant).Bind(2, name);
+    if (s.Step() == SQLITE_ROW) secret = s.Text(0);
+    return s.Error();
+  }));
+  return secret;
 }
 
 }  // namespace redrive::store::sqlite
