@@ -45,7 +45,9 @@ TEST(CronTest, BadSchedulesNameTheField) {
         "* * * * 8", "*/0 * * * *", "5-1 * * * *", "x * * * *", "* * * * funday"}) {
     auto c = CronSchedule::Parse(bad);
     EXPECT_FALSE(c.ok()) << bad;
-    if (!c.ok()) EXPECT_EQ(c.status().code(), ErrorCode::kInvalidArgument) << bad;
+    if (!c.ok()) {
+      EXPECT_EQ(c.status().code(), ErrorCode::kInvalidArgument) << bad;
+    }
   }
   EXPECT_NE(CronSchedule::Parse("61 * * * *").status().message().find("minute"), std::string::npos);
 }
