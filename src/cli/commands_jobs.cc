@@ -48,7 +48,8 @@ void PrintJob(const json& j) {
   d.Add("state", Text(j, "state"));
   d.Add("phase", Text(j, "phase"));
   const json& spec = At(j, "spec");
-  d.Add("dead-letter queue", Text(spec, "deadLetterQueue"));
+  d.Add("dead-letter queue", Text(spec, "deadLetterQueue", "every one"));
+  if (At(spec, "ticket").is_string()) d.Add("ticket", Text(spec, "ticket"));
   d.Add("filter", Text(spec, "filter"));
   d.Add("group", Text(spec, "group"));
   d.Add("since", Text(spec, "since"));
@@ -256,7 +257,10 @@ int JobList(Context& ctx, const Flags&) {
   for (const auto& j : Items(r.value(), "jobs")) {
     const json& p = At(j, "progress");
     const json& spec = At(j, "spec");
-    t.AddRow({Text(j, "id"), Text(j, "state"), Text(j, "phase"), Text(spec, "deadLetterQueue"),
+    // A ticket's retry takes from every dead-letter queue: the ticket stands for them.
+    std::string from = At(spec, "ticket").is_string() ? "ticket " + Text(spec, "ticket")
+                                                      : Text(spec, "deadLetterQueue");
+    t.AddRow({Text(j, "id"), Text(j, "state"), Text(j, "phase"), from,
               IntText(p, "moved") + "/" + IntText(p, "toMove"), IntText(p, "skipped"),
               Text(spec, "destination", "(origin)"), Text(j, "createdAt")});
   }

@@ -49,6 +49,18 @@ Status ReadDouble(const nlohmann::json& v, const std::string& field, double lo, 
   return Status::Ok();
 }
 
+Status ReadBool(const nlohmann::json& v, const std::string& field, bool* out) {
+  if (!v.is_boolean()) return Bad(field, "must be true or false");
+  *out = v.get<bool>();
+  return Status::Ok();
+}
+
+Status ReadString(const nlohmann::json& v, const std::string& field, std::string* out) {
+  if (!v.is_string()) return Bad(field, "must be a string");
+  *out = v.get<std::string>();
+  return Status::Ok();
+}
+
 Status Unknown(const std::string& field) {
   return Status(ErrorCode::kUnknownField, "unknown field '" + field + "'");
 }

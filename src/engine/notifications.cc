@@ -20,26 +20,16 @@ namespace redrive::engine {
 namespace {
 
 using internal::Bad;
+using internal::ReadBool;
 using internal::ReadDuration;
 using internal::ReadInt;
+using internal::ReadString;
 using internal::Unknown;
 using nlohmann::json;
 
 constexpr DurationMs kQueueAlertInterval = 60'000;
 constexpr DurationMs kHour = 3'600'000;
 constexpr int kMailAttempts = 4;
-
-Status ReadBool(const json& v, const std::string& field, bool* out) {
-  if (!v.is_boolean()) return Bad(field, "must be true or false");
-  *out = v.get<bool>();
-  return Status::Ok();
-}
-
-Status ReadString(const json& v, const std::string& field, std::string* out) {
-  if (!v.is_string()) return Bad(field, "must be a string");
-  *out = v.get<std::string>();
-  return Status::Ok();
-}
 
 // A plausible address: local@domain, no spaces, no angle brackets or line breaks (it goes into
 // the SMTP envelope and a header).

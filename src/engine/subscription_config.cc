@@ -13,23 +13,13 @@ namespace redrive::engine {
 namespace {
 
 using internal::Bad;
+using internal::ReadBool;
 using internal::ReadDouble;
 using internal::ReadDuration;
 using internal::ReadInt;
+using internal::ReadString;
 using internal::Unknown;
 using nlohmann::json;
-
-Status ReadBool(const json& v, const std::string& field, bool* out) {
-  if (!v.is_boolean()) return Bad(field, "must be true or false");
-  *out = v.get<bool>();
-  return Status::Ok();
-}
-
-Status ReadString(const json& v, const std::string& field, std::string* out) {
-  if (!v.is_string()) return Bad(field, "must be a string");
-  *out = v.get<std::string>();
-  return Status::Ok();
-}
 
 Status ReadTerm(const json& v, const std::string& field, FilterTerm* term) {
   if (v.is_string()) {

@@ -20,5 +20,7 @@ Status ReadInt(const nlohmann::json& v, const std::string& field, int64_t lo, in
                int64_t* out);
 Status ReadDouble(const nlohmann::json& v, const std::string& field, double lo, double hi,
                   double* out);
+Status ReadBool(const nlohmann::json& v, const std::string& field, bool* out);
+Status ReadString(const nlohmann::json& v, const std::string& field, std::string* out);
 
 }  // namespace redrive::engine::internal
