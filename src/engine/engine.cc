@@ -32,9 +32,8 @@ Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions 
   dead_letters_ =
       std::make_unique<DeadLetters>(control_port, clock, random, options_, *queues_, *tenancy_,
                                     *coordinator_, *audit_, *outcomes_, *redactor_);
-  notifications_ =
-      std::make_unique<Notifications>(control_port, clock, random, options_, *tenancy_, *queues_,
-                                      *topics_, *messages_, *dead_letters_, *audit_, *coordinator_);
+  notifications_ = std::make_unique<Notifications>(control_port, clock, random, options_, *tenancy_,
+                                                   *topics_, *messages_, *dead_letters_, *audit_);
   audit_->SetObserver([n = notifications_.get()](const store::AuditRecord& r) { n->OnAudit(r); });
   background_ = std::make_unique<Background>(*messages_, *dead_letters_, *tenancy_, *outcomes_,
                                              *notifications_, clock, options_, *coordinator_);

@@ -12,7 +12,6 @@
 #include "engine/dead_letters.h"
 #include "engine/internal/config_fields.h"
 #include "engine/messages.h"
-#include "engine/queues.h"
 #include "engine/tenancy.h"
 #include "engine/topics.h"
 
@@ -222,20 +221,17 @@ json NotificationSettingsToJson(const NotificationSettings& s, bool secrets) {
 }
 
 Notifications::Notifications(store::ControlStore& control, Clock& clock, Random& random,
-                             const EngineOptions& options, Tenancy& tenancy, Queues& queues,
-                             Topics& topics, Messages& messages, DeadLetters& dead_letters,
-                             AuditLog& audit, Coordinator& coordinator)
+                             const EngineOptions& options, Tenancy& tenancy, Topics& topics,
+                             Messages& messages, DeadLetters& dead_letters, AuditLog& audit)
     : control_(control),
       clock_(clock),
       random_(random),
       options_(options),
       tenancy_(tenancy),
-      queues_(queues),
       topics_(topics),
       messages_(messages),
       dead_letters_(dead_letters),
-      audit_(audit),
-      coordinator_(coordinator) {}
+      audit_(audit) {}
 
 Notifications::~Notifications() { Stop(); }
 
@@ -257,22 +253,27 @@ void Notifications::Stop() {
 
 // ------------------------------------------------------------------ settings
 
-Result<NotificationSettings> Notifications::GetSettings(const std::string& tenant) {
-  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+Result<std::optional<NotificationSettings>> Notifications::SavedSettings(
+    const std::string& tenant) {
   REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetNotificationSettings(tenant));
-  if (!rec) return NotificationSettings{};
-  json j = json::parse(rec->config_json, nullptr, false);
-  auto s = NotificationSettingsFromJson(j);
+  if (!rec) return std::optional<NotificationSettings>();
+  auto s = NotificationSettingsFromJson(json::parse(rec->config_json, nullptr, false));
   if (!s.ok()) {
     return Status(ErrorCode::kInternal,
                   "stored notification settings of " + tenant + ": " + s.status().message());
   }
-  return s;
+  return std::optional<NotificationSettings>(std::move(s).value());
+}
+
+Result<NotificationSettings> Notifications::GetSettings(const std::string& tenant) {
+  REDRIVE_RETURN_IF_ERROR(tenancy_.EnsureTenant(tenant));
+  REDRIVE_ASSIGN_OR_RETURN(auto saved, SavedSettings(tenant));
+  return saved.value_or(NotificationSettings{});
 }
 
 Result<bool> Notifications::HasSettings(const std::string& tenant) {
-  REDRIVE_ASSIGN_OR_RETURN(auto rec, control_.GetNotificationSettings(tenant));
-  return rec.has_value();
+  REDRIVE_ASSIGN_OR_RETURN(auto saved, SavedSettings(tenant));
+  return saved.has_value();
 }
 
 Status Notifications::SyncWebhooks(const Principal& actor, const std::string& tenant,
@@ -496,22 +497,25 @@ void Notifications::RaisePending() {
     pending_.clear();
   }
   for (const auto& r : pending) {
+    auto saved = SavedSettings(r.tenant);
+    if (!saved.ok() || !saved->has_value()) continue;  // alerts go to channels a tenant chose
+    const NotificationSettings& settings = **saved;
     json d = json::parse(r.detail_json, nullptr, false);
     if (!d.is_object()) d = json::object();
     if (r.action == "job.halted") {
       std::string job = d.value("job", "");
-      Alert(r.tenant, "job-halted", "job-halted:" + job,
+      Alert(r.tenant, settings, "job-halted", "job-halted:" + job,
             "Redrive job " + job + " halted: " + d.value("reason", "") +
                 ". Resume or cancel it (redrive job resume|cancel " + job + ").",
             d);
     } else if (r.action == "export.failed") {
       std::string id = d.value("export", "");
-      Alert(r.tenant, "export-failed", "export-failed:" + id,
+      Alert(r.tenant, settings, "export-failed", "export-failed:" + id,
             "Export " + id + " failed: " + d.value("error", ""), d);
     } else if (r.action == "endpoint.disabled") {
       std::string sub = d.value("subscription", "");
       ClearAlert(r.tenant, "endpoint-recovered:" + sub);
-      Alert(r.tenant, "endpoint-disabled", "endpoint-disabled:" + sub,
+      Alert(r.tenant, settings, "endpoint-disabled", "endpoint-disabled:" + sub,
             "The endpoint of " + sub + " was disabled: " + d.value("reason", "") +
                 ". Its messages are kept until it is enabled again.",
             d);
@@ -521,7 +525,7 @@ void Notifications::RaisePending() {
     } else if (r.action == "endpoint.recovered") {
       std::string sub = d.value("subscription", "");
       ClearAlert(r.tenant, "endpoint-disabled:" + sub);
-      Alert(r.tenant, "endpoint-recovered", "endpoint-recovered:" + sub,
+      Alert(r.tenant, settings, "endpoint-recovered", "endpoint-recovered:" + sub,
             "The endpoint of " + sub + " takes deliveries again.", d);
     }
   }
@@ -534,22 +538,19 @@ void Notifications::ClearAlert(const std::string& tenant, const std::string& key
   t->second.by_key.erase(key);
 }
 
-void Notifications::Alert(const std::string& tenant, const std::string& kind,
-                          const std::string& key, const std::string& text, json detail) {
-  auto has = HasSettings(tenant);
-  if (!has.ok() || !*has) return;  // alerts go to channels a tenant chose
-  auto settings = GetSettings(tenant);
-  if (!settings.ok()) return;
-  if (kind != "dlq-depth" && kind != "dlq-age" && !settings->alert_events) return;
+void Notifications::Alert(const std::string& tenant, const NotificationSettings& settings,
+                          const std::string& kind, const std::string& key, const std::string& text,
+                          json detail) {
+  if (kind != "dlq-depth" && kind != "dlq-age" && !settings.alert_events) return;
   TimeMs now = clock_.Now();
   int64_t suppressed = 0;
   {
     std::lock_guard lock(alerts_mu_);
     TenantAlerts& t = alerts_[tenant];
     AlertState& state = t.by_key[key];
-    if (state.last_sent > 0 && now - state.last_sent < settings->alert_repeat) return;
+    if (state.last_sent > 0 && now - state.last_sent < settings.alert_repeat) return;
     std::erase_if(t.sent, [&](TimeMs at) { return now - at >= kHour; });
-    if (static_cast<int>(t.sent.size()) >= settings->alert_max_per_hour) {
+    if (static_cast<int>(t.sent.size()) >= settings.alert_max_per_hour) {
       ++t.suppressed;
       return;
     }
@@ -564,9 +565,9 @@ void Notifications::Alert(const std::string& tenant, const std::string& kind,
     doc["suppressed"] = suppressed;
     doc["text"] = text + "\n(" + std::to_string(suppressed) +
                   " earlier alert(s) were not sent: more than " +
-                  std::to_string(settings->alert_max_per_hour) + " in an hour.)\n";
+                  std::to_string(settings.alert_max_per_hour) + " in an hour.)\n";
   }
-  Deliver(tenant, *settings, std::move(doc), "[redrive] " + tenant + ": " + FirstLine(text));
+  Deliver(tenant, settings, std::move(doc), "[redrive] " + tenant + ": " + FirstLine(text));
 }
 
 Status Notifications::CheckQueueAlerts(const std::string& tenant,
@@ -582,7 +583,7 @@ Status Notifications::CheckQueueAlerts(const std::string& tenant,
       const std::string key = "dlq-depth:" + q.name;
       REDRIVE_ASSIGN_OR_RETURN(int64_t depth, control_.CountDeadLetters(scan));
       if (depth > settings.alert_depth) {
-        Alert(tenant, "dlq-depth", key,
+        Alert(tenant, settings, "dlq-depth", key,
               "Dead-letter queue " + q.name + " holds " + std::to_string(depth) +
                   " dead letters (the alert is set at " + std::to_string(settings.alert_depth) +
                   ").",
@@ -599,7 +600,7 @@ Status Notifications::CheckQueueAlerts(const std::string& tenant,
       REDRIVE_ASSIGN_OR_RETURN(auto oldest, control_.ScanDeadLetters(scan));
       DurationMs age = oldest.empty() ? 0 : now - oldest[0].dead_lettered_at;
       if (age > settings.alert_age) {
-        Alert(tenant, "dlq-age", key,
+        Alert(tenant, settings, "dlq-age", key,
               "The oldest dead letter of " + q.name + " is " + FormatDuration(age / 1000 * 1000) +
                   " old (the alert is set at " + FormatDuration(settings.alert_age) + ").",
               json{{"deadLetterQueue", q.name},

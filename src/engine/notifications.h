@@ -35,7 +35,6 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "engine/coordination.h"
 #include "engine/cron.h"
 #include "engine/model.h"
 #include "push/mailer.h"
@@ -46,7 +45,6 @@ namespace redrive::engine {
 class AuditLog;
 class DeadLetters;
 class Messages;
-class Queues;
 class Tenancy;
 class Topics;
 
@@ -108,9 +106,8 @@ struct TicketQueryResult {
 class Notifications {
  public:
   Notifications(store::ControlStore& control, Clock& clock, Random& random,
-                const EngineOptions& options, Tenancy& tenancy, Queues& queues, Topics& topics,
-                Messages& messages, DeadLetters& dead_letters, AuditLog& audit,
-                Coordinator& coordinator);
+                const EngineOptions& options, Tenancy& tenancy, Topics& topics, Messages& messages,
+                DeadLetters& dead_letters, AuditLog& audit);
   ~Notifications();  // Stop()
   Notifications(const Notifications&) = delete;
   Notifications& operator=(const Notifications&) = delete;
@@ -177,6 +174,8 @@ class Notifications {
     int64_t suppressed = 0;
   };
 
+  // The tenant's saved settings; nullopt when it saved none.
+  Result<std::optional<NotificationSettings>> SavedSettings(const std::string& tenant);
   // Sends `doc` (with "type" and "text") to the tenant's channels; returns where it went.
   nlohmann::json Deliver(const std::string& tenant, const NotificationSettings& settings,
                          nlohmann::json doc, const std::string& subject);
@@ -188,8 +187,9 @@ class Notifications {
                       std::vector<WebhookChannel>& webhooks);
   // Raises an alert unless the same key was sent within alert_repeat or the tenant is over its
   // rate; `active` false clears a condition alert (it may then fire again).
-  void Alert(const std::string& tenant, const std::string& kind, const std::string& key,
-             const std::string& text, nlohmann::json detail);
+  void Alert(const std::string& tenant, const NotificationSettings& settings,
+             const std::string& kind, const std::string& key, const std::string& text,
+             nlohmann::json detail);
   Status CheckQueueAlerts(const std::string& tenant, const NotificationSettings& settings,
                           TimeMs now);
   void ClearAlert(const std::string& tenant, const std::string& key);
@@ -215,12 +215,10 @@ class Notifications {
   Random& random_;
   const EngineOptions& options_;
   Tenancy& tenancy_;
-  Queues& queues_;
   Topics& topics_;
   Messages& messages_;
   DeadLetters& dead_letters_;
   AuditLog& audit_;
-  Coordinator& coordinator_;
 
   mutable std::mutex url_mu_;
   std::string public_url_;  // GUARDED_BY(url_mu_)
