@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "dead_letter_fill.h"
 #include "engine/engine.h"
 
 using namespace redrive;
@@ -119,45 +120,11 @@ void Fill(const Options& o) {
   SystemRandom random;
   engine::Engine eng(*store, clock, random);
   Must(eng.tenancy().CreateTenant(kTenant), "create tenant");
-  constexpr int64_t kQueued = 1000;
-  engine::QueueConfig limited;
-  limited.max_length = kQueued;
-  limited.overflow = engine::OverflowPolicy::kDeadLetterOldest;
-  Must(eng.queues().CreateQueue(kTenant, kQueue, limited), "create queue");
-  // N + kQueued publishes leave N dead letters; 4 threads share group commits.
-  constexpr int64_t kBatch = 100;
-  const int64_t total = o.dead_letters + kQueued;
-  std::atomic<int64_t> next{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937_64 rng(static_cast<uint64_t>(t) + 1);
-      std::vector<engine::NewMessage> messages;
-      for (;;) {
-        int64_t n = next.fetch_add(kBatch);
-        if (n >= total) break;
-        messages.resize(static_cast<size_t>(std::min(kBatch, total - n)));
-        for (auto& m : messages) {
-          m.body = MakeBody(o, n, rng);
-          m.attributes = {{"n", std::to_string(n)}, {"type", "bench"}};
-          ++n;
-        }
-        Must(eng.messages().Publish(kTenant, kQueue, messages), "publish");
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  engine::QueueConfig open;
-  Must(eng.queues().UpdateQueue(kTenant, kQueue, open), "lift the limit");
-  for (;;) {
-    engine::ReceiveOptions ro;
-    ro.max_messages = 1000;
-    auto got = Must(eng.messages().Receive(kTenant, kQueue, ro), "receive");
-    if (got.empty()) break;
-    std::vector<std::string> receipts;
-    for (const auto& d : got) receipts.push_back(d.receipt);
-    Must(eng.messages().Ack(kTenant, kQueue, receipts), "ack");
-  }
+  bench::FillDeadLetters(eng, kTenant, kQueue, o.dead_letters,
+                         [&](int64_t n, std::mt19937_64& rng, engine::NewMessage* m) {
+                           m->body = MakeBody(o, n, rng);
+                           m->attributes = {{"n", std::to_string(n)}, {"type", "bench"}};
+                         });
   auto info = Must(eng.queues().GetQueue(kTenant, kQueue), "get queue");
   if (info.depth.dead_lettered != o.dead_letters) {
     Die("expected " + std::to_string(o.dead_letters) + " dead letters, got " +

@@ -2,10 +2,8 @@
 // (fsync on), with the engine's background threads (sweeper, job runner) started as `serve`
 // starts them.
 //
-// Set-up, not measured: N dead letters of --body-size bytes from one origin queue, written as
-// bench/export_bench.cc writes them (an origin queue with maxLength 1000 and overflow
-// dead-letter-oldest), then the limit lifted and the last 1000 consumed; notification settings
-// with the log channel.
+// Set-up, not measured: N dead letters of --body-size bytes from one origin queue
+// (bench/dead_letter_fill.h); notification settings with the log channel.
 //
 // Measured: the digest firing (RunDigest: the ticket opened over every dead letter, its summary
 // with the groups' diagnoses, its notice sent) -> a `retry` answer -> every dead letter back in
@@ -14,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "dead_letter_fill.h"
 #include "engine/engine.h"
 
 using namespace redrive;
@@ -43,45 +41,6 @@ T Must(Result<T> r, const char* what) {
 
 double Seconds(Steady::time_point from, Steady::time_point to) {
   return std::chrono::duration<double>(to - from).count();
-}
-
-void Fill(engine::Engine& eng, int64_t dead_letters, int body_size) {
-  constexpr int64_t kQueued = 1000;
-  engine::QueueConfig limited;
-  limited.max_length = kQueued;
-  limited.overflow = engine::OverflowPolicy::kDeadLetterOldest;
-  Must(eng.queues().CreateQueue(kTenant, kQueue, limited), "create queue");
-  constexpr int64_t kBatch = 100;
-  const int64_t total = dead_letters + kQueued;
-  std::atomic<int64_t> next{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      std::vector<engine::NewMessage> messages;
-      for (;;) {
-        int64_t n = next.fetch_add(kBatch);
-        if (n >= total) break;
-        messages.resize(static_cast<size_t>(std::min(kBatch, total - n)));
-        for (auto& m : messages) {
-          m.body = "{\"order\":" + std::to_string(n++) + ",\"pad\":\"";
-          m.body.resize(static_cast<size_t>(body_size) - 2, 'x');
-          m.body += "\"}";
-        }
-        Must(eng.messages().Publish(kTenant, kQueue, messages), "publish");
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  Must(eng.queues().UpdateQueue(kTenant, kQueue, engine::QueueConfig{}), "lift the limit");
-  for (;;) {
-    engine::ReceiveOptions ro;
-    ro.max_messages = 1000;
-    auto got = Must(eng.messages().Receive(kTenant, kQueue, ro), "receive");
-    if (got.empty()) break;
-    std::vector<std::string> receipts;
-    for (const auto& d : got) receipts.push_back(d.receipt);
-    Must(eng.messages().Ack(kTenant, kQueue, receipts), "ack");
-  }
 }
 
 }  // namespace
@@ -106,7 +65,12 @@ int main(int argc, char** argv) {
   engine::Engine eng(*store, clock, random);
   Must(eng.tenancy().CreateTenant(kTenant), "create tenant");
   auto t_fill = Steady::now();
-  Fill(eng, dead_letters, body_size);
+  bench::FillDeadLetters(eng, kTenant, kQueue, dead_letters,
+                         [&](int64_t n, std::mt19937_64&, engine::NewMessage* m) {
+                           m->body = "{\"order\":" + std::to_string(n) + ",\"pad\":\"";
+                           m->body.resize(static_cast<size_t>(body_size) - 2, 'x');
+                           m->body += "\"}";
+                         });
   std::printf("set-up: %lld dead letters of %d bytes in %.1f s (not measured)\n",
               static_cast<long long>(dead_letters), body_size, Seconds(t_fill, Steady::now()));
   engine::NotificationSettings settings;  // the log channel; the digest runs when told here
