@@ -80,6 +80,9 @@ function(redrive_test name)
   file(WRITE ${labels_file}
     "if(DEFINED ${name}_TESTS)\n"
     "  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\n"
+    "  set_tests_properties(\${${name}_TESTS} PROPERTIES FIXTURES_REQUIRED postgres)\n"
+    "  set_property(TEST \${${name}_TESTS} APPEND PROPERTY ENVIRONMENT\n"
+    "               \"REDRIVE_TEST_POSTGRES=${REDRIVE_TEST_POSTGRES}\")\n"
     "else()\n"
     "  set_tests_properties(${name}_NOT_BUILT PROPERTIES LABELS \"${ARG_LABELS}\")\n"
     "endif()\n")

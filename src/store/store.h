@@ -27,7 +27,8 @@ class Store : public MessageStore, public ControlStore {
   ~Store() override = default;
 };
 
-// Opens a store from a URI: "sqlite:PATH", or a plain PATH to an SQLite file.
+// Opens a store from a URI: "postgres://..." or "postgresql://..." (a libpq URI: PostgreSQL),
+// "sqlite:PATH", or a plain PATH to an SQLite file.
 // Errors: kInvalidArgument for an unknown scheme, kStoreFailed when it cannot be opened.
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
 

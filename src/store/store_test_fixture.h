@@ -10,26 +10,40 @@
 #include <string>
 #include <vector>
 
+#include "store/postgres/pg_test_database.h"
 #include "store/store.h"
 
 // The storage conformance suite: every backend must pass every test of message_store_test.cc
-// and control_store_test.cc (one file per port). Backends register a factory in kBackends; the
-// PostgreSQL backend will add one row.
+// and control_store_test.cc (one file per port). Backends register a factory in kBackends:
+// SQLite (a file in the test's directory) and PostgreSQL (a database of its own on the test
+// cluster, named after the test's directory: pg_test_database.h).
 namespace redrive::store {
 
 struct Backend {
   std::string name;
   // Opens the store at `dir` (the same dir reopens the same data).
   std::function<std::unique_ptr<Store>(const std::string& dir)> open;
+  // Removes what `open` made outside `dir` (nothing for SQLite).
+  std::function<void(const std::string& dir)> destroy = [](const std::string&) {};
 };
 
+inline void PrintTo(const Backend& backend, std::ostream* os) { *os << backend.name; }
+
 inline const std::vector<Backend>& Backends() {
-  static const std::vector<Backend> kBackends = {{"sqlite", [](const std::string& dir) {
-                                                    auto s =
-                                                        OpenStore("sqlite:" + dir + "/store.db");
-                                                    EXPECT_TRUE(s.ok()) << s.status().ToString();
-                                                    return s.ok() ? std::move(s).value() : nullptr;
-                                                  }}};
+  static const std::vector<Backend> kBackends = {
+      {"sqlite",
+       [](const std::string& dir) {
+         auto s = OpenStore("sqlite:" + dir + "/store.db");
+         EXPECT_TRUE(s.ok()) << s.status().ToString();
+         return s.ok() ? std::move(s).value() : nullptr;
+       }},
+      {"postgres",
+       [](const std::string& dir) {
+         auto s = OpenStore(postgres::TestDatabase(dir));
+         EXPECT_TRUE(s.ok()) << s.status().ToString();
+         return s.ok() ? std::move(s).value() : nullptr;
+       },
+       [](const std::string& dir) { postgres::DropTestDatabase(dir); }}};
   return kBackends;
 }
 
@@ -77,6 +91,7 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   }
   void TearDown() override {
     store_.reset();
+    GetParam().destroy(dir_);
     std::filesystem::remove_all(dir_);
   }
   void Reopen() {
