@@ -64,8 +64,12 @@ endfunction()
 # redrive_test(NAME SRCS <files> DEPS <libraries> LABELS <labels>): a GoogleTest binary, each of
 # its tests registered with ctest. With the label `tsan` it is also part of the target
 # tsan_tests, what `make test-tsan` builds and runs under ThreadSanitizer (docs/testing.md).
+#   POSTGRES_TOO  also registers every test a second time, prefixed `postgres/`, with
+#                 REDRIVE_TEST_BACKEND=postgres (tests/harness.h: the servers it starts keep
+#                 their state on the test cluster) and the labels `integration;pg-integration`
+#                 (not `tsan`: the sanitizer runs skip these copies, docs/testing.md).
 function(redrive_test name)
-  cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "POSTGRES_TOO" "" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
@@ -87,6 +91,20 @@ function(redrive_test name)
     "  set_tests_properties(${name}_NOT_BUILT PROPERTIES LABELS \"${ARG_LABELS}\")\n"
     "endif()\n")
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${labels_file})
+  if(ARG_POSTGRES_TOO)
+    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_LIST ${name}_PG_TESTS
+      TEST_PREFIX postgres/
+      PROPERTIES ENVIRONMENT "REDRIVE_BINARY=$<TARGET_FILE:redrive>")
+    set(pg_file ${CMAKE_CURRENT_BINARY_DIR}/${name}_pg_labels.cmake)
+    file(WRITE ${pg_file}
+      "if(DEFINED ${name}_PG_TESTS)\n"
+      "  set_tests_properties(\${${name}_PG_TESTS} PROPERTIES LABELS \"integration;pg-integration\"\n"
+      "                       FIXTURES_REQUIRED postgres)\n"
+      "  set_property(TEST \${${name}_PG_TESTS} APPEND PROPERTY ENVIRONMENT\n"
+      "               \"REDRIVE_TEST_POSTGRES=${REDRIVE_TEST_POSTGRES}\" REDRIVE_TEST_BACKEND=postgres)\n"
+      "endif()\n")
+    set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${pg_file})
+  endif()
   if("tsan" IN_LIST ARG_LABELS)
     set_property(GLOBAL APPEND PROPERTY REDRIVE_TSAN_TESTS ${name})
   endif()

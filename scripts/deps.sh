@@ -7,17 +7,20 @@ packages=(
   g++ make cmake ninja-build pkg-config ccache
   libsqlite3-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libcli11-dev
   libtomlplusplus-dev liblua5.4-dev nlohmann-json3-dev libsimdjson-dev libcurl4-openssl-dev
-  libpq-dev librabbitmq-dev zlib1g-dev jq python3-aiosmtpd
+  libpq-dev librabbitmq-dev zlib1g-dev jq python3-aiosmtpd postgresql-15
   libgtest-dev
   clang-format curl ca-certificates sqlite3 procps python3
 )
 # --fuzz: also what scripts/fuzz.sh needs (clang and its sanitizer/libFuzzer runtime).
-# --bench: also the peers `make bench` runs side by side with redrive (RabbitMQ 3.10,
-# PostgreSQL 15) and gnuplot for the chart.
+# PostgreSQL 15 is always installed: the tests start a private cluster of it (the second
+# backend, scripts/test-postgres.sh); its Debian package also creates a system cluster, which
+# nothing here uses.
+# --bench: also the peers `make bench` runs side by side with redrive (RabbitMQ 3.10) and
+# gnuplot for the chart.
 for arg in "$@"; do
   case "$arg" in
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
-    --bench) packages+=(rabbitmq-server postgresql-15 gnuplot-nox) ;;
+    --bench) packages+=(rabbitmq-server gnuplot-nox) ;;
     *) echo "usage: $0 [--fuzz] [--bench]" >&2; exit 2 ;;
   esac
 done

@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "store/postgres/pg_test_database.h"
+
 namespace redrive::testing {
 namespace {
 
@@ -124,6 +126,11 @@ std::string RedriveBinary() {
   return b;
 }
 
+bool OnPostgres() {
+  const char* b = std::getenv("REDRIVE_TEST_BACKEND");
+  return b != nullptr && std::string(b) == "postgres";
+}
+
 std::string MakeTempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "redrive-test-XXXXXX").string();
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
@@ -149,6 +156,7 @@ ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extr
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Stop(10'000);
+  if (own_dir_ && OnPostgres()) redrive::store::postgres::DropTestDatabase(data_dir_);
   if (own_dir_) {
     std::error_code ec;
     std::filesystem::remove_all(data_dir_, ec);
@@ -162,7 +170,15 @@ bool ServerProcess::Start(std::string* error) {
   std::string listen = host_.find(':') != std::string::npos ? "[" + host_ + "]:0" : host_ + ":0";
   std::vector<std::string> args = {RedriveBinary(), "serve", "--data-dir",  data_dir_,
                                    "--listen",      listen,  "--port-file", port_file};
-  for (const auto& a : extra_args_) args.push_back(a);
+  bool has_store = false;
+  for (const auto& a : extra_args_) {
+    args.push_back(a);
+    has_store = has_store || a == "--store";
+  }
+  if (OnPostgres() && !has_store) {
+    args.push_back("--store");
+    args.push_back(redrive::store::postgres::TestDatabase(data_dir_));
+  }
   pid_ = fork();
   if (pid_ == 0) {
     FILE* f = freopen(log_file.c_str(), "a", stdout);

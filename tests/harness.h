@@ -56,6 +56,11 @@ class HttpClient {
 
 // The path of the redrive binary: $REDRIVE_BINARY (set by CMake for every test).
 std::string RedriveBinary();
+// True when this run's servers keep their state on PostgreSQL: REDRIVE_TEST_BACKEND=postgres
+// (the `postgres/` copies of the integration tests, tests/CMakeLists.txt). Each server then
+// gets a database of its own on the test cluster, named after its data directory, so a server
+// started again on the same directory finds its state, as with SQLite.
+bool OnPostgres();
 
 // A running server process. The destructor stops it (SIGTERM, then SIGKILL).
 class ServerProcess {

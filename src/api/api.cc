@@ -229,6 +229,11 @@ void RestApi::Finish(const Route& route, std::chrono::steady_clock::time_point s
   if (!result.ok() && result.status().code() == ErrorCode::kQuotaExceeded) {
     retry_after = engine_.tenancy().quota_retry_after();
   }
+  if (!result.ok() && result.status().code() == ErrorCode::kStoreFailed) {
+    // The store failed or could not be reached (PostgreSQL restarting or failing over): the
+    // node reconnects by itself, so the request may be tried again soon.
+    resp.headers.emplace_back("Retry-After", "1");
+  }
   if (resp.status == 429) {
     // Whole seconds (RFC 9110), rounded up so a client never comes back too early.
     resp.headers.emplace_back("Retry-After",

@@ -17,6 +17,12 @@ void RestApi::AddOpsRoutes() {
     if (!ready_) {
       return Result<Response>(StatusResponse(Status(ErrorCode::kShuttingDown, "draining")));
     }
+    // Not ready while the store cannot be reached (a database restarting or failing over): a
+    // load balancer then sends requests to nodes that can serve them.
+    if (Status st = engine_.CheckStore(); !st.ok()) {
+      return Result<Response>(StatusResponse(
+          Status(ErrorCode::kStoreFailed, "the store cannot be reached: " + st.message())));
+    }
     return Result<Response>(Json(200, {{"status", "ready"}}));
   });
   Add("GET", "/metrics", "metrics", {kScopeOperator},

@@ -27,6 +27,8 @@ enum class CacheScope {
   kTenant,  // key the tenant's name: its quotas changed, or it is being deleted (with its
             // queues and tokens)
   kToken,   // key the token id: revoked or rotated
+  kAll,     // key "": everything cached may be stale (a coordinator that lost notifications
+            // says so); never sent by the engine itself
 };
 
 // Hears what Coordinator carries. Calls may come on any thread, concurrently; a listener does
@@ -79,6 +81,11 @@ class Coordinator {
   virtual bool Claim(const std::string& name, const std::string& holder, DurationMs ttl) = 0;
   // Gives up `name` if `holder` holds it; otherwise does nothing.
   virtual void Release(const std::string& name, const std::string& holder) = 0;
+
+  // ---- nodes
+  // How many nodes share the store now, this one included (at least 1): what per-node limits
+  // (a tenant's request rate) are divided by, so that together the nodes keep the limit.
+  virtual int LiveNodes() { return 1; }
 };
 
 // One process: signals and invalidations reach the listeners at once, on the caller's thread;

@@ -6,7 +6,7 @@ namespace redrive::engine {
 
 Engine::Engine(store::Store& store, Clock& clock, Random& random, EngineOptions options,
                Coordinator* coordinator)
-    : clock_(clock), options_(options) {
+    : clock_(clock), control_(store), options_(options) {
   // spdlog makes its registry on first use. Make it here, on the constructing thread, before
   // any service logs from one of its own: libspdlog is not instrumented, so ThreadSanitizer
   // cannot see the static's guard and reports two threads' first logs as a race.
@@ -61,5 +61,7 @@ void Engine::Stop() {
   messages_->StopLongPolls();
   background_->Stop();
 }
+
+Status Engine::CheckStore() { return control_.GetTenant("").status(); }
 
 }  // namespace redrive::engine

@@ -66,9 +66,12 @@ class Engine {
   const EngineOptions& options() const { return options_; }
   const EngineCounters& counters() const { return counters_; }
   TimeMs Now() { return clock_.Now(); }
+  // One small read of the store: whether it answers now (/readyz). Errors: the store's.
+  Status CheckStore();
 
  private:
   Clock& clock_;
+  store::ControlStore& control_;
   const EngineOptions options_;
   EngineCounters counters_;
   std::unique_ptr<Coordinator> own_coordinator_;

@@ -79,6 +79,10 @@ void Queues::OnInvalidate(CacheScope scope, const std::string& key) {
       }
       break;
     }
+    case CacheScope::kAll:
+      queues_.clear();
+      subscriptions_.clear();
+      break;
     case CacheScope::kToken:
       break;
   }

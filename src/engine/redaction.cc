@@ -221,9 +221,13 @@ Redactor::Redactor(store::ControlStore& control, Random& random, Queues& queues,
 Redactor::~Redactor() { coordinator_.Unsubscribe(this); }
 
 void Redactor::OnInvalidate(CacheScope scope, const std::string& key) {
-  if (scope != CacheScope::kTenant) return;
+  if (scope != CacheScope::kTenant && scope != CacheScope::kAll) return;
   std::lock_guard<std::mutex> l(mu_);
-  keys_.erase(key);
+  if (scope == CacheScope::kAll) {
+    keys_.clear();
+  } else {
+    keys_.erase(key);
+  }
 }
 
 Result<std::string> Redactor::KeyOf(const std::string& tenant) {

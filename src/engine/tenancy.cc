@@ -243,6 +243,13 @@ void Tenancy::OnInvalidate(CacheScope scope, const std::string& key) {
     case CacheScope::kToken:
       ForgetPrincipals("", key);
       break;
+    case CacheScope::kAll: {
+      std::lock_guard<std::mutex> l(cache_mu_);
+      tenants_.clear();
+      quota_overrides_.clear();
+      principals_.clear();
+      break;
+    }
     case CacheScope::kQueue:
       break;
   }
@@ -527,9 +534,13 @@ Status Tenancy::AdmitRequest(const Principal& p, const std::string& tenant,
   if (p.HasScope(kScopeOperator) || tenant.empty()) return Status::Ok();
   REDRIVE_ASSIGN_OR_RETURN(TenantQuotas q, QuotasOf(tenant));
   if (q.request_rate <= 0) return Status::Ok();
-  double rate = static_cast<double>(q.request_rate);
-  double burst = static_cast<double>(
-      std::max<int64_t>(1, q.request_burst > 0 ? q.request_burst : q.request_rate));
+  // Each node keeps its share of the rate and the burst, so that the nodes together keep the
+  // tenant's limit when the load balancer spreads its requests evenly (docs/operations.md,
+  // "Several nodes"). One node: the whole of both.
+  const double nodes = std::max(1, coordinator_.LiveNodes());
+  double rate = static_cast<double>(q.request_rate) / nodes;
+  double burst = std::max(
+      1.0, static_cast<double>(q.request_burst > 0 ? q.request_burst : q.request_rate) / nodes);
   TimeMs now = clock_.Now();
   std::lock_guard<std::mutex> l(rate_mu_);
   auto it = rate_buckets_.find(tenant);

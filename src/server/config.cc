@@ -194,7 +194,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
                                                    std::string(e.description()));
   }
   REDRIVE_RETURN_IF_ERROR(OnlyKeys(
-      root, {"server", "limits", "tenants", "tls", "quotas", "exports", "notifications"}, ""));
+      root, {"server", "store", "limits", "tenants", "tls", "quotas", "exports", "notifications"},
+      ""));
   if (auto server = root["server"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(
         OnlyKeys(*server,
@@ -226,6 +227,11 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         ReadDurationKey(*server, "drain_timeout", "server.", &c->drain_timeout_ms));
   } else if (root.contains("server")) {
     return Bad("server", "must be a table");
+  }
+  // [store] url: where the state lives (the same as server.store, which it overrides).
+  if (auto store = root["store"].as_table()) {
+    REDRIVE_RETURN_IF_ERROR(OnlyKeys(*store, {"url"}, "store."));
+    REDRIVE_RETURN_IF_ERROR(ReadStringKey(*store, "url", "store.", &c->store));
   }
   if (auto limits = root["limits"].as_table()) {
     REDRIVE_RETURN_IF_ERROR(

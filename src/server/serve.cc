@@ -15,10 +15,41 @@
 #include "api/api.h"
 #include "common/clock.h"
 #include "server/config.h"
+#include "store/postgres/pg_coordinator.h"
 #include "store/store.h"
 
 namespace redrive::server {
 namespace {
+
+bool IsPostgres(const std::string& uri) {
+  return uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0;
+}
+
+// The store's URI as it may be printed: without the password of a postgres:// URI.
+std::string PrintableStoreUri(const std::string& uri) {
+  if (!IsPostgres(uri)) return uri;
+  size_t scheme = uri.find("://") + 3;
+  size_t at = uri.find('@', scheme);
+  size_t slash = uri.find('/', scheme);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return uri;
+  size_t colon = uri.find(':', scheme);
+  if (colon == std::string::npos || colon > at) return uri;
+  return uri.substr(0, colon + 1) + "***" + uri.substr(at);
+}
+
+// This node's id among the nodes sharing a store: host, process and a random suffix, so that
+// a node started again is a new holder of claims (its old claims expire).
+std::string MakeNodeId(Random& random) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string suffix;
+  for (unsigned char c : random.Bytes(3)) {
+    suffix += kHex[c >> 4];
+    suffix += kHex[c & 15];
+  }
+  return std::string(host) + "-" + std::to_string(getpid()) + "-" + suffix;
+}
 
 Status WriteSecretFile(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
@@ -237,9 +268,17 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   std::unique_ptr<store::Store> store = std::move(opened).value();
   SystemClock clock;
   SystemRandom random;
+  // Nodes sharing a PostgreSQL coordinate through it (LISTEN/NOTIFY, claims); an embedded
+  // store is one node's alone (the engine's LocalCoordinator).
+  std::unique_ptr<engine::Coordinator> coordinator;
+  if (IsPostgres(config.StoreUri())) {
+    coordinator =
+        std::make_unique<store::postgres::PgCoordinator>(config.StoreUri(), MakeNodeId(random));
+    spdlog::info("node {} on a shared PostgreSQL store", coordinator->node_id());
+  }
   engine::EngineOptions engine_options = config.engine;
   engine_options.export_dir = config.data_dir + "/exports";
-  engine::Engine engine(*store, clock, random, engine_options);
+  engine::Engine engine(*store, clock, random, engine_options, coordinator.get());
 
   Status st = FinishTenantDeletions(engine);
   if (st.ok()) st = ApplyDeclarations(config, engine);
@@ -311,7 +350,7 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   }
   std::printf("redrive listening on %s://%s:%d\n", server.tls_enabled() ? "https" : "http",
               host.c_str(), server.port());
-  std::printf("store: %s\n", config.StoreUri().c_str());
+  std::printf("store: %s\n", PrintableStoreUri(config.StoreUri()).c_str());
   std::printf("operator token: %s\n", token_path.c_str());
   std::fflush(stdout);
 

@@ -159,7 +159,8 @@ Result<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& conninfo) {
   }
   std::unique_ptr<PgConn> out(new PgConn(conn));
   // Quiet NOTICEs (CREATE ... IF NOT EXISTS says "already exists, skipping" on stderr).
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return out;
 }
 

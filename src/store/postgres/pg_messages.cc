@@ -4,13 +4,10 @@
 
 namespace redrive::store::postgres {
 
-Result<PublishResult> PgStore::Publish(const PublishRequest& request) {
-  PG_NOT_IMPLEMENTED();
-}
+Result<PublishResult> PgStore::Publish(const PublishRequest& request) { PG_NOT_IMPLEMENTED(); }
 
 Result<std::vector<PublishResult>> PgStore::PublishMany(
-      const std::vector<PublishRequest>& requests,
-      const std::vector<TopicEventWrite>& events) {
+    const std::vector<PublishRequest>& requests, const std::vector<TopicEventWrite>& events) {
   PG_NOT_IMPLEMENTED();
 }
 
@@ -27,12 +24,12 @@ Result<std::vector<bool>> PgStore::Ack(int64_t queue_id, const std::vector<Recei
 }
 
 Result<bool> PgStore::ExtendLease(int64_t queue_id, const Receipt& receipt, TimeMs now,
-                           TimeMs until) {
+                                  TimeMs until) {
   PG_NOT_IMPLEMENTED();
 }
 
 Result<std::vector<bool>> PgStore::SettleFailures(int64_t queue_id,
-                                           const std::vector<FailureAction>& actions) {
+                                                  const std::vector<FailureAction>& actions) {
   PG_NOT_IMPLEMENTED();
 }
 
@@ -52,12 +49,8 @@ Result<int64_t> PgStore::DeleteExpiredIdempotencyKeys(TimeMs now, int limit) {
   PG_NOT_IMPLEMENTED();
 }
 
-Result<QueueDepth> PgStore::GetDepth(int64_t queue_id, TimeMs now) {
-  PG_NOT_IMPLEMENTED();
-}
+Result<QueueDepth> PgStore::GetDepth(int64_t queue_id, TimeMs now) { PG_NOT_IMPLEMENTED(); }
 
-Result<std::vector<QueueDepthRow>> PgStore::AllDepths(TimeMs now) {
-  PG_NOT_IMPLEMENTED();
-}
+Result<std::vector<QueueDepthRow>> PgStore::AllDepths(TimeMs now) { PG_NOT_IMPLEMENTED(); }
 
 }  // namespace redrive::store::postgres

@@ -49,8 +49,8 @@ Result<std::optional<TenantRecord>> PgStore::GetTenant(const std::string& name) 
   std::optional<TenantRecord> out;
   REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
     REDRIVE_ASSIGN_OR_RETURN(
-        Rows r, c.Exec("SELECT " PG_TENANT_COLUMNS " FROM tenants WHERE name = $1",
-                       Params().Text(name)));
+        Rows r,
+        c.Exec("SELECT " PG_TENANT_COLUMNS " FROM tenants WHERE name = $1", Params().Text(name)));
     if (!r.empty()) out = ReadTenant(r, 0);
     return Status::Ok();
   }));
@@ -72,8 +72,7 @@ Result<std::vector<TenantRecord>> PgStore::ListTenants() {
 
 Result<int64_t> PgStore::CreateQueue(const QueueRecord& q) { return CreateQueueWithinQuota(q, 0); }
 
-Result<int64_t> PgStore::CreateQueueWithinQuota(const QueueRecord& q,
-                                                int64_t max_standard_queues) {
+Result<int64_t> PgStore::CreateQueueWithinQuota(const QueueRecord& q, int64_t max_standard_queues) {
   int64_t id = 0;
   REDRIVE_RETURN_IF_ERROR(pool_.Tx([&](PgConn& c) -> Status {
     if (q.kind == QueueKind::kStandard && max_standard_queues > 0) {
@@ -81,14 +80,14 @@ Result<int64_t> PgStore::CreateQueueWithinQuota(const QueueRecord& q,
       REDRIVE_RETURN_IF_ERROR(
           c.Exec("SELECT 1 FROM tenants WHERE name = $1 FOR UPDATE", Params().Text(q.tenant))
               .status());
-      REDRIVE_ASSIGN_OR_RETURN(
-          Rows n, c.Exec("SELECT count(*) FROM queues WHERE tenant = $1 AND kind = 0",
-                         Params().Text(q.tenant)));
+      REDRIVE_ASSIGN_OR_RETURN(Rows n,
+                               c.Exec("SELECT count(*) FROM queues WHERE tenant = $1 AND kind = 0",
+                                      Params().Text(q.tenant)));
       if (n.Int(0, 0) >= max_standard_queues) {
-        return Status(ErrorCode::kQuotaExceeded,
-                      "tenant " + q.tenant + " is at its maxQueues quota of " +
-                          std::to_string(max_standard_queues) + ": " +
-                          std::to_string(n.Int(0, 0)) + " queues exist");
+        return Status(ErrorCode::kQuotaExceeded, "tenant " + q.tenant +
+                                                     " is at its maxQueues quota of " +
+                                                     std::to_string(max_standard_queues) + ": " +
+                                                     std::to_string(n.Int(0, 0)) + " queues exist");
       }
     }
     REDRIVE_ASSIGN_OR_RETURN(
@@ -110,9 +109,9 @@ Result<int64_t> PgStore::CreateQueueWithinQuota(const QueueRecord& q,
 Result<bool> PgStore::UpdateQueue(const QueueRecord& q) {
   bool changed = false;
   REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
-    REDRIVE_ASSIGN_OR_RETURN(
-        Rows r, c.Exec("UPDATE queues SET config = $2, updated_at = $3 WHERE id = $1",
-                       Params().Int(q.id).Text(q.config_json).Int(q.updated_at)));
+    REDRIVE_ASSIGN_OR_RETURN(Rows r,
+                             c.Exec("UPDATE queues SET config = $2, updated_at = $3 WHERE id = $1",
+                                    Params().Int(q.id).Text(q.config_json).Int(q.updated_at)));
     changed = r.affected() == 1;
     return Status::Ok();
   }));

@@ -57,7 +57,8 @@ class PgStore : public Store {
   Result<QueueDepth> GetDepth(int64_t queue_id, TimeMs now) override;
   Result<std::vector<QueueDepthRow>> AllDepths(TimeMs now) override;
 
-  // ---- ControlStore (pg_dead_letters.cc: dead letters; pg_tenancy.cc: tenants, tokens, queues; pg_control.cc: outcomes, audit, jobs, exports; pg_tickets.cc)
+  // ---- ControlStore (pg_dead_letters.cc: dead letters; pg_tenancy.cc: tenants, tokens, queues;
+  // pg_control.cc: outcomes, audit, jobs, exports; pg_tickets.cc)
   Status CreateTenant(const TenantRecord& tenant) override;
   Result<std::optional<TenantRecord>> GetTenant(const std::string& name) override;
   Result<std::vector<TenantRecord>> ListTenants() override;
@@ -143,7 +144,6 @@ class PgStore : public Store {
   Result<bool> MarkDigest(const std::string& tenant, TimeMs previous, TimeMs at) override;
   Result<int64_t> MarkExported(const std::string& tenant, const std::vector<int64_t>& seqs,
                                TimeMs at) override;
-
 
   PgPool& pool() { return pool_; }
 

@@ -5,7 +5,7 @@
 namespace redrive::store::postgres {
 
 Result<int64_t> PgStore::OpenTicket(const TicketRecord& ticket,
-                             const DeadLetterSnapshot& snapshot) {
+                                    const DeadLetterSnapshot& snapshot) {
   PG_NOT_IMPLEMENTED();
 }
 
@@ -14,7 +14,7 @@ Result<bool> PgStore::UpdateTicket(const TicketRecord& ticket, const std::string
 }
 
 Result<std::optional<TicketRecord>> PgStore::GetTicket(const std::string& tenant,
-                                                const std::string& id) {
+                                                       const std::string& id) {
   PG_NOT_IMPLEMENTED();
 }
 
@@ -27,20 +27,18 @@ Result<std::vector<TicketRecord>> PgStore::ListTickets(const std::string& tenant
 }
 
 Result<std::vector<TicketRecord>> PgStore::TicketsInState(const std::string& state, TimeMs before,
-                                                   int limit) {
+                                                          int limit) {
   PG_NOT_IMPLEMENTED();
 }
 
-Result<int64_t> PgStore::DeleteClosedTickets(TimeMs before) {
-  PG_NOT_IMPLEMENTED();
-}
+Result<int64_t> PgStore::DeleteClosedTickets(TimeMs before) { PG_NOT_IMPLEMENTED(); }
 
 Result<bool> PgStore::SetNotificationSettings(const NotificationSettingsRecord& settings) {
   PG_NOT_IMPLEMENTED();
 }
 
 Result<std::optional<NotificationSettingsRecord>> PgStore::GetNotificationSettings(
-      const std::string& tenant) {
+    const std::string& tenant) {
   PG_NOT_IMPLEMENTED();
 }
 

@@ -8,8 +8,9 @@ Result<std::vector<TopicEventRow>> PgStore::ListTopicEvents(const TopicEventQuer
   PG_NOT_IMPLEMENTED();
 }
 
-Result<std::optional<TopicEventRow>> PgStore::GetTopicEvent(const std::string& tenant, int64_t topic_id,
-                                                     const std::string& id) {
+Result<std::optional<TopicEventRow>> PgStore::GetTopicEvent(const std::string& tenant,
+                                                            int64_t topic_id,
+                                                            const std::string& id) {
   PG_NOT_IMPLEMENTED();
 }
 
@@ -17,8 +18,6 @@ Result<RedeliverResult> PgStore::Redeliver(const RedeliverRequest& request) {
   PG_NOT_IMPLEMENTED();
 }
 
-Result<int64_t> PgStore::DeleteExpiredTopicEvents(TimeMs now, int limit) {
-  PG_NOT_IMPLEMENTED();
-}
+Result<int64_t> PgStore::DeleteExpiredTopicEvents(TimeMs now, int limit) { PG_NOT_IMPLEMENTED(); }
 
 }  // namespace redrive::store::postgres
