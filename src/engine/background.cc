@@ -65,7 +65,7 @@ void Background::Stop() {
 
 Result<int64_t> Background::SweepOnce() {
   // The claim outlives a few passes, so a node that stops is replaced within seconds.
-  DurationMs ttl = std::max<DurationMs>(10'000, 4 * options_.sweep_interval);
+  DurationMs ttl = std::max<DurationMs>(6'000, 4 * options_.sweep_interval);
   if (!coordinator_.Claim(kSweeperClaim, coordinator_.node_id(), ttl)) return 0;
   REDRIVE_ASSIGN_OR_RETURN(int64_t messages, messages_.SweepOnce());
   REDRIVE_ASSIGN_OR_RETURN(int64_t dead_letters, dead_letters_.SweepOnce());

@@ -28,7 +28,7 @@ namespace {
 using nlohmann::json;
 using store::JobState;
 
-constexpr DurationMs kExportClaimTtl = 30'000;
+constexpr DurationMs kExportClaimTtl = 6'000;
 constexpr int kExportFormatVersion = 1;
 constexpr size_t kStampChunk = 10'000;
 
@@ -381,6 +381,19 @@ Result<int64_t> DeadLetters::StepExport(store::JobRecord& job, TimeMs now) {
   // Back to what was saved: a step that wrote and did not save (a crash, another node).
   std::error_code ec;
   std::filesystem::create_directories(options_.export_dir + "/" + job.tenant, ec);
+  // A node that took the export over from another one, without the export directory shared
+  // between them (docs/operations.md, "Several nodes"), lacks what was written: start again
+  // from the beginning of the same snapshot rather than extend a file that is not there.
+  const auto have_lines = std::filesystem::file_size(base + ".ndjson", ec);
+  const bool lines_ok = !ec && static_cast<int64_t>(have_lines) >= bytes;
+  const auto have_seqs = std::filesystem::file_size(base + ".seqs", ec);
+  if (!lines_ok || ec || static_cast<int64_t>(have_seqs) < count * 8) {
+    if (bytes > 0 || count > 0) {
+      spdlog::warn("export {}: the part written so far is not in {}: writing it again", job.id,
+                   options_.export_dir);
+    }
+    cursor = count = bytes = 0;
+  }
   REDRIVE_RETURN_IF_ERROR(TruncateTo(base + ".ndjson", bytes));
   REDRIVE_RETURN_IF_ERROR(TruncateTo(base + ".seqs", count * 8));
 

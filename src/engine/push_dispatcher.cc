@@ -21,8 +21,12 @@
 namespace redrive::engine {
 namespace {
 
-constexpr DurationMs kTick = 50;               // the scheduler looks at every endpoint this often
-constexpr DurationMs kPollInterval = 1000;     // leases without a signal (retries coming due)
+constexpr DurationMs kTick = 50;  // the scheduler looks at every endpoint this often
+constexpr DurationMs kPollInterval = 1000;
+// Endpoint claims: renewed every kClaimRenewal, held kPushClaimTtl (a dead node's endpoints
+// move on within that).
+constexpr DurationMs kClaimRenewal = 1000;
+constexpr DurationMs kPushClaimTtl = 6000;     // leases without a signal (retries coming due)
 constexpr DurationMs kRefreshInterval = 5000;  // re-reads the list of endpoints
 constexpr int kMaxLease = 250;                 // messages per lease
 constexpr DurationMs kLeaseMargin = 10'000;    // a lease outlives its request's timeout by this
@@ -142,9 +146,19 @@ void PushDispatcher::Stop() {
   }
   // Not under mu_: a release signals the queue, which reaches OnReady.
   for (auto& r : leased) Release(r.job.tenant, r.job.queue, r.deliveries);
-  std::lock_guard<std::mutex> s(state_mu_);
-  for (auto& [id, e] : endpoints_) ReleaseBuffered(e);
-  endpoints_.clear();
+  std::vector<int64_t> owned;
+  {
+    std::lock_guard<std::mutex> s(state_mu_);
+    for (auto& [id, e] : endpoints_) {
+      ReleaseBuffered(e);
+      if (e.owned) owned.push_back(id);
+    }
+    endpoints_.clear();
+  }
+  // Another node takes these endpoints over at once rather than when the claims expire.
+  for (int64_t id : owned) {
+    coordinator_.Release("push/" + std::to_string(id), coordinator_.node_id());
+  }
 }
 
 void PushDispatcher::OnReady(int64_t queue_id) {
@@ -215,6 +229,7 @@ Result<EndpointStatus> PushDispatcher::Health(const QueueRef& q) {
 
 void PushDispatcher::SchedulerLoop() {
   TimeMs next_refresh = 0;
+  TimeMs next_claims = 0;
   for (;;) {
     std::vector<Completion> done;
     std::vector<Leased> leased;
@@ -233,9 +248,15 @@ void PushDispatcher::SchedulerLoop() {
       refresh_ = false;
     }
     TimeMs now = clock_.Now();
+    bool refreshed = false;
     if (refresh || now >= next_refresh) {
       Refresh();
       next_refresh = now + kRefreshInterval;
+      refreshed = true;
+    }
+    if (refreshed || now >= next_claims) {
+      RenewClaims();
+      next_claims = now + kClaimRenewal;
     }
     if (!done.empty()) Settle(std::move(done));
     std::lock_guard<std::mutex> s(state_mu_);
@@ -366,8 +387,35 @@ void PushDispatcher::Refresh() {
   }
 }
 
+// Claims (or renews) every endpoint this dispatcher knows, outside the state lock (each claim
+// is a store write on several nodes). An endpoint another node holds is left to it; one whose
+// holder stops is taken over kPushClaimTtl after the holder's last renewal.
+void PushDispatcher::RenewClaims() {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard<std::mutex> l(state_mu_);
+    for (const auto& [id, e] : endpoints_) ids.push_back(id);
+  }
+  std::map<int64_t, bool> owned;
+  for (int64_t id : ids) {
+    owned[id] =
+        coordinator_.Claim("push/" + std::to_string(id), coordinator_.node_id(), kPushClaimTtl);
+  }
+  std::lock_guard<std::mutex> l(state_mu_);
+  for (auto& [id, held] : owned) {
+    auto it = endpoints_.find(id);
+    if (it == endpoints_.end()) continue;
+    if (held && !it->second.owned) it->second.ready = true;  // taken over: look at once
+    it->second.owned = held;
+  }
+}
+
 void PushDispatcher::Dispatch(Endpoint& e, TimeMs now) {
   const PushConfig& push = *e.queue->config.push;
+  if (!e.owned) {
+    ReleaseBuffered(e);  // another node delivers to this endpoint (or the claim was lost)
+    return;
+  }
   if (push.disabled || e.disabling) {
     ReleaseBuffered(e);
     return;

@@ -144,6 +144,9 @@ class PushDispatcher : public CoordinationListener {
     int64_t failed = 0;
     bool disabling = false;  // a disable is being written
     bool leasing = false;    // a lease was asked of the leaser thread and has not come back
+    // This node holds the endpoint's claim ("push/<queue id>"): with several nodes, one of them
+    // delivers to an endpoint at a time, so its maxInFlight, rate limit and circuit hold.
+    bool owned = false;
     // Leased ahead (up to maxInFlight), sent as requests finish, so that a lease serves many
     // sends; handed back unused (Messages::Release) when the circuit opens or delivery stops.
     std::deque<Delivery> buffered;
@@ -191,6 +194,7 @@ class PushDispatcher : public CoordinationListener {
   void ApplyBatches(std::map<int64_t, SettleBatch> batches);
   void Refresh();
   void Dispatch(Endpoint& endpoint, TimeMs now);
+  void RenewClaims();
   void Settle(std::vector<Completion> done);
   // Records the outcome of one attempt in the endpoint's health: circuit, failing time.
   void Observe(Endpoint& endpoint, bool alive, const std::string& error, TimeMs now);

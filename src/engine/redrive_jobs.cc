@@ -17,7 +17,7 @@ using nlohmann::json;
 using store::DeadLetterRecord;
 
 // How long a node holds a job between passes of its runner.
-constexpr DurationMs kJobClaimTtl = 30'000;
+constexpr DurationMs kJobClaimTtl = 6'000;
 
 json SpecJson(const JobSpec& s) {
   json j = {{"deadLetterQueue", s.dlq},
