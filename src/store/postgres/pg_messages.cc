@@ -9,6 +9,7 @@
 // under quota, and two such transactions could deadlock (PostgreSQL would detect it after
 // deadlock_timeout and Tx would retry, but a second's stall on the failure path is avoidable).
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <utility>
@@ -47,6 +48,18 @@ MessageRecord ReadMessage(const Rows& r, int i) {
   m.body = r.Bytes(i, 17);
   m.lineage = DecodeLineage(r.Text(i, 18));
   return m;
+}
+
+// For a single statement in autocommit that takes several row locks in an order it does not
+// choose (a batch of messages, the usage trigger's queue rows): PostgreSQL may pick it as a
+// deadlock's victim, and then it changed nothing and can simply run again, as Tx would.
+Status RunRetrying(PgPool& pool, const std::function<Status(PgConn&)>& fn) {
+  Status st;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    st = pool.Run(fn);
+    if (!IsRetryable(st)) break;
+  }
+  return st;
 }
 
 // A refused publish returns this from its transaction, so that the transaction rolls back
@@ -550,7 +563,7 @@ Result<std::vector<bool>> PgStore::Ack(int64_t queue_id, const std::vector<Recei
   // One statement for the batch, so autocommit: the messages held by their receipts are
   // deleted, and a topic's copies (only they have a ':' in their id: docs/design/
   // store-ports.md) marked delivered at the time of the delivery that succeeded.
-  REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
     out.assign(receipts.size(), false);
     if (receipts.empty()) return Status::Ok();
     REDRIVE_ASSIGN_OR_RETURN(
@@ -731,7 +744,7 @@ Result<std::vector<MessageRecord>> PgStore::DeleteRetained(TimeMs now, int limit
   std::vector<MessageRecord> out;
   // SKIP LOCKED: a message being acked or settled at this moment is left for the next pass
   // rather than waited for.
-  REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
     out.clear();
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE "
