@@ -2,7 +2,6 @@
 #pragma once
 
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,36 +17,18 @@ QueueRecord ReadQueue(const Rows& rows, int row);
 #define PG_TENANT_COLUMNS "name, created_at, quotas, deleting"
 TenantRecord ReadTenant(const Rows& rows, int row);
 
-// A dead letter's membership of a DeadLetterSnapshot, as SQL over dead_letters' columns (seq,
-// xid): its seq is at most max_seq and its transaction had committed when the snapshot was
-// taken (visible: pg_current_snapshot()::text; "" = seq alone). NULLIF/COALESCE rather than
-// `$v = '' OR ...`, so that no plan ever casts '' to pg_snapshot. Usage:
-// "... WHERE tenant = $1 AND " PG_IN_SNAPSHOT("$2", "$3").
-#define PG_IN_SNAPSHOT(max_seq_param, visible_param)                            \
-  "(seq <= " max_seq_param                                                      \
-  " AND COALESCE(pg_visible_in_snapshot(xid::text::xid8, NULLIF(" visible_param \
-  ", '')::pg_snapshot), true))"
+#define PG_DEAD_LETTER_COLUMNS                                                              \
+  "seq, tenant, id, dlq, origin, reason, cause, body, attributes, idem_key, published_at, " \
+  "dead_lettered_at, retain_until, delivery_count, first_delivered_at, last_delivered_at, " \
+  "journal, group_id, signature, redrive_error, lineage, exported_at, ticket, redacted"
+DeadLetterRecord ReadDeadLetter(const Rows& rows, int row);
 
-// True for "" and for the text form of a pg_snapshot ("xmin:xmax:xip,xip,..."), so that a
-// snapshot of another store is refused (kInvalidArgument) before SQL would fail to cast it.
-inline bool IsPgSnapshotText(std::string_view v) {
-  if (v.empty()) return true;
-  int colons = 0;
-  bool digit = false;  // a digit since the last separator
-  for (char c : v) {
-    if (c >= '0' && c <= '9') {
-      digit = true;
-    } else if (c == ':' && digit && colons < 2) {
-      ++colons;
-      digit = false;
-    } else if (c == ',' && digit && colons == 2) {
-      digit = false;
-    } else {
-      return false;
-    }
-  }
-  return colons == 2 && (digit || v.back() == ':');
-}
+// Snapshots of the dead letters (SnapshotDeadLetters): kInvalidArgument for one this backend
+// did not make (its `visible` is not a pg_snapshot's text, or is missing though max_seq > 0).
+Status CheckDeadLetterSnapshot(const DeadLetterSnapshot& snapshot);
+// The test that a dead letter is in a snapshot (max_seq > 0), for a WHERE clause; `seq` and `vis`
+// are the placeholders of max_seq and visible ("$3"): committed before it was taken.
+std::string InDeadLetterSnapshot(const std::string& seq, const std::string& vis);
 
 // ---- messages (pg_messages.cc)
 

@@ -43,9 +43,14 @@ NotificationSettingsRecord ReadSettings(const Rows& r, int i) {
 // wait on the first one's row locks and then re-check each row against a subquery of tickets
 // read before the first committed, and take its dead letters too.
 Result<int64_t> PgStore::OpenTicket(const TicketRecord& t, const DeadLetterSnapshot& snapshot) {
-  if (!IsPgSnapshotText(snapshot.visible)) {
-    return Status(ErrorCode::kInvalidArgument, "a dead-letter snapshot of another store");
-  }
+  REDRIVE_RETURN_IF_ERROR(CheckDeadLetterSnapshot(snapshot));
+  // The snapshot test is pg_dead_letters.cc's, the same as its scans'; one text, so one
+  // prepared statement per connection.
+  static const std::string kAssign =
+      "UPDATE dead_letters SET ticket = $1 WHERE tenant = $2 AND " +
+      InDeadLetterSnapshot("$3", "$4") +
+      " AND (ticket = '' OR ticket NOT IN (SELECT id FROM tickets WHERE tenant = $2 AND "
+      "state IN ('open', 'retrying')))";
   int64_t count = 0;
   REDRIVE_RETURN_IF_ERROR(pool_.Tx([&](PgConn& c) -> Status {
     count = 0;
@@ -55,12 +60,13 @@ Result<int64_t> PgStore::OpenTicket(const TicketRecord& t, const DeadLetterSnaps
     REDRIVE_ASSIGN_OR_RETURN(Rows exists,
                              c.Exec("SELECT 1 FROM tickets WHERE id = $1", Params().Text(t.id)));
     if (!exists.empty()) return Status(ErrorCode::kAlreadyExists, "ticket " + t.id);
+    // max_seq = 0: the tenant had no dead letters (seq <= 0 in SQLite), so none to give.
+    if (snapshot.max_seq == 0) return Status::Ok();
     REDRIVE_ASSIGN_OR_RETURN(
         Rows assign,
-        c.Exec("UPDATE dead_letters SET ticket = $1 WHERE tenant = $2 AND " PG_IN_SNAPSHOT(
-                   "$3", "$4") " AND (ticket = '' OR ticket NOT IN (SELECT id FROM tickets "
-                               "WHERE tenant = $2 AND state IN ('open', 'retrying')))",
-               Params().Text(t.id).Text(t.tenant).Int(snapshot.max_seq).Text(snapshot.visible)));
+        c.ExecText(
+            kAssign,
+            Params().Text(t.id).Text(t.tenant).Int(snapshot.max_seq).Text(snapshot.visible)));
     count = assign.affected();
     if (count == 0) return Status::Ok();
     return c
