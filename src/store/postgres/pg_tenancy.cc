@@ -155,9 +155,12 @@ Result<DeleteTenantOutcome> PgStore::DeleteTenant(const std::string& tenant, boo
       tenant));
 
   // Last: whatever arrived meanwhile (requests already past authentication), then the rows
-  // that name the tenant.
+  // that name the tenant. The tenant's row is locked first, the backend's lock order (the
+  // tenant, then its queues: the usage triggers update both), so a publish cannot deadlock
+  // with this.
   REDRIVE_RETURN_IF_ERROR(pool_.Tx([&](PgConn& c) -> Status {
     static const char* const kFinal[] = {
+        "SELECT 1 FROM tenants WHERE name = $1 FOR UPDATE",
         "DELETE FROM messages WHERE queue_id IN (SELECT id FROM queues WHERE tenant = $1)",
         "DELETE FROM idempotency WHERE queue_id IN (SELECT id FROM queues WHERE tenant = $1)",
         "DELETE FROM dead_letters WHERE tenant = $1",
