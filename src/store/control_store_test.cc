@@ -590,6 +590,133 @@ TEST_P(StoreTest, DeliveryOutcomesAddUpPerOriginAndMinuteAndExpireOldestFirst) {
   EXPECT_EQ(list("beta", "orders", 0, kM2), V{});
 }
 
+// ---- tickets and notification settings
+
+TEST_P(StoreTest, ATicketTakesTheDeadLettersOfItsSnapshotThatNoCoveringTicketLists) {
+  auto ticket = [](const std::string& id, TimeMs at) {
+    return TicketRecord{id, "acme", "open", at, at, at + 1000, 0, 0, "link-" + id, "{}"};
+  };
+  auto listed = [&](const std::string& id) {
+    DeadLetterScan scan{"acme"};
+    scan.ticket = id;
+    return store_->CountDeadLetters(scan).value();
+  };
+  EXPECT_EQ(
+      store_->OpenTicket(ticket("t0", kNow), store_->SnapshotDeadLetters("acme").value()).value(),
+      0)
+      << "no dead letters";
+  EXPECT_FALSE(store_->GetTicket("acme", "t0").value().has_value()) << "nothing written";
+  DEAD_LETTER_N(3, "rejected", "a");
+  auto snapshot = store_->SnapshotDeadLetters("acme").value();
+  DEAD_LETTER_N(1, "rejected", "late");
+  EXPECT_EQ(store_->OpenTicket(ticket("t1", kNow), snapshot).value(), 3);
+  EXPECT_EQ(listed("t1"), 3) << "not the one made after the snapshot";
+  EXPECT_EQ(store_->GetTicket("acme", "t1").value()->count, 3);
+  EXPECT_EQ(store_->OpenTicket(ticket("t1", kNow), snapshot).status().code(),
+            ErrorCode::kAlreadyExists);
+  // An open ticket covers its dead letters: the next takes only the late one.
+  EXPECT_EQ(store_->OpenTicket(ticket("t2", kNow + 1), store_->SnapshotDeadLetters("acme").value())
+                .value(),
+            1);
+  EXPECT_EQ(store_->OpenTicket(ticket("t3", kNow + 2), store_->SnapshotDeadLetters("acme").value())
+                .value(),
+            0);
+  // Compare-and-set on the state; a closed ticket covers nothing.
+  TicketRecord closed = ticket("t1", kNow);
+  closed.state = "closed";
+  closed.closed_at = kNow + 5;
+  EXPECT_FALSE(store_->UpdateTicket(closed, "retrying").value());
+  EXPECT_TRUE(store_->UpdateTicket(closed, "open").value());
+  EXPECT_FALSE(store_->UpdateTicket(closed, "open").value());
+  EXPECT_EQ(store_->OpenTicket(ticket("t4", kNow + 3), store_->SnapshotDeadLetters("acme").value())
+                .value(),
+            3);
+  EXPECT_EQ(listed("t4"), 3);
+  EXPECT_EQ(listed("t1"), 0);
+  // Reads.
+  EXPECT_EQ(store_->FindTicketByLink("link-t2").value()->id, "t2");
+  EXPECT_FALSE(store_->FindTicketByLink("").value().has_value());
+  std::vector<std::string> ids;
+  for (const auto& t : store_->ListTickets("acme").value()) ids.push_back(t.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"t4", "t2", "t1"})) << "newest first";
+  auto due = store_->TicketsInState("open", kNow + 1001, 10).value();
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].id, "t2");
+  EXPECT_EQ(store_->DeleteClosedTickets(kNow + 5).value(), 0);
+  EXPECT_EQ(store_->DeleteClosedTickets(kNow + 6).value(), 1);
+  EXPECT_FALSE(store_->GetTicket("acme", "t1").value().has_value());
+}
+
+TEST_P(StoreTest, NotificationSettingsNeedTheTenantAndOneNodeMarksADigest) {
+  EXPECT_FALSE(store_->SetNotificationSettings({"nope", "{}", 0, kNow}).value());
+  ASSERT_TRUE(store_->SetNotificationSettings({"acme", "{\"a\":1}", 0, kNow}).value());
+  EXPECT_TRUE(store_->MarkDigest("acme", 0, kNow + 10).value());
+  EXPECT_FALSE(store_->MarkDigest("acme", 0, kNow + 20).value()) << "compare-and-set";
+  ASSERT_TRUE(store_->SetNotificationSettings({"acme", "{\"a\":2}", 0, kNow + 30}).value());
+  auto s = store_->GetNotificationSettings("acme").value();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->config_json, "{\"a\":2}");
+  EXPECT_EQ(s->last_digest_at, kNow + 10) << "kept by a replacement";
+  EXPECT_EQ(s->updated_at, kNow + 30);
+  ASSERT_TRUE(store_->CreateTenant({"beta", kNow}).ok());
+  ASSERT_TRUE(store_->SetNotificationSettings({"beta", "{}", 0, kNow}).value());
+  auto all = store_->ListNotificationSettings().value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].tenant, "acme");
+  ASSERT_EQ(store_->DeleteTenant("beta", false).value(), DeleteTenantOutcome::kDeleted);
+  EXPECT_FALSE(store_->GetNotificationSettings("beta").value().has_value());
+}
+
+// Several nodes (threads here) at once: each dead letter goes to one ticket, and of two
+// operator tokens revoked at once one stays.
+TEST_P(StoreTest, ConcurrentTicketsAndOperatorRevocationsTakeTurns) {
+  DEAD_LETTER_N(200, "rejected", "c");
+  constexpr int kThreads = 8;
+  std::vector<int64_t> counts(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      auto snapshot = store_->SnapshotDeadLetters("acme").value();
+      std::string id = "t" + std::to_string(i);
+      auto n =
+          store_->OpenTicket({id, "acme", "open", kNow, kNow, kNow + 1, 0, 0, "", "{}"}, snapshot);
+      EXPECT_TRUE(n.ok()) << n.status().ToString();
+      counts[i] = n.ok() ? n.value() : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  int64_t total = 0, listed = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    total += counts[i];
+    DeadLetterScan scan{"acme"};
+    scan.ticket = "t" + std::to_string(i);
+    listed += store_->CountDeadLetters(scan).value();
+  }
+  EXPECT_EQ(total, 200);
+  EXPECT_EQ(listed, 200);
+
+  for (int round = 0; round < 5; ++round) {
+    std::string a = "op_a" + std::to_string(round), b = "op_b" + std::to_string(round);
+    ASSERT_TRUE(store_->CreateToken({a, "", "a", "h" + a, {"operator"}, kNow, 0}).ok());
+    ASSERT_TRUE(store_->CreateToken({b, "", "b", "h" + b, {"operator"}, kNow, 0}).ok());
+    if (round > 0) {
+      // Only a and b active: the survivor of the last round goes first.
+      for (const auto& t : store_->ListTokens("").value()) {
+        if (t.revoked_at == 0 && t.id != a && t.id != b) {
+          ASSERT_EQ(store_->RevokeOperatorToken(t.id, kNow).value(), RevokeOutcome::kRevoked);
+        }
+      }
+    }
+    RevokeOutcome ra, rb;
+    std::thread ta([&] { ra = store_->RevokeOperatorToken(a, kNow).value(); });
+    std::thread tb([&] { rb = store_->RevokeOperatorToken(b, kNow).value(); });
+    ta.join();
+    tb.join();
+    EXPECT_EQ((ra == RevokeOutcome::kRevoked) + (rb == RevokeOutcome::kRevoked), 1);
+    EXPECT_EQ((ra == RevokeOutcome::kLastActive) + (rb == RevokeOutcome::kLastActive), 1);
+  }
+}
+
 // Instantiated over every backend in message_store_test.cc, with the tests there: one fixture,
 // one instantiation (store_test_fixture.h).
 
