@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string_view>
 #include <unordered_map>
@@ -44,6 +45,18 @@ DeadLetterRecord ReadDeadLetter(const Rows& r, int i) {
 }
 
 namespace {
+
+// For a single statement in autocommit that takes several row locks in an order it does not
+// choose (a batch of dead letters, the usage trigger's tenant rows): PostgreSQL may pick it as
+// a deadlock's victim, and then it changed nothing and can simply run again, as Tx would.
+Status RunRetrying(PgPool& pool, const std::function<Status(PgConn&)>& fn) {
+  Status st;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    st = pool.Run(fn);
+    if (!IsRetryable(st)) break;
+  }
+  return st;
+}
 
 // A decimal xid8 as pg_snapshot's text has it: digits only, no overflow.
 bool ParseXid(std::string_view& s, uint64_t* v) {
@@ -324,7 +337,7 @@ Result<std::vector<bool>> PgStore::DeleteDeadLetters(const std::string& tenant,
   std::vector<bool> out(seqs.size(), false);
   if (seqs.empty()) return out;
   std::unordered_set<int64_t> deleted;
-  REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("DELETE FROM dead_letters WHERE tenant = $1 AND seq = ANY($2::bigint[]) "
                        "RETURNING seq",
@@ -344,7 +357,7 @@ Result<int64_t> PgStore::PurgeDeadLetters(const std::string& tenant, const std::
   int64_t total = 0;
   for (;;) {
     int64_t n = 0;
-    REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
+    REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
       REDRIVE_ASSIGN_OR_RETURN(
           Rows r, c.Exec("DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters "
                          "WHERE tenant = $1 AND dlq = $2 LIMIT 10000)",
@@ -379,9 +392,14 @@ Result<std::vector<RedriveOutcome>> PgStore::Redrive(const std::string& tenant,
                                     Params().Text(tenant).IntArray(seqs)));
     std::unordered_map<int64_t, int64_t> body_size;  // seq -> bytes, of those still there
     for (int i = 0; i < dl.size(); ++i) body_size[dl.Int(i, 0)] = dl.Int(i, 1);
-    // Destinations with a max length: their rows locked (in id order, as every writer that
-    // locks several does), so that no other node fills them meanwhile; msg_count is kept by
-    // the triggers. Moves of this call count as they are decided.
+    if (body_size.empty()) return Status::Ok();  // all kGone
+    // Then the backend's lock order (pg_messages.cc): the tenant's row (the usage triggers
+    // update it when the dead letters go), then the destinations' rows by ascending id.
+    REDRIVE_RETURN_IF_ERROR(
+        c.Exec("SELECT 1 FROM tenants WHERE name = $1 FOR UPDATE", Params().Text(tenant)).status());
+    // Destinations with a max length: their rows locked, so that no other node fills them
+    // meanwhile; msg_count is kept by the triggers. Moves of this call count as they are
+    // decided.
     std::unordered_map<int64_t, int64_t> depth;  // destination -> messages
     if (!dests.empty()) {
       REDRIVE_ASSIGN_OR_RETURN(
@@ -476,7 +494,7 @@ Result<std::vector<RedriveOutcome>> PgStore::Redrive(const std::string& tenant,
 
 Result<int64_t> PgStore::DeleteRetainedDeadLetters(TimeMs now, int limit) {
   int64_t n = 0;
-  REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
     // SKIP LOCKED: the sweepers of several nodes take different rows rather than queue up.
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters "
@@ -493,7 +511,7 @@ Result<int64_t> PgStore::MarkExported(const std::string& tenant, const std::vect
                                       TimeMs at) {
   int64_t n = 0;
   if (seqs.empty()) return n;
-  REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("UPDATE dead_letters SET exported_at = $3 WHERE tenant = $1 AND "
                        "seq = ANY($2::bigint[])",
