@@ -76,33 +76,34 @@ function(redrive_test name)
   include(GoogleTest)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_LIST ${name}_TESTS
     PROPERTIES ENVIRONMENT "REDRIVE_BINARY=$<TARGET_FILE:redrive>")
-  # The labels are set by a file ctest reads after the discovered tests, not through the
-  # PROPERTIES above: gtest_discover_tests splits a list value there into separate arguments,
-  # and a second label would be read as a property name. A binary that was not built keeps its
+  # The labels, the test cluster (the fixture `postgres`, CMakeLists.txt) and the environment
+  # are set by a file ctest reads after the discovered tests, not through the PROPERTIES above:
+  # gtest_discover_tests splits a list value there into separate arguments, and a second label
+  # or variable would be read as a property name. A binary that was not built keeps its
   # labels on the NAME_NOT_BUILT test, so `ctest -L` over a partial build fails, not skips.
   set(labels_file ${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake)
-  file(WRITE ${labels_file}
+  string(CONCAT labels_content
     "if(DEFINED ${name}_TESTS)\n"
     "  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\n"
-    "  set_tests_properties(\${${name}_TESTS} PROPERTIES FIXTURES_REQUIRED postgres)\n"
-    "  set_property(TEST \${${name}_TESTS} APPEND PROPERTY ENVIRONMENT\n"
-    "               \"REDRIVE_TEST_POSTGRES=${REDRIVE_TEST_POSTGRES}\")\n"
+    "  set_tests_properties(\${${name}_TESTS} PROPERTIES FIXTURES_REQUIRED postgres\n"
+    "    ENVIRONMENT \"REDRIVE_BINARY=$<TARGET_FILE:redrive>;REDRIVE_TEST_POSTGRES=${REDRIVE_TEST_POSTGRES}\")\n"
     "else()\n"
     "  set_tests_properties(${name}_NOT_BUILT PROPERTIES LABELS \"${ARG_LABELS}\")\n"
     "endif()\n")
+  file(GENERATE OUTPUT ${labels_file} CONTENT "${labels_content}")
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${labels_file})
   if(ARG_POSTGRES_TOO)
     gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 TEST_LIST ${name}_PG_TESTS
       TEST_PREFIX postgres/
       PROPERTIES ENVIRONMENT "REDRIVE_BINARY=$<TARGET_FILE:redrive>")
     set(pg_file ${CMAKE_CURRENT_BINARY_DIR}/${name}_pg_labels.cmake)
-    file(WRITE ${pg_file}
+    string(CONCAT pg_content
       "if(DEFINED ${name}_PG_TESTS)\n"
       "  set_tests_properties(\${${name}_PG_TESTS} PROPERTIES LABELS \"integration;pg-integration\"\n"
-      "                       FIXTURES_REQUIRED postgres)\n"
-      "  set_property(TEST \${${name}_PG_TESTS} APPEND PROPERTY ENVIRONMENT\n"
-      "               \"REDRIVE_TEST_POSTGRES=${REDRIVE_TEST_POSTGRES}\" REDRIVE_TEST_BACKEND=postgres)\n"
+      "    FIXTURES_REQUIRED postgres ENVIRONMENT\n"
+      "    \"REDRIVE_BINARY=$<TARGET_FILE:redrive>;REDRIVE_TEST_POSTGRES=${REDRIVE_TEST_POSTGRES};REDRIVE_TEST_BACKEND=postgres\")\n"
       "endif()\n")
+    file(GENERATE OUTPUT ${pg_file} CONTENT "${pg_content}")
     set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${pg_file})
   endif()
   if("tsan" IN_LIST ARG_LABELS)

@@ -253,11 +253,13 @@ TEST_F(ClusterTest, ThreeNodesUnderLoadLoseNothingWhenTwoAreKilled) {
   std::vector<std::thread> consumers;
   for (int c = 0; c < 3; ++c) consumers.emplace_back([&] { Consume(stop); });
 
-  // A redrive job of what is dead-lettered by then, to a queue nobody consumes.
-  ASSERT_TRUE(Eventually([&] { return Depth("work")["deadLettered"].get<int64_t>() >= 20; }, 30s));
+  // A redrive job of what is dead-lettered by then, to a queue nobody consumes, slow enough
+  // (5 a second) to be running when the nodes die: whichever node runs it, two in three
+  // times it is one of those killed, and another must take it over.
+  ASSERT_TRUE(Eventually([&] { return Depth("work")["deadLettered"].get<int64_t>() >= 30; }, 30s));
   auto job = nodes_.Call(token_, [&](HttpClient& c) {
     return c.Post("/v1/tenants/acme/redrive-jobs",
-                  {{"deadLetterQueue", "dead-letters"}, {"destination", "rescued"}, {"rate", 50}});
+                  {{"deadLetterQueue", "dead-letters"}, {"destination", "rescued"}, {"rate", 5}});
   });
   ASSERT_EQ(job.status, 201) << job.body;
   const std::string job_id = job.Json()["id"];
@@ -332,7 +334,8 @@ TEST_F(ClusterTest, ThreeNodesUnderLoadLoseNothingWhenTwoAreKilled) {
       op.Get("/v1/tenants/acme/audit?_pageSize=1000&_queryFilter=%2Faction%20sw%20%22job.%22");
   ASSERT_EQ(audit.status, 200) << audit.body;
   int starts = 0, completions = 0;
-  for (const auto& e : audit.Json()["result"]) {
+  const json entries = audit.Json()["result"];
+  for (const auto& e : entries) {
     if (e.value("action", "") == "job.start") ++starts;
     if (e.value("action", "") == "job.completed") ++completions;
   }

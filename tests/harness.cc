@@ -164,6 +164,9 @@ ServerProcess::~ServerProcess() {
 }
 
 bool ServerProcess::Start(std::string* error) {
+  // The log goes there from the first line: without the folder the child's stdout would be
+  // closed, and the first socket it opens (a database connection) would become fd 1.
+  std::filesystem::create_directories(data_dir_);
   std::string port_file = data_dir_ + "/port";
   std::filesystem::remove(port_file);
   std::string log_file = data_dir_ + "/server.log";

@@ -11,18 +11,19 @@ Params& Params::Add(std::string value, int format, bool null) {
   values_.push_back(std::move(value));
   formats_.push_back(format);
   nulls_.push_back(null);
-  Relink();
   return *this;
 }
 
-// The strings may have moved when the vector grew: point at them again.
-void Params::Relink() {
+const char* const* Params::values() const {
   ptrs_.resize(values_.size());
+  for (size_t i = 0; i < values_.size(); ++i) ptrs_[i] = nulls_[i] ? nullptr : values_[i].data();
+  return ptrs_.data();
+}
+
+const int* Params::lengths() const {
   lengths_.resize(values_.size());
-  for (size_t i = 0; i < values_.size(); ++i) {
-    ptrs_[i] = nulls_[i] ? nullptr : values_[i].data();
-    lengths_[i] = static_cast<int>(values_[i].size());
-  }
+  for (size_t i = 0; i < values_.size(); ++i) lengths_[i] = static_cast<int>(values_[i].size());
+  return lengths_.data();
 }
 
 Params& Params::Int(int64_t v) { return Add(std::to_string(v), 0); }

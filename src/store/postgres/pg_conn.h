@@ -46,19 +46,20 @@ class Params {
   Params& Null();
 
   int size() const { return static_cast<int>(values_.size()); }
-  const char* const* values() const { return ptrs_.data(); }
-  const int* lengths() const { return lengths_.data(); }
+  // Pointers into this object's strings, made at the call: a Params may be copied or moved
+  // (returned by value) after its values were added, and the pointers must be its own.
+  const char* const* values() const;
+  const int* lengths() const;
   const int* formats() const { return formats_.data(); }
 
  private:
   Params& Add(std::string value, int format, bool null = false);
-  void Relink();
 
   std::vector<std::string> values_;
-  std::vector<const char*> ptrs_;
-  std::vector<int> lengths_;
   std::vector<int> formats_;
   std::vector<bool> nulls_;
+  mutable std::vector<const char*> ptrs_;
+  mutable std::vector<int> lengths_;
 };
 
 // The rows of one statement (owning the PGresult).
