@@ -518,20 +518,23 @@ Result<std::vector<PublishResult>> PgStore::PublishMany(
 
 Result<std::vector<MessageRecord>> PgStore::Lease(const LeaseRequest& req) {
   std::vector<MessageRecord> out;
-  // One statement, so autocommit: the ready messages in FIFO order, skipping those another
+  // One statement, so autocommit: the ready messages in the order they became visible, then
+  // in publish order (as SQLite, docs/api.md "Leases and receipts"), skipping those another
   // consumer is leasing at this moment (SKIP LOCKED: concurrent receives on one queue take
-  // different messages instead of queueing behind each other).
+  // different messages instead of queueing behind each other). messages_ready is ordered so.
   REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
     out.clear();
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r,
-        c.Exec("UPDATE messages SET state = 1, visible_at = $2, lease_token = $3, consumer = $4, "
-               "delivery_count = delivery_count + 1, last_delivered_at = $5, "
-               "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN $5 ELSE "
-               "first_delivered_at END WHERE seq IN (SELECT seq FROM messages WHERE "
+        c.Exec("WITH picked(pseq, pvisible) AS (SELECT seq, visible_at FROM messages WHERE "
                "queue_id = $1 AND state = 0 AND visible_at <= $5 AND (expires_at = 0 OR "
-               "expires_at > $5) ORDER BY seq LIMIT $6 FOR UPDATE SKIP LOCKED) "
-               "RETURNING " PG_MESSAGE_COLUMNS,
+               "expires_at > $5) ORDER BY visible_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED), "
+               "leased AS (UPDATE messages SET state = 1, visible_at = $2, lease_token = $3, "
+               "consumer = $4, delivery_count = delivery_count + 1, last_delivered_at = $5, "
+               "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN $5 ELSE "
+               "first_delivered_at END FROM picked WHERE seq = picked.pseq "
+               "RETURNING " PG_MESSAGE_COLUMNS ", picked.pvisible) "
+               "SELECT " PG_MESSAGE_COLUMNS " FROM leased ORDER BY pvisible, seq",
                Params()
                    .Int(req.queue_id)
                    .Int(req.lease_until)
@@ -540,8 +543,6 @@ Result<std::vector<MessageRecord>> PgStore::Lease(const LeaseRequest& req) {
                    .Int(req.now)
                    .Int(req.max_messages)));
     for (int i = 0; i < r.size(); ++i) out.push_back(ReadMessage(r, i));
-    std::sort(out.begin(), out.end(),
-              [](const MessageRecord& a, const MessageRecord& b) { return a.seq < b.seq; });
     return Status::Ok();
   }));
   return out;

@@ -65,9 +65,10 @@ CREATE TABLE messages(
   body bytea NOT NULL,
   lineage text NOT NULL DEFAULT '',
   body_size bigint GENERATED ALWAYS AS (octet_length(body)) STORED);
--- Partial indexes: the lease scan walks a queue's unleased messages in seq (FIFO) order; the
--- sweeper walks leases by their end.
-CREATE INDEX messages_ready ON messages(queue_id, seq) INCLUDE (visible_at) WHERE state = 0;
+-- Partial indexes: the lease scan walks a queue's unleased messages in the order they became
+-- visible, then by seq (publish order), and stops at the first not yet visible; the sweeper
+-- walks leases by their end.
+CREATE INDEX messages_ready ON messages(queue_id, visible_at, seq) WHERE state = 0;
 CREATE INDEX messages_leased ON messages(visible_at) WHERE state = 1;
 CREATE INDEX messages_leased_queue ON messages(queue_id) WHERE state = 1;
 CREATE INDEX messages_expiry ON messages(expires_at) WHERE expires_at > 0;
