@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -341,6 +342,57 @@ TEST_F(ClusterTest, ThreeNodesUnderLoadLoseNothingWhenTwoAreKilled) {
   }
   EXPECT_EQ(starts, 1);
   EXPECT_EQ(completions, 1) << audit.body;
+  servers_.clear();
+  pg::DropTestDatabase(key);
+}
+
+// What crosses nodes besides the data: a publish on one node wakes a long poll parked on
+// another (NOTIFY, not the poll's own re-check every 500 ms), and a token revoked on one node
+// is refused by the other within a second (an invalidation; caches would keep it 5 s).
+TEST_F(ClusterTest, WakeUpsAndRevocationsCrossNodes) {
+  const std::string key = "cluster-signals-" + std::to_string(getpid());
+  StartNodes(pg::TestDatabase(key), 2);
+  CreateQueues();
+  HttpClient a(servers_[0]->url(), token_), b(servers_[1]->url(), token_);
+  std::vector<double> waits;
+  for (int i = 0; i < 5; ++i) {
+    std::atomic<bool> parked{false};
+    std::chrono::steady_clock::time_point published;
+    std::thread poller([&] {
+      parked = true;
+      auto r =
+          b.Post("/v1/tenants/acme/queues/work/receive", {{"maxMessages", 1}, {"wait", "10s"}});
+      auto got = std::chrono::steady_clock::now();
+      ASSERT_EQ(r.status, 200) << r.body;
+      ASSERT_EQ(r.Json()["messages"].size(), 1u) << r.body;
+      waits.push_back(std::chrono::duration<double, std::milli>(got - published).count());
+      json receipts = json::array({r.Json()["messages"][0]["receipt"]});
+      b.Post("/v1/tenants/acme/queues/work/ack", {{"receipts", receipts}});
+    });
+    while (!parked) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(300ms);  // the receive is parked on node b
+    published = std::chrono::steady_clock::now();
+    ASSERT_EQ(
+        a.Post("/v1/tenants/acme/queues/work/messages", {{"messages", {{{"body", "x"}}}}}).status,
+        201);
+    poller.join();
+  }
+  std::sort(waits.begin(), waits.end());
+  EXPECT_LT(waits[2], 150.0) << "median wake-up across nodes, ms";
+  std::printf("wake-ups across nodes, ms: %.1f %.1f %.1f %.1f %.1f\n", waits[0], waits[1], waits[2],
+              waits[3], waits[4]);
+
+  // A token used on node b (so b caches it), revoked on node a.
+  HttpClient op(servers_[0]->url(), operator_token_);
+  auto made = op.Post("/v1/tenants/acme/tokens", {{"label", "short-lived"}});
+  ASSERT_EQ(made.status, 201) << made.body;
+  const std::string secret = made.Json()["token"], id = made.Json()["id"];
+  HttpClient user(servers_[1]->url(), secret);
+  ASSERT_EQ(user.Get("/v1/tenants/acme/queues").status, 200);
+  ASSERT_EQ(op.Delete("/v1/tenants/acme/tokens/" + id).status, 204);
+  auto revoked = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return user.Get("/v1/tenants/acme/queues").status == 401; }, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - revoked, 1s);
   servers_.clear();
   pg::DropTestDatabase(key);
 }
