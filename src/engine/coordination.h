@@ -1,13 +1,14 @@
-// Coordination: what the engine's services tell each other, and one day other nodes. Three
-// things are process-local today and must not stay so once several nodes share a store:
+// Coordination: what the engine's services tell each other and other nodes sharing the store.
+// Three things cross nodes:
 //   - wake-ups: messages of a queue became ready, so parked receives should lease;
 //   - cache invalidation: a queue, a tenant or a token changed, so cached copies must go;
 //   - claims: singleton background work (the sweeper's turn, a redrive job's runner) runs on
 //     one node at a time, under an expiring claim.
-// LocalCoordinator implements it in process. A PostgreSQL backend implements it with
-// LISTEN/NOTIFY (wake-ups and invalidations, coalesced per transaction) and a claims table
-// or advisory locks. The contract below is written so that it can; coordination_test.cc holds
-// the conformance tests any implementation must pass.
+// LocalCoordinator implements it in process (one node, the embedded store). PgCoordinator
+// (store/postgres/pg_coordinator.h) implements it for nodes sharing a PostgreSQL, with
+// LISTEN/NOTIFY (wake-ups and invalidations, coalesced) and a claims table
+// (docs/design/postgres.md). coordination_test.cc holds the in-process contract,
+// pg_coordinator_test.cc what crosses nodes.
 #pragma once
 
 #include <cstdint>

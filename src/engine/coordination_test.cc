@@ -1,5 +1,5 @@
-// The Coordinator contract (coordination.h), for every implementation: today LocalCoordinator;
-// a PostgreSQL coordinator adds itself to kImplementations.
+// The Coordinator contract (coordination.h), in process: LocalCoordinator. What crosses nodes,
+// PgCoordinator's, is tested in store/postgres/pg_coordinator_test.cc.
 #include "engine/coordination.h"
 
 #include <gtest/gtest.h>
