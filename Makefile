@@ -4,7 +4,7 @@ PRESET ?= release
 DATA_DIR ?= ./data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: deps build run test test-asan test-tsan fuzz bench bench-workbench bench-export bench-tickets format check-format clean
+.PHONY: deps build run test test-asan test-tsan fuzz bench bench-cluster bench-workbench bench-export bench-tickets format check-format clean
 
 deps:
 	@scripts/deps.sh
@@ -63,6 +63,13 @@ bench:
 	@scripts/deps.sh --bench
 	@$(MAKE) --no-print-directory build
 	BUILD=$(BUILD) bench/compare.sh
+
+# redrive with 1, 2 and 3 nodes on one private PostgreSQL, next to the PostgreSQL queue and to one
+# node on SQLite, then the time a redrive job stalls when its node is killed (bench/cluster.sh;
+# BENCH_SECONDS, BENCH_NODES, BENCH_FAILOVER select; docs/benchmarks.md). About 4 minutes.
+bench-cluster: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j$$(nproc) --target redrive redrive_loadgen
+	BUILD=$(BUILD) bench/cluster.sh
 
 # redrive alone: the load generator's scenarios (bench/run.sh), then the dead-letter workbench
 # benchmark (WORKBENCH_DEAD_LETTERS dead letters, 1,000,000 by default; takes a few minutes).

@@ -1,5 +1,6 @@
 // MakeDriver: picks the driver by name and refuses any address that is not this machine's
-// loopback, for every system (the benchmark never talks to another host).
+// loopback, for every system (the benchmark never talks to another host), and for redrive for
+// every URL of a --url list.
 #include "driver.h"
 
 #include <libpq-fe.h>
@@ -7,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace bench {
 namespace {
@@ -66,9 +68,19 @@ bool LocalConninfo(const std::string& conninfo, std::string* error) {
 std::unique_ptr<Driver> MakeCheckedDriver(const DriverOptions& options, std::string* error) {
   const std::string& system = options.system;
   if (system == "redrive") {
-    if (!LocalUrl(options.url)) {
-      *error = "--url must be http://127.0.0.1[:port] or http://localhost[:port]";
+    std::vector<std::string> urls = SplitUrls(options.url);
+    if (urls.empty()) {
+      *error = "--url is empty";
       return nullptr;
+    }
+    for (const std::string& url : urls) {
+      if (!LocalUrl(url)) {
+        *error =
+            "--url must be http://127.0.0.1[:port] or http://localhost[:port] (each of a "
+            "comma-separated list), not " +
+            url;
+        return nullptr;
+      }
     }
     if (options.token.empty()) {
       *error = "--token or --token-file is required for --system redrive";
@@ -93,6 +105,18 @@ std::unique_ptr<Driver> MakeCheckedDriver(const DriverOptions& options, std::str
 }
 
 }  // namespace
+
+std::vector<std::string> SplitUrls(const std::string& urls) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= urls.size()) {
+    size_t comma = urls.find(',', start);
+    if (comma == std::string::npos) comma = urls.size();
+    if (comma > start) out.push_back(urls.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
 
 std::unique_ptr<Driver> MakeDriver(const DriverOptions& options, std::string* error) {
   error->clear();

@@ -77,7 +77,9 @@ class Session {
 struct DriverOptions {
   std::string system = "redrive";  // one of the four names above
   int body_size = 1024;
-  // redrive
+  // redrive: one base URL, or several separated by commas (nodes sharing one PostgreSQL store).
+  // With several, the k-th Session connected (producers first, then consumers: the loadgen's
+  // thread index) uses URL k mod n; Prepare and GetDepth use the first.
   std::string url = "http://127.0.0.1:8080";
   std::string token;
   std::string tenant = "bench";
@@ -105,6 +107,9 @@ class Driver {
  protected:
   std::string error_;
 };
+
+// The base URLs of a comma-separated --url list, in order (empty items dropped).
+std::vector<std::string> SplitUrls(const std::string& urls);
 
 // The driver named by options.system, or nullptr (with *error set) for an unknown name.
 std::unique_ptr<Driver> MakeDriver(const DriverOptions& options, std::string* error);

@@ -1,5 +1,6 @@
 // The redrive driver: redrive's REST API over HTTP/1.1 keep-alive, one libcurl easy handle per
-// Session (so each keeps one connection alive).
+// Session (so each keeps one connection alive). With several base URLs (nodes on one
+// PostgreSQL store), Sessions take them round-robin in the order they are connected.
 //
 // Messages carry two attributes: "n" and "t" (Outgoing::n and ::sent_us). Receive responses are
 // scanned for those fields, the delivery counts and the receipts without a full JSON parse: the
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "driver.h"
 
@@ -245,9 +247,12 @@ class RedriveSession : public Session {
 class RedriveDriver : public Driver {
  public:
   explicit RedriveDriver(const DriverOptions& o) : o_(o), control_(o.token) {
-    std::string url = o_.url;
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    tenants_url_ = url + "/v1/tenants";
+    for (std::string url : SplitUrls(o_.url)) {
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      bases_.push_back(url);
+    }
+    // MakeDriver refuses an empty list; the control connection uses the first node.
+    tenants_url_ = bases_.front() + "/v1/tenants";
   }
 
   bool Prepare(const QueueSpec& spec) override {
@@ -282,7 +287,9 @@ class RedriveDriver : public Driver {
   }
 
   std::unique_ptr<Session> Connect() override {
-    return std::make_unique<RedriveSession>(o_, queue_url_);
+    // The queue's path is the same on every node; only the base differs.
+    const std::string& base = bases_[sessions_++ % bases_.size()];
+    return std::make_unique<RedriveSession>(o_, base + queue_url_.substr(bases_.front().size()));
   }
 
   bool GetDepth(Depth* depth) override {
@@ -299,6 +306,9 @@ class RedriveDriver : public Driver {
     std::string s =
         "REST API over HTTP/1.1 keep-alive (libcurl); 201 after the SQLite WAL commit with "
         "synchronous=FULL (fsync); lease + ack/nack receipts";
+    if (bases_.size() > 1) {
+      s += "; " + std::to_string(bases_.size()) + " nodes, connections spread round-robin";
+    }
     if (spec_.max_deliveries > 0) {
       s += "; retryPolicy.maxDeliveries " + std::to_string(max_deliveries_) + ", nack delay 0s";
     }
@@ -323,7 +333,9 @@ class RedriveDriver : public Driver {
   }
 
   const DriverOptions o_;
-  Http control_;  // Prepare and GetDepth only (the loadgen's main thread)
+  Http control_;                    // Prepare and GetDepth only (the loadgen's main thread)
+  std::vector<std::string> bases_;  // the base URLs, without a trailing '/'
+  size_t sessions_ = 0;             // Sessions connected so far
   std::string tenants_url_, queues_url_, queue_url_;
   QueueSpec spec_;
   int max_deliveries_ = 0;

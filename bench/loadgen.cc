@@ -24,8 +24,9 @@
 // starts. Messages carry a sequence number (decides which messages fail) and their send time in
 // microseconds on this process's steady clock.
 //
-// Only 127.0.0.1 / localhost addresses are accepted (bench/driver.cc); every run is bounded by
-// --timeout.
+// redrive's --url may list several nodes (comma-separated, one PostgreSQL store): producer and
+// consumer threads take them round-robin (bench/driver.h). Only 127.0.0.1 / localhost addresses
+// are accepted, for every URL (bench/driver.cc); every run is bounded by --timeout.
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -519,7 +520,9 @@ int main(int argc, char** argv) {
                  "redrive | rabbitmq-classic | rabbitmq-quorum | postgres-queue")
       ->check(CLI::IsMember({"redrive", "rabbitmq-classic", "rabbitmq-quorum", "postgres-queue"}))
       ->capture_default_str();
-  app.add_option("--url", d.url, "redrive: server base URL (127.0.0.1 or localhost only)")
+  app.add_option("--url", d.url,
+                 "redrive: server base URL (127.0.0.1 or localhost only); a comma-separated "
+                 "list spreads the connections over several nodes, round-robin by thread")
       ->capture_default_str();
   auto* token = app.add_option("--token", d.token, "redrive: bearer token");
   app.add_option("--token-file", o.token_file, "redrive: read the bearer token from this file")
