@@ -271,6 +271,15 @@ Status PgPool::Run(const std::function<Status(PgConn&)>& fn) {
   return st;
 }
 
+Status PgPool::RunRetrying(const std::function<Status(PgConn&)>& fn) {
+  Status st;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    st = Run(fn);
+    if (!IsRetryable(st)) break;
+  }
+  return st;
+}
+
 Status PgPool::Tx(const std::function<Status(PgConn&)>& fn) {
   REDRIVE_ASSIGN_OR_RETURN(auto conn, Acquire());
   Status st;

@@ -130,6 +130,10 @@ class PgPool {
 
   // Runs `fn` on a connection in autocommit mode.
   Status Run(const std::function<Status(PgConn&)>& fn);
+  // Run, again when PostgreSQL picked it as a deadlock's victim: for a single statement that
+  // takes several row locks in an order it does not choose (a batch of messages or dead
+  // letters, the usage triggers' rows). A victim changed nothing, so it simply runs again.
+  Status RunRetrying(const std::function<Status(PgConn&)>& fn);
   // Runs `fn` between BEGIN and COMMIT; rolls back if it fails. Retried (whole) on a
   // serialization failure or deadlock, a few times. `fn` may run more than once: it must only
   // write through the connection (and reset what it collects at its start).

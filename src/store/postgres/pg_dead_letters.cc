@@ -46,18 +46,6 @@ DeadLetterRecord ReadDeadLetter(const Rows& r, int i) {
 
 namespace {
 
-// For a single statement in autocommit that takes several row locks in an order it does not
-// choose (a batch of dead letters, the usage trigger's tenant rows): PostgreSQL may pick it as
-// a deadlock's victim, and then it changed nothing and can simply run again, as Tx would.
-Status RunRetrying(PgPool& pool, const std::function<Status(PgConn&)>& fn) {
-  Status st;
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    st = pool.Run(fn);
-    if (!IsRetryable(st)) break;
-  }
-  return st;
-}
-
 // A decimal xid8 as pg_snapshot's text has it: digits only, no overflow.
 bool ParseXid(std::string_view& s, uint64_t* v) {
   const char* end = s.data() + s.size();
@@ -337,7 +325,7 @@ Result<std::vector<bool>> PgStore::DeleteDeadLetters(const std::string& tenant,
   std::vector<bool> out(seqs.size(), false);
   if (seqs.empty()) return out;
   std::unordered_set<int64_t> deleted;
-  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(pool_.RunRetrying([&](PgConn& c) {
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("DELETE FROM dead_letters WHERE tenant = $1 AND seq = ANY($2::bigint[]) "
                        "RETURNING seq",
@@ -357,7 +345,7 @@ Result<int64_t> PgStore::PurgeDeadLetters(const std::string& tenant, const std::
   int64_t total = 0;
   for (;;) {
     int64_t n = 0;
-    REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
+    REDRIVE_RETURN_IF_ERROR(pool_.RunRetrying([&](PgConn& c) {
       REDRIVE_ASSIGN_OR_RETURN(
           Rows r, c.Exec("DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters "
                          "WHERE tenant = $1 AND dlq = $2 LIMIT 10000)",
@@ -494,7 +482,7 @@ Result<std::vector<RedriveOutcome>> PgStore::Redrive(const std::string& tenant,
 
 Result<int64_t> PgStore::DeleteRetainedDeadLetters(TimeMs now, int limit) {
   int64_t n = 0;
-  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(pool_.RunRetrying([&](PgConn& c) {
     // SKIP LOCKED: the sweepers of several nodes take different rows rather than queue up.
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters "
@@ -511,7 +499,7 @@ Result<int64_t> PgStore::MarkExported(const std::string& tenant, const std::vect
                                       TimeMs at) {
   int64_t n = 0;
   if (seqs.empty()) return n;
-  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(pool_.RunRetrying([&](PgConn& c) {
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("UPDATE dead_letters SET exported_at = $3 WHERE tenant = $1 AND "
                        "seq = ANY($2::bigint[])",

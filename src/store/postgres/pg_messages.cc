@@ -50,18 +50,6 @@ MessageRecord ReadMessage(const Rows& r, int i) {
   return m;
 }
 
-// For a single statement in autocommit that takes several row locks in an order it does not
-// choose (a batch of messages, the usage trigger's queue rows): PostgreSQL may pick it as a
-// deadlock's victim, and then it changed nothing and can simply run again, as Tx would.
-Status RunRetrying(PgPool& pool, const std::function<Status(PgConn&)>& fn) {
-  Status st;
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    st = pool.Run(fn);
-    if (!IsRetryable(st)) break;
-  }
-  return st;
-}
-
 // A refused publish returns this from its transaction, so that the transaction rolls back
 // (its key claims, and the requests before it in a PublishMany); the caller answers with the
 // refusal it recorded.
@@ -496,7 +484,7 @@ Result<PublishResult> PgStore::Publish(const PublishRequest& req) {
   for (const auto& m : req.messages) keys = keys || !m.idempotency_key.empty();
   const bool one_statement = !(keys && req.dedup_window > 0) && req.tenant_max_messages == 0 &&
                              req.tenant_max_bytes == 0 && req.max_length == 0 && !req.arrival_death;
-  Status st = one_statement ? RunRetrying(pool_, publish) : pool_.Tx(publish);
+  Status st = one_statement ? pool_.RunRetrying(publish) : pool_.Tx(publish);
   if (!refused) REDRIVE_RETURN_IF_ERROR(st);
   return std::move(results[0]);
 }
@@ -571,7 +559,7 @@ Result<std::vector<bool>> PgStore::Ack(int64_t queue_id, const std::vector<Recei
   // One statement for the batch, so autocommit: the messages held by their receipts are
   // deleted, and a topic's copies (only they have a ':' in their id: docs/design/
   // store-ports.md) marked delivered at the time of the delivery that succeeded.
-  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(pool_.RunRetrying([&](PgConn& c) {
     out.assign(receipts.size(), false);
     if (receipts.empty()) return Status::Ok();
     REDRIVE_ASSIGN_OR_RETURN(
@@ -752,7 +740,7 @@ Result<std::vector<MessageRecord>> PgStore::DeleteRetained(TimeMs now, int limit
   std::vector<MessageRecord> out;
   // SKIP LOCKED: a message being acked or settled at this moment is left for the next pass
   // rather than waited for.
-  REDRIVE_RETURN_IF_ERROR(RunRetrying(pool_, [&](PgConn& c) {
+  REDRIVE_RETURN_IF_ERROR(pool_.RunRetrying([&](PgConn& c) {
     out.clear();
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r, c.Exec("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE "
