@@ -390,10 +390,16 @@ Result<std::vector<RedriveOutcome>> PgStore::Redrive(const std::string& tenant,
     // decided.
     std::unordered_map<int64_t, int64_t> depth;  // destination -> messages
     if (!dests.empty()) {
-      REDRIVE_ASSIGN_OR_RETURN(
-          Rows q, c.Exec("SELECT id, msg_count FROM queues WHERE id = ANY($1::bigint[]) "
-                         "ORDER BY id FOR UPDATE",
-                         Params().IntArray(dests)));
+      REDRIVE_RETURN_IF_ERROR(c.Exec("SELECT id FROM queues WHERE id = ANY($1::bigint[]) "
+                                     "ORDER BY id FOR UPDATE",
+                                     Params().IntArray(dests))
+                                  .status());
+      // A statement after the locks, so its snapshot holds what they waited for: the shards
+      // of each destination's count (pg_schema.cc).
+      REDRIVE_ASSIGN_OR_RETURN(Rows q,
+                               c.Exec("SELECT queue_id, sum(msg_count)::bigint FROM queue_usage "
+                                      "WHERE queue_id = ANY($1::bigint[]) GROUP BY queue_id",
+                                      Params().IntArray(dests)));
       for (int64_t d : dests) depth[d] = 0;  // a queue gone meanwhile counts as empty
       for (int i = 0; i < q.size(); ++i) depth[q.Int(i, 0)] = q.Int(i, 1);
     }

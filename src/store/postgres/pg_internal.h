@@ -15,6 +15,15 @@ namespace redrive::store::postgres {
 QueueRecord ReadQueue(const Rows& rows, int row);
 
 #define PG_TENANT_COLUMNS "name, created_at, quotas, deleting"
+
+// The usage of tenant $1, as two columns (messages, bytes): its queues' messages and its dead
+// letters, from the sharded counters (pg_schema.cc).
+#define PG_TENANT_USAGE_SUMS                                                                 \
+  "COALESCE((SELECT sum(u.msg_count) FROM queue_usage u JOIN queues q ON q.id = u.queue_id " \
+  "WHERE q.tenant = $1), 0)::bigint + COALESCE((SELECT sum(dl_count) FROM tenant_usage "     \
+  "WHERE tenant = $1), 0)::bigint, COALESCE((SELECT sum(u.msg_bytes) FROM queue_usage u "    \
+  "JOIN queues q ON q.id = u.queue_id WHERE q.tenant = $1), 0)::bigint + "                   \
+  "COALESCE((SELECT sum(dl_bytes) FROM tenant_usage WHERE tenant = $1), 0)::bigint"
 TenantRecord ReadTenant(const Rows& rows, int row);
 
 #define PG_DEAD_LETTER_COLUMNS                                                              \
@@ -47,8 +56,6 @@ Status MoveToDeadLetters(PgConn& c, int64_t queue_id, const std::vector<Receipt>
 // One message: sets *moved.
 Status MoveToDeadLetter(PgConn& c, int64_t queue_id, const Receipt& receipt, const Journal* journal,
                         const DeathInfo& death, bool* moved);
-// Locks (FOR UPDATE) the row of the tenant owning `queue_id`; no-op for an unknown queue.
-Status LockTenantOfQueue(PgConn& c, int64_t queue_id);
 
 // Publish's steps (message_store.h) for several requests inside the caller's transaction:
 // claims the idempotency keys, takes the locks in the backend's order, then checks and stores

@@ -1,13 +1,11 @@
 // PgStore, the MessageStore port: publish, lease, ack, settle, the sweeper's inputs, depths.
 //
 // Lock order, everywhere a transaction takes more than one of them: idempotency key rows
-// (sorted), then the tenant's row, then queue rows by ascending id. The usage triggers
-// (pg_schema.cc) update a queue's row on every insert or delete of its messages and the
-// tenant's row on every insert or delete of its dead letters, so a path that may dead-letter
-// locks the tenant's row first, explicitly: otherwise it would take the queue's row (deleting
-// the message) before the tenant's (inserting the dead letter), the reverse of a publish
-// under quota, and two such transactions could deadlock (PostgreSQL would detect it after
-// deadlock_timeout and Tx would retry, but a second's stall on the failure path is avoidable).
+// (sorted), then the tenant's row (a publish under a tenant quota), then queue rows by
+// ascending id (a length check, a reroute), then the usage counters' shard rows, which the
+// triggers (pg_schema.cc) update as messages and dead letters come and go. Only a backend
+// whose pid falls in the same shard takes the same counter row, so writers of one queue do
+// not wait for each other; a rare deadlock between two of them is retried (Tx, RunRetrying).
 #include <algorithm>
 #include <functional>
 #include <map>
@@ -166,9 +164,9 @@ Status ClaimKeys(PgConn& c, const std::vector<const PublishRequest*>& reqs,
 }
 
 // The locks a publish needs before its checks, in the backend's order: the tenant's row when a
-// quota is checked (so that concurrent publishes of the tenant, on any node, count one another)
-// or when the publish may dead-letter (see the top of this file); with several queues, their
-// rows by ascending id. A single queue's row is locked by step 4 itself.
+// quota is checked (so that concurrent publishes of the tenant, on any node, count one
+// another); with several queues, their rows by ascending id. A single queue's row is locked by step
+// 4 itself.
 Status LockForPublish(PgConn& c, const std::vector<const PublishRequest*>& reqs,
                       const std::vector<Claim>& claims) {
   std::set<std::string> tenants;
@@ -176,8 +174,7 @@ Status LockForPublish(PgConn& c, const std::vector<const PublishRequest*>& reqs,
   for (size_t i = 0; i < reqs.size(); ++i) {
     if (claims[i].fresh == 0) continue;  // step 2: nothing is checked
     const PublishRequest& r = *reqs[i];
-    if (r.tenant_max_messages > 0 || r.tenant_max_bytes > 0 || r.arrival_death ||
-        (r.max_length > 0 && r.overflow == OverflowAction::kDeadLetterOldest)) {
+    if (r.tenant_max_messages > 0 || r.tenant_max_bytes > 0) {
       tenants.insert(r.tenant);
     }
     queues.push_back(r.queue_id);
@@ -212,12 +209,8 @@ Status PublishIn(PgConn& c, const PublishRequest& req, const Claim& claim, Publi
     // until commit. A statement after the lock, so that its snapshot holds every commit the
     // lock waited for.
     if (req.tenant_max_messages > 0 || req.tenant_max_bytes > 0) {
-      REDRIVE_ASSIGN_OR_RETURN(
-          Rows u, c.Exec("SELECT COALESCE((SELECT sum(msg_count) FROM queues WHERE tenant = $1), "
-                         "0) + COALESCE((SELECT dl_count FROM tenants WHERE name = $1), 0), "
-                         "COALESCE((SELECT sum(msg_bytes) FROM queues WHERE tenant = $1), 0) + "
-                         "COALESCE((SELECT dl_bytes FROM tenants WHERE name = $1), 0)",
-                         Params().Text(req.tenant)));
+      REDRIVE_ASSIGN_OR_RETURN(Rows u,
+                               c.Exec("SELECT " PG_TENANT_USAGE_SUMS, Params().Text(req.tenant)));
       const int64_t messages = u.Int(0, 0), bytes = u.Int(0, 1);
       if (req.tenant_max_messages > 0 && messages + fresh > req.tenant_max_messages) {
         return refuse(PublishRefusal::kTenantMaxMessages, messages, fresh);
@@ -229,8 +222,15 @@ Status PublishIn(PgConn& c, const PublishRequest& req, const Claim& claim, Publi
     // 4. Length: the queue's row locked, its counter read as of the lock (FOR UPDATE returns
     // the row's latest version), so concurrent publishes to the queue count one another.
     if (req.max_length > 0) {
+      REDRIVE_RETURN_IF_ERROR(
+          c.Exec("SELECT 1 FROM queues WHERE id = $1 FOR UPDATE", Params().Int(req.queue_id))
+              .status());
+      // A statement after the lock (its snapshot holds every commit the lock waited for): the
+      // queue's shards summed. A concurrent ack's decrement not yet committed only makes it
+      // larger, never smaller.
       REDRIVE_ASSIGN_OR_RETURN(Rows q,
-                               c.Exec("SELECT msg_count FROM queues WHERE id = $1 FOR UPDATE",
+                               c.Exec("SELECT COALESCE(sum(msg_count), 0)::bigint FROM queue_usage "
+                                      "WHERE queue_id = $1",
                                       Params().Int(req.queue_id)));
       const int64_t depth = q.empty() ? 0 : q.Int(0, 0);
       int64_t excess = depth + fresh - req.max_length;
@@ -394,7 +394,8 @@ Status MoveToDeadLetters(PgConn& c, int64_t queue_id, const std::vector<Receipt>
       Rows r,
       c.Exec("WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], "
              "$5::text[]) AS r(seq, token, body, attributes, journal)), "
-             "moved AS (DELETE FROM messages m USING r, queues q WHERE m.seq = r.seq AND "
+             "moved AS (DELETE FROM messages m USING r, queues q WHERE m.seq = ANY($1::bigint[]) "
+             "AND m.seq = r.seq AND "
              "m.queue_id = $6 AND q.id = m.queue_id AND (r.token = '' OR (m.state = 1 AND "
              "m.lease_token = r.token)) RETURNING m.seq, m.id, m.body, m.attributes, m.idem_key, "
              "m.published_at, m.delivery_count, m.first_delivered_at, m.last_delivered_at, "
@@ -438,15 +439,6 @@ Status MoveToDeadLetter(PgConn& c, int64_t queue_id, const Receipt& receipt, con
   REDRIVE_RETURN_IF_ERROR(MoveToDeadLetters(c, queue_id, {receipt}, journal, death, &out));
   *moved = !out.empty();
   return Status::Ok();
-}
-
-Status LockTenantOfQueue(PgConn& c, int64_t queue_id) {
-  return c
-      .Exec(
-          "SELECT 1 FROM tenants WHERE name = (SELECT tenant FROM queues WHERE id = $1) "
-          "FOR UPDATE",
-          Params().Int(queue_id))
-      .status();
 }
 
 // ---------------------------------------------------------------- messages
@@ -506,6 +498,11 @@ Result<std::vector<PublishResult>> PgStore::PublishMany(
 
 Result<std::vector<MessageRecord>> PgStore::Lease(const LeaseRequest& req) {
   std::vector<MessageRecord> out;
+  // `seq = ANY(…)` beside each join on seq below (and in Ack and MoveToDeadLetters): the
+  // primary-key lookups of the batch's seqs. Without it the planner, which expects a handful
+  // of rows from the CTE or unnest, hashed them and scanned every message of the queue to
+  // probe them: 54 ms an ack with a backlog of 40,000 (pg_stat_statements), most of the
+  // database's CPU in the end-to-end benchmark.
   // One statement, so autocommit: the ready messages in the order they became visible, then
   // in publish order (as SQLite, docs/api.md "Leases and receipts"), skipping those another
   // consumer is leasing at this moment (SKIP LOCKED: concurrent receives on one queue take
@@ -520,7 +517,8 @@ Result<std::vector<MessageRecord>> PgStore::Lease(const LeaseRequest& req) {
                "leased AS (UPDATE messages SET state = 1, visible_at = $2, lease_token = $3, "
                "consumer = $4, delivery_count = delivery_count + 1, last_delivered_at = $5, "
                "first_delivered_at = CASE WHEN first_delivered_at = 0 THEN $5 ELSE "
-               "first_delivered_at END FROM picked WHERE seq = picked.pseq "
+               "first_delivered_at END FROM picked WHERE "
+               "seq = ANY(ARRAY(SELECT pseq FROM picked)) AND seq = picked.pseq "
                "RETURNING " PG_MESSAGE_COLUMNS ", picked.pvisible) "
                "SELECT " PG_MESSAGE_COLUMNS " FROM leased ORDER BY pvisible, seq",
                Params()
@@ -565,8 +563,8 @@ Result<std::vector<bool>> PgStore::Ack(int64_t queue_id, const std::vector<Recei
     REDRIVE_ASSIGN_OR_RETURN(
         Rows r,
         c.Exec("WITH r AS (SELECT * FROM unnest($2::bigint[], $3::text[]) AS r(seq, token)), "
-               "gone AS (DELETE FROM messages m USING r WHERE m.seq = r.seq AND "
-               "m.queue_id = $1 AND m.state = 1 AND m.lease_token = r.token "
+               "gone AS (DELETE FROM messages m USING r WHERE m.seq = ANY($2::bigint[]) AND "
+               "m.seq = r.seq AND m.queue_id = $1 AND m.state = 1 AND m.lease_token = r.token "
                "RETURNING m.seq, m.id, m.lease_token, m.last_delivered_at), "
                "copies AS (UPDATE topic_deliveries d SET delivered_at = g.last_delivered_at "
                "FROM gone g WHERE strpos(g.id, ':') > 0 AND d.copy_id = g.id AND "
@@ -625,7 +623,6 @@ Result<std::vector<bool>> PgStore::SettleFailures(int64_t queue_id,
   REDRIVE_RETURN_IF_ERROR(pool_.Tx([&](PgConn& c) -> Status {
     out.assign(actions.size(), false);
     // The backend's lock order (top of this file): tenant, then queues by ascending id.
-    if (dead_letters) REDRIVE_RETURN_IF_ERROR(LockTenantOfQueue(c, queue_id));
     if (!queues.empty()) {
       REDRIVE_RETURN_IF_ERROR(c.Exec("SELECT 1 FROM queues WHERE id = ANY($1::bigint[]) "
                                      "ORDER BY id FOR UPDATE",
@@ -674,10 +671,14 @@ Result<std::vector<bool>> PgStore::SettleFailures(int64_t queue_id,
                      "consumer = '', journal = $9, lineage = $10 WHERE seq = $1 AND "
                      "queue_id = $2 AND ($3 = '' OR (state = 1 AND lease_token = $3)) "
                      "RETURNING body_size), "
-                     "counts AS (UPDATE queues q SET "
-                     "msg_count = q.msg_count + CASE WHEN q.id = $4 THEN 1 ELSE -1 END, "
-                     "msg_bytes = q.msg_bytes + CASE WHEN q.id = $4 THEN m.body_size "
-                     "ELSE -m.body_size END FROM m WHERE q.id IN ($2, $4) AND $2 <> $4) "
+                     "counts AS (INSERT INTO queue_usage AS u(queue_id, shard, msg_count, "
+                     "msg_bytes) SELECT q.id, pg_backend_pid() % 16, "
+                     "CASE WHEN q.id = $4 THEN 1 ELSE -1 END, CASE WHEN q.id = $4 THEN "
+                     "m.body_size ELSE -m.body_size END FROM m, (VALUES ($2::bigint), "
+                     "($4::bigint)) AS q(id) WHERE $2 <> $4 ORDER BY q.id "
+                     "ON CONFLICT (queue_id, shard) DO UPDATE SET "
+                     "msg_count = u.msg_count + EXCLUDED.msg_count, "
+                     "msg_bytes = u.msg_bytes + EXCLUDED.msg_bytes) "
                      "SELECT count(*) FROM m",
                      Params()
                          .Int(r.seq)

@@ -80,12 +80,8 @@ Result<TenantUsage> PgStore::GetTenantUsage(const std::string& tenant) {
   TenantUsage u;
   REDRIVE_RETURN_IF_ERROR(pool_.Run([&](PgConn& c) {
     REDRIVE_ASSIGN_OR_RETURN(Rows r,
-                             c.Exec("SELECT count(*) FILTER (WHERE kind = 0), "
-                                    "COALESCE(sum(msg_count), 0)::bigint + "
-                                    "COALESCE((SELECT dl_count FROM tenants WHERE name = $1), 0), "
-                                    "COALESCE(sum(msg_bytes), 0)::bigint + "
-                                    "COALESCE((SELECT dl_bytes FROM tenants WHERE name = $1), 0) "
-                                    "FROM queues WHERE tenant = $1",
+                             c.Exec("SELECT (SELECT count(*) FROM queues WHERE tenant = $1 AND "
+                                    "kind = 0), " PG_TENANT_USAGE_SUMS,
                                     Params().Text(tenant)));
     if (!r.empty()) u = TenantUsage{r.Int(0, 0), r.Int(0, 1), r.Int(0, 2)};
     return Status::Ok();
@@ -173,6 +169,8 @@ Result<DeleteTenantOutcome> PgStore::DeleteTenant(const std::string& tenant, boo
         "DELETE FROM tickets WHERE tenant = $1",
         "DELETE FROM notification_settings WHERE tenant = $1",
         "DELETE FROM tokens WHERE tenant = $1",
+        "DELETE FROM queue_usage WHERE queue_id IN (SELECT id FROM queues WHERE tenant = $1)",
+        "DELETE FROM tenant_usage WHERE tenant = $1",
         "DELETE FROM queues WHERE tenant = $1",
         "DELETE FROM tenants WHERE name = $1",
     };
@@ -371,6 +369,8 @@ Result<bool> PgStore::DeleteQueue(int64_t queue_id) {
                          Params().Int(queue_id)));
       n = r.affected();
       if (n > 0) return Status::Ok();
+      REDRIVE_RETURN_IF_ERROR(
+          c.Exec("DELETE FROM queue_usage WHERE queue_id = $1", Params().Int(queue_id)).status());
       return c.Exec("DELETE FROM idempotency WHERE queue_id = $1", Params().Int(queue_id)).status();
     }));
     if (n == 0) break;
