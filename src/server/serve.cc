@@ -21,13 +21,9 @@
 namespace redrive::server {
 namespace {
 
-bool IsPostgres(const std::string& uri) {
-  return uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0;
-}
-
 // The store's URI as it may be printed: without the password of a postgres:// URI.
 std::string PrintableStoreUri(const std::string& uri) {
-  if (!IsPostgres(uri)) return uri;
+  if (!store::IsPostgresUri(uri)) return uri;
   size_t scheme = uri.find("://") + 3;
   size_t at = uri.find('@', scheme);
   size_t slash = uri.find('/', scheme);
@@ -271,7 +267,7 @@ int RunServer(const ServerConfig& config, const std::string& port_file) {
   // Nodes sharing a PostgreSQL coordinate through it (LISTEN/NOTIFY, claims); an embedded
   // store is one node's alone (the engine's LocalCoordinator).
   std::unique_ptr<engine::Coordinator> coordinator;
-  if (IsPostgres(config.StoreUri())) {
+  if (store::IsPostgresUri(config.StoreUri())) {
     coordinator =
         std::make_unique<store::postgres::PgCoordinator>(config.StoreUri(), MakeNodeId(random));
     spdlog::info("node {} on a shared PostgreSQL store", coordinator->node_id());

@@ -4,8 +4,12 @@
 
 namespace redrive::store {
 
+bool IsPostgresUri(const std::string& uri) {
+  return uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0;
+}
+
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri) {
-  if (uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0) {
+  if (IsPostgresUri(uri)) {
     auto opened = postgres::PgStore::Open(uri);
     if (!opened.ok()) return opened.status();
     return std::unique_ptr<Store>(std::move(opened).value());

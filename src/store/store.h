@@ -31,5 +31,7 @@ class Store : public MessageStore, public ControlStore {
 // "sqlite:PATH", or a plain PATH to an SQLite file.
 // Errors: kInvalidArgument for an unknown scheme, kStoreFailed when it cannot be opened.
 Result<std::unique_ptr<Store>> OpenStore(const std::string& uri);
+// Whether OpenStore takes `uri` to PostgreSQL, a store several nodes share.
+bool IsPostgresUri(const std::string& uri);
 
 }  // namespace redrive::store

@@ -72,8 +72,4 @@ Status PublishRequests(PgConn& c, const std::vector<const PublishRequest*>& requ
 Status RecordTopicEvents(PgConn& c, const std::vector<TopicEventWrite>& events,
                          const std::vector<PublishResult>& results);
 
-// For methods not written yet: kInternal naming the method.
-#define PG_NOT_IMPLEMENTED() \
-  return Status(ErrorCode::kInternal, std::string("postgres: not implemented: ") + __func__)
-
 }  // namespace redrive::store::postgres

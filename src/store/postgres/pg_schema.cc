@@ -234,51 +234,38 @@ CREATE TABLE tenant_usage(
   dl_count bigint NOT NULL,
   dl_bytes bigint NOT NULL,
   PRIMARY KEY(tenant, shard));
-CREATE FUNCTION redrive_messages_in() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One function per table for both triggers: an insert adds, a delete subtracts (TG_OP).
+CREATE FUNCTION redrive_messages_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  sign integer := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
 BEGIN
   INSERT INTO queue_usage AS u(queue_id, shard, msg_count, msg_bytes)
-    SELECT queue_id, pg_backend_pid() % 16, count(*), sum(body_size) FROM changed
-    GROUP BY queue_id ORDER BY queue_id
-    ON CONFLICT (queue_id, shard) DO UPDATE SET msg_count = u.msg_count + EXCLUDED.msg_count,
-      msg_bytes = u.msg_bytes + EXCLUDED.msg_bytes;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION redrive_messages_out() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO queue_usage AS u(queue_id, shard, msg_count, msg_bytes)
-    SELECT queue_id, pg_backend_pid() % 16, -count(*), -sum(body_size) FROM changed
-    GROUP BY queue_id ORDER BY queue_id
+    SELECT queue_id, pg_backend_pid() % 16, sign * count(*), sign * sum(body_size)
+    FROM changed GROUP BY queue_id ORDER BY queue_id
     ON CONFLICT (queue_id, shard) DO UPDATE SET msg_count = u.msg_count + EXCLUDED.msg_count,
       msg_bytes = u.msg_bytes + EXCLUDED.msg_bytes;
   RETURN NULL;
 END $$;
 CREATE TRIGGER usage_messages_in AFTER INSERT ON messages REFERENCING NEW TABLE AS changed
-  FOR EACH STATEMENT EXECUTE FUNCTION redrive_messages_in();
+  FOR EACH STATEMENT EXECUTE FUNCTION redrive_messages_usage();
 CREATE TRIGGER usage_messages_out AFTER DELETE ON messages REFERENCING OLD TABLE AS changed
-  FOR EACH STATEMENT EXECUTE FUNCTION redrive_messages_out();
-CREATE FUNCTION redrive_dead_letters_in() RETURNS trigger LANGUAGE plpgsql AS $$
+  FOR EACH STATEMENT EXECUTE FUNCTION redrive_messages_usage();
+CREATE FUNCTION redrive_dead_letters_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  sign integer := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
 BEGIN
   INSERT INTO tenant_usage AS u(tenant, shard, dl_count, dl_bytes)
-    SELECT tenant, pg_backend_pid() % 16, count(*), sum(body_size) FROM changed
-    GROUP BY tenant ORDER BY tenant
-    ON CONFLICT (tenant, shard) DO UPDATE SET dl_count = u.dl_count + EXCLUDED.dl_count,
-      dl_bytes = u.dl_bytes + EXCLUDED.dl_bytes;
-  RETURN NULL;
-END $$;
-CREATE FUNCTION redrive_dead_letters_out() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO tenant_usage AS u(tenant, shard, dl_count, dl_bytes)
-    SELECT tenant, pg_backend_pid() % 16, -count(*), -sum(body_size) FROM changed
-    GROUP BY tenant ORDER BY tenant
+    SELECT tenant, pg_backend_pid() % 16, sign * count(*), sign * sum(body_size)
+    FROM changed GROUP BY tenant ORDER BY tenant
     ON CONFLICT (tenant, shard) DO UPDATE SET dl_count = u.dl_count + EXCLUDED.dl_count,
       dl_bytes = u.dl_bytes + EXCLUDED.dl_bytes;
   RETURN NULL;
 END $$;
 CREATE TRIGGER usage_dead_letters_in AFTER INSERT ON dead_letters REFERENCING NEW TABLE AS changed
-  FOR EACH STATEMENT EXECUTE FUNCTION redrive_dead_letters_in();
+  FOR EACH STATEMENT EXECUTE FUNCTION redrive_dead_letters_usage();
 CREATE TRIGGER usage_dead_letters_out AFTER DELETE ON dead_letters
   REFERENCING OLD TABLE AS changed
-  FOR EACH STATEMENT EXECUTE FUNCTION redrive_dead_letters_out();
+  FOR EACH STATEMENT EXECUTE FUNCTION redrive_dead_letters_usage();
 )sql";
 
 // Any integer; the same on every node: pg_advisory_xact_lock's key for migrations.
